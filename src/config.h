@@ -1,0 +1,69 @@
+/*
+ * config.h - the configuration file shared by mtasts-milter and
+ * mtasts-query (OpenDKIM-style "Key value" lines).
+ *
+ * One table of keys (config.c) drives the parser, the range checks,
+ * `mtasts-milter -n` / sts_config_print and the documentation test: every
+ * key in the table must appear in doc/mtasts-milter.conf.5.
+ */
+#ifndef STS_CONFIG_H
+#define STS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "status.h"
+
+#ifndef STS_DEFAULT_CONFIG
+#define STS_DEFAULT_CONFIG "/etc/mtasts-milter.conf"
+#endif
+
+typedef struct sts_config {
+    /* daemon faces */
+    char *socket;             /* Socket: inet:PORT@HOST or unix:PATH */
+    char *socketmap_socket;   /* SocketmapSocket: same syntax */
+    char *user_id;            /* UserID: user[:group] to run as */
+    char *pid_file;           /* PidFile */
+    char *syslog_facility;    /* SyslogFacility: mail, local0..local7, daemon */
+    char *decision_log;       /* DecisionLog: path, NULL = none */
+    /* discovery */
+    char *dns_servers;        /* DNSServers: "host[:port],..." ; NULL = system resolver */
+    unsigned dns_timeout_ms;  /* DNSTimeout (ms): per try */
+    unsigned dns_tries;       /* DNSTries */
+    char *ca_file;            /* CAFile: PEM bundle; NULL = system store */
+    unsigned https_connect_timeout_ms; /* HTTPSConnectTimeout (ms) */
+    unsigned https_timeout_ms;         /* HTTPSTimeout (ms): whole fetch */
+    unsigned policy_port;     /* PolicyPort: TESTS ONLY, 443 in production */
+    /* cache */
+    char *cache_store;        /* CacheStore: sqlite:PATH or redis://HOST:PORT[/DB] */
+} sts_config;
+
+/* Fill cfg with the embedded defaults (allocates; free with sts_config_free).
+ * Returns STS_OK or STS_NOMEM. */
+sts_status sts_config_defaults(sts_config *cfg) STS_MUST_CHECK;
+
+/* Parse configuration text on top of the current values of cfg.
+ * `name` is used in error messages ("FILE:LINE: ...").  Blank lines and
+ * lines whose first non-blank is '#' are ignored; a key is
+ * case-insensitive; the value is the rest of the line with surrounding
+ * whitespace removed.  An unknown key, a missing or bad value, or a key
+ * given twice is STS_PERMFAIL with "name:line: reason" in why. */
+sts_status sts_config_parse(const char *text, size_t len, const char *name, sts_config *cfg,
+                            sts_why *why) STS_MUST_CHECK;
+
+/* Read and parse the file at path (at most 1 MiB).  A file that cannot be
+ * opened is STS_PERMFAIL with the errno text. */
+sts_status sts_config_load(const char *path, sts_config *cfg, sts_why *why) STS_MUST_CHECK;
+
+void sts_config_free(sts_config *cfg);
+
+/* Print the effective configuration, one "Key value" line per key in table
+ * order, unset keys as "# Key (unset)". */
+void sts_config_print(const sts_config *cfg, FILE *fp);
+
+/* The name of the i-th key in table order, NULL past the end (for the
+ * documentation test and for tools that list keys). */
+const char *sts_config_key_name(size_t i);
+
+#endif
