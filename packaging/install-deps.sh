@@ -1,0 +1,40 @@
+#!/bin/sh
+# Install what mtasts-milter needs on Debian 12 / Ubuntu 22.04 or newer.
+#   install-deps.sh          build dependencies (compiler, autotools, -dev libraries)
+#   install-deps.sh --test   also what the test suite needs (clang + libFuzzer,
+#                            python3-dnslib for the DNS fixture, openssl for the test CA)
+# Run as root.  Safe to run again: apt-get skips what is installed.
+set -eu
+
+BUILD_PKGS="build-essential autoconf automake libtool pkg-config
+ libc-ares-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libhiredis-dev
+ libjansson-dev zlib1g-dev libidn2-dev libcmocka-dev libmilter-dev ca-certificates"
+TEST_PKGS="clang libclang-rt-dev python3 python3-dnslib openssl groff-base"
+
+pkgs=$BUILD_PKGS
+for arg in "$@"; do
+    case $arg in
+    --test) pkgs="$pkgs $TEST_PKGS" ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    *) echo "install-deps.sh: unknown option '$arg'" >&2; exit 64 ;;
+    esac
+done
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-deps.sh: apt-get not found; install these packages by hand:" >&2
+    echo "  $pkgs" | tr '\n' ' ' >&2
+    echo >&2
+    exit 69
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps.sh: run as root (apt-get needs it)" >&2
+    exit 77
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# shellcheck disable=SC2086 # word splitting of the package list is intended
+if ! apt-get install -y --no-install-recommends $pkgs >/dev/null 2>&1; then
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends $pkgs
+fi
+echo "install-deps.sh: dependencies installed"

@@ -1,0 +1,53 @@
+/*
+ * discover.h - one MTA-STS policy discovery per domain (RFC 8461 3):
+ * TXT _mta-sts.<domain> -> addresses of mta-sts.<domain> -> HTTPS fetch
+ * -> policy parse, ending in an sts_outcome.
+ *
+ * An sts_discover owns one resolver and one fetcher and is driven by
+ * sts_discover_run() from a single thread (the engine's loop thread, or
+ * mtasts-query's main thread).  Only sts_discover_wakeup() may be called
+ * from other threads.
+ */
+#ifndef STS_DISCOVER_H
+#define STS_DISCOVER_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "dns.h"
+#include "outcome.h"
+#include "status.h"
+
+typedef struct sts_discover sts_discover;
+
+/* Build from the configuration (DNSServers, DNSTimeout, DNSTries, CAFile,
+ * HTTPSConnectTimeout, HTTPSTimeout, PolicyPort). */
+sts_status sts_discover_new(const sts_config *cfg, sts_discover **out, sts_why *why) STS_MUST_CHECK;
+
+/* Cancel what is in flight (callbacks run with temperror) and free. */
+void sts_discover_free(sts_discover *d);
+
+/* The callback gets the outcome; it may take o->policy (set it to NULL),
+ * everything else is freed after it returns. */
+typedef void sts_discover_cb(void *arg, sts_outcome *o);
+
+/* Start discovering the policy of a normalised domain (domain.h).  The
+ * callback runs exactly once, from sts_discover_run() or
+ * sts_discover_free(), never from here.  Returns STS_OK or STS_NOMEM. */
+sts_status sts_discover_start(sts_discover *d, const char *domain, sts_discover_cb *cb,
+                              void *arg) STS_MUST_CHECK;
+
+/* Look up the MX hosts of a domain with the same resolver (callback as in dns.h). */
+void sts_discover_mx(sts_discover *d, const char *domain, sts_dns_mx_cb *cb, void *arg);
+
+/* One loop iteration: wait up to timeout_ms for network activity, then
+ * advance every discovery and run the callbacks of finished ones. */
+sts_status sts_discover_run(sts_discover *d, int timeout_ms) STS_MUST_CHECK;
+
+/* Discoveries (and MX lookups) not yet completed. */
+size_t sts_discover_pending(const sts_discover *d);
+
+/* Interrupt a sleeping sts_discover_run().  Any thread. */
+void sts_discover_wakeup(sts_discover *d);
+
+#endif
