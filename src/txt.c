@@ -1,0 +1,238 @@
+/*
+ * txt.c - the _mta-sts.<domain> TXT record (see txt.h).
+ *
+ * Implements RFC 8461 3.1: the discard-then-count selection among the TXT
+ * records of a name, and the ABNF of the one remaining record.  Input is
+ * untrusted DNS data: it is read through a bounded cursor only, never
+ * assumed NUL-terminated, and any byte outside the grammar makes the
+ * record invalid (RFC 8461 3.1: a syntactically invalid record means the
+ * domain has no usable policy).
+ *
+ * Choices where the RFC leaves room or its grammar is stricter than the
+ * records seen in the wild:
+ * - Trailing whitespace after the last field is accepted ("v=STSv1;
+ *   id=1 ").  The ABNF only allows WSP as part of a ";" delimiter, but
+ *   such records are common, the whitespace carries no meaning and
+ *   rejecting them would silently turn MTA-STS off for the domain.
+ * - "id=" always introduces the id field, so a value that is not 1..32
+ *   letters and digits ("id=abc-def", a 33-character id) makes the record
+ *   invalid instead of being read as an unknown extension called "id".
+ *   Every id field is checked; the first one counts.
+ */
+#include "txt.h"
+
+#include <string.h>
+
+#include "buf.h"
+
+#define TXT_VERSION "v=STSv1"
+#define TXT_NAME_MAX 32 /* sts-ext-name: 1 + *31 */
+
+/* Copy untrusted bytes into a short reason fragment: printable ASCII is
+ * kept (except the quote and backslash), anything else becomes \xHH, and a
+ * long value is cut with "...". */
+static const char *txt_quote(char *dst, size_t dstsz, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        bool plain = ch >= 0x20 && ch < 0x7f && ch != '\'' && ch != '\\';
+        size_t need = plain ? 1 : 4;
+
+        if (o + need + 4 > dstsz) { /* keep room for "..." and NUL */
+            memcpy(dst + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (plain) {
+            dst[o++] = (char)ch;
+        } else {
+            dst[o++] = '\\';
+            dst[o++] = 'x';
+            dst[o++] = hex[ch >> 4];
+            dst[o++] = hex[ch & 0x0f];
+        }
+    }
+    dst[o] = '\0';
+    return dst;
+}
+
+static bool txt_is_id_char(unsigned char ch)
+{
+    return sts_is_alnum(ch);
+}
+
+static bool txt_is_name_char(unsigned char ch)
+{
+    return sts_is_alnum(ch) || ch == '_' || ch == '-' || ch == '.';
+}
+
+/* sts-ext-value = 1*(%x21-3A / %x3C / %x3E-7E) */
+static bool txt_is_ext_value_char(unsigned char ch)
+{
+    return ch >= 0x21 && ch <= 0x7e && ch != ';' && ch != '=';
+}
+
+/* A field value ends at the end of the record, at WSP, or at ';'. */
+static bool txt_at_field_end(const sts_cur *c)
+{
+    return sts_cur_empty(c) || c->p[0] == ';' || sts_is_wsp((unsigned char)c->p[0]);
+}
+
+bool sts_txt_is_sts(const char *rec, size_t len)
+{
+    size_t n = sizeof(TXT_VERSION) - 1;
+
+    if (rec == NULL || len < n || memcmp(rec, TXT_VERSION, n) != 0)
+        return false;
+    return len == n || rec[n] == ';' || sts_is_wsp((unsigned char)rec[n]);
+}
+
+/* sts-id = %s"id=" 1*32(ALPHA / DIGIT); "id=" already consumed. */
+static sts_status txt_parse_id(sts_cur *c, sts_cur *id, bool *have_id, sts_why *why)
+{
+    char q[64];
+    sts_cur val;
+
+    if (!sts_cur_take_while(c, txt_is_id_char, &val)) {
+        if (txt_at_field_end(c)) {
+            sts_why_set(why, "id field is empty");
+        } else {
+            sts_why_set(why, "id contains '%s', only letters and digits are allowed",
+                        txt_quote(q, sizeof(q), c->p, 1));
+        }
+        return STS_PERMFAIL;
+    }
+    if (!txt_at_field_end(c)) {
+        sts_why_set(why, "id contains '%s', only letters and digits are allowed",
+                    txt_quote(q, sizeof(q), c->p, 1));
+        return STS_PERMFAIL;
+    }
+    if (val.len > STS_ID_MAX) {
+        sts_why_set(why, "id is %zu characters long, at most %d are allowed", val.len,
+                    STS_ID_MAX);
+        return STS_PERMFAIL;
+    }
+    if (!*have_id) {
+        *id = val;
+        *have_id = true;
+    }
+    return STS_OK;
+}
+
+/* sts-extension = sts-ext-name "=" sts-ext-value; checked, then ignored. */
+static sts_status txt_parse_extension(sts_cur *c, sts_why *why)
+{
+    char q[64];
+    sts_cur name, val;
+
+    if (!sts_is_alnum((unsigned char)c->p[0]) ||
+        !sts_cur_take_while(c, txt_is_name_char, &name)) {
+        sts_why_set(why, "field starts with '%s', expected a field name",
+                    txt_quote(q, sizeof(q), c->p, 1));
+        return STS_PERMFAIL;
+    }
+    if (name.len > TXT_NAME_MAX) {
+        sts_why_set(why, "field name '%s' is longer than %d characters",
+                    txt_quote(q, sizeof(q), name.p, name.len), TXT_NAME_MAX);
+        return STS_PERMFAIL;
+    }
+    if (!sts_cur_take_char(c, '=')) {
+        sts_why_set(why, "field '%s' has no '='", txt_quote(q, sizeof(q), name.p, name.len));
+        return STS_PERMFAIL;
+    }
+    if (!sts_cur_take_while(c, txt_is_ext_value_char, &val) && txt_at_field_end(c)) {
+        sts_why_set(why, "field '%s' has an empty value",
+                    txt_quote(q, sizeof(q), name.p, name.len));
+        return STS_PERMFAIL;
+    }
+    if (!txt_at_field_end(c)) {
+        char q2[16];
+
+        sts_why_set(why, "value of field '%s' contains '%s'",
+                    txt_quote(q, sizeof(q), name.p, name.len),
+                    txt_quote(q2, sizeof(q2), c->p, 1));
+        return STS_PERMFAIL;
+    }
+    return STS_OK;
+}
+
+sts_status sts_txt_parse(const char *rec, size_t len, sts_txt *out, sts_why *why)
+{
+    sts_cur c = sts_cur_make(rec, rec != NULL ? len : 0);
+    sts_cur id = sts_cur_make(NULL, 0);
+    bool have_id = false;
+    sts_status st;
+
+    if (!sts_txt_is_sts(c.p, c.len)) {
+        sts_why_set(why, "record does not start with v=STSv1");
+        return STS_PERMFAIL;
+    }
+    (void)sts_cur_take_lit(&c, TXT_VERSION);
+
+    /* Loop invariant: c is just after a complete field (version or other). */
+    for (;;) {
+        sts_cur_skip_wsp(&c);
+        if (sts_cur_empty(&c))
+            break; /* trailing WSP without ';': tolerated, see the top */
+        if (!sts_cur_take_char(&c, ';')) {
+            char q[16];
+
+            sts_why_set(why, "expected ';' at offset %zu, found '%s'", (size_t)(c.p - rec),
+                        txt_quote(q, sizeof(q), c.p, 1));
+            return STS_PERMFAIL;
+        }
+        sts_cur_skip_wsp(&c);
+        if (sts_cur_empty(&c))
+            break; /* the optional trailing delimiter */
+        if (c.p[0] == ';') {
+            sts_why_set(why, "empty field at offset %zu", (size_t)(c.p - rec));
+            return STS_PERMFAIL;
+        }
+        if (sts_cur_take_lit(&c, "id="))
+            st = txt_parse_id(&c, &id, &have_id, why);
+        else
+            st = txt_parse_extension(&c, why);
+        if (st != STS_OK)
+            return st;
+    }
+
+    if (!have_id) {
+        sts_why_set(why, "required id field missing");
+        return STS_PERMFAIL;
+    }
+    if (out != NULL) {
+        memcpy(out->id, id.p, id.len);
+        out->id[id.len] = '\0';
+    }
+    return STS_OK;
+}
+
+sts_status sts_txt_select(const sts_txt_rr *recs, size_t n, sts_txt *out, sts_why *why)
+{
+    size_t count = 0, which = 0;
+    sts_why inner;
+    sts_status st;
+
+    /* RFC 8461 3.1: discard first, then count what is left. */
+    for (size_t i = 0; i < n; i++) {
+        if (sts_txt_is_sts(recs[i].data, recs[i].len)) {
+            count++;
+            which = i;
+        }
+    }
+    if (count == 0) {
+        sts_why_set(why, "no v=STSv1 record among %zu TXT records", n);
+        return STS_NOTFOUND;
+    }
+    if (count > 1) {
+        sts_why_set(why, "found %zu v=STSv1 records, exactly one is allowed", count);
+        return STS_PERMFAIL;
+    }
+    st = sts_txt_parse(recs[which].data, recs[which].len, out, &inner);
+    if (st != STS_OK)
+        sts_why_set(why, "invalid v=STSv1 record: %s", inner.text);
+    return st;
+}
