@@ -354,7 +354,9 @@ static sts_status parse_txt(query *q, const unsigned char *abuf, int alen, char 
     int rc;
 
     rc = ares_parse_txt_reply_ext(abuf, alen, &head);
-    if (rc == ARES_ENODATA)
+    /* c-ares 1.18 reports success with no records when the answer holds
+     * only other types (a bare CNAME): same as NODATA for our purpose. */
+    if (rc == ARES_ENODATA || (rc == ARES_SUCCESS && head == NULL))
         return STS_NOTFOUND;
     if (rc != ARES_SUCCESS) {
         (void)snprintf(why, wsz, "malformed TXT answer: %s", ares_strerror(rc));
@@ -412,7 +414,7 @@ static sts_status parse_mx(query *q, const unsigned char *abuf, int alen, char *
     int rc;
 
     rc = ares_parse_mx_reply(abuf, alen, &head);
-    if (rc == ARES_ENODATA)
+    if (rc == ARES_ENODATA || (rc == ARES_SUCCESS && head == NULL))
         return STS_NOTFOUND;
     if (rc != ARES_SUCCESS) {
         (void)snprintf(why, wsz, "malformed MX answer: %s", ares_strerror(rc));
