@@ -96,8 +96,9 @@ bool sts_cur_take_number(sts_cur *c, size_t maxdigits, uint64_t max, uint64_t *o
 
         if (n == maxdigits)
             return false;
-        /* max <= UINT64_MAX, so checking against max also prevents overflow. */
-        if (v > (max - d) / 10)
+        /* v * 10 + d <= max, written so that neither side can wrap;
+         * d > max must be tested first or max - d wraps around. */
+        if (d > max || v > (max - d) / 10)
             return false;
         v = v * 10 + d;
         n++;
@@ -158,7 +159,8 @@ static sts_status buf_reserve(sts_buf *b, size_t extra)
     size_t need, cap;
     char *p;
 
-    if (extra > b->max - b->len)
+    /* The second test keeps need from wrapping when max is SIZE_MAX. */
+    if (extra > b->max - b->len || extra >= SIZE_MAX - b->len)
         return STS_PERMFAIL;
     need = b->len + extra + 1; /* room for the terminating NUL */
     if (need <= b->cap)
@@ -166,7 +168,8 @@ static sts_status buf_reserve(sts_buf *b, size_t extra)
     cap = b->cap != 0 ? b->cap : 64;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    if (cap > b->max + 1)
+    /* cap - 1 > max, not cap > max + 1: max + 1 wraps to 0 for SIZE_MAX. */
+    if (cap - 1 > b->max)
         cap = b->max + 1;
     p = realloc(b->data, cap);
     if (p == NULL)
@@ -242,19 +245,28 @@ void sts_buf_free(sts_buf *b)
 
 void *sts_calloc_array(size_t n, size_t size)
 {
-    return calloc(n, size); /* calloc checks n * size for overflow itself */
+    /* glibc's calloc checks too, but ASan aborts on the overflow instead of
+     * returning NULL, and the contract is NULL. */
+    if (size != 0 && n > SIZE_MAX / size)
+        return NULL;
+    /* Like sts_realloc_array: NULL only ever means failure. */
+    if (n == 0 || size == 0)
+        n = size = 1;
+    return calloc(n, size);
 }
 
 void *sts_realloc_array(void *p, size_t n, size_t size)
 {
     if (size != 0 && n > SIZE_MAX / size)
         return NULL;
-    return realloc(p, n * size);
+    /* realloc(p, 0) may free p and return NULL, which a caller would read
+     * as "out of memory, p still yours" and free again. */
+    return realloc(p, n * size != 0 ? n * size : 1);
 }
 
 char *sts_strndup(const char *s, size_t n)
 {
-    char *p = malloc(n + 1);
+    char *p = n < SIZE_MAX ? malloc(n + 1) : NULL;
 
     if (p == NULL)
         return NULL;
