@@ -48,13 +48,22 @@ sts_status sts_config_defaults(sts_config *cfg) STS_MUST_CHECK;
  * lines whose first non-blank is '#' are ignored; a key is
  * case-insensitive; the value is the rest of the line with surrounding
  * whitespace removed.  An unknown key, a missing or bad value, or a key
- * given twice is STS_PERMFAIL with "name:line: reason" in why. */
+ * given twice is STS_PERMFAIL with "name:line: reason" in why; cfg is
+ * left unchanged on any failure. */
 sts_status sts_config_parse(const char *text, size_t len, const char *name, sts_config *cfg,
                             sts_why *why) STS_MUST_CHECK;
 
 /* Read and parse the file at path (at most 1 MiB).  A file that cannot be
  * opened is STS_PERMFAIL with the errno text. */
 sts_status sts_config_load(const char *path, sts_config *cfg, sts_why *why) STS_MUST_CHECK;
+
+/* Set one key from its text value exactly as a config line "key value"
+ * would (same checks, same normalisation); for command-line overrides such
+ * as mtasts-query --dns / --ca-file.  STS_PERMFAIL with "key: reason" in
+ * why for an unknown key or a bad value, STS_NOMEM; cfg is unchanged on
+ * failure. */
+sts_status sts_config_set(sts_config *cfg, const char *key, const char *value,
+                          sts_why *why) STS_MUST_CHECK;
 
 void sts_config_free(sts_config *cfg);
 
