@@ -643,9 +643,10 @@ int sts_dns_pollfds(sts_dns *dns, struct pollfd *fds, int max)
     for (int i = 0; i < ARES_GETSOCK_MAXNUM && n < max; i++) {
         short ev = 0;
 
-        if (ARES_GETSOCK_READABLE(bits, i))
+        /* Not the ARES_GETSOCK_* macros: they shift a signed int by up to 31. */
+        if (((unsigned)bits >> i) & 1u)
             ev |= POLLIN;
-        if (ARES_GETSOCK_WRITABLE(bits, i))
+        if (((unsigned)bits >> (i + ARES_GETSOCK_MAXNUM)) & 1u)
             ev |= POLLOUT;
         if (ev == 0)
             continue;

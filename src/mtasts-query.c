@@ -76,40 +76,23 @@ static void on_mx(void *arg, sts_status st, const sts_dns_mx *res, const char *w
         (void)snprintf(q->mx_why, sizeof(q->mx_why), "null MX (RFC 7505): the domain accepts no mail");
 }
 
-/* Override one config key from the command line, validated by the same
- * parser as the file (so --dns accepts exactly what DNSServers accepts). */
+/* Override one config key from the command line, validated exactly as
+ * the file's line would be (so --dns accepts what DNSServers accepts). */
 static int override(sts_config *cfg, const char *key, const char *value)
 {
-    sts_config tmp;
     sts_why why;
-    char line[4200];
-    int n = snprintf(line, sizeof(line), "%s %s\n", key, value);
 
-    if (n < 0 || (size_t)n >= sizeof(line)) {
-        fprintf(stderr, "mtasts-query: value for %s is too long\n", key);
-        return EX_USAGE;
-    }
-    if (sts_config_defaults(&tmp) != STS_OK) {
+    why.text[0] = '\0';
+    switch (sts_config_set(cfg, key, value, &why)) {
+    case STS_OK:
+        return 0;
+    case STS_NOMEM:
         fprintf(stderr, "mtasts-query: out of memory\n");
         return EX_OSERR;
-    }
-    why.text[0] = '\0';
-    if (sts_config_parse(line, (size_t)n, "command line", &tmp, &why) != STS_OK) {
+    default:
         fprintf(stderr, "mtasts-query: %s\n", why.text);
-        sts_config_free(&tmp);
         return EX_USAGE;
     }
-    if (strcmp(key, "DNSServers") == 0) {
-        free(cfg->dns_servers);
-        cfg->dns_servers = tmp.dns_servers;
-        tmp.dns_servers = NULL;
-    } else {
-        free(cfg->ca_file);
-        cfg->ca_file = tmp.ca_file;
-        tmp.ca_file = NULL;
-    }
-    sts_config_free(&tmp);
-    return 0;
 }
 
 static void print_text(const query_state *q, const sts_mx_check *chk, size_t nchk, bool check_mx)
