@@ -41,15 +41,21 @@ build_and_check() { # name, configure args...
     rm -rf "${out:?}/$name"
     mkdir -p "$out/$name"
     (cd "$out/$name" && "$top/configure" "$@" >configure.out 2>&1) || {
-        tail -30 "$out/$name/configure.out"; return 1; }
+        tail -30 "$out/$name/configure.out"; echo "not ok - configure ($name)"
+        failed=$((failed + 1)); return 1; }
     (cd "$out/$name" && make -j"$JOBS" >make.out 2>&1) || {
-        tail -60 "$out/$name/make.out"; return 1; }
+        tail -60 "$out/$name/make.out"; echo "not ok - build ($name)"
+        failed=$((failed + 1)); return 1; }
     note "make check ($name)"
     rc=0
     (cd "$out/$name" && make -j"$JOBS" check VERBOSE=1 >check.out 2>&1) || rc=1
     grep -E '^(PASS|FAIL|SKIP|XFAIL|XPASS|ERROR):|^# ' "$out/$name/check.out" || true
-    [ $rc -eq 0 ] || sed -n '/^FAIL:/,$p' "$out/$name/check.out" | tail -150
     count_logs "$out/$name"
+    if [ $rc -ne 0 ]; then
+        sed -n '/^FAIL:/,$p' "$out/$name/check.out" | tail -150
+        echo "not ok - make check ($name)"
+        failed=$((failed + 1))
+    fi
     return $rc
 }
 
