@@ -28,6 +28,8 @@ struct sts_discover {
 
 typedef struct job {
     sts_discover *d;
+    sts_discover_mode mode;
+    char known_id[STS_ID_MAX + 1];
     sts_discover_cb *cb;
     void *arg;
     sts_outcome o;
@@ -173,15 +175,29 @@ static void on_addrs(void *arg, sts_status st, const sts_dns_addrs *res, const c
                    NULL, fwhy.text);
 }
 
+/* Step 2: the policy host's addresses, then the fetch (on_addrs). */
+static void fetch_policy(job *j)
+{
+    (void)snprintf(j->name, sizeof(j->name), "mta-sts.%s", j->o.domain);
+    sts_dns_addrs_query(j->d->dns, j->name, on_addrs, j);
+}
+
 static void on_txt(void *arg, sts_status st, const sts_dns_txt *res, const char *why)
 {
     job *j = arg;
     sts_txt_rr rr[STS_DNS_MAX_RECORDS];
     sts_txt txt;
     sts_why twhy;
+    sts_status sel;
 
     if (j->d->closing) {
         job_finish(j, STS_RESULT_TEMPERROR, STS_RT_NONE, NULL, "discovery cancelled: shutting down");
+        return;
+    }
+    if (st != STS_OK && j->mode == STS_DISCOVER_REFRESH && st != STS_NOMEM) {
+        /* A refresh renews the policy independently of the TXT record. */
+        memcpy(j->o.id, j->known_id, sizeof(j->o.id));
+        fetch_policy(j);
         return;
     }
     switch (st) {
@@ -205,7 +221,13 @@ static void on_txt(void *arg, sts_status st, const sts_dns_txt *res, const char 
         rr[i].len = res->len[i];
     }
     twhy.text[0] = '\0';
-    switch (sts_txt_select(rr, res->n < STS_DNS_MAX_RECORDS ? res->n : STS_DNS_MAX_RECORDS, &txt, &twhy)) {
+    sel = sts_txt_select(rr, res->n < STS_DNS_MAX_RECORDS ? res->n : STS_DNS_MAX_RECORDS, &txt, &twhy);
+    if (sel != STS_OK && j->mode == STS_DISCOVER_REFRESH) {
+        memcpy(j->o.id, j->known_id, sizeof(j->o.id));
+        fetch_policy(j);
+        return;
+    }
+    switch (sel) {
     case STS_OK:
         break;
     case STS_NOTFOUND:
@@ -218,24 +240,37 @@ static void on_txt(void *arg, sts_status st, const sts_dns_txt *res, const char 
         return;
     }
     memcpy(j->o.id, txt.id, sizeof(j->o.id));
-    (void)snprintf(j->name, sizeof(j->name), "mta-sts.%s", j->o.domain);
-    sts_dns_addrs_query(j->d->dns, j->name, on_addrs, j);
+    if (j->mode == STS_DISCOVER_RECHECK && strcmp(j->o.id, j->known_id) == 0) {
+        j->o.unchanged = true;
+        job_finish(j, STS_RESULT_POLICY, STS_RT_NONE, NULL, NULL);
+        return;
+    }
+    fetch_policy(j);
 }
 
-sts_status sts_discover_start(sts_discover *d, const char *domain, sts_discover_cb *cb, void *arg)
+sts_status sts_discover_start_mode(sts_discover *d, const char *domain, sts_discover_mode mode,
+                                   const char *known_id, sts_discover_cb *cb, void *arg)
 {
     job *j = calloc(1, sizeof(*j));
 
     if (j == NULL)
         return STS_NOMEM;
     j->d = d;
+    j->mode = mode;
     j->cb = cb;
     j->arg = arg;
+    if (known_id != NULL)
+        (void)snprintf(j->known_id, sizeof(j->known_id), "%s", known_id);
     sts_outcome_init(&j->o, domain);
     (void)snprintf(j->name, sizeof(j->name), "_mta-sts.%s", j->o.domain);
     d->pending++;
     sts_dns_txt_query(d->dns, j->name, on_txt, j);
     return STS_OK;
+}
+
+sts_status sts_discover_start(sts_discover *d, const char *domain, sts_discover_cb *cb, void *arg)
+{
+    return sts_discover_start_mode(d, domain, STS_DISCOVER_FULL, NULL, cb, arg);
 }
 
 typedef struct mx_job {

@@ -37,6 +37,21 @@ typedef void sts_discover_cb(void *arg, sts_outcome *o);
 sts_status sts_discover_start(sts_discover *d, const char *domain, sts_discover_cb *cb,
                               void *arg) STS_MUST_CHECK;
 
+typedef enum sts_discover_mode {
+    STS_DISCOVER_FULL,    /* TXT record, then the policy if the record is valid */
+    STS_DISCOVER_RECHECK, /* TXT record; if its id equals known_id stop with
+                             o->unchanged (RFC 8461 5.1: same id, keep the policy) */
+    STS_DISCOVER_REFRESH, /* fetch the policy even when the TXT lookup fails or
+                             finds nothing (proactive refresh, 3.3/5.1); the id
+                             then stays known_id */
+} sts_discover_mode;
+
+/* sts_discover_start with a mode; known_id is the cached policy's id ("" or
+ * NULL when there is none). */
+sts_status sts_discover_start_mode(sts_discover *d, const char *domain, sts_discover_mode mode,
+                                   const char *known_id, sts_discover_cb *cb,
+                                   void *arg) STS_MUST_CHECK;
+
 /* Look up the MX hosts of a domain with the same resolver (callback as in dns.h). */
 void sts_discover_mx(sts_discover *d, const char *domain, sts_dns_mx_cb *cb, void *arg);
 

@@ -2,7 +2,8 @@
  * outcome.h - how one MTA-STS discovery ended (RFC 8461 3, RFC 8460 4.3).
  *
  * Every discovery ends as exactly one of:
- *   policy     a valid policy was fetched (policy != NULL);
+ *   policy     a valid policy was fetched (policy != NULL), or a re-check
+ *              found the TXT id unchanged (unchanged, policy == NULL);
  *   none       the domain does not use MTA-STS: no _mta-sts TXT record, no
  *              v=STSv1 record, or several / a malformed one (3.1);
  *   temperror  the answer could not be had now: DNS failure, policy host
@@ -43,6 +44,8 @@ typedef struct sts_outcome {
     sts_policy *policy;          /* owned; non-NULL iff result == STS_RESULT_POLICY */
     sts_report_type report_type;
     char error[STS_WHY_MAX];     /* human text, "" when there is nothing to say */
+    bool unchanged;              /* re-check only: the TXT id equals the known one, nothing
+                                    was fetched (result == policy, policy == NULL) */
 } sts_outcome;
 
 /* Start as temperror with no policy (callers set the real result). */
