@@ -2,14 +2,15 @@
 # Install what mtasts-milter needs on Debian 12 / Ubuntu 22.04 or newer.
 #   install-deps.sh          build dependencies (compiler, autotools, -dev libraries)
 #   install-deps.sh --test   also what the test suite needs (clang + libFuzzer,
-#                            python3-dnslib for the DNS fixture, openssl for the test CA)
+#                            python3-dnslib for the DNS fixture, openssl for the test CA,
+#                            redis-server for the shared-cache tests, which start their own)
 # Run as root.  Safe to run again: apt-get skips what is installed.
 set -eu
 
 BUILD_PKGS="build-essential autoconf automake libtool pkg-config
  libc-ares-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libhiredis-dev
  libjansson-dev zlib1g-dev libidn2-dev libcmocka-dev libmilter-dev ca-certificates"
-TEST_PKGS="clang libclang-rt-dev python3 python3-dnslib openssl groff-base"
+TEST_PKGS="clang libclang-rt-dev python3 python3-dnslib openssl redis-server"
 
 pkgs=$BUILD_PKGS
 for arg in "$@"; do

@@ -42,7 +42,7 @@ typedef enum key_type {
     KT_USER,        /* user or user:group */
     KT_FACILITY,    /* syslog facility name, stored lower-case */
     KT_DNSLIST,     /* HOST[:PORT],... stored as c-ares "ports csv" */
-    KT_STORE,       /* sqlite:PATH or redis://HOST[:PORT][/DB] */
+    KT_STORE,       /* sqlite:PATH, redis://HOST[:PORT][/DB] or none */
     KT_DURATION_MS, /* N, Nms or Ns; stored in milliseconds */
     KT_UINT,        /* decimal number */
     KT_BOOL,        /* yes/no, true/false, on/off, 1/0 */
@@ -106,7 +106,7 @@ static const key_def keys[] = {
     STS_KEY("PolicyPort", UINT, "443", 1, 65535, policy_port,
             "FOR TESTS ONLY: TCP port policies are fetched from"),
     STS_KEY("CacheStore", STORE, "sqlite:/var/lib/mtasts-milter/cache.db", 0, 0, cache_store,
-            "where policies are cached: sqlite:PATH or redis://HOST[:PORT][/DB]"),
+            "where policies are cached: sqlite:PATH, redis://HOST[:PORT][/DB] or none"),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -273,7 +273,7 @@ static bool user_ok(sts_cur v)
 }
 
 static const char store_examples[] =
-    "(examples: sqlite:/var/lib/mtasts-milter/cache.db, redis://127.0.0.1:6379/0)";
+    "(examples: sqlite:/var/lib/mtasts-milter/cache.db, redis://127.0.0.1:6379/0, none)";
 
 static bool store_ok(sts_cur v, sts_why *why)
 {
@@ -282,6 +282,9 @@ static bool store_ok(sts_cur v, sts_why *why)
     unsigned p;
     uint64_t db;
 
+    /* Memory only: nothing survives a restart. */
+    if (sts_cur_eq_nocase(&v, "none"))
+        return true;
     if (sts_cur_take_lit_nocase(&v, "sqlite:")) {
         if (v.len > 0)
             return true;

@@ -202,6 +202,8 @@ static const value_case accept_cases[] = {
       "redis://localhost/3" },
     { "cache_store_redis_ipv6", "CacheStore redis://[::1]:6379/0", "CacheStore",
       "redis://[::1]:6379/0" },
+    { "cache_store_none", "CacheStore none", "CacheStore", "none" },
+    { "cache_store_none_lowercased", "CacheStore NONE", "CacheStore", "none" },
     /* the line format */
     { "key_lower_case", "dnstimeout 3s", "DNSTimeout", "3000ms" },
     { "key_upper_case", "DNSTIMEOUT 3s", "DNSTimeout", "3000ms" },
@@ -327,6 +329,8 @@ static const error_case reject_cases[] = {
     { "cache_store_unknown_scheme", "CacheStore mysql://db", 0,
       "CacheStore: 'mysql://db' is not a cache store (examples:" },
     { "cache_store_bare_path", "CacheStore /var/lib/c.db", 0, "is not a cache store" },
+    { "cache_store_none_with_suffix", "CacheStore nonexistent", 0, "is not a cache store" },
+    { "cache_store_none_colon", "CacheStore none:", 0, "is not a cache store" },
     { "cache_store_redis_no_host", "CacheStore redis://", 0, "missing or bad host" },
     { "cache_store_redis_port_0", "CacheStore redis://h:0", 0, "port is not in 1..65535" },
     { "cache_store_redis_port_65536", "CacheStore redis://h:65536", 0, "port is not in" },
