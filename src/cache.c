@@ -1,0 +1,352 @@
+/*
+ * cache.c - in-memory policy table (see cache.h): chained hash table under
+ * a pthread rwlock, approximate LRU eviction by sampling, reference-counted
+ * immutable policies so readers never hold the lock while using one.
+ */
+#include "cache.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CACHE_EVICT_SAMPLE 8
+
+struct sts_polref {
+    atomic_uint refs;
+    sts_policy *p;
+};
+
+sts_polref *sts_polref_new(sts_policy *p)
+{
+    sts_polref *r = malloc(sizeof(*r));
+
+    if (r == NULL) {
+        sts_policy_free(p);
+        return NULL;
+    }
+    atomic_init(&r->refs, 1);
+    r->p = p;
+    return r;
+}
+
+sts_polref *sts_polref_get(sts_polref *r)
+{
+    if (r != NULL)
+        atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+    return r;
+}
+
+void sts_polref_put(sts_polref *r)
+{
+    if (r == NULL)
+        return;
+    /* acq_rel: the last owner must see every write made through the others. */
+    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
+        sts_policy_free(r->p);
+        free(r);
+    }
+}
+
+const sts_policy *sts_polref_policy(const sts_polref *r)
+{
+    return r->p;
+}
+
+/* Stored entry: the hot fields first; the failure text only when there is one. */
+typedef struct node {
+    struct node *next;
+    uint64_t hash;
+    sts_entry_kind kind;
+    char id[STS_ID_MAX + 1];
+    sts_polref *pol;
+    int64_t fetched_at, checked_at, expires_at;
+    _Atomic int64_t last_used; /* written by readers under the read lock */
+    int64_t fail_at;
+    sts_result fail_result;
+    sts_report_type fail_rt;
+    char *fail_error;          /* NULL when fail_at == 0 */
+    char domain[];             /* flexible: exact size */
+} node;
+
+struct sts_cache {
+    pthread_rwlock_t lock;
+    node **buckets;
+    size_t nbuckets; /* power of two */
+    size_t count;
+    size_t max;
+    uint64_t rng;    /* eviction sampling, writer only */
+};
+
+static uint64_t hash_domain(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+    for (; *s != '\0'; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+sts_status sts_cache_new(size_t max_entries, sts_cache **out)
+{
+    sts_cache *c = calloc(1, sizeof(*c));
+    size_t nb = 64;
+
+    *out = NULL;
+    if (c == NULL)
+        return STS_NOMEM;
+    if (max_entries == 0)
+        max_entries = 1;
+    /* Load factor <= 1 at the bound. */
+    while (nb < max_entries && nb < ((size_t)1 << 30))
+        nb <<= 1;
+    c->buckets = calloc(nb, sizeof(*c->buckets));
+    if (c->buckets == NULL || pthread_rwlock_init(&c->lock, NULL) != 0) {
+        free(c->buckets);
+        free(c);
+        return STS_NOMEM;
+    }
+    c->nbuckets = nb;
+    c->max = max_entries;
+    c->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)c;
+    *out = c;
+    return STS_OK;
+}
+
+static void node_free(node *n)
+{
+    sts_polref_put(n->pol);
+    free(n->fail_error);
+    free(n);
+}
+
+static void clear_locked(sts_cache *c)
+{
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        node *n = c->buckets[i];
+
+        while (n != NULL) {
+            node *next = n->next;
+
+            node_free(n);
+            n = next;
+        }
+        c->buckets[i] = NULL;
+    }
+    c->count = 0;
+}
+
+void sts_cache_free(sts_cache *c)
+{
+    if (c == NULL)
+        return;
+    clear_locked(c);
+    pthread_rwlock_destroy(&c->lock);
+    free(c->buckets);
+    free(c);
+}
+
+static node **find_slot(sts_cache *c, const char *domain, uint64_t h)
+{
+    node **pp = &c->buckets[h & (c->nbuckets - 1)];
+
+    for (; *pp != NULL; pp = &(*pp)->next)
+        if ((*pp)->hash == h && strcmp((*pp)->domain, domain) == 0)
+            return pp;
+    return pp;
+}
+
+static void copy_out(const node *n, sts_cache_entry *out)
+{
+    out->kind = n->kind;
+    memcpy(out->id, n->id, sizeof(out->id));
+    out->pol = sts_polref_get(n->pol);
+    out->fetched_at = n->fetched_at;
+    out->checked_at = n->checked_at;
+    out->expires_at = n->expires_at;
+    out->last_used = atomic_load_explicit(&n->last_used, memory_order_relaxed);
+    out->fail_at = n->fail_at;
+    out->fail_result = n->fail_result;
+    out->fail_rt = n->fail_rt;
+    if (n->fail_error != NULL) {
+        size_t len = strlen(n->fail_error);
+
+        if (len >= sizeof(out->fail_error))
+            len = sizeof(out->fail_error) - 1;
+        memcpy(out->fail_error, n->fail_error, len);
+        out->fail_error[len] = '\0';
+    } else {
+        out->fail_error[0] = '\0';
+    }
+}
+
+bool sts_cache_get(sts_cache *c, const char *domain, int64_t now, sts_cache_entry *out)
+{
+    uint64_t h = hash_domain(domain);
+    node *n;
+
+    pthread_rwlock_rdlock(&c->lock);
+    n = *find_slot(c, domain, h);
+    if (n != NULL) {
+        atomic_store_explicit(&n->last_used, now, memory_order_relaxed);
+        copy_out(n, out);
+    }
+    pthread_rwlock_unlock(&c->lock);
+    return n != NULL;
+}
+
+void sts_cache_entry_release(sts_cache_entry *e)
+{
+    sts_polref_put(e->pol);
+    e->pol = NULL;
+}
+
+static uint64_t next_rand(sts_cache *c)
+{
+    uint64_t x = c->rng; /* xorshift64 */
+
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c->rng = x;
+    return x;
+}
+
+/* Evict the least recently used of a few sampled entries (not `keep`). */
+static void evict_one(sts_cache *c, const node *keep, char evicted[STS_DOMAIN_MAX + 1])
+{
+    node **victim = NULL;
+    int64_t oldest = INT64_MAX;
+    int seen = 0;
+
+    for (size_t tries = 0; seen < CACHE_EVICT_SAMPLE && tries < 4 * c->nbuckets; tries++) {
+        size_t b = (size_t)(next_rand(c) & (c->nbuckets - 1));
+
+        for (node **pp = &c->buckets[b]; *pp != NULL; pp = &(*pp)->next) {
+            int64_t lu = atomic_load_explicit(&(*pp)->last_used, memory_order_relaxed);
+
+            if (*pp == keep)
+                continue;
+            seen++;
+            if (lu < oldest) {
+                oldest = lu;
+                victim = pp;
+            }
+        }
+    }
+    if (victim != NULL) {
+        node *v = *victim;
+        size_t len = strlen(v->domain);
+
+        memcpy(evicted, v->domain, len + 1);
+        *victim = v->next;
+        node_free(v);
+        c->count--;
+    }
+}
+
+sts_status sts_cache_put(sts_cache *c, const char *domain, const sts_cache_entry *e,
+                         char evicted[STS_DOMAIN_MAX + 1])
+{
+    size_t len = strlen(domain);
+    uint64_t h = hash_domain(domain);
+    node *n = malloc(sizeof(*n) + len + 1);
+    node **pp;
+
+    evicted[0] = '\0';
+    if (n == NULL)
+        return STS_NOMEM;
+    n->next = NULL;
+    n->hash = h;
+    n->kind = e->kind;
+    memcpy(n->id, e->id, sizeof(n->id));
+    n->pol = e->pol;
+    n->fetched_at = e->fetched_at;
+    n->checked_at = e->checked_at;
+    n->expires_at = e->expires_at;
+    atomic_init(&n->last_used, e->last_used);
+    n->fail_at = e->fail_at;
+    n->fail_result = e->fail_result;
+    n->fail_rt = e->fail_rt;
+    n->fail_error = NULL;
+    if (e->fail_at != 0 && e->fail_error[0] != '\0' && (n->fail_error = strdup(e->fail_error)) == NULL) {
+        free(n);
+        return STS_NOMEM;
+    }
+    memcpy(n->domain, domain, len + 1);
+    sts_polref_get(n->pol);
+
+    pthread_rwlock_wrlock(&c->lock);
+    pp = find_slot(c, domain, h);
+    if (*pp != NULL) {
+        node *old = *pp;
+
+        n->next = old->next;
+        /* Keep the recency the readers recorded on the old node. */
+        if (atomic_load_explicit(&old->last_used, memory_order_relaxed) > e->last_used)
+            atomic_store_explicit(&n->last_used,
+                                  atomic_load_explicit(&old->last_used, memory_order_relaxed),
+                                  memory_order_relaxed);
+        *pp = n;
+        node_free(old);
+    } else {
+        *pp = n;
+        c->count++;
+        if (c->count > c->max)
+            evict_one(c, n, evicted);
+    }
+    pthread_rwlock_unlock(&c->lock);
+    return STS_OK;
+}
+
+bool sts_cache_remove(sts_cache *c, const char *domain)
+{
+    uint64_t h = hash_domain(domain);
+    node **pp, *n;
+
+    pthread_rwlock_wrlock(&c->lock);
+    pp = find_slot(c, domain, h);
+    n = *pp;
+    if (n != NULL) {
+        *pp = n->next;
+        c->count--;
+    }
+    pthread_rwlock_unlock(&c->lock);
+    if (n != NULL)
+        node_free(n);
+    return n != NULL;
+}
+
+void sts_cache_clear(sts_cache *c)
+{
+    pthread_rwlock_wrlock(&c->lock);
+    clear_locked(c);
+    pthread_rwlock_unlock(&c->lock);
+}
+
+size_t sts_cache_count(sts_cache *c)
+{
+    size_t n;
+
+    pthread_rwlock_rdlock(&c->lock);
+    n = c->count;
+    pthread_rwlock_unlock(&c->lock);
+    return n;
+}
+
+void sts_cache_each(sts_cache *c, sts_cache_each_cb *cb, void *arg)
+{
+    sts_cache_entry e;
+    bool go = true;
+
+    pthread_rwlock_rdlock(&c->lock);
+    for (size_t i = 0; go && i < c->nbuckets; i++)
+        for (node *n = c->buckets[i]; go && n != NULL; n = n->next) {
+            copy_out(n, &e);
+            go = cb(arg, n->domain, &e);
+            sts_cache_entry_release(&e);
+        }
+    pthread_rwlock_unlock(&c->lock);
+}

@@ -1,0 +1,938 @@
+/*
+ * engine.c - the lookup engine (see engine.h): cache-first answers, one
+ * coalesced discovery per domain on a single loop thread, and the caching
+ * rules of RFC 8461:
+ *   3.3  a failed fetch is not retried for the same domain and id sooner
+ *        than retry_interval (5 minutes);
+ *   5.1  a cached policy is used until fetched_at + max_age; a policy whose
+ *        TXT id was checked more than recheck_interval ago is re-checked in
+ *        the background (same id: keep; new id: fetch the new policy);
+ *        a missing TXT record, a DNS failure or a failed fetch never
+ *        removes or shortens a valid cached policy; a fetched policy, even
+ *        mode none, replaces the cached one at once;
+ *   3.3/5.1 proactive refresh: policies in use are renewed before they
+ *        expire, at a per-domain jittered time; refreshing stops for
+ *        domains unused for refresh_idle.
+ * Threads: callers run sts_engine_lookup concurrently (cache under a
+ * rwlock in cache.c; flights and the queue under e->mu); only the loop
+ * thread runs discoveries and writes the cache; the store is used under
+ * e->store_mu.
+ */
+#include "engine.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache.h"
+#include "discover.h"
+#include "log.h"
+
+#define ENGINE_FLIGHT_BUCKETS 1024
+#define ENGINE_SWEEP_INTERVAL 30   /* s between refresh/expiry sweeps */
+#define ENGINE_SWEEP_BATCH 2000    /* refreshes queued per sweep at most */
+#define ENGINE_TXT_FAIL_RETRY 30   /* s to remember a failed TXT lookup */
+#define ENGINE_EXPIRED_KEEP 86400  /* s an expired entry stays for diagnostics */
+#define ENGINE_LOOP_TICK_MS 1000
+
+typedef struct flight {
+    struct flight *hnext; /* flight table chain */
+    struct flight *qnext; /* start queue */
+    char domain[STS_DOMAIN_MAX + 1];
+    sts_discover_mode mode;
+    char known_id[STS_ID_MAX + 1];
+    unsigned refs;        /* the loop's + one per waiting caller; under e->mu */
+    bool done;
+    pthread_cond_t cv;
+    /* the answer, valid once done */
+    sts_result result;
+    sts_polref *pol;
+    char id[STS_ID_MAX + 1];
+    int64_t fetched_at, expires_at;
+    sts_report_type rt;
+    char error[STS_WHY_MAX];
+    struct sts_engine *e;
+} flight;
+
+struct sts_engine {
+    sts_engine_opts o;
+    sts_cache *cache;
+    sts_store *store;
+    pthread_mutex_t store_mu;
+    sts_discover *disc;
+
+    pthread_mutex_t mu;
+    flight *flights[ENGINE_FLIGHT_BUCKETS];
+    flight *qhead, *qtail;
+    size_t nqueued, ninflight;
+    bool running, stopping, started;
+    pthread_t thread;
+    int64_t next_sweep;
+    int64_t store_err_logged;
+
+    atomic_uint_fast64_t n_lookups, n_hits, n_misses, n_joined, n_pending, n_overloaded;
+    atomic_uint_fast64_t n_discoveries, n_rechecks, n_refreshes, n_store_errors;
+};
+
+static int64_t engine_now(const sts_engine *e)
+{
+    return e->o.clock != NULL ? e->o.clock(e->o.clock_arg) : (int64_t)time(NULL);
+}
+
+static void stat_inc(atomic_uint_fast64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+void sts_engine_opts_from_config(const sts_config *cfg, sts_engine_opts *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    (void)cfg; /* the engine keys join the config table with the milter */
+}
+
+static void opts_defaults(sts_engine_opts *o)
+{
+    if (o->max_inflight == 0)
+        o->max_inflight = 128;
+    if (o->queue_limit == 0)
+        o->queue_limit = 10000;
+    if (o->negative_ttl == 0)
+        o->negative_ttl = 3600;
+    if (o->retry_interval == 0)
+        o->retry_interval = 300;
+    if (o->recheck_interval == 0)
+        o->recheck_interval = 3600;
+    if (o->refresh_idle == 0)
+        o->refresh_idle = 30 * 86400;
+    if (o->max_entries == 0)
+        o->max_entries = 100000;
+}
+
+/* ------------------------------------------------------------------ store */
+
+static void store_log_error(sts_engine *e, const char *what, const sts_why *why)
+{
+    int64_t now = engine_now(e);
+
+    stat_inc(&e->n_store_errors);
+    /* One line a minute at most: a dead store must not flood the log. */
+    if (now - e->store_err_logged >= 60) {
+        e->store_err_logged = now;
+        sts_log(STS_LOG_WARNING, "-", "store-error", "backend=%s op=%s reason=\"%s\"",
+                sts_store_backend(e->store), what, why->text);
+    }
+}
+
+static void record_from_entry(const char *domain, const sts_cache_entry *ce, sts_cache_record *r)
+{
+    memset(r, 0, sizeof(*r));
+    (void)snprintf(r->domain, sizeof(r->domain), "%s", domain);
+    r->kind = ce->kind;
+    memcpy(r->id, ce->id, sizeof(r->id));
+    if (ce->kind == STS_ENTRY_POLICY && ce->pol != NULL) {
+        const sts_policy *p = sts_polref_policy(ce->pol);
+
+        /* Borrowed: the record does not outlive the entry. */
+        r->policy_text = p->text;
+        r->policy_len = p->text_len;
+    }
+    r->fetched_at = ce->fetched_at;
+    r->checked_at = ce->checked_at;
+    r->expires_at = ce->expires_at;
+    r->last_used = ce->last_used;
+}
+
+static void store_put(sts_engine *e, const char *domain, const sts_cache_entry *ce)
+{
+    sts_cache_record r;
+    sts_why why = { "" };
+
+    if (e->store == NULL)
+        return;
+    record_from_entry(domain, ce, &r);
+    pthread_mutex_lock(&e->store_mu);
+    if (sts_store_put(e->store, &r, &why) != STS_OK)
+        store_log_error(e, "put", &why);
+    pthread_mutex_unlock(&e->store_mu);
+}
+
+static void store_delete(sts_engine *e, const char *domain)
+{
+    sts_why why = { "" };
+
+    if (e->store == NULL || domain[0] == '\0')
+        return;
+    pthread_mutex_lock(&e->store_mu);
+    if (sts_store_delete(e->store, domain, &why) != STS_OK)
+        store_log_error(e, "delete", &why);
+    pthread_mutex_unlock(&e->store_mu);
+}
+
+/* Insert into memory, write through to the store, and keep the store as
+ * bounded as memory: an evicted domain leaves both. */
+static sts_status cache_put(sts_engine *e, const char *domain, const sts_cache_entry *ce,
+                            bool persist)
+{
+    char evicted[STS_DOMAIN_MAX + 1];
+    sts_status st = sts_cache_put(e->cache, domain, ce, evicted);
+
+    if (st != STS_OK)
+        return st;
+    if (persist)
+        store_put(e, domain, ce);
+    if (evicted[0] != '\0')
+        store_delete(e, evicted);
+    return STS_OK;
+}
+
+typedef struct load_ctx {
+    sts_engine *e;
+    int64_t now;
+    size_t loaded, bad, expired;
+} load_ctx;
+
+static bool load_one(void *arg, const sts_cache_record *r)
+{
+    load_ctx *lc = arg;
+    sts_cache_entry ce;
+    sts_policy *p = NULL;
+    sts_why why = { "" };
+    char evicted[STS_DOMAIN_MAX + 1];
+
+    if (r->expires_at <= lc->now) {
+        lc->expired++;
+        return true;
+    }
+    memset(&ce, 0, sizeof(ce));
+    ce.kind = r->kind;
+    memcpy(ce.id, r->id, sizeof(ce.id));
+    ce.fetched_at = r->fetched_at;
+    ce.checked_at = r->checked_at;
+    ce.expires_at = r->expires_at;
+    ce.last_used = r->last_used;
+    if (r->kind == STS_ENTRY_POLICY) {
+        if (r->policy_text == NULL ||
+            sts_policy_parse(r->policy_text, r->policy_len, &p, &why) != STS_OK) {
+            lc->bad++;
+            return true;
+        }
+        ce.pol = sts_polref_new(p);
+        if (ce.pol == NULL) {
+            lc->bad++;
+            return true;
+        }
+    }
+    if (sts_cache_put(lc->e->cache, r->domain, &ce, evicted) == STS_OK)
+        lc->loaded++;
+    sts_polref_put(ce.pol);
+    return true;
+}
+
+/* ------------------------------------------------------------------ life */
+
+sts_status sts_engine_new(const sts_config *cfg, const sts_engine_opts *opts, sts_store *store,
+                          sts_engine **out, sts_why *why)
+{
+    sts_engine *e = calloc(1, sizeof(*e));
+    sts_status st = STS_NOMEM;
+
+    *out = NULL;
+    if (e == NULL) {
+        sts_store_close(store);
+        sts_why_set(why, "out of memory");
+        return STS_NOMEM;
+    }
+    if (opts != NULL)
+        e->o = *opts;
+    opts_defaults(&e->o);
+    e->store = store;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_mutex_init(&e->store_mu, NULL);
+    if (sts_cache_new(e->o.max_entries, &e->cache) != STS_OK) {
+        sts_why_set(why, "out of memory for the cache");
+        goto fail;
+    }
+    st = sts_discover_new(cfg, &e->disc, why);
+    if (st != STS_OK)
+        goto fail;
+    if (store != NULL) {
+        load_ctx lc = { e, engine_now(e), 0, 0, 0 };
+        size_t skipped = 0;
+        sts_why lwhy = { "" };
+
+        if (sts_store_load(store, load_one, &lc, &skipped, &lwhy) != STS_OK)
+            sts_log(STS_LOG_WARNING, "-", "cache-load",
+                    "backend=%s reason=\"%s\" starting with what was read", sts_store_backend(store),
+                    lwhy.text);
+        sts_log(STS_LOG_INFO, "-", "cache-load",
+                "backend=%s loaded=%zu expired=%zu undecodable=%zu", sts_store_backend(store),
+                lc.loaded, lc.expired, lc.bad + skipped);
+    }
+    e->next_sweep = engine_now(e) + ENGINE_SWEEP_INTERVAL;
+    *out = e;
+    return STS_OK;
+fail:
+    sts_cache_free(e->cache);
+    sts_store_close(e->store);
+    pthread_mutex_destroy(&e->mu);
+    pthread_mutex_destroy(&e->store_mu);
+    free(e);
+    return st;
+}
+
+/* ------------------------------------------------------------------ flights */
+
+static size_t flight_bucket(const char *domain)
+{
+    uint32_t h = 2166136261u;
+
+    for (; *domain != '\0'; domain++)
+        h = (h ^ (unsigned char)*domain) * 16777619u;
+    return h & (ENGINE_FLIGHT_BUCKETS - 1);
+}
+
+static flight *flight_find(sts_engine *e, const char *domain)
+{
+    for (flight *f = e->flights[flight_bucket(domain)]; f != NULL; f = f->hnext)
+        if (strcmp(f->domain, domain) == 0)
+            return f;
+    return NULL;
+}
+
+static void flight_unlink(sts_engine *e, flight *f)
+{
+    flight **pp = &e->flights[flight_bucket(f->domain)];
+
+    for (; *pp != NULL; pp = &(*pp)->hnext)
+        if (*pp == f) {
+            *pp = f->hnext;
+            return;
+        }
+}
+
+/* Drop one reference; under e->mu. */
+static void flight_unref(flight *f)
+{
+    if (--f->refs > 0)
+        return;
+    sts_polref_put(f->pol);
+    pthread_cond_destroy(&f->cv);
+    free(f);
+}
+
+static flight *flight_new(sts_engine *e, const char *domain, sts_discover_mode mode,
+                          const char *known_id)
+{
+    flight *f = calloc(1, sizeof(*f));
+    pthread_condattr_t ca;
+
+    if (f == NULL)
+        return NULL;
+    /* Callers wait on deadlines of the monotonic clock. */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (pthread_cond_init(&f->cv, &ca) != 0) {
+        pthread_condattr_destroy(&ca);
+        free(f);
+        return NULL;
+    }
+    pthread_condattr_destroy(&ca);
+    (void)snprintf(f->domain, sizeof(f->domain), "%s", domain);
+    f->mode = mode;
+    if (known_id != NULL)
+        (void)snprintf(f->known_id, sizeof(f->known_id), "%s", known_id);
+    f->refs = 1; /* the loop's */
+    f->e = e;
+    return f;
+}
+
+/* Complete a flight with its answer; under e->mu. */
+static void flight_complete(sts_engine *e, flight *f)
+{
+    f->done = true;
+    flight_unlink(e, f);
+    pthread_cond_broadcast(&f->cv);
+    flight_unref(f);
+}
+
+/* ------------------------------------------------------------------ answers */
+
+static void answer_from_entry(sts_answer *a, const sts_cache_entry *ce)
+{
+    memcpy(a->id, ce->id, sizeof(a->id));
+    if (ce->fail_at != 0) {
+        a->report_type = ce->fail_rt;
+        (void)snprintf(a->error, sizeof(a->error), "%s", ce->fail_error);
+    }
+    switch (ce->kind) {
+    case STS_ENTRY_POLICY:
+        a->result = STS_RESULT_POLICY;
+        a->ref_ = sts_polref_get(ce->pol);
+        a->policy = sts_polref_policy(ce->pol);
+        a->fetched_at = ce->fetched_at;
+        a->expires_at = ce->expires_at;
+        break;
+    case STS_ENTRY_NOPOLICY:
+        a->result = STS_RESULT_NONE;
+        break;
+    case STS_ENTRY_FAILED:
+        a->result = ce->fail_result;
+        break;
+    }
+}
+
+void sts_answer_release(sts_answer *a)
+{
+    sts_polref_put(a->ref_);
+    a->ref_ = NULL;
+    a->policy = NULL;
+}
+
+/* ------------------------------------------------------------------ applying outcomes */
+
+static void entry_note_failure(sts_cache_entry *ce, const sts_outcome *o, int64_t now)
+{
+    ce->fail_at = now;
+    ce->fail_result = o->result;
+    ce->fail_rt = o->report_type;
+    (void)snprintf(ce->fail_error, sizeof(ce->fail_error), "%s", o->error);
+}
+
+static void flight_set_answer(flight *f, const sts_cache_entry *ce)
+{
+    sts_answer a;
+
+    memset(&a, 0, sizeof(a));
+    answer_from_entry(&a, ce);
+    f->result = a.result;
+    f->pol = a.ref_; /* the reference moves to the flight */
+    memcpy(f->id, a.id, sizeof(f->id));
+    f->fetched_at = a.fetched_at;
+    f->expires_at = a.expires_at;
+    f->rt = a.report_type;
+    memcpy(f->error, a.error, sizeof(f->error));
+}
+
+/* Turn an outcome into the new cache state and the waiters' answer
+ * (RFC 8461 5.1 rules: see the top of this file).  Loop thread only.
+ * Returns true when the flight must go on with a fetch instead. */
+static bool apply(sts_engine *e, flight *f, sts_outcome *o)
+{
+    int64_t now = engine_now(e);
+    sts_cache_entry old, ne;
+    bool have_old, old_valid;
+
+    memset(&old, 0, sizeof(old));
+    memset(&ne, 0, sizeof(ne));
+    have_old = sts_cache_get(e->cache, o->domain, now, &old);
+    old_valid = have_old && old.kind == STS_ENTRY_POLICY && old.expires_at > now;
+
+    if (o->result == STS_RESULT_POLICY && o->unchanged) {
+        if (old_valid) {
+            ne = old;
+            ne.pol = old.pol;
+            ne.checked_at = now;
+            ne.fail_at = 0;
+            (void)cache_put(e, o->domain, &ne, true);
+            flight_set_answer(f, &ne);
+        } else {
+            /* It expired while we re-checked (and callers now wait for
+             * it): same id, so fetch the policy again in this flight. */
+            if (have_old)
+                sts_cache_entry_release(&old);
+            return true;
+        }
+    } else if (o->result == STS_RESULT_POLICY && o->policy != NULL) {
+        const sts_policy *p = o->policy;
+
+        ne.kind = STS_ENTRY_POLICY;
+        (void)snprintf(ne.id, sizeof(ne.id), "%s", o->id[0] != '\0' ? o->id : old.id);
+        ne.fetched_at = now;
+        ne.checked_at = now;
+        ne.expires_at = now + (int64_t)p->max_age;
+        ne.last_used = have_old && old.last_used > now ? old.last_used : now;
+        ne.pol = sts_polref_new(o->policy);
+        o->policy = NULL;
+        if (ne.pol == NULL || cache_put(e, o->domain, &ne, true) != STS_OK) {
+            f->result = STS_RESULT_TEMPERROR;
+            (void)snprintf(f->error, sizeof(f->error), "out of memory caching the policy");
+        } else {
+            flight_set_answer(f, &ne);
+        }
+        sts_polref_put(ne.pol);
+        ne.pol = NULL;
+    } else if (old_valid) {
+        /* Keep the valid cached policy; remember why the attempt failed so
+         * that answers and TLS reports can say so. */
+        ne = old;
+        entry_note_failure(&ne, o, now);
+        (void)cache_put(e, o->domain, &ne, false);
+        flight_set_answer(f, &ne);
+    } else if (o->result == STS_RESULT_NONE) {
+        ne.kind = STS_ENTRY_NOPOLICY;
+        ne.checked_at = now;
+        ne.expires_at = now + e->o.negative_ttl;
+        ne.last_used = now;
+        entry_note_failure(&ne, o, now);
+        ne.fail_rt = STS_RT_NONE;
+        (void)cache_put(e, o->domain, &ne, true);
+        flight_set_answer(f, &ne);
+    } else {
+        /* temperror or invalid, nothing cached to fall back on.  RFC 8461
+         * 3.3: do not try the same id again for retry_interval; a failed TXT
+         * lookup (no id yet) is retried sooner. */
+        ne.kind = STS_ENTRY_FAILED;
+        memcpy(ne.id, o->id, sizeof(ne.id));
+        ne.checked_at = now;
+        ne.expires_at = now + (o->id[0] != '\0' ? (int64_t)e->o.retry_interval
+                                                 : (int64_t)ENGINE_TXT_FAIL_RETRY);
+        ne.last_used = now;
+        entry_note_failure(&ne, o, now);
+        (void)cache_put(e, o->domain, &ne, true);
+        flight_set_answer(f, &ne);
+    }
+    if (have_old)
+        sts_cache_entry_release(&old);
+    return false;
+}
+
+static void on_done(void *arg, sts_outcome *o)
+{
+    flight *f = arg;
+    sts_engine *e = f->e;
+
+    if (!e->stopping && apply(e, f, o)) {
+        f->mode = STS_DISCOVER_REFRESH;
+        if (sts_discover_start_mode(e->disc, f->domain, f->mode, o->id, on_done, f) == STS_OK)
+            return;
+        f->result = STS_RESULT_TEMPERROR;
+        (void)snprintf(f->error, sizeof(f->error), "out of memory starting a discovery");
+    } else if (e->stopping) {
+        f->result = STS_RESULT_TEMPERROR;
+        (void)snprintf(f->error, sizeof(f->error), "%s", o->error);
+    }
+    sts_log(STS_LOG_DEBUG, "-", "discovery", "domain=%s mode=%d result=%s unchanged=%d error=\"%s\"",
+            o->domain, (int)f->mode, sts_result_name(o->result), (int)o->unchanged, o->error);
+    pthread_mutex_lock(&e->mu);
+    e->ninflight--;
+    flight_complete(e, f);
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* ------------------------------------------------------------------ requests */
+
+/* Queue a discovery unless one for the domain is queued or running;
+ * under e->mu.  Returns the flight, or NULL when overloaded/out of memory
+ * (*overloaded says which). */
+static flight *request_locked(sts_engine *e, const char *domain, sts_discover_mode mode,
+                              const char *known_id, bool *overloaded)
+{
+    flight *f = flight_find(e, domain);
+
+    *overloaded = false;
+    if (f != NULL)
+        return f;
+    if (e->nqueued >= e->o.queue_limit) {
+        *overloaded = true;
+        return NULL;
+    }
+    f = flight_new(e, domain, mode, known_id);
+    if (f == NULL)
+        return NULL;
+    f->hnext = e->flights[flight_bucket(domain)];
+    e->flights[flight_bucket(domain)] = f;
+    if (e->qtail != NULL)
+        e->qtail->qnext = f;
+    else
+        e->qhead = f;
+    e->qtail = f;
+    e->nqueued++;
+    switch (mode) {
+    case STS_DISCOVER_FULL:
+        stat_inc(&e->n_discoveries);
+        break;
+    case STS_DISCOVER_RECHECK:
+        stat_inc(&e->n_rechecks);
+        break;
+    case STS_DISCOVER_REFRESH:
+        stat_inc(&e->n_refreshes);
+        break;
+    }
+    if (e->running)
+        sts_discover_wakeup(e->disc);
+    return f;
+}
+
+static void background_request(sts_engine *e, const char *domain, sts_discover_mode mode,
+                               const char *known_id)
+{
+    bool overloaded;
+
+    pthread_mutex_lock(&e->mu);
+    if (e->running && !e->stopping)
+        (void)request_locked(e, domain, mode, known_id, &overloaded);
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void deadline_after(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms, sts_answer *out)
+{
+    int64_t now = engine_now(e);
+    sts_cache_entry ce;
+    flight *f;
+    bool overloaded;
+    struct timespec deadline;
+
+    memset(out, 0, sizeof(*out));
+    stat_inc(&e->n_lookups);
+    if (sts_cache_get(e->cache, domain, now, &ce)) {
+        if (ce.expires_at > now) {
+            /* After a failed attempt, not again within retry_interval (3.3). */
+            bool recheck = ce.kind == STS_ENTRY_POLICY &&
+                           now - ce.checked_at >= (int64_t)e->o.recheck_interval &&
+                           (ce.fail_at == 0 || now - ce.fail_at >= (int64_t)e->o.retry_interval);
+            char id[STS_ID_MAX + 1];
+
+            stat_inc(&e->n_hits);
+            answer_from_entry(out, &ce);
+            out->from_cache = true;
+            memcpy(id, ce.id, sizeof(id));
+            sts_cache_entry_release(&ce);
+            if (recheck)
+                background_request(e, domain, STS_DISCOVER_RECHECK, id);
+            return STS_OK;
+        }
+        sts_cache_entry_release(&ce);
+    }
+    stat_inc(&e->n_misses);
+
+    pthread_mutex_lock(&e->mu);
+    if (!e->running || e->stopping) {
+        pthread_mutex_unlock(&e->mu);
+        out->result = STS_RESULT_TEMPERROR;
+        (void)snprintf(out->error, sizeof(out->error), "lookup engine is not running");
+        return STS_OK;
+    }
+    f = flight_find(e, domain);
+    if (f != NULL)
+        stat_inc(&e->n_joined);
+    else
+        f = request_locked(e, domain, STS_DISCOVER_FULL, NULL, &overloaded);
+    if (f == NULL) {
+        pthread_mutex_unlock(&e->mu);
+        out->result = STS_RESULT_TEMPERROR;
+        if (overloaded) {
+            stat_inc(&e->n_overloaded);
+            (void)snprintf(out->error, sizeof(out->error),
+                           "lookup engine overloaded: %u discoveries queued", e->o.queue_limit);
+            sts_log(STS_LOG_WARNING, "-", "overloaded", "domain=%s queued=%u", domain,
+                    e->o.queue_limit);
+            return STS_OK;
+        }
+        return STS_NOMEM;
+    }
+    f->refs++;
+    deadline_after(&deadline, timeout_ms > 0 ? timeout_ms : 0);
+    while (!f->done && timeout_ms > 0)
+        if (pthread_cond_timedwait(&f->cv, &e->mu, &deadline) == ETIMEDOUT)
+            break;
+    if (f->done) {
+        out->result = f->result;
+        out->ref_ = sts_polref_get(f->pol);
+        out->policy = f->pol != NULL ? sts_polref_policy(f->pol) : NULL;
+        memcpy(out->id, f->id, sizeof(out->id));
+        out->fetched_at = f->fetched_at;
+        out->expires_at = f->expires_at;
+        out->report_type = f->rt;
+        memcpy(out->error, f->error, sizeof(out->error));
+    } else {
+        stat_inc(&e->n_pending);
+        out->pending = true;
+        out->result = STS_RESULT_TEMPERROR;
+        (void)snprintf(out->error, sizeof(out->error),
+                       "policy discovery still running after %d ms", timeout_ms);
+    }
+    flight_unref(f);
+    pthread_mutex_unlock(&e->mu);
+    return STS_OK;
+}
+
+/* ------------------------------------------------------------------ loop */
+
+typedef struct sweep_ctx {
+    sts_engine *e;
+    int64_t now;
+    size_t nrefresh, nexpired;
+    char (*refresh)[STS_DOMAIN_MAX + 1];
+    char (*refresh_id)[STS_ID_MAX + 1];
+    char (*expired)[STS_DOMAIN_MAX + 1];
+} sweep_ctx;
+
+/* Deterministic per-domain jitter in [0, span], so that policies fetched
+ * together are not all refreshed together. */
+static int64_t jitter(const char *domain, int64_t span)
+{
+    uint32_t h = 2166136261u;
+
+    if (span <= 0)
+        return 0;
+    for (; *domain != '\0'; domain++)
+        h = (h ^ (unsigned char)*domain) * 16777619u;
+    return (int64_t)(h % (uint64_t)(span + 1));
+}
+
+/* When a policy is renewed: a quarter of its lifetime (at least a minute)
+ * before it expires, minus up to another eighth of jitter. */
+static int64_t refresh_due(const char *domain, const sts_cache_entry *ce)
+{
+    int64_t life = ce->expires_at - ce->fetched_at;
+    int64_t margin = life / 4 > 60 ? life / 4 : 60;
+
+    return ce->expires_at - margin - jitter(domain, life / 8);
+}
+
+static bool sweep_one(void *arg, const char *domain, const sts_cache_entry *ce)
+{
+    sweep_ctx *s = arg;
+    sts_engine *e = s->e;
+
+    if (ce->expires_at + ENGINE_EXPIRED_KEEP < s->now) {
+        if (s->nexpired < ENGINE_SWEEP_BATCH)
+            (void)snprintf(s->expired[s->nexpired++], STS_DOMAIN_MAX + 1, "%s", domain);
+        return true;
+    }
+    if (ce->kind != STS_ENTRY_POLICY || ce->expires_at <= s->now)
+        return true;
+    if (s->now - ce->last_used > (int64_t)e->o.refresh_idle)
+        return true; /* nobody sends there any more: let it lapse */
+    if (ce->fail_at != 0 && s->now - ce->fail_at < (int64_t)e->o.retry_interval)
+        return true; /* RFC 8461 3.3: not again within five minutes */
+    if (s->now < refresh_due(domain, ce))
+        return true;
+    if (s->nrefresh < ENGINE_SWEEP_BATCH) {
+        (void)snprintf(s->refresh[s->nrefresh], STS_DOMAIN_MAX + 1, "%s", domain);
+        memcpy(s->refresh_id[s->nrefresh], ce->id, STS_ID_MAX + 1);
+        s->nrefresh++;
+    }
+    return s->nrefresh < ENGINE_SWEEP_BATCH || s->nexpired < ENGINE_SWEEP_BATCH;
+}
+
+static void sweep(sts_engine *e)
+{
+    sweep_ctx s;
+
+    memset(&s, 0, sizeof(s));
+    s.e = e;
+    s.now = engine_now(e);
+    s.refresh = calloc(ENGINE_SWEEP_BATCH, sizeof(*s.refresh));
+    s.refresh_id = calloc(ENGINE_SWEEP_BATCH, sizeof(*s.refresh_id));
+    s.expired = calloc(ENGINE_SWEEP_BATCH, sizeof(*s.expired));
+    if (s.refresh != NULL && s.refresh_id != NULL && s.expired != NULL) {
+        sts_cache_each(e->cache, sweep_one, &s);
+        for (size_t i = 0; i < s.nexpired; i++) {
+            (void)sts_cache_remove(e->cache, s.expired[i]);
+            store_delete(e, s.expired[i]);
+        }
+        for (size_t i = 0; i < s.nrefresh; i++)
+            background_request(e, s.refresh[i], STS_DISCOVER_REFRESH, s.refresh_id[i]);
+    }
+    free(s.refresh);
+    free(s.refresh_id);
+    free(s.expired);
+}
+
+static void *loop_main(void *arg)
+{
+    sts_engine *e = arg;
+
+    for (;;) {
+        flight *start = NULL, **tail = &start;
+        int64_t now;
+
+        pthread_mutex_lock(&e->mu);
+        if (e->stopping) {
+            pthread_mutex_unlock(&e->mu);
+            break;
+        }
+        while (e->qhead != NULL && e->ninflight < e->o.max_inflight) {
+            flight *f = e->qhead;
+
+            e->qhead = f->qnext;
+            if (e->qhead == NULL)
+                e->qtail = NULL;
+            f->qnext = NULL;
+            e->nqueued--;
+            e->ninflight++;
+            *tail = f;
+            tail = &f->qnext;
+        }
+        pthread_mutex_unlock(&e->mu);
+
+        while (start != NULL) {
+            flight *f = start;
+
+            start = f->qnext;
+            f->qnext = NULL;
+            if (sts_discover_start_mode(e->disc, f->domain, f->mode, f->known_id, on_done, f) !=
+                STS_OK) {
+                pthread_mutex_lock(&e->mu);
+                f->result = STS_RESULT_TEMPERROR;
+                (void)snprintf(f->error, sizeof(f->error), "out of memory starting a discovery");
+                e->ninflight--;
+                flight_complete(e, f);
+                pthread_mutex_unlock(&e->mu);
+            }
+        }
+        now = engine_now(e);
+        if (now >= e->next_sweep) {
+            e->next_sweep = now + ENGINE_SWEEP_INTERVAL;
+            sweep(e);
+        }
+        if (sts_discover_run(e->disc, ENGINE_LOOP_TICK_MS) != STS_OK)
+            sts_log(STS_LOG_ERR, "-", "loop-error", "event loop wait failed");
+    }
+    return NULL;
+}
+
+sts_status sts_engine_start(sts_engine *e, sts_why *why)
+{
+    int rc;
+
+    pthread_mutex_lock(&e->mu);
+    if (e->started) {
+        pthread_mutex_unlock(&e->mu);
+        sts_why_set(why, "engine already started");
+        return STS_PERMFAIL;
+    }
+    e->running = true;
+    e->started = true;
+    pthread_mutex_unlock(&e->mu);
+    rc = pthread_create(&e->thread, NULL, loop_main, e);
+    if (rc != 0) {
+        pthread_mutex_lock(&e->mu);
+        e->running = false;
+        pthread_mutex_unlock(&e->mu);
+        sts_why_set(why, "cannot start the engine thread: %s", strerror(rc));
+        return STS_TEMPFAIL;
+    }
+    return STS_OK;
+}
+
+void sts_engine_stop(sts_engine *e)
+{
+    bool join;
+
+    pthread_mutex_lock(&e->mu);
+    join = e->running && !e->stopping;
+    e->stopping = true;
+    pthread_mutex_unlock(&e->mu);
+    if (!join)
+        return;
+    sts_discover_wakeup(e->disc);
+    pthread_join(e->thread, NULL);
+    /* The loop is gone: end what it had started, then what was queued. */
+    sts_discover_free(e->disc);
+    e->disc = NULL;
+    pthread_mutex_lock(&e->mu);
+    while (e->qhead != NULL) {
+        flight *f = e->qhead;
+
+        e->qhead = f->qnext;
+        e->nqueued--;
+        f->result = STS_RESULT_TEMPERROR;
+        (void)snprintf(f->error, sizeof(f->error), "lookup engine stopped");
+        flight_complete(e, f);
+    }
+    e->qtail = NULL;
+    e->running = false;
+    pthread_mutex_unlock(&e->mu);
+}
+
+void sts_engine_free(sts_engine *e)
+{
+    if (e == NULL)
+        return;
+    sts_engine_stop(e);
+    sts_discover_free(e->disc);
+    sts_cache_free(e->cache);
+    sts_store_close(e->store);
+    pthread_mutex_destroy(&e->mu);
+    pthread_mutex_destroy(&e->store_mu);
+    free(e);
+}
+
+/* ------------------------------------------------------------------ admin */
+
+sts_status sts_engine_seed(sts_engine *e, const char *domain, const char *id,
+                           const sts_policy *policy, int64_t fetched_at)
+{
+    sts_cache_entry ce;
+    sts_policy *copy = sts_policy_dup(policy);
+    sts_status st;
+
+    if (copy == NULL)
+        return STS_NOMEM;
+    memset(&ce, 0, sizeof(ce));
+    ce.kind = STS_ENTRY_POLICY;
+    (void)snprintf(ce.id, sizeof(ce.id), "%s", id != NULL ? id : "");
+    ce.fetched_at = fetched_at;
+    ce.checked_at = fetched_at;
+    ce.expires_at = fetched_at + (int64_t)policy->max_age;
+    ce.last_used = engine_now(e);
+    ce.pol = sts_polref_new(copy);
+    if (ce.pol == NULL)
+        return STS_NOMEM;
+    st = cache_put(e, domain, &ce, true);
+    sts_polref_put(ce.pol);
+    return st;
+}
+
+sts_status sts_engine_purge(sts_engine *e, const char *domain, sts_why *why)
+{
+    sts_status st = STS_OK;
+
+    if (domain == NULL)
+        sts_cache_clear(e->cache);
+    else
+        (void)sts_cache_remove(e->cache, domain);
+    if (e->store != NULL) {
+        pthread_mutex_lock(&e->store_mu);
+        st = domain == NULL ? sts_store_clear(e->store, why) : sts_store_delete(e->store, domain, why);
+        pthread_mutex_unlock(&e->store_mu);
+    }
+    return st;
+}
+
+void sts_engine_get_stats(sts_engine *e, sts_engine_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->lookups = atomic_load(&e->n_lookups);
+    st->hits = atomic_load(&e->n_hits);
+    st->misses = atomic_load(&e->n_misses);
+    st->joined = atomic_load(&e->n_joined);
+    st->pending = atomic_load(&e->n_pending);
+    st->overloaded = atomic_load(&e->n_overloaded);
+    st->discoveries = atomic_load(&e->n_discoveries);
+    st->txt_rechecks = atomic_load(&e->n_rechecks);
+    st->refreshes = atomic_load(&e->n_refreshes);
+    st->store_errors = atomic_load(&e->n_store_errors);
+    st->entries = sts_cache_count(e->cache);
+    pthread_mutex_lock(&e->mu);
+    st->inflight = e->ninflight;
+    st->queued = e->nqueued;
+    pthread_mutex_unlock(&e->mu);
+}

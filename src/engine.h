@@ -1,0 +1,102 @@
+/*
+ * engine.h - the lookup engine: "what is the MTA-STS state of domain D,
+ * within T milliseconds?" for callers on any thread (milter callbacks,
+ * socketmap connections, mtasts-query, benchmarks).
+ *
+ * A cache hit is answered in the caller's thread under a read lock,
+ * without touching the network.  A miss starts one discovery on the
+ * engine's loop thread (one c-ares channel, one curl multi handle);
+ * concurrent requests for the same domain join it, so N simultaneous
+ * requests for a cold domain cause one TXT query and at most one fetch.
+ * A caller whose deadline passes gets `pending` and the discovery goes on
+ * and fills the cache.  RFC 8461 caching rules (3.3, 5.1, 8.1, 8.3) are
+ * applied here; see engine.c.
+ */
+#ifndef STS_ENGINE_H
+#define STS_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "outcome.h"
+#include "policy.h"
+#include "status.h"
+#include "store.h"
+
+typedef struct sts_engine sts_engine;
+
+typedef struct sts_engine_opts {
+    unsigned max_inflight;     /* discoveries running at once; 0 = 128 */
+    unsigned queue_limit;      /* discoveries waiting to start; 0 = 10000 */
+    unsigned negative_ttl;     /* s to remember "no MTA-STS"; 0 = 3600 */
+    unsigned retry_interval;   /* s between failed attempts per domain+id (3.3); 0 = 300 */
+    unsigned recheck_interval; /* s after which a hit re-checks the TXT id; 0 = 3600 */
+    unsigned refresh_idle;     /* s unused after which refreshing stops; 0 = 30 days */
+    size_t max_entries;        /* cache entries (LRU beyond); 0 = 100000 */
+    int64_t (*clock)(void *arg); /* unix time source (tests inject); NULL = time() */
+    void *clock_arg;
+} sts_engine_opts;
+
+/* Fill opts from the configuration (cache/engine keys) on top of zeros. */
+void sts_engine_opts_from_config(const sts_config *cfg, sts_engine_opts *opts);
+
+/* Create an engine.  store may be NULL (memory only); the engine takes it
+ * over and closes it in sts_engine_free.  Records in the store are loaded
+ * now (undecodable ones are skipped and logged).  No thread starts yet. */
+sts_status sts_engine_new(const sts_config *cfg, const sts_engine_opts *opts, sts_store *store,
+                          sts_engine **out, sts_why *why) STS_MUST_CHECK;
+
+/* Start the loop thread (after privileges are dropped). */
+sts_status sts_engine_start(sts_engine *e, sts_why *why) STS_MUST_CHECK;
+
+/* Stop the loop thread: discoveries in flight are cancelled, waiting
+ * callers return with pending.  Idempotent. */
+void sts_engine_stop(sts_engine *e);
+
+/* Stop (if needed) and free everything, closing the store. */
+void sts_engine_free(sts_engine *e);
+
+/* What a caller gets.  policy, when non-NULL, is an immutable shared
+ * object kept alive until sts_answer_release(). */
+typedef struct sts_answer {
+    sts_result result;        /* policy, none, temperror, invalid */
+    bool pending;             /* deadline passed; result is temperror, discovery goes on */
+    bool from_cache;          /* answered from the cache (no wait) */
+    const sts_policy *policy; /* result == policy: the policy to apply (may be a cached
+                                 one kept after a failed refresh, RFC 8461 5.1) */
+    char id[STS_ID_MAX + 1];
+    int64_t fetched_at;       /* policy: when it was fetched */
+    int64_t expires_at;       /* policy: fetched_at + max_age */
+    sts_report_type report_type; /* of the latest failed attempt, for TLSRPT */
+    char error[STS_WHY_MAX];  /* latest failure text, "" if none */
+    void *ref_;               /* internal */
+} sts_answer;
+
+/* Look up a normalised domain (domain.h), waiting at most timeout_ms for a
+ * discovery (0 = only the cache).  Returns STS_OK with *out filled, or
+ * STS_NOMEM; when the engine is overloaded (queue_limit) the answer is
+ * temperror with a reason and the request is not queued. */
+sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms,
+                             sts_answer *out) STS_MUST_CHECK;
+
+void sts_answer_release(sts_answer *a);
+
+/* Put a policy straight into the cache (and store), as if fetched at
+ * fetched_at: for tests and benchmarks.  The policy is copied. */
+sts_status sts_engine_seed(sts_engine *e, const char *domain, const char *id,
+                           const sts_policy *policy, int64_t fetched_at) STS_MUST_CHECK;
+
+/* Drop one domain (NULL: all) from memory and store. */
+sts_status sts_engine_purge(sts_engine *e, const char *domain, sts_why *why) STS_MUST_CHECK;
+
+typedef struct sts_engine_stats {
+    uint64_t lookups, hits, misses, joined, pending, overloaded;
+    uint64_t discoveries, txt_rechecks, refreshes, store_errors;
+    size_t entries, inflight, queued;
+} sts_engine_stats;
+
+void sts_engine_get_stats(sts_engine *e, sts_engine_stats *st);
+
+#endif

@@ -1,0 +1,376 @@
+/*
+ * engine_driver - drives the lookup engine from a test script, one command
+ * per line on stdin, one JSON object per answer on stdout.  Time is
+ * injected so the RFC 8461 caching rules can be tested without waiting.
+ *
+ *   engine_driver --config FILE [--store SPEC] [--negative-ttl S]
+ *                 [--retry S] [--recheck S] [--refresh-idle S]
+ *                 [--max-entries N] [--inflight N] [--queue N] [--time T]
+ * Commands:
+ *   lookup DOMAIN TIMEOUT_MS      one lookup; prints the answer
+ *   burst DOMAIN N TIMEOUT_MS     N threads look DOMAIN up at once;
+ *                                 prints counts of each result
+ *   bursts PREFIX N TIMEOUT_MS    N threads, domains PREFIX0..PREFIX{N-1}
+ *   advance S | time T            move the injected clock
+ *   wait-idle                     until nothing is queued or running
+ *   wait-stat NAME N              until the counter NAME reaches N (10 s max)
+ *   stats | purge DOMAIN|* | restart | quit
+ */
+#include "buildconf.h"
+
+#include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+#include "config.h"
+#include "engine.h"
+#include "log.h"
+#include "store.h"
+
+#define DRIVER_MAX_THREADS 1000
+
+static _Atomic int64_t fake_now;
+
+static int64_t fake_clock(void *arg)
+{
+    (void)arg;
+    return atomic_load(&fake_now);
+}
+
+typedef struct driver {
+    sts_config cfg;
+    sts_engine_opts opts;
+    const char *store_spec;
+    sts_engine *engine;
+} driver;
+
+static int engine_up(driver *d)
+{
+    sts_store *store = NULL;
+    sts_why why = { "" };
+    sts_status st;
+
+    if (d->store_spec != NULL) {
+        st = sts_store_open(d->store_spec, &store, &why);
+        if (st != STS_OK && store == NULL) {
+            fprintf(stderr, "engine_driver: store: %s\n", why.text);
+            return -1;
+        }
+    }
+    if (sts_engine_new(&d->cfg, &d->opts, store, &d->engine, &why) != STS_OK ||
+        sts_engine_start(d->engine, &why) != STS_OK) {
+        fprintf(stderr, "engine_driver: engine: %s\n", why.text);
+        return -1;
+    }
+    return 0;
+}
+
+static void print_answer(const char *domain, const sts_answer *a)
+{
+    json_t *o = json_object();
+    const char *rt = sts_report_type_name(a->report_type);
+
+    json_object_set_new(o, "domain", json_string(domain));
+    json_object_set_new(o, "result", json_string(sts_result_name(a->result)));
+    json_object_set_new(o, "pending", json_boolean(a->pending));
+    json_object_set_new(o, "from_cache", json_boolean(a->from_cache));
+    json_object_set_new(o, "id", json_string(a->id));
+    json_object_set_new(o, "report_type", rt != NULL ? json_string(rt) : json_null());
+    json_object_set_new(o, "error", json_string(a->error));
+    if (a->policy != NULL) {
+        json_t *mx = json_array();
+
+        json_object_set_new(o, "mode", json_string(sts_mode_name(a->policy->mode)));
+        json_object_set_new(o, "max_age", json_integer(a->policy->max_age));
+        json_object_set_new(o, "fetched_at", json_integer(a->fetched_at));
+        json_object_set_new(o, "expires_at", json_integer(a->expires_at));
+        for (size_t i = 0; i < a->policy->n_mx; i++)
+            json_array_append_new(mx, json_string(a->policy->mx[i]));
+        json_object_set_new(o, "mx", mx);
+    }
+    json_dumpf(o, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+    putchar('\n');
+    json_decref(o);
+}
+
+typedef struct burst_arg {
+    driver *d;
+    char domain[STS_DOMAIN_MAX + 1];
+    int timeout_ms;
+    pthread_barrier_t *barrier;
+    sts_answer a;
+    sts_status st;
+} burst_arg;
+
+static void *burst_thread(void *p)
+{
+    burst_arg *b = p;
+
+    pthread_barrier_wait(b->barrier);
+    b->st = sts_engine_lookup(b->d->engine, b->domain, b->timeout_ms, &b->a);
+    return NULL;
+}
+
+static void burst(driver *d, const char *name, int n, int timeout_ms, bool distinct)
+{
+    pthread_t *tid = calloc((size_t)n, sizeof(*tid));
+    burst_arg *args = calloc((size_t)n, sizeof(*args));
+    pthread_barrier_t barrier;
+    int counts[4] = { 0, 0, 0, 0 }, pending = 0, cached = 0, failed = 0;
+    json_t *o;
+
+    if (tid == NULL || args == NULL || n < 1 || n > DRIVER_MAX_THREADS) {
+        printf("{\"error\":\"bad burst\"}\n");
+        free(tid);
+        free(args);
+        return;
+    }
+    pthread_barrier_init(&barrier, NULL, (unsigned)n);
+    for (int i = 0; i < n; i++) {
+        args[i].d = d;
+        if (distinct && strlen(name) < STS_DOMAIN_MAX - 20)
+            (void)snprintf(args[i].domain, sizeof(args[i].domain), "%.200s%d.test", name, i);
+        else
+            (void)snprintf(args[i].domain, sizeof(args[i].domain), "%s", name);
+        args[i].timeout_ms = timeout_ms;
+        args[i].barrier = &barrier;
+        pthread_create(&tid[i], NULL, burst_thread, &args[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_join(tid[i], NULL);
+        if (args[i].st != STS_OK) {
+            failed++;
+            continue;
+        }
+        counts[args[i].a.result]++;
+        pending += args[i].a.pending;
+        cached += args[i].a.from_cache;
+        sts_answer_release(&args[i].a);
+    }
+    pthread_barrier_destroy(&barrier);
+    o = json_object();
+    json_object_set_new(o, "policy", json_integer(counts[STS_RESULT_POLICY]));
+    json_object_set_new(o, "none", json_integer(counts[STS_RESULT_NONE]));
+    json_object_set_new(o, "temperror", json_integer(counts[STS_RESULT_TEMPERROR]));
+    json_object_set_new(o, "invalid", json_integer(counts[STS_RESULT_INVALID]));
+    json_object_set_new(o, "pending", json_integer(pending));
+    json_object_set_new(o, "from_cache", json_integer(cached));
+    json_object_set_new(o, "failed", json_integer(failed));
+    json_dumpf(o, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+    putchar('\n');
+    json_decref(o);
+    free(tid);
+    free(args);
+}
+
+static json_t *stats_json(driver *d)
+{
+    sts_engine_stats s;
+    json_t *o = json_object();
+
+    sts_engine_get_stats(d->engine, &s);
+    json_object_set_new(o, "lookups", json_integer((json_int_t)s.lookups));
+    json_object_set_new(o, "hits", json_integer((json_int_t)s.hits));
+    json_object_set_new(o, "misses", json_integer((json_int_t)s.misses));
+    json_object_set_new(o, "joined", json_integer((json_int_t)s.joined));
+    json_object_set_new(o, "pending", json_integer((json_int_t)s.pending));
+    json_object_set_new(o, "overloaded", json_integer((json_int_t)s.overloaded));
+    json_object_set_new(o, "discoveries", json_integer((json_int_t)s.discoveries));
+    json_object_set_new(o, "rechecks", json_integer((json_int_t)s.txt_rechecks));
+    json_object_set_new(o, "refreshes", json_integer((json_int_t)s.refreshes));
+    json_object_set_new(o, "store_errors", json_integer((json_int_t)s.store_errors));
+    json_object_set_new(o, "entries", json_integer((json_int_t)s.entries));
+    json_object_set_new(o, "inflight", json_integer((json_int_t)s.inflight));
+    json_object_set_new(o, "queued", json_integer((json_int_t)s.queued));
+    return o;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+    nanosleep(&ts, NULL);
+}
+
+/* Poll a counter until it reaches want; prints the stats either way. */
+static void wait_stat(driver *d, const char *name, json_int_t want)
+{
+    for (int i = 0; i < 1000; i++) {
+        json_t *o = stats_json(d);
+        json_t *v = json_object_get(o, name);
+        bool ok = v != NULL && json_integer_value(v) >= want;
+
+        if (ok || i == 999) {
+            json_object_set_new(o, "reached", json_boolean(ok));
+            json_dumpf(o, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+            putchar('\n');
+            json_decref(o);
+            return;
+        }
+        json_decref(o);
+        sleep_ms(10);
+    }
+}
+
+static void wait_idle(driver *d)
+{
+    for (int i = 0; i < 2000; i++) {
+        sts_engine_stats s;
+
+        sts_engine_get_stats(d->engine, &s);
+        if (s.inflight == 0 && s.queued == 0)
+            break;
+        sleep_ms(10);
+    }
+    wait_stat(d, "lookups", 0);
+}
+
+static bool take_word(sts_cur *c, char *out, size_t outsz)
+{
+    sts_cur w;
+
+    sts_cur_skip_wsp(c);
+    if (!sts_cur_take_until(c, ' ', &w)) {
+        w = *c;
+        c->p += c->len;
+        c->len = 0;
+    }
+    if (w.len == 0 || w.len >= outsz)
+        return false;
+    memcpy(out, w.p, w.len);
+    out[w.len] = '\0';
+    return true;
+}
+
+static bool take_int(sts_cur *c, uint64_t *v)
+{
+    sts_cur_skip_wsp(c);
+    return sts_cur_take_number(c, 12, 100000000000ULL, v);
+}
+
+static bool opt_uint(const char *s, uint64_t *v)
+{
+    sts_cur c = sts_cur_str(s);
+
+    return sts_cur_take_number(&c, 12, 100000000000ULL, v) && sts_cur_empty(&c);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "store", required_argument, NULL, 's' },
+        { "negative-ttl", required_argument, NULL, 'n' },
+        { "retry", required_argument, NULL, 'r' },
+        { "recheck", required_argument, NULL, 'k' },
+        { "refresh-idle", required_argument, NULL, 'i' },
+        { "max-entries", required_argument, NULL, 'm' },
+        { "inflight", required_argument, NULL, 'f' },
+        { "queue", required_argument, NULL, 'q' },
+        { "time", required_argument, NULL, 't' },
+        { NULL, 0, NULL, 0 },
+    };
+    driver d;
+    sts_why why = { "" };
+    char line[1024];
+    uint64_t v;
+    int ch;
+
+    memset(&d, 0, sizeof(d));
+    atomic_store(&fake_now, (int64_t)time(NULL)); /* real dates: the store outlives the driver */
+    if (sts_config_defaults(&d.cfg) != STS_OK)
+        return 70;
+    d.opts.clock = fake_clock;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (ch == 'c') {
+            if (sts_config_load(optarg, &d.cfg, &why) != STS_OK) {
+                fprintf(stderr, "engine_driver: %s\n", why.text);
+                return 78;
+            }
+            continue;
+        }
+        if (ch == 's') {
+            d.store_spec = optarg;
+            continue;
+        }
+        if (ch == '?' || !opt_uint(optarg, &v)) {
+            fprintf(stderr, "engine_driver: bad option\n");
+            return 64;
+        }
+        switch (ch) {
+        case 'n': d.opts.negative_ttl = (unsigned)v; break;
+        case 'r': d.opts.retry_interval = (unsigned)v; break;
+        case 'k': d.opts.recheck_interval = (unsigned)v; break;
+        case 'i': d.opts.refresh_idle = (unsigned)v; break;
+        case 'm': d.opts.max_entries = (size_t)v; break;
+        case 'f': d.opts.max_inflight = (unsigned)v; break;
+        case 'q': d.opts.queue_limit = (unsigned)v; break;
+        case 't': atomic_store(&fake_now, (int64_t)v); break;
+        default: return 64;
+        }
+    }
+    if (sts_log_open("engine_driver", NULL, true) != STS_OK || engine_up(&d) != 0)
+        return 70;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    while (fgets(line, sizeof(line), stdin) != NULL) {
+        sts_cur c = sts_cur_str(line);
+        char cmd[32], arg[STS_DOMAIN_MAX + 1];
+        uint64_t n, t;
+
+        while (c.len > 0 && (c.p[c.len - 1] == '\n' || c.p[c.len - 1] == '\r'))
+            c.len--;
+        if (!take_word(&c, cmd, sizeof(cmd)))
+            continue;
+        if (strcmp(cmd, "lookup") == 0 && take_word(&c, arg, sizeof(arg)) && take_int(&c, &t)) {
+            sts_answer a;
+
+            if (sts_engine_lookup(d.engine, arg, (int)t, &a) != STS_OK) {
+                printf("{\"error\":\"lookup failed\"}\n");
+                continue;
+            }
+            print_answer(arg, &a);
+            sts_answer_release(&a);
+        } else if ((strcmp(cmd, "burst") == 0 || strcmp(cmd, "bursts") == 0) &&
+                   take_word(&c, arg, sizeof(arg)) && take_int(&c, &n) && take_int(&c, &t)) {
+            burst(&d, arg, (int)n, (int)t, strcmp(cmd, "bursts") == 0);
+        } else if (strcmp(cmd, "advance") == 0 && take_int(&c, &n)) {
+            atomic_fetch_add(&fake_now, (int64_t)n);
+            printf("{\"now\":%lld}\n", (long long)atomic_load(&fake_now));
+        } else if (strcmp(cmd, "time") == 0 && take_int(&c, &n)) {
+            atomic_store(&fake_now, (int64_t)n);
+            printf("{\"now\":%lld}\n", (long long)atomic_load(&fake_now));
+        } else if (strcmp(cmd, "wait-idle") == 0) {
+            wait_idle(&d);
+        } else if (strcmp(cmd, "wait-stat") == 0 && take_word(&c, arg, sizeof(arg)) &&
+                   take_int(&c, &n)) {
+            wait_stat(&d, arg, (json_int_t)n);
+        } else if (strcmp(cmd, "stats") == 0) {
+            wait_stat(&d, "lookups", 0);
+        } else if (strcmp(cmd, "purge") == 0 && take_word(&c, arg, sizeof(arg))) {
+            sts_status st = sts_engine_purge(d.engine, strcmp(arg, "*") == 0 ? NULL : arg, &why);
+
+            printf("{\"purged\":%s}\n", st == STS_OK ? "true" : "false");
+        } else if (strcmp(cmd, "restart") == 0) {
+            sts_engine_free(d.engine);
+            d.engine = NULL;
+            if (engine_up(&d) != 0)
+                return 70;
+            printf("{\"restarted\":true}\n");
+        } else if (strcmp(cmd, "quit") == 0) {
+            break;
+        } else {
+            printf("{\"error\":\"bad command\"}\n");
+        }
+    }
+    sts_engine_free(d.engine);
+    sts_config_free(&d.cfg);
+    return 0;
+}

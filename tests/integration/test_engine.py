@@ -1,0 +1,400 @@
+#!/usr/bin/python3
+"""The lookup engine's RFC 8461 caching rules, one named test each.
+
+Real DNS and HTTPS fixtures on loopback; the engine is driven by
+tests/engine/engine_driver with an injected clock, so "an hour later" costs
+nothing.  Fixture counters (queries, fetches) show what went on the wire.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+TOP_BUILDDIR = os.environ.get("top_builddir") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..")
+DRIVER = os.path.join(TOP_BUILDDIR, "tests", "engine", "engine_driver")
+
+
+def policy(mode="enforce", max_age=86400, mx="mx1.example.net"):
+    return "version: STSv1\r\nmode: %s\r\nmx: %s\r\nmax_age: %d\r\n" % (mode, mx, max_age)
+
+
+class World:
+    """One DNS zone and one set of HTTPS hosts, changed as a test goes."""
+
+    def __init__(self, fx):
+        self.fx = fx
+        self.names = {}
+        self.hosts = {}
+        self.dns_port = None
+        self.https_port = None
+
+    def add(self, d, txt_id="id1", body=None, status=200, delay_ms=0, max_age=86400,
+            mode="enforce"):
+        self.names["_mta-sts." + d] = {"TXT": [["v=STSv1; id=%s;" % txt_id]]}
+        self.names["mta-sts." + d] = {"A": ["127.0.0.1"]}
+        h = {"status": status, "body": body if body is not None else policy(mode, max_age)}
+        if delay_ms:
+            h["delay_ms"] = delay_ms
+        self.hosts["mta-sts." + d] = h
+
+    def start(self):
+        self.dns_port = self.fx.start_dns({"names": self.names, "default": "NXDOMAIN"})
+        self.https_port = self.fx.start_https({"hosts": self.hosts, "default_cert": "good"})
+
+    def push(self):
+        self.fx.update_dns({"names": self.names, "default": "NXDOMAIN"})
+        self.fx.update_https({"hosts": self.hosts, "default_cert": "good"})
+
+    def txt_queries(self, d):
+        return self.fx.dns_queries("_mta-sts." + d, "TXT")
+
+    def fetches(self, d):
+        return self.fx.https_requests("mta-sts." + d)
+
+
+class Driver:
+    def __init__(self, conf, *opts):
+        self.p = subprocess.Popen([DRIVER, "--config", conf] + list(opts), stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def cmd(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        out = self.p.stdout.readline()
+        if not out:
+            raise AssertionError("engine_driver died: %s" % self.p.stderr.read())
+        return json.loads(out)
+
+    def lookup(self, d, timeout_ms=5000):
+        return self.cmd("lookup %s %d" % (d, timeout_ms))
+
+    def close(self):
+        try:
+            self.p.stdin.write("quit\n")
+            self.p.stdin.flush()
+            self.p.wait(timeout=10)
+        except Exception:
+            self.p.kill()
+        err = self.p.stderr.read()
+        self.p.stdout.close()
+        self.p.stderr.close()
+        return err
+
+
+def want(ans, **kw):
+    for k, v in kw.items():
+        assert ans.get(k) == v, "%s: got %r, want %r (answer %s)" % (k, ans.get(k), v, ans)
+
+
+def main():
+    if not os.access(DRIVER, os.X_OK):
+        print("engine_driver not built at %s" % DRIVER)
+        return 99
+    report = harness.TestReport("engine")
+    with tempfile.TemporaryDirectory(prefix="mtasts-engine-test.") as work:
+        fx = harness.Fixtures(work)
+        try:
+            w = World(fx)
+            doms = ["usable", "recheck-same", "recheck-new", "recheck-fail", "txt-gone",
+                    "dns-fail", "to-none", "retry", "refresh", "idle", "coalesce", "pending",
+                    "restart", "lru0", "lru1", "lru2", "lru3", "redis"]
+            for d in doms:
+                w.add(d + ".test")
+            w.add("maxage-zero.test", max_age=0)
+            w.add("pending.test", delay_ms=1500)
+            w.add("refresh.test", max_age=1000)
+            w.add("idle.test", max_age=1000)
+            for i in range(6):
+                w.add("q%d.test" % i, delay_ms=1500)
+            w.start()
+            conf = os.path.join(work, "engine.conf")
+            with open(conf, "w") as f:
+                f.write("DNSServers 127.0.0.1:%d\nDNSTimeout 300ms\nDNSTries 1\nCAFile %s\n"
+                        "PolicyPort %d\nHTTPSTimeout 3s\n" % (w.dns_port, fx.ca_file, w.https_port))
+            run_tests(report, w, conf, work)
+        finally:
+            fx.stop()
+    return report.finish()
+
+
+def run_tests(report, w, conf, work):
+    def with_driver(fn, *opts):
+        def run():
+            drv = Driver(conf, *opts)
+            try:
+                fn(drv)
+            finally:
+                err = drv.close()
+                if "ERROR" in err or "runtime error" in err or "Sanitizer" in err:
+                    raise AssertionError("driver stderr: %s" % err)
+        return run
+
+    def usable_until_max_age(drv):
+        d = "usable.test"
+        a = drv.lookup(d)
+        want(a, result="policy", mode="enforce", from_cache=False, id="id1")
+        assert a["expires_at"] - a["fetched_at"] == 86400, a
+        drv.cmd("advance 86399")
+        want(drv.lookup(d), result="policy", from_cache=True)
+        n = w.fetches(d)
+        drv.cmd("advance 2")
+        a = drv.lookup(d)
+        want(a, result="policy", from_cache=False)
+        assert w.fetches(d) == n + 1, "expired policy was not fetched again"
+    report.run("policy is usable until fetched_at + max_age, then fetched again",
+               with_driver(usable_until_max_age))
+
+    def max_age_zero(drv):
+        d = "maxage-zero.test"
+        want(drv.lookup(d), result="policy", max_age=0, from_cache=False)
+        n = w.fetches(d)
+        want(drv.lookup(d), result="policy", from_cache=False)
+        assert w.fetches(d) == n + 1, "max_age 0 policy was cached"
+    report.run("max_age 0 is usable now but not cached", with_driver(max_age_zero))
+
+    def recheck_same_id(drv):
+        d = "recheck-same.test"
+        want(drv.lookup(d), result="policy", from_cache=False)
+        t0, f0 = w.txt_queries(d), w.fetches(d)
+        drv.cmd("advance 101")
+        want(drv.lookup(d), result="policy", from_cache=True)
+        drv.cmd("wait-idle")
+        assert w.txt_queries(d) == t0 + 1, "no TXT re-check: %d -> %d" % (t0, w.txt_queries(d))
+        assert w.fetches(d) == f0, "policy fetched although the id did not change"
+        drv.cmd("advance 50")
+        want(drv.lookup(d), result="policy", from_cache=True)
+        drv.cmd("wait-idle")
+        assert w.txt_queries(d) == t0 + 1, "re-checked again within the interval"
+    report.run("re-check after the interval: same id keeps the policy, no fetch",
+               with_driver(recheck_same_id, "--recheck", "100"))
+
+    def recheck_new_id(drv):
+        d = "recheck-new.test"
+        want(drv.lookup(d), result="policy", mode="enforce", id="id1")
+        w.add(d, txt_id="id2", mode="testing")
+        w.push()
+        drv.cmd("advance 101")
+        want(drv.lookup(d), result="policy", mode="enforce", from_cache=True)
+        drv.cmd("wait-idle")
+        want(drv.lookup(d), result="policy", mode="testing", id="id2", from_cache=True)
+    report.run("re-check finds a new id: the new policy is fetched",
+               with_driver(recheck_new_id, "--recheck", "100"))
+
+    def recheck_fetch_fails(drv):
+        d = "recheck-fail.test"
+        want(drv.lookup(d), result="policy", mode="enforce", id="id1")
+        w.add(d, txt_id="id2", status=500)
+        w.push()
+        drv.cmd("advance 101")
+        drv.lookup(d)
+        drv.cmd("wait-idle")
+        a = drv.lookup(d)
+        want(a, result="policy", mode="enforce", id="id1", from_cache=True,
+             report_type="sts-policy-fetch-error")
+        assert "500" in a["error"], a
+        st = drv.cmd("stats")
+        drv.lookup(d)
+        drv.cmd("wait-idle")
+        assert drv.cmd("stats")["rechecks"] == st["rechecks"], "re-checked again within 5 min"
+        drv.cmd("advance 86200")    # 86301 s after the fetch: still valid
+        want(drv.lookup(d), result="policy", mode="enforce", id="id1")
+        drv.cmd("advance 100")      # expired, and the new policy cannot be had
+        want(drv.lookup(d), result="temperror", id="id2", report_type="sts-policy-fetch-error")
+    report.run("new id but the fetch fails: the cached policy stays until it expires",
+               with_driver(recheck_fetch_fails, "--recheck", "100"))
+
+    def txt_removed(drv):
+        d = "txt-gone.test"
+        want(drv.lookup(d), result="policy")
+        del w.names["_mta-sts." + d]
+        w.push()
+        drv.cmd("advance 101")
+        drv.lookup(d)
+        drv.cmd("wait-idle")
+        a = drv.lookup(d)
+        want(a, result="policy", mode="enforce", from_cache=True)
+        assert "NXDOMAIN" in a["error"], a
+    report.run("a missing TXT record does not remove a valid cached policy",
+               with_driver(txt_removed, "--recheck", "100"))
+
+    def dns_failure(drv):
+        d = "dns-fail.test"
+        want(drv.lookup(d), result="policy")
+        w.names["_mta-sts." + d] = {"rcode": "SERVFAIL"}
+        w.push()
+        drv.cmd("advance 101")
+        drv.lookup(d)
+        drv.cmd("wait-idle")
+        want(drv.lookup(d), result="policy", mode="enforce", from_cache=True)
+    report.run("a DNS failure does not remove a valid cached policy",
+               with_driver(dns_failure, "--recheck", "100"))
+
+    def mode_none_replaces(drv):
+        d = "to-none.test"
+        want(drv.lookup(d), result="policy", mode="enforce")
+        w.add(d, txt_id="id9", body="version: STSv1\nmode: none\nmax_age: 86400\n")
+        w.push()
+        drv.cmd("advance 101")
+        drv.lookup(d)
+        drv.cmd("wait-idle")
+        want(drv.lookup(d), result="policy", mode="none", id="id9")
+    report.run("a fetched mode none replaces the cached policy at once",
+               with_driver(mode_none_replaces, "--recheck", "100"))
+
+    def negative_cache(drv):
+        d = "nothing-here.test"
+        want(drv.lookup(d), result="none", from_cache=False)
+        n = w.txt_queries(d)
+        want(drv.lookup(d), result="none", from_cache=True)
+        assert w.txt_queries(d) == n, "negative answer not cached"
+        drv.cmd("advance 601")
+        want(drv.lookup(d), result="none", from_cache=False)
+        assert w.txt_queries(d) == n + 1, "negative cache did not expire"
+    report.run("no TXT record is cached for the negative TTL",
+               with_driver(negative_cache, "--negative-ttl", "600"))
+
+    def retry_limit(drv):
+        d = "retry.test"
+        w.add(d, status=503)
+        w.push()
+        want(drv.lookup(d), result="temperror", report_type="sts-policy-fetch-error")
+        n = w.fetches(d)
+        drv.cmd("advance 299")
+        want(drv.lookup(d), result="temperror", from_cache=True)
+        assert w.fetches(d) == n, "fetch retried within 5 minutes"
+        drv.cmd("advance 2")
+        drv.lookup(d)
+        assert w.fetches(d) == n + 1, "fetch not retried after 5 minutes"
+    report.run("a failed fetch is not retried for the same id within 5 minutes",
+               with_driver(retry_limit))
+
+    def proactive_refresh(drv):
+        d = "refresh.test"
+        a = drv.lookup(d)
+        want(a, result="policy", max_age=1000)
+        n = w.fetches(d)
+        for _ in range(9):          # in daily use: looked up every 100 s
+            drv.cmd("advance 100")
+            drv.lookup(d)
+        st = drv.cmd("wait-stat refreshes 1")
+        assert st["reached"], "no refresh queued: %s" % st
+        drv.cmd("wait-idle")
+        assert w.fetches(d) == n + 1, "refresh did not fetch: %d -> %d" % (n, w.fetches(d))
+        drv.cmd("advance 200")      # past the first policy's expiry
+        a = drv.lookup(d)
+        want(a, result="policy", from_cache=True)
+    report.run("a policy in use is refreshed before it expires and never lapses",
+               with_driver(proactive_refresh))
+
+    def idle_not_refreshed(drv):
+        d = "idle.test"
+        want(drv.lookup(d), result="policy", max_age=1000)
+        n = w.fetches(d)
+        drv.cmd("advance 950")
+        drv.cmd("wait-stat refreshes 1")     # gives the sweep time; must not reach
+        assert w.fetches(d) == n, "idle domain was refreshed"
+    report.run("refreshing stops for domains not used for a long while",
+               with_driver(idle_not_refreshed, "--refresh-idle", "500"))
+
+    def coalescing(drv):
+        d = "coalesce.test"
+        r = drv.cmd("burst %s 200 5000" % d)
+        want(r, policy=200, failed=0)
+        assert w.txt_queries(d) == 1, "TXT queries: got %d, want 1" % w.txt_queries(d)
+        assert w.fetches(d) == 1, "fetches: got %d, want 1" % w.fetches(d)
+    report.run("200 concurrent lookups of a cold domain: one TXT query, one fetch",
+               with_driver(coalescing))
+
+    def pending_then_cached(drv):
+        d = "pending.test"
+        a = drv.lookup(d, 200)
+        want(a, result="temperror", pending=True)
+        drv.cmd("wait-idle")
+        want(drv.lookup(d, 0), result="policy", from_cache=True)
+    report.run("deadline passes: pending now, the discovery fills the cache",
+               with_driver(pending_then_cached))
+
+    def bounded_queue(drv):
+        # 1 running + 2 queued are accepted (2 + 2 if the burst outruns the
+        # loop's first dequeue); every other request is refused at once.
+        r = drv.cmd("bursts q 6 100")
+        st = drv.cmd("stats")
+        assert r["temperror"] == 6, "got %s" % r
+        assert 3 <= st["overloaded"] <= 4, "overloaded: got %d, want 3 or 4" % st["overloaded"]
+        assert r["pending"] == 6 - st["overloaded"], "got %s, stats %s" % (r, st)
+        assert st["queued"] + st["inflight"] <= 3, st
+        drv.cmd("wait-idle")
+    report.run("bounded: beyond inflight + queue limit the answer is temperror",
+               with_driver(bounded_queue, "--inflight", "1", "--queue", "2"))
+
+    def lru(drv):
+        for i in range(4):
+            drv.lookup("lru%d.test" % i)
+            drv.cmd("advance 1")
+        st = drv.cmd("stats")
+        assert st["entries"] == 3, "entries: got %d, want 3" % st["entries"]
+        want(drv.lookup("lru3.test"), from_cache=True)
+    report.run("the cache is size-bounded (max entries)", with_driver(lru, "--max-entries", "3"))
+
+    db = os.path.join(work, "cache.db")
+
+    def restart_keeps_policy(drv):
+        d = "restart.test"
+        want(drv.lookup(d), result="policy", mode="enforce")
+        w.fx.stop("dns")
+        w.fx.stop("https")
+        drv.cmd("restart")
+        a = drv.lookup(d)
+        want(a, result="policy", mode="enforce", from_cache=True, id="id1")
+    # Last: it stops the fixtures.
+    report.run("restart keeps a cached enforce policy with DNS and HTTPS down",
+               with_driver(restart_keeps_policy, "--store", "sqlite:" + db))
+
+
+    query = os.path.join(TOP_BUILDDIR, "src", "mtasts-query")
+    qconf = os.path.join(work, "query.conf")
+    with open(qconf, "w") as f:
+        f.write("CacheStore sqlite:%s\n" % db)
+
+    def q(*args):
+        p = subprocess.run([query, "--config", qconf] + list(args), capture_output=True,
+                           text=True, timeout=30)
+        return p.returncode, p.stdout, p.stderr
+
+    def cache_admin():
+        rc, out, err = q("--json", "--cache", "restart.test", "mx1.example.net", "mx2.example.net")
+        assert rc == 0, "exit %d: %s" % (rc, err)
+        got = json.loads(out)
+        for k, v in (("result", "policy"), ("source", "cache"), ("mode", "enforce"),
+                     ("id", "id1"), ("max_age", 86400), ("mx", ["mx1.example.net"]),
+                     ("mx_match", {"mx1.example.net": True, "mx2.example.net": False})):
+            assert got.get(k) == v, "%s: got %r, want %r" % (k, got.get(k), v)
+        rc, out, _ = q("--cache-list")
+        assert rc == 0 and "restart.test" in out and "policy" in out, out
+        rc, out, _ = q("--cache-export")
+        recs = {r["domain"]: r for r in json.loads(out)}
+        r = recs.get("restart.test")
+        assert r is not None and r["kind"] == "policy" and "mode: enforce" in r["policy"], recs
+        assert r["expires_at"] - r["fetched_at"] == 86400, r
+        rc, _, err = q("--cache-purge", "restart.test")
+        assert rc == 0, err
+        rc, out, _ = q("--json", "--cache", "restart.test")
+        got = json.loads(out)
+        assert rc == 2 and "no cache entry" in got["error"], (rc, got)
+        rc, _, _ = q("--cache-purge-all")
+        rc, out, _ = q("--cache-export")
+        assert rc == 0 and json.loads(out) == [], out
+        rc, _, err = q("--cache-list", "extra.test")
+        assert rc == 64, "exit %d, want 64" % rc
+    report.run("mtasts-query --cache shows, lists, exports and purges the store", cache_admin)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
