@@ -20,6 +20,9 @@
 #include "mx.h"
 #include "outcome.h"
 #include "policy.h"
+#include "store.h"
+
+#include <jansson.h>
 
 #define QUERY_MAX_MX 64
 
@@ -39,6 +42,9 @@ static void usage(FILE *fp)
     fprintf(fp,
             "usage: mtasts-query [--json] [--config FILE] [--dns HOST[:PORT],...]\n"
             "                    [--ca-file FILE] [--check-mx] DOMAIN [MX...]\n"
+            "       mtasts-query [--json] [--config FILE] --cache DOMAIN [MX...]\n"
+            "       mtasts-query [--json] [--config FILE] --cache-list | --cache-export\n"
+            "       mtasts-query [--config FILE] --cache-purge DOMAIN | --cache-purge-all\n"
             "       mtasts-query --help | --version\n"
             "Look up the MTA-STS policy (RFC 8461) of DOMAIN and check MX host names\n"
             "against it.  Exit status: 0 policy or none, 1 invalid, 2 temperror,\n"
@@ -131,6 +137,225 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* ------------------------------------------------------------------ cache */
+
+typedef enum cache_cmd {
+    CACHE_NONE,
+    CACHE_SHOW,
+    CACHE_LIST,
+    CACHE_EXPORT,
+    CACHE_PURGE,
+    CACHE_PURGE_ALL,
+} cache_cmd;
+
+static const char *kind_name(sts_entry_kind k)
+{
+    switch (k) {
+    case STS_ENTRY_POLICY:
+        return "policy";
+    case STS_ENTRY_NOPOLICY:
+        return "no-policy";
+    case STS_ENTRY_FAILED:
+        return "failed";
+    }
+    return "?";
+}
+
+/* The outcome a cached record stands for now: what the daemon would use. */
+static void outcome_from_record(const sts_cache_record *r, int64_t now, sts_outcome *o)
+{
+    sts_why why;
+
+    sts_outcome_init(o, r->domain);
+    memcpy(o->id, r->id, sizeof(o->id));
+    if (r->expires_at <= now) {
+        o->result = STS_RESULT_TEMPERROR;
+        (void)snprintf(o->error, sizeof(o->error), "cache entry expired %lld s ago",
+                       (long long)(now - r->expires_at));
+        return;
+    }
+    switch (r->kind) {
+    case STS_ENTRY_POLICY:
+        if (sts_policy_parse(r->policy_text, r->policy_len, &o->policy, &why) == STS_OK) {
+            o->result = STS_RESULT_POLICY;
+        } else {
+            o->result = STS_RESULT_INVALID;
+            (void)snprintf(o->error, sizeof(o->error), "cached policy does not parse: %.200s", why.text);
+        }
+        break;
+    case STS_ENTRY_NOPOLICY:
+        o->result = STS_RESULT_NONE;
+        (void)snprintf(o->error, sizeof(o->error), "cached: the domain has no MTA-STS policy");
+        break;
+    case STS_ENTRY_FAILED:
+        o->result = STS_RESULT_TEMPERROR;
+        (void)snprintf(o->error, sizeof(o->error),
+                       "cached: the last discovery failed, next attempt in %lld s",
+                       (long long)(r->expires_at - now));
+        break;
+    }
+}
+
+static json_t *record_json(const sts_cache_record *r, bool with_text)
+{
+    json_t *o = json_object();
+    sts_policy *p = NULL;
+    sts_why why;
+
+    json_object_set_new(o, "domain", json_string(r->domain));
+    json_object_set_new(o, "kind", json_string(kind_name(r->kind)));
+    if (r->id[0] != '\0')
+        json_object_set_new(o, "id", json_string(r->id));
+    if (r->kind == STS_ENTRY_POLICY &&
+        sts_policy_parse(r->policy_text, r->policy_len, &p, &why) == STS_OK) {
+        json_t *mx = json_array();
+
+        json_object_set_new(o, "mode", json_string(sts_mode_name(p->mode)));
+        json_object_set_new(o, "max_age", json_integer(p->max_age));
+        for (size_t i = 0; i < p->n_mx; i++)
+            json_array_append_new(mx, json_string(p->mx[i]));
+        json_object_set_new(o, "mx", mx);
+        sts_policy_free(p);
+    }
+    json_object_set_new(o, "fetched_at", json_integer(r->fetched_at));
+    json_object_set_new(o, "checked_at", json_integer(r->checked_at));
+    json_object_set_new(o, "expires_at", json_integer(r->expires_at));
+    json_object_set_new(o, "last_used", json_integer(r->last_used));
+    if (with_text && r->policy_text != NULL)
+        json_object_set_new(o, "policy", json_stringn(r->policy_text, r->policy_len));
+    return o;
+}
+
+typedef struct list_ctx {
+    bool json;
+    bool with_text;
+    json_t *arr;
+    int64_t now;
+    size_t n;
+} list_ctx;
+
+static bool list_one(void *arg, const sts_cache_record *r)
+{
+    list_ctx *lc = arg;
+
+    lc->n++;
+    if (lc->arr != NULL) {
+        json_array_append_new(lc->arr, record_json(r, lc->with_text));
+        return true;
+    }
+    printf("%-40s %-9s %-32s %s %lld s\n", r->domain, kind_name(r->kind),
+           r->id[0] != '\0' ? r->id : "-",
+           r->expires_at > lc->now ? "expires-in" : "expired-for",
+           (long long)(r->expires_at > lc->now ? r->expires_at - lc->now : lc->now - r->expires_at));
+    return true;
+}
+
+static int cache_command(const sts_config *cfg, cache_cmd cmd, const char *domain,
+                         query_state *q, bool json)
+{
+    sts_store *store = NULL;
+    sts_why why = { "" };
+    sts_status st;
+    int rc = EX_SOFTWARE;
+    int64_t now = (int64_t)time(NULL);
+
+    st = sts_store_open(cfg->cache_store, &store, &why);
+    if (st != STS_OK) {
+        fprintf(stderr, "mtasts-query: cache store %s: %s\n", cfg->cache_store, why.text);
+        if (store == NULL || st != STS_TEMPFAIL) {
+            sts_store_close(store);
+            return EX_UNAVAILABLE;
+        }
+    } else if (why.text[0] != '\0') {
+        fprintf(stderr, "mtasts-query: cache store %s: %s\n", cfg->cache_store, why.text);
+    }
+    switch (cmd) {
+    case CACHE_SHOW: {
+        sts_cache_record r;
+        sts_mx_check chk[QUERY_MAX_MX];
+        size_t nchk = 0;
+        char *text = NULL;
+
+        memset(&r, 0, sizeof(r));
+        st = sts_store_get(store, domain, &r, &why);
+        if (st == STS_NOTFOUND) {
+            sts_outcome_init(&q->o, domain);
+            (void)snprintf(q->o.error, sizeof(q->o.error), "no cache entry for %s", domain);
+        } else if (st != STS_OK) {
+            fprintf(stderr, "mtasts-query: cache store: %s\n", why.text);
+            rc = EX_UNAVAILABLE;
+            break;
+        } else {
+            outcome_from_record(&r, now, &q->o);
+        }
+        if (q->o.policy != NULL)
+            for (size_t i = 0; i < q->nmx; i++) {
+                chk[nchk].host = q->mx[i];
+                chk[nchk].match = sts_policy_mx_match(q->o.policy, q->mx[i]);
+                nchk++;
+            }
+        if (json) {
+            if (sts_outcome_json(&q->o, chk, nchk, "cache", &text) != STS_OK) {
+                rc = EX_OSERR;
+                sts_cache_record_clear(&r);
+                break;
+            }
+            printf("%s\n", text);
+            free(text);
+        } else {
+            print_text(q, chk, nchk, false);
+            if (st == STS_OK)
+                printf("source:      cache (fetched %lld s ago, checked %lld s ago, expires in %lld s)\n",
+                       (long long)(now - r.fetched_at), (long long)(now - r.checked_at),
+                       (long long)(r.expires_at - now));
+        }
+        sts_cache_record_clear(&r);
+        rc = q->o.result == STS_RESULT_INVALID ? 1 : q->o.result == STS_RESULT_TEMPERROR ? 2 : 0;
+        break;
+    }
+    case CACHE_LIST:
+    case CACHE_EXPORT: {
+        list_ctx lc = { json || cmd == CACHE_EXPORT, cmd == CACHE_EXPORT, NULL, now, 0 };
+        size_t skipped = 0;
+
+        if (lc.json)
+            lc.arr = json_array();
+        st = sts_store_load(store, list_one, &lc, &skipped, &why);
+        if (lc.arr != NULL) {
+            json_dumpf(lc.arr, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+            putchar('\n');
+            json_decref(lc.arr);
+        }
+        if (skipped > 0)
+            fprintf(stderr, "mtasts-query: %zu undecodable records skipped\n", skipped);
+        if (st != STS_OK) {
+            fprintf(stderr, "mtasts-query: cache store: %s\n", why.text);
+            rc = EX_UNAVAILABLE;
+        } else {
+            rc = 0;
+        }
+        break;
+    }
+    case CACHE_PURGE:
+    case CACHE_PURGE_ALL:
+        st = cmd == CACHE_PURGE ? sts_store_delete(store, domain, &why) : sts_store_clear(store, &why);
+        if (st != STS_OK && st != STS_NOTFOUND) {
+            fprintf(stderr, "mtasts-query: cache store: %s\n", why.text);
+            rc = EX_UNAVAILABLE;
+        } else {
+            fprintf(stderr, "mtasts-query: purged %s from %s (a running mtasts-milter keeps its "
+                            "memory copy until it restarts)\n",
+                    cmd == CACHE_PURGE ? domain : "every entry", cfg->cache_store);
+            rc = 0;
+        }
+        break;
+    case CACHE_NONE:
+        break;
+    }
+    sts_store_close(store);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -139,12 +364,18 @@ int main(int argc, char **argv)
         { "dns", required_argument, NULL, 'd' },
         { "ca-file", required_argument, NULL, 'a' },
         { "check-mx", no_argument, NULL, 'm' },
+        { "cache", no_argument, NULL, 'C' },
+        { "cache-list", no_argument, NULL, 'L' },
+        { "cache-export", no_argument, NULL, 'E' },
+        { "cache-purge", no_argument, NULL, 'P' },
+        { "cache-purge-all", no_argument, NULL, 'A' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *config_path = NULL, *dns = NULL, *ca_file = NULL;
     bool json = false, check_mx = false;
+    cache_cmd ccmd = CACHE_NONE;
     char domain[STS_DOMAIN_MAX + 1];
     sts_config cfg;
     bool cfg_ready = false;
@@ -175,6 +406,18 @@ int main(int argc, char **argv)
         case 'm':
             check_mx = true;
             break;
+        case 'C':
+        case 'L':
+        case 'E':
+        case 'P':
+        case 'A':
+            if (ccmd != CACHE_NONE) {
+                fprintf(stderr, "mtasts-query: only one --cache command at a time\n");
+                return EX_USAGE;
+            }
+            ccmd = ch == 'C' ? CACHE_SHOW : ch == 'L' ? CACHE_LIST : ch == 'E' ? CACHE_EXPORT
+                 : ch == 'P' ? CACHE_PURGE : CACHE_PURGE_ALL;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -186,15 +429,25 @@ int main(int argc, char **argv)
             return EX_USAGE;
         }
     }
-    if (optind >= argc) {
+    if (ccmd == CACHE_LIST || ccmd == CACHE_EXPORT || ccmd == CACHE_PURGE_ALL) {
+        if (optind != argc) {
+            fprintf(stderr, "mtasts-query: this --cache command takes no domain\n");
+            return EX_USAGE;
+        }
+    } else if (optind >= argc) {
         usage(stderr);
+        return EX_USAGE;
+    } else if (ccmd == CACHE_PURGE && argc - optind != 1) {
+        fprintf(stderr, "mtasts-query: --cache-purge takes exactly one domain\n");
         return EX_USAGE;
     }
     if (argc - optind - 1 > QUERY_MAX_MX) {
         fprintf(stderr, "mtasts-query: at most %d MX host names\n", QUERY_MAX_MX);
         return EX_USAGE;
     }
-    if (sts_domain_normalize(argv[optind], strlen(argv[optind]), domain, &why) != STS_OK) {
+    domain[0] = '\0';
+    if (optind < argc &&
+        sts_domain_normalize(argv[optind], strlen(argv[optind]), domain, &why) != STS_OK) {
         fprintf(stderr, "mtasts-query: '%s' is not a usable domain: %s\n", argv[optind], why.text);
         return EX_USAGE;
     }
@@ -237,6 +490,10 @@ int main(int argc, char **argv)
     if (ca_file != NULL && (rc = override(&cfg, "CAFile", ca_file)) != 0)
         goto done;
     rc = EX_SOFTWARE;
+    if (ccmd != CACHE_NONE) {
+        rc = cache_command(&cfg, ccmd, domain, &q, json);
+        goto done;
+    }
 
     if (sts_discover_new(&cfg, &disc, &why) != STS_OK) {
         fprintf(stderr, "mtasts-query: %s\n", why.text);
