@@ -44,6 +44,7 @@ typedef enum key_type {
     KT_DNSLIST,     /* HOST[:PORT],... stored as c-ares "ports csv" */
     KT_STORE,       /* sqlite:PATH, redis://HOST[:PORT][/DB] or none */
     KT_DURATION_MS, /* N, Nms or Ns; stored in milliseconds */
+    KT_DURATION_S,  /* N, Ns, Nm, Nh or Nd; stored in seconds */
     KT_UINT,        /* decimal number */
     KT_BOOL,        /* yes/no, true/false, on/off, 1/0 */
 } key_type;
@@ -71,6 +72,7 @@ typedef struct key_def {
 #define FIELD_KT_DNSLIST FIELD_STR
 #define FIELD_KT_STORE FIELD_STR
 #define FIELD_KT_DURATION_MS FIELD_UNS
+#define FIELD_KT_DURATION_S FIELD_UNS
 #define FIELD_KT_UINT FIELD_UNS
 #define FIELD_KT_BOOL FIELD_BOOL
 
@@ -107,13 +109,27 @@ static const key_def keys[] = {
             "FOR TESTS ONLY: TCP port policies are fetched from"),
     STS_KEY("CacheStore", STORE, "sqlite:/var/lib/mtasts-milter/cache.db", 0, 0, cache_store,
             "where policies are cached: sqlite:PATH, redis://HOST[:PORT][/DB] or none"),
+    STS_KEY("CacheSize", UINT, "100000", 10, 10000000, cache_size,
+            "most domains kept in the cache (least recently used go first)"),
+    STS_KEY("NegativeCacheTime", DURATION_S, "3600s", 1, 604800, negative_ttl,
+            "how long \"this domain has no MTA-STS\" is remembered"),
+    STS_KEY("RecheckInterval", DURATION_S, "3600s", 60, 604800, recheck_interval,
+            "age of the last TXT check after which a cache hit re-checks the policy id"),
+    STS_KEY("RetryInterval", DURATION_S, "300s", 60, 86400, retry_interval,
+            "least time between two failed attempts for one domain (RFC 8461 3.3)"),
+    STS_KEY("RefreshIdle", DURATION_S, "2592000s", 3600, 31557600, refresh_idle,
+            "stop refreshing policies of domains unused for this long"),
+    STS_KEY("MaxDiscoveries", UINT, "128", 1, 10000, max_discoveries,
+            "policy discoveries running at once"),
+    STS_KEY("DiscoveryQueue", UINT, "10000", 1, 1000000, discovery_queue,
+            "discoveries waiting to start; beyond it lookups answer temperror"),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 static bool type_is_string(key_type t)
 {
-    return t != KT_DURATION_MS && t != KT_UINT && t != KT_BOOL;
+    return t != KT_DURATION_MS && t != KT_DURATION_S && t != KT_UINT && t != KT_BOOL;
 }
 
 static char **str_slot(const key_def *k, sts_config *cfg)
@@ -497,6 +513,39 @@ not_duration:
     return STS_PERMFAIL;
 }
 
+/* Seconds with an optional unit: s, m, h, d (RFC 8461 times are seconds). */
+static sts_status apply_duration_s(const key_def *k, sts_cur v, sts_config *cfg, sts_why *why)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mult;
+    } units[] = { { "", 1 }, { "s", 1 }, { "m", 60 }, { "h", 3600 }, { "d", 86400 } };
+    sts_cur all = v;
+    uint64_t n, mult = 0;
+    bool range;
+    shown s;
+
+    if (!parse_u64(&v, &n, &range) && !range)
+        goto not_duration;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (sts_cur_eq_nocase(&v, units[i].unit))
+            mult = units[i].mult;
+    if (mult == 0)
+        goto not_duration;
+    n = n > UINT64_MAX / mult ? UINT64_MAX : n * mult;
+    if (n < k->min || n > k->max) {
+        sts_why_set(why, "%s is out of range %llus..%llus", show(&s, all),
+                    (unsigned long long)k->min, (unsigned long long)k->max);
+        return STS_PERMFAIL;
+    }
+    *uns_slot(k, cfg) = (unsigned)n;
+    return STS_OK;
+not_duration:
+    sts_why_set(why, "'%s' is not a duration in seconds (examples: 300, 300s, 5m, 1h, 30d)",
+                show(&s, all));
+    return STS_PERMFAIL;
+}
+
 static sts_status apply_bool(const key_def *k, sts_cur v, sts_config *cfg, sts_why *why)
 {
     static const char *const yes[] = { "yes", "true", "on", "1" };
@@ -613,6 +662,8 @@ static sts_status apply(const key_def *k, sts_cur v, sts_config *cfg, sts_why *w
         return apply_uint(k, v, cfg, why);
     case KT_DURATION_MS:
         return apply_duration(k, v, cfg, why);
+    case KT_DURATION_S:
+        return apply_duration_s(k, v, cfg, why);
     case KT_BOOL:
         return apply_bool(k, v, cfg, why);
     case KT_DNSLIST:
@@ -851,6 +902,8 @@ void sts_config_print(const sts_config *cfg, FILE *fp)
             (void)fprintf(fp, "%s %s\n", k->name, bool_get(k, cfg) ? "yes" : "no");
         } else if (k->type == KT_DURATION_MS) {
             (void)fprintf(fp, "%s %ums\n", k->name, uns_get(k, cfg));
+        } else if (k->type == KT_DURATION_S) {
+            (void)fprintf(fp, "%s %us\n", k->name, uns_get(k, cfg));
         } else {
             (void)fprintf(fp, "%s %u\n", k->name, uns_get(k, cfg));
         }

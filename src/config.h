@@ -36,7 +36,15 @@ typedef struct sts_config {
     unsigned https_timeout_ms;         /* HTTPSTimeout (ms): whole fetch */
     unsigned policy_port;     /* PolicyPort: TESTS ONLY, 443 in production */
     /* cache */
-    char *cache_store;        /* CacheStore: sqlite:PATH or redis://HOST:PORT[/DB] */
+    char *cache_store;        /* CacheStore: sqlite:PATH, redis://HOST[:PORT][/DB] or none */
+    unsigned cache_size;      /* CacheSize: entries */
+    unsigned negative_ttl;    /* NegativeCacheTime (s) */
+    unsigned recheck_interval; /* RecheckInterval (s) */
+    unsigned retry_interval;  /* RetryInterval (s) */
+    unsigned refresh_idle;    /* RefreshIdle (s) */
+    /* engine bounds */
+    unsigned max_discoveries; /* MaxDiscoveries */
+    unsigned discovery_queue; /* DiscoveryQueue */
 } sts_config;
 
 /* Fill cfg with the embedded defaults (allocates; free with sts_config_free).

@@ -91,7 +91,13 @@ static void stat_inc(atomic_uint_fast64_t *c)
 void sts_engine_opts_from_config(const sts_config *cfg, sts_engine_opts *opts)
 {
     memset(opts, 0, sizeof(*opts));
-    (void)cfg; /* the engine keys join the config table with the milter */
+    opts->max_inflight = cfg->max_discoveries;
+    opts->queue_limit = cfg->discovery_queue;
+    opts->negative_ttl = cfg->negative_ttl;
+    opts->retry_interval = cfg->retry_interval;
+    opts->recheck_interval = cfg->recheck_interval;
+    opts->refresh_idle = cfg->refresh_idle;
+    opts->max_entries = cfg->cache_size;
 }
 
 static void opts_defaults(sts_engine_opts *o)

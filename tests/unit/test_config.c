@@ -188,6 +188,15 @@ static const value_case accept_cases[] = {
     { "policy_port_min", "PolicyPort 1", "PolicyPort", "1" },
     { "policy_port_max", "PolicyPort 65535", "PolicyPort", "65535" },
     { "policy_port_test_port", "PolicyPort 8443", "PolicyPort", "8443" },
+    { "cache_size_min", "CacheSize 10", "CacheSize", "10" },
+    { "negative_ttl_plain_seconds", "NegativeCacheTime 600", "NegativeCacheTime", "600s" },
+    { "negative_ttl_minutes", "NegativeCacheTime 10m", "NegativeCacheTime", "600s" },
+    { "recheck_hours", "RecheckInterval 2h", "RecheckInterval", "7200s" },
+    { "retry_rfc_minimum", "RetryInterval 5m", "RetryInterval", "300s" },
+    { "refresh_idle_days", "RefreshIdle 7d", "RefreshIdle", "604800s" },
+    { "refresh_idle_max_one_year", "RefreshIdle 31557600s", "RefreshIdle", "31557600s" },
+    { "max_discoveries_min", "MaxDiscoveries 1", "MaxDiscoveries", "1" },
+    { "discovery_queue_max", "DiscoveryQueue 1000000", "DiscoveryQueue", "1000000" },
     /* CacheStore */
     { "cache_store_sqlite", "CacheStore sqlite:/tmp/c.db", "CacheStore", "sqlite:/tmp/c.db" },
     { "cache_store_sqlite_scheme_lowercased", "CacheStore SQLite:/tmp/c.db", "CacheStore",
@@ -312,6 +321,12 @@ static const error_case reject_cases[] = {
     { "https_timeout_below_min", "HTTPSTimeout 99", 0,
       "HTTPSTimeout: 99 is out of range 100ms..300000ms" },
     { "https_timeout_above_max", "HTTPSTimeout 301s", 0, "out of range 100ms..300000ms" },
+    { "retry_below_rfc_minimum", "RetryInterval 59s", 0,
+      "RetryInterval: 59s is out of range 60s..86400s" },
+    { "negative_ttl_bad_unit", "NegativeCacheTime 5w", 0, "is not a duration in seconds" },
+    { "negative_ttl_ms_not_allowed", "NegativeCacheTime 500ms", 0, "is not a duration in seconds" },
+    { "refresh_idle_above_max", "RefreshIdle 366d", 0, "out of range 3600s..31557600s" },
+    { "cache_size_below_min", "CacheSize 9", 0, "CacheSize: 9 is out of range 10..10000000" },
     /* numbers */
     { "dns_tries_below_min", "DNSTries 0", 0, "test.conf:1: DNSTries: 0 is out of range 1..10" },
     { "dns_tries_above_max", "DNSTries 11", 0, "DNSTries: 11 is out of range 1..10" },
@@ -480,7 +495,14 @@ static const char all_keys_text[] =
     "HTTPSConnectTimeout 1500\n"
     "HTTPSTimeout 90s\n"
     "PolicyPort 8443\n"
-    "CacheStore REDIS://[::1]:6379/4\n";
+    "CacheStore REDIS://[::1]:6379/4\n"
+    "CacheSize 5000\n"
+    "NegativeCacheTime 15m\n"
+    "RecheckInterval 1h\n"
+    "RetryInterval 600\n"
+    "RefreshIdle 7d\n"
+    "MaxDiscoveries 64\n"
+    "DiscoveryQueue 500\n";
 
 static void round_trip(sts_config *cfg)
 {
@@ -548,7 +570,14 @@ static void test_print_format(void **state)
         "HTTPSConnectTimeout 10000ms\n"
         "HTTPSTimeout 60000ms\n"
         "PolicyPort 443\n"
-        "CacheStore sqlite:/var/lib/mtasts-milter/cache.db\n";
+        "CacheStore sqlite:/var/lib/mtasts-milter/cache.db\n"
+        "CacheSize 100000\n"
+        "NegativeCacheTime 3600s\n"
+        "RecheckInterval 3600s\n"
+        "RetryInterval 300s\n"
+        "RefreshIdle 2592000s\n"
+        "MaxDiscoveries 128\n"
+        "DiscoveryQueue 10000\n";
 
     (void)state;
     defaults(&cfg);
