@@ -761,6 +761,36 @@ static void sweep(sts_engine *e)
     free(s.expired);
 }
 
+/* Read-through: another daemon sharing the store (Redis) may already hold
+ * the domain.  A usable record answers the flight without any network.
+ * Loop thread, before a FULL discovery starts. */
+static bool answer_from_store(sts_engine *e, flight *f)
+{
+    sts_cache_record r;
+    sts_why why = { "" };
+    sts_status st;
+    load_ctx lc = { e, engine_now(e), 0, 0, 0 };
+    sts_cache_entry ce;
+    bool ok = false;
+
+    if (e->store == NULL || f->mode != STS_DISCOVER_FULL)
+        return false;
+    memset(&r, 0, sizeof(r));
+    pthread_mutex_lock(&e->store_mu);
+    st = sts_store_get(e->store, f->domain, &r, &why);
+    pthread_mutex_unlock(&e->store_mu);
+    if (st == STS_OK && r.expires_at > lc.now && load_one(&lc, &r) && lc.loaded == 1 &&
+        sts_cache_get(e->cache, f->domain, lc.now, &ce)) {
+        flight_set_answer(f, &ce);
+        sts_cache_entry_release(&ce);
+        ok = true;
+    } else if (st != STS_OK && st != STS_NOTFOUND) {
+        store_log_error(e, "get", &why);
+    }
+    sts_cache_record_clear(&r);
+    return ok;
+}
+
 static void *loop_main(void *arg)
 {
     sts_engine *e = arg;
@@ -793,6 +823,13 @@ static void *loop_main(void *arg)
 
             start = f->qnext;
             f->qnext = NULL;
+            if (answer_from_store(e, f)) {
+                pthread_mutex_lock(&e->mu);
+                e->ninflight--;
+                flight_complete(e, f);
+                pthread_mutex_unlock(&e->mu);
+                continue;
+            }
             if (sts_discover_start_mode(e->disc, f->domain, f->mode, f->known_id, on_done, f) !=
                 STS_OK) {
                 pthread_mutex_lock(&e->mu);

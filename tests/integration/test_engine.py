@@ -8,6 +8,7 @@ nothing.  Fixture counters (queries, fetches) show what went on the wire.
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -342,6 +343,62 @@ def run_tests(report, w, conf, work):
         assert st["entries"] == 3, "entries: got %d, want 3" % st["entries"]
         want(drv.lookup("lru3.test"), from_cache=True)
     report.run("the cache is size-bounded (max entries)", with_driver(lru, "--max-entries", "3"))
+
+    redis_bin = "/usr/bin/redis-server"
+
+    def start_redis():
+        port = harness.free_port()
+        p = subprocess.Popen([redis_bin, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--daemonize", "no"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        harness.wait_for(lambda: _redis_up(port), timeout=10, msg="redis-server did not start")
+        return p, port
+
+    def _redis_up(port):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as c:
+                c.sendall(b"PING\r\n")
+                return c.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def redis_shared():
+        rp, port = start_redis()
+        try:
+            spec = "redis://127.0.0.1:%d/2" % port
+            a = Driver(conf, "--store", spec)
+            try:
+                want(a.lookup("redis.test"), result="policy", from_cache=False)
+                want(a.lookup("redis-none.test"), result="none")
+            finally:
+                a.close()
+            n = w.fetches("redis.test")
+            t = w.txt_queries("redis-none.test")
+            b = Driver(conf, "--store", spec)   # a second MTA sharing the cache
+            try:
+                want(b.lookup("redis.test"), result="policy", mode="enforce", id="id1")
+                want(b.lookup("redis-none.test"), result="none")
+                assert w.fetches("redis.test") == n, "second MTA fetched again"
+                assert w.txt_queries("redis-none.test") == t, "second MTA asked DNS again"
+                rp.kill()
+                rp.wait()
+                # Redis gone: answers keep coming from memory and the network.
+                want(b.lookup("redis.test"), result="policy", from_cache=True)
+                want(b.lookup("usable.test"), result="policy")
+                st = b.cmd("stats")
+                assert st["store_errors"] >= 1, st
+            finally:
+                b.close()
+        finally:
+            if rp.poll() is None:
+                rp.kill()
+                rp.wait()
+
+    if os.access(redis_bin, os.X_OK):
+        report.run("redis: a second MTA uses the first one's policies; redis down, "
+                   "answers continue", redis_shared)
+    else:
+        report.skip("redis shared cache", "redis-server not installed")
 
     db = os.path.join(work, "cache.db")
 
