@@ -240,6 +240,33 @@ static bool load_one(void *arg, const sts_cache_record *r)
 
 /* ------------------------------------------------------------------ life */
 
+sts_status sts_engine_open_store(const char *spec, sts_store **out)
+{
+    sts_why why = { "" };
+    sts_status st;
+
+    *out = NULL;
+    st = sts_store_open(spec, out, &why);
+    if (st == STS_OK) {
+        if (why.text[0] != '\0')
+            sts_log(STS_LOG_WARNING, "-", "cache-store", "store=%s note=\"%s\"", spec, why.text);
+        return STS_OK;
+    }
+    if (*out != NULL) {
+        /* Reachable later (Redis down): keep it, it reconnects by itself. */
+        sts_log(STS_LOG_WARNING, "-", "cache-store",
+                "store=%s unreachable reason=\"%s\" serving from memory until it is back", spec,
+                why.text);
+        return STS_OK;
+    }
+    sts_log(STS_LOG_ERR, "-", "cache-store",
+            "store=%s unusable reason=\"%s\" running with a memory-only cache: policies will "
+            "not survive a restart",
+            spec, why.text);
+    why.text[0] = '\0';
+    return sts_store_open("none", out, &why);
+}
+
 sts_status sts_engine_new(const sts_config *cfg, const sts_engine_opts *opts, sts_store *store,
                           sts_engine **out, sts_why *why)
 {

@@ -48,6 +48,14 @@ void sts_engine_opts_from_config(const sts_config *cfg, sts_engine_opts *opts);
 sts_status sts_engine_new(const sts_config *cfg, const sts_engine_opts *opts, sts_store *store,
                           sts_engine **out, sts_why *why) STS_MUST_CHECK;
 
+/* Open the configured store for an engine, never failing the daemon over
+ * it (MTA-STS must keep working): a usable store, or a memory-only store
+ * after one clear log line when the configured one cannot be used (bad
+ * file permissions, missing directory).  A repaired corrupt file or an
+ * unreachable Redis (which reconnects later) is logged too.  *out is NULL
+ * only on STS_NOMEM. */
+sts_status sts_engine_open_store(const char *spec, sts_store **out) STS_MUST_CHECK;
+
 /* Start the loop thread (after privileges are dropped). */
 sts_status sts_engine_start(sts_engine *e, sts_why *why) STS_MUST_CHECK;
 

@@ -56,14 +56,10 @@ static int engine_up(driver *d)
 {
     sts_store *store = NULL;
     sts_why why = { "" };
-    sts_status st;
 
-    if (d->store_spec != NULL) {
-        st = sts_store_open(d->store_spec, &store, &why);
-        if (st != STS_OK && store == NULL) {
-            fprintf(stderr, "engine_driver: store: %s\n", why.text);
-            return -1;
-        }
+    if (d->store_spec != NULL && sts_engine_open_store(d->store_spec, &store) != STS_OK) {
+        fprintf(stderr, "engine_driver: out of memory opening the store\n");
+        return -1;
     }
     if (sts_engine_new(&d->cfg, &d->opts, store, &d->engine, &why) != STS_OK ||
         sts_engine_start(d->engine, &why) != STS_OK) {

@@ -400,6 +400,36 @@ def run_tests(report, w, conf, work):
     else:
         report.skip("redis shared cache", "redis-server not installed")
 
+    def corrupt_store():
+        bad = os.path.join(work, "corrupt.db")
+        with open(bad, "wb") as f:
+            f.write(os.urandom(8192))
+        drv = Driver(conf, "--store", "sqlite:" + bad)
+        try:
+            want(drv.lookup("usable.test"), result="policy")
+        finally:
+            err = drv.close()
+        moved = [n for n in os.listdir(work) if n.startswith("corrupt.db.corrupt-")]
+        assert moved, "corrupt file not moved aside: %s" % os.listdir(work)
+        assert "cache-store" in err and "corrupt" in err, "no log line: %r" % err
+        drv = Driver(conf, "--store", "sqlite:" + bad)   # the fresh file works after restart
+        try:
+            want(drv.lookup("usable.test", 0), result="policy", from_cache=True)
+        finally:
+            drv.close()
+    report.run("a corrupt cache file is logged, moved aside and replaced; nothing crashes",
+               corrupt_store)
+
+    def unusable_store():
+        drv = Driver(conf, "--store", "sqlite:" + os.path.join(work, "no-such-dir", "c.db"))
+        try:
+            want(drv.lookup("usable.test"), result="policy")
+        finally:
+            err = drv.close()
+        assert "memory-only" in err, "no log line: %r" % err
+    report.run("an unusable cache store is logged and the engine runs from memory",
+               unusable_store)
+
     db = os.path.join(work, "cache.db")
 
     def restart_keeps_policy(drv):
