@@ -59,8 +59,8 @@ sts_status sts_engine_open_store(const char *spec, sts_store **out) STS_MUST_CHE
 /* Start the loop thread (after privileges are dropped). */
 sts_status sts_engine_start(sts_engine *e, sts_why *why) STS_MUST_CHECK;
 
-/* Stop the loop thread: discoveries in flight are cancelled, waiting
- * callers return with pending.  Idempotent. */
+/* Stop the loop thread: discoveries in flight are cancelled and waiting
+ * callers return at once with temperror ("shutting down").  Idempotent. */
 void sts_engine_stop(sts_engine *e);
 
 /* Stop (if needed) and free everything, closing the store. */

@@ -1,7 +1,8 @@
 #!/bin/sh
 # check-banned.sh - no banned C library calls (CONVENTIONS.md "Untrusted input").
 #
-# Scans the C sources and headers in src/, milter/ and tests/fuzz/ for
+# Scans the C sources and headers in src/, milter/, tests/fuzz/, tests/bench/
+# and tests/engine/ for
 #   strcpy strcat sprintf vsprintf strncpy atoi atol strtok sscanf gets
 # and, in src/ (the parsers), for <ctype.h> and its locale-dependent
 # classification calls (isalpha, isdigit, ..., tolower, toupper); use the
@@ -24,7 +25,7 @@ call_re() {
 exempt='/\*[[:space:]]*banned-ok:[[:space:]]*[^*[:space:]][^*]*\*/'
 
 files=$(cd "$top_srcdir" &&
-    for d in src milter tests/fuzz; do
+    for d in src milter tests/fuzz tests/bench tests/engine; do
         [ -d "$d" ] && find "$d" -type f \( -name '*.c' -o -name '*.h' \)
     done | LC_ALL=C sort)
 
