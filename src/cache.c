@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,14 +70,28 @@ typedef struct node {
     char domain[];             /* flexible: exact size */
 } node;
 
+/* Lock striping: bucket b is guarded by stripes[b % CACHE_STRIPES], so
+ * readers on different domains rarely share a lock's cache line. */
+#define CACHE_STRIPES 64
+
+typedef struct stripe {
+    _Alignas(64) pthread_rwlock_t lock;
+} stripe;
+
 struct sts_cache {
-    pthread_rwlock_t lock;
+    stripe stripes[CACHE_STRIPES];
     node **buckets;
-    size_t nbuckets; /* power of two */
-    size_t count;
+    size_t nbuckets; /* power of two, >= CACHE_STRIPES */
+    atomic_size_t count;
     size_t max;
-    uint64_t rng;    /* eviction sampling, writer only */
+    pthread_mutex_t evict_mu; /* serialises evictions and the sampling state */
+    uint64_t rng;
 };
+
+static pthread_rwlock_t *lock_of(sts_cache *c, size_t bucket)
+{
+    return &c->stripes[bucket % CACHE_STRIPES].lock;
+}
 
 static uint64_t hash_domain(const char *s)
 {
@@ -91,23 +106,30 @@ static uint64_t hash_domain(const char *s)
 
 sts_status sts_cache_new(size_t max_entries, sts_cache **out)
 {
-    sts_cache *c = calloc(1, sizeof(*c));
+    sts_cache *c = NULL;
     size_t nb = 64;
+    void *mem = NULL;
 
     *out = NULL;
-    if (c == NULL)
+    /* The lock stripes are cache-line aligned: so must the struct be. */
+    if (posix_memalign(&mem, 64, sizeof(*c)) != 0)
         return STS_NOMEM;
+    c = mem;
+    memset(c, 0, sizeof(*c));
     if (max_entries == 0)
         max_entries = 1;
     /* Load factor <= 1 at the bound. */
     while (nb < max_entries && nb < ((size_t)1 << 30))
         nb <<= 1;
     c->buckets = calloc(nb, sizeof(*c->buckets));
-    if (c->buckets == NULL || pthread_rwlock_init(&c->lock, NULL) != 0) {
-        free(c->buckets);
+    if (c->buckets == NULL) {
         free(c);
         return STS_NOMEM;
     }
+    for (size_t i = 0; i < CACHE_STRIPES; i++)
+        pthread_rwlock_init(&c->stripes[i].lock, NULL);
+    pthread_mutex_init(&c->evict_mu, NULL);
+    atomic_init(&c->count, 0);
     c->nbuckets = nb;
     c->max = max_entries;
     c->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)c;
@@ -135,7 +157,19 @@ static void clear_locked(sts_cache *c)
         }
         c->buckets[i] = NULL;
     }
-    c->count = 0;
+    atomic_store(&c->count, 0);
+}
+
+static void lock_all(sts_cache *c)
+{
+    for (size_t i = 0; i < CACHE_STRIPES; i++)
+        pthread_rwlock_wrlock(&c->stripes[i].lock);
+}
+
+static void unlock_all(sts_cache *c)
+{
+    for (size_t i = 0; i < CACHE_STRIPES; i++)
+        pthread_rwlock_unlock(&c->stripes[i].lock);
 }
 
 void sts_cache_free(sts_cache *c)
@@ -143,7 +177,9 @@ void sts_cache_free(sts_cache *c)
     if (c == NULL)
         return;
     clear_locked(c);
-    pthread_rwlock_destroy(&c->lock);
+    for (size_t i = 0; i < CACHE_STRIPES; i++)
+        pthread_rwlock_destroy(&c->stripes[i].lock);
+    pthread_mutex_destroy(&c->evict_mu);
     free(c->buckets);
     free(c);
 }
@@ -185,15 +221,19 @@ static void copy_out(const node *n, sts_cache_entry *out)
 bool sts_cache_get(sts_cache *c, const char *domain, int64_t now, sts_cache_entry *out)
 {
     uint64_t h = hash_domain(domain);
+    pthread_rwlock_t *lk = lock_of(c, (size_t)(h & (c->nbuckets - 1)));
     node *n;
 
-    pthread_rwlock_rdlock(&c->lock);
+    pthread_rwlock_rdlock(lk);
     n = *find_slot(c, domain, h);
     if (n != NULL) {
-        atomic_store_explicit(&n->last_used, now, memory_order_relaxed);
+        /* Write only when the second changes: a store on every hit would
+         * bounce the line between cores. */
+        if (atomic_load_explicit(&n->last_used, memory_order_relaxed) != now)
+            atomic_store_explicit(&n->last_used, now, memory_order_relaxed);
         copy_out(n, out);
     }
-    pthread_rwlock_unlock(&c->lock);
+    pthread_rwlock_unlock(lk);
     return n != NULL;
 }
 
@@ -214,36 +254,54 @@ static uint64_t next_rand(sts_cache *c)
     return x;
 }
 
-/* Evict the least recently used of a few sampled entries (not `keep`). */
-static void evict_one(sts_cache *c, const node *keep, char evicted[STS_DOMAIN_MAX + 1])
+/* Evict the least recently used of a few sampled entries (never `keep`).
+ * Each sampled bucket is read under its own stripe, then the victim is
+ * removed under its stripe if it is still there. */
+static void evict_one(sts_cache *c, const char *keep, char evicted[STS_DOMAIN_MAX + 1])
 {
-    node **victim = NULL;
+    char victim[STS_DOMAIN_MAX + 1];
     int64_t oldest = INT64_MAX;
     int seen = 0;
+    uint64_t vh = 0;
+    node **pp, *v = NULL;
+    pthread_rwlock_t *lk;
 
+    victim[0] = '\0';
+    pthread_mutex_lock(&c->evict_mu);
     for (size_t tries = 0; seen < CACHE_EVICT_SAMPLE && tries < 4 * c->nbuckets; tries++) {
         size_t b = (size_t)(next_rand(c) & (c->nbuckets - 1));
 
-        for (node **pp = &c->buckets[b]; *pp != NULL; pp = &(*pp)->next) {
-            int64_t lu = atomic_load_explicit(&(*pp)->last_used, memory_order_relaxed);
+        lk = lock_of(c, b);
+        pthread_rwlock_rdlock(lk);
+        for (node *n = c->buckets[b]; n != NULL; n = n->next) {
+            int64_t lu = atomic_load_explicit(&n->last_used, memory_order_relaxed);
 
-            if (*pp == keep)
+            if (strcmp(n->domain, keep) == 0)
                 continue;
             seen++;
             if (lu < oldest) {
                 oldest = lu;
-                victim = pp;
+                vh = n->hash;
+                (void)snprintf(victim, sizeof(victim), "%s", n->domain);
             }
         }
+        pthread_rwlock_unlock(lk);
     }
-    if (victim != NULL) {
-        node *v = *victim;
-        size_t len = strlen(v->domain);
-
-        memcpy(evicted, v->domain, len + 1);
-        *victim = v->next;
+    pthread_mutex_unlock(&c->evict_mu);
+    if (victim[0] == '\0')
+        return;
+    lk = lock_of(c, (size_t)(vh & (c->nbuckets - 1)));
+    pthread_rwlock_wrlock(lk);
+    pp = find_slot(c, victim, vh);
+    if (*pp != NULL) {
+        v = *pp;
+        *pp = v->next;
+        atomic_fetch_sub(&c->count, 1);
+    }
+    pthread_rwlock_unlock(lk);
+    if (v != NULL) {
+        memcpy(evicted, victim, strlen(victim) + 1);
         node_free(v);
-        c->count--;
     }
 }
 
@@ -254,6 +312,8 @@ sts_status sts_cache_put(sts_cache *c, const char *domain, const sts_cache_entry
     uint64_t h = hash_domain(domain);
     node *n = malloc(sizeof(*n) + len + 1);
     node **pp;
+    pthread_rwlock_t *lk;
+    bool inserted;
 
     evicted[0] = '\0';
     if (n == NULL)
@@ -278,7 +338,8 @@ sts_status sts_cache_put(sts_cache *c, const char *domain, const sts_cache_entry
     memcpy(n->domain, domain, len + 1);
     sts_polref_get(n->pol);
 
-    pthread_rwlock_wrlock(&c->lock);
+    lk = lock_of(c, (size_t)(h & (c->nbuckets - 1)));
+    pthread_rwlock_wrlock(lk);
     pp = find_slot(c, domain, h);
     if (*pp != NULL) {
         node *old = *pp;
@@ -291,29 +352,31 @@ sts_status sts_cache_put(sts_cache *c, const char *domain, const sts_cache_entry
                                   memory_order_relaxed);
         *pp = n;
         node_free(old);
+        inserted = false;
     } else {
         *pp = n;
-        c->count++;
-        if (c->count > c->max)
-            evict_one(c, n, evicted);
+        inserted = true;
     }
-    pthread_rwlock_unlock(&c->lock);
+    pthread_rwlock_unlock(lk);
+    if (inserted && atomic_fetch_add(&c->count, 1) + 1 > c->max)
+        evict_one(c, domain, evicted);
     return STS_OK;
 }
 
 bool sts_cache_remove(sts_cache *c, const char *domain)
 {
     uint64_t h = hash_domain(domain);
+    pthread_rwlock_t *lk = lock_of(c, (size_t)(h & (c->nbuckets - 1)));
     node **pp, *n;
 
-    pthread_rwlock_wrlock(&c->lock);
+    pthread_rwlock_wrlock(lk);
     pp = find_slot(c, domain, h);
     n = *pp;
     if (n != NULL) {
         *pp = n->next;
-        c->count--;
+        atomic_fetch_sub(&c->count, 1);
     }
-    pthread_rwlock_unlock(&c->lock);
+    pthread_rwlock_unlock(lk);
     if (n != NULL)
         node_free(n);
     return n != NULL;
@@ -321,19 +384,14 @@ bool sts_cache_remove(sts_cache *c, const char *domain)
 
 void sts_cache_clear(sts_cache *c)
 {
-    pthread_rwlock_wrlock(&c->lock);
+    lock_all(c);
     clear_locked(c);
-    pthread_rwlock_unlock(&c->lock);
+    unlock_all(c);
 }
 
 size_t sts_cache_count(sts_cache *c)
 {
-    size_t n;
-
-    pthread_rwlock_rdlock(&c->lock);
-    n = c->count;
-    pthread_rwlock_unlock(&c->lock);
-    return n;
+    return atomic_load(&c->count);
 }
 
 void sts_cache_each(sts_cache *c, sts_cache_each_cb *cb, void *arg)
@@ -341,12 +399,17 @@ void sts_cache_each(sts_cache *c, sts_cache_each_cb *cb, void *arg)
     sts_cache_entry e;
     bool go = true;
 
-    pthread_rwlock_rdlock(&c->lock);
-    for (size_t i = 0; go && i < c->nbuckets; i++)
+    /* One bucket at a time under its stripe: writers are never held up
+     * for a whole sweep. */
+    for (size_t i = 0; go && i < c->nbuckets; i++) {
+        pthread_rwlock_t *lk = lock_of(c, i);
+
+        pthread_rwlock_rdlock(lk);
         for (node *n = c->buckets[i]; go && n != NULL; n = n->next) {
             copy_out(n, &e);
             go = cb(arg, n->domain, &e);
             sts_cache_entry_release(&e);
         }
-    pthread_rwlock_unlock(&c->lock);
+        pthread_rwlock_unlock(lk);
+    }
 }

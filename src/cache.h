@@ -1,7 +1,7 @@
 /*
  * cache.h - the in-memory policy table: the hot path of every lookup.
  *
- * A hash table of entries under one reader-writer lock: any number of
+ * A hash table of entries under striped reader-writer locks: any number of
  * threads read at once; the engine's loop thread writes.  Policies are
  * immutable, reference-counted objects (sts_polref), so a reader takes a
  * reference under the read lock and uses the policy after unlocking while

@@ -21,6 +21,7 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,6 +39,21 @@
 #define ENGINE_TXT_FAIL_RETRY 30   /* s to remember a failed TXT lookup */
 #define ENGINE_EXPIRED_KEEP 86400  /* s an expired entry stays for diagnostics */
 #define ENGINE_LOOP_TICK_MS 1000
+
+/* Counters, striped per thread and padded to a cache line each, so that
+ * cache hits on several cores do not fight over one counter. */
+enum {
+    ST_LOOKUPS, ST_HITS, ST_MISSES, ST_JOINED, ST_PENDING, ST_OVERLOADED,
+    ST_DISCOVERIES, ST_RECHECKS, ST_REFRESHES, ST_STORE_ERRORS, ST_COUNT
+};
+#define STAT_STRIPES 16
+
+typedef struct stat_stripe {
+    _Alignas(64) atomic_uint_fast64_t v[ST_COUNT];
+} stat_stripe;
+
+static atomic_uint stat_next_stripe;
+static _Thread_local unsigned stat_my_stripe = UINT32_MAX;
 
 typedef struct flight {
     struct flight *hnext; /* flight table chain */
@@ -74,8 +90,7 @@ struct sts_engine {
     int64_t next_sweep;
     int64_t store_err_logged;
 
-    atomic_uint_fast64_t n_lookups, n_hits, n_misses, n_joined, n_pending, n_overloaded;
-    atomic_uint_fast64_t n_discoveries, n_rechecks, n_refreshes, n_store_errors;
+    stat_stripe stats[STAT_STRIPES];
 };
 
 static int64_t engine_now(const sts_engine *e)
@@ -83,9 +98,20 @@ static int64_t engine_now(const sts_engine *e)
     return e->o.clock != NULL ? e->o.clock(e->o.clock_arg) : (int64_t)time(NULL);
 }
 
-static void stat_inc(atomic_uint_fast64_t *c)
+static void stat_inc(sts_engine *e, int which)
 {
-    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+    if (stat_my_stripe == UINT32_MAX)
+        stat_my_stripe = atomic_fetch_add(&stat_next_stripe, 1) % STAT_STRIPES;
+    atomic_fetch_add_explicit(&e->stats[stat_my_stripe].v[which], 1, memory_order_relaxed);
+}
+
+static uint64_t stat_sum(sts_engine *e, int which)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < STAT_STRIPES; i++)
+        n += atomic_load_explicit(&e->stats[i].v[which], memory_order_relaxed);
+    return n;
 }
 
 void sts_engine_opts_from_config(const sts_config *cfg, sts_engine_opts *opts)
@@ -124,7 +150,7 @@ static void store_log_error(sts_engine *e, const char *what, const sts_why *why)
 {
     int64_t now = engine_now(e);
 
-    stat_inc(&e->n_store_errors);
+    stat_inc(e, ST_STORE_ERRORS);
     /* One line a minute at most: a dead store must not flood the log. */
     if (now - e->store_err_logged >= 60) {
         e->store_err_logged = now;
@@ -270,10 +296,16 @@ sts_status sts_engine_open_store(const char *spec, sts_store **out)
 sts_status sts_engine_new(const sts_config *cfg, const sts_engine_opts *opts, sts_store *store,
                           sts_engine **out, sts_why *why)
 {
-    sts_engine *e = calloc(1, sizeof(*e));
+    sts_engine *e = NULL;
     sts_status st = STS_NOMEM;
+    void *mem = NULL;
 
     *out = NULL;
+    /* The counter stripes are cache-line aligned: so must the struct be. */
+    if (posix_memalign(&mem, 64, sizeof(*e)) == 0) {
+        e = mem;
+        memset(e, 0, sizeof(*e));
+    }
     if (e == NULL) {
         sts_store_close(store);
         sts_why_set(why, "out of memory");
@@ -586,13 +618,13 @@ static flight *request_locked(sts_engine *e, const char *domain, sts_discover_mo
     e->nqueued++;
     switch (mode) {
     case STS_DISCOVER_FULL:
-        stat_inc(&e->n_discoveries);
+        stat_inc(e, ST_DISCOVERIES);
         break;
     case STS_DISCOVER_RECHECK:
-        stat_inc(&e->n_rechecks);
+        stat_inc(e, ST_RECHECKS);
         break;
     case STS_DISCOVER_REFRESH:
-        stat_inc(&e->n_refreshes);
+        stat_inc(e, ST_REFRESHES);
         break;
     }
     if (e->running)
@@ -631,7 +663,7 @@ sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms, 
     struct timespec deadline;
 
     memset(out, 0, sizeof(*out));
-    stat_inc(&e->n_lookups);
+    stat_inc(e, ST_LOOKUPS);
     if (sts_cache_get(e->cache, domain, now, &ce)) {
         if (ce.expires_at > now) {
             /* After a failed attempt, not again within retry_interval (3.3). */
@@ -640,7 +672,7 @@ sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms, 
                            (ce.fail_at == 0 || now - ce.fail_at >= (int64_t)e->o.retry_interval);
             char id[STS_ID_MAX + 1];
 
-            stat_inc(&e->n_hits);
+            stat_inc(e, ST_HITS);
             answer_from_entry(out, &ce);
             out->from_cache = true;
             memcpy(id, ce.id, sizeof(id));
@@ -651,7 +683,7 @@ sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms, 
         }
         sts_cache_entry_release(&ce);
     }
-    stat_inc(&e->n_misses);
+    stat_inc(e, ST_MISSES);
 
     pthread_mutex_lock(&e->mu);
     if (!e->running || e->stopping) {
@@ -662,14 +694,14 @@ sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms, 
     }
     f = flight_find(e, domain);
     if (f != NULL)
-        stat_inc(&e->n_joined);
+        stat_inc(e, ST_JOINED);
     else
         f = request_locked(e, domain, STS_DISCOVER_FULL, NULL, &overloaded);
     if (f == NULL) {
         pthread_mutex_unlock(&e->mu);
         out->result = STS_RESULT_TEMPERROR;
         if (overloaded) {
-            stat_inc(&e->n_overloaded);
+            stat_inc(e, ST_OVERLOADED);
             (void)snprintf(out->error, sizeof(out->error),
                            "lookup engine overloaded: %u discoveries queued", e->o.queue_limit);
             sts_log(STS_LOG_WARNING, "-", "overloaded", "domain=%s queued=%u", domain,
@@ -693,7 +725,7 @@ sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms, 
         out->report_type = f->rt;
         memcpy(out->error, f->error, sizeof(out->error));
     } else {
-        stat_inc(&e->n_pending);
+        stat_inc(e, ST_PENDING);
         out->pending = true;
         out->result = STS_RESULT_TEMPERROR;
         (void)snprintf(out->error, sizeof(out->error),
@@ -990,16 +1022,16 @@ sts_status sts_engine_purge(sts_engine *e, const char *domain, sts_why *why)
 void sts_engine_get_stats(sts_engine *e, sts_engine_stats *st)
 {
     memset(st, 0, sizeof(*st));
-    st->lookups = atomic_load(&e->n_lookups);
-    st->hits = atomic_load(&e->n_hits);
-    st->misses = atomic_load(&e->n_misses);
-    st->joined = atomic_load(&e->n_joined);
-    st->pending = atomic_load(&e->n_pending);
-    st->overloaded = atomic_load(&e->n_overloaded);
-    st->discoveries = atomic_load(&e->n_discoveries);
-    st->txt_rechecks = atomic_load(&e->n_rechecks);
-    st->refreshes = atomic_load(&e->n_refreshes);
-    st->store_errors = atomic_load(&e->n_store_errors);
+    st->lookups = stat_sum(e, ST_LOOKUPS);
+    st->hits = stat_sum(e, ST_HITS);
+    st->misses = stat_sum(e, ST_MISSES);
+    st->joined = stat_sum(e, ST_JOINED);
+    st->pending = stat_sum(e, ST_PENDING);
+    st->overloaded = stat_sum(e, ST_OVERLOADED);
+    st->discoveries = stat_sum(e, ST_DISCOVERIES);
+    st->txt_rechecks = stat_sum(e, ST_RECHECKS);
+    st->refreshes = stat_sum(e, ST_REFRESHES);
+    st->store_errors = stat_sum(e, ST_STORE_ERRORS);
     st->entries = sts_cache_count(e->cache);
     pthread_mutex_lock(&e->mu);
     st->inflight = e->ninflight;
