@@ -15,6 +15,7 @@
  * tests can run an HTTPS server on a free port (3.3 fixes 443).
  */
 #include "config.h"
+#include "domain.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -47,6 +48,9 @@ typedef enum key_type {
     KT_DURATION_S,  /* N, Ns, Nm, Nh or Nd; stored in seconds */
     KT_UINT,        /* decimal number */
     KT_BOOL,        /* yes/no, true/false, on/off, 1/0 */
+    KT_HEADER,      /* a header field name (RFC 5322 ftext), at most 64 bytes */
+    KT_FAILACTION,  /* accept or tempfail, stored lower-case */
+    KT_DOMAINLIST,  /* comma list of domain names */
 } key_type;
 
 typedef struct key_def {
@@ -75,6 +79,9 @@ typedef struct key_def {
 #define FIELD_KT_DURATION_S FIELD_UNS
 #define FIELD_KT_UINT FIELD_UNS
 #define FIELD_KT_BOOL FIELD_BOOL
+#define FIELD_KT_HEADER FIELD_STR
+#define FIELD_KT_FAILACTION FIELD_STR
+#define FIELD_KT_DOMAINLIST FIELD_STR
 
 /* Keep name, type and default on the STS_KEY line: check-docs.sh reads them. */
 #define STS_KEY(name, type, def, min, max, field, doc) \
@@ -123,6 +130,18 @@ static const key_def keys[] = {
             "policy discoveries running at once"),
     STS_KEY("DiscoveryQueue", UINT, "10000", 1, 1000000, discovery_queue,
             "discoveries waiting to start; beyond it lookups answer temperror"),
+    STS_KEY("EnvelopeTimeout", DURATION_MS, "2000ms", 0, 30000, envelope_timeout_ms,
+            "how long RCPT TO waits for a policy discovery"),
+    STS_KEY("LookupFailAction", FAILACTION, "accept", 0, 0, lookup_fail_action,
+            "accept or tempfail a recipient whose lookup failed or timed out"),
+    STS_KEY("TagHeader", HEADER, "X-MTA-STS", 0, 0, tag_header,
+            "header added per recipient domain with the MTA-STS result"),
+    STS_KEY("RouteHeader", HEADER, "X-MTA-STS-Route", 0, 0, route_header,
+            "header naming the delivery class, for Postfix milter_header_checks"),
+    STS_KEY("SplitMixed", BOOL, "yes", 0, 0, split_mixed,
+            "defer (452 4.5.3) recipients of another class than the first one"),
+    STS_KEY("LocalDomains", DOMAINLIST, NULL, 0, 0, local_domains,
+            "recipient domains delivered locally: never looked up"),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -568,6 +587,42 @@ static sts_status apply_bool(const key_def *k, sts_cur v, sts_config *cfg, sts_w
 
 /* Syntax of the text types; the value is kept as written apart from the
  * case of scheme and facility names. */
+/* Comma list of domains, each as sts_domain_normalize accepts it. */
+static bool domain_list_ok(sts_cur v, sts_why *why)
+{
+    size_t n = 0;
+
+    while (!sts_cur_empty(&v)) {
+        sts_cur item;
+        char norm[STS_DOMAIN_MAX + 1];
+        sts_why dwhy;
+        shown s;
+
+        if (!sts_cur_take_until(&v, ',', &item)) {
+            item = v;
+            v.p += v.len;
+            v.len = 0;
+        } else {
+            (void)sts_cur_take_char(&v, ',');
+        }
+        sts_cur_skip_wsp(&item);
+        sts_cur_rtrim_wsp(&item);
+        if (item.len == 0) {
+            sts_why_set(why, "empty element in the domain list");
+            return false;
+        }
+        if (sts_domain_normalize(item.p, item.len, norm, &dwhy) != STS_OK) {
+            sts_why_set(why, "'%s' is not a domain: %s", show(&s, item), dwhy.text);
+            return false;
+        }
+        if (++n > 10000) {
+            sts_why_set(why, "more than 10000 domains");
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool text_ok(const key_def *k, sts_cur v, sts_why *why)
 {
     shown s;
@@ -585,9 +640,27 @@ static bool text_ok(const key_def *k, sts_cur v, sts_why *why)
         return false;
     case KT_STORE:
         return store_ok(v, why);
+    case KT_HEADER:
+        if (v.len > 64)
+            goto bad_header;
+        for (size_t i = 0; i < v.len; i++)
+            if ((unsigned char)v.p[i] < 33 || (unsigned char)v.p[i] > 126 || v.p[i] == ':')
+                goto bad_header;
+        return true;
+    case KT_FAILACTION:
+        if (sts_cur_eq_nocase(&v, "accept") || sts_cur_eq_nocase(&v, "tempfail"))
+            return true;
+        sts_why_set(why, "'%s' is not accept or tempfail", show(&s, v));
+        return false;
+    case KT_DOMAINLIST:
+        return domain_list_ok(v, why);
     default:
         return true;
     }
+bad_header:
+    sts_why_set(why, "'%s' is not a header field name (printable ASCII without ':', at most 64)",
+                show(&s, v));
+    return false;
 }
 
 /* Final checks on the NUL-terminated copy. */
@@ -598,6 +671,10 @@ static bool copy_ok(const key_def *k, char *copy, sts_why *why)
     int fd;
 
     switch (k->type) {
+    case KT_FAILACTION:
+        for (char *c = copy; *c != '\0'; c++)
+            *c = (char)sts_to_lower((unsigned char)*c);
+        return true;
     case KT_FACILITY:
         for (char *c = copy; *c != '\0'; c++)
             *c = (char)sts_to_lower((unsigned char)*c);

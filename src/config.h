@@ -45,6 +45,13 @@ typedef struct sts_config {
     /* engine bounds */
     unsigned max_discoveries; /* MaxDiscoveries */
     unsigned discovery_queue; /* DiscoveryQueue */
+    /* milter */
+    unsigned envelope_timeout_ms; /* EnvelopeTimeout (ms) */
+    char *lookup_fail_action; /* LookupFailAction: accept | tempfail */
+    char *tag_header;         /* TagHeader */
+    char *route_header;       /* RouteHeader */
+    bool split_mixed;         /* SplitMixed */
+    char *local_domains;      /* LocalDomains: comma list; NULL = none */
 } sts_config;
 
 /* Fill cfg with the embedded defaults (allocates; free with sts_config_free).

@@ -189,6 +189,12 @@ static const value_case accept_cases[] = {
     { "policy_port_max", "PolicyPort 65535", "PolicyPort", "65535" },
     { "policy_port_test_port", "PolicyPort 8443", "PolicyPort", "8443" },
     { "cache_size_min", "CacheSize 10", "CacheSize", "10" },
+    { "envelope_timeout_zero_means_cache_only", "EnvelopeTimeout 0", "EnvelopeTimeout", "0ms" },
+    { "fail_action_lowercased", "LookupFailAction TEMPFAIL", "LookupFailAction", "tempfail" },
+    { "tag_header_custom", "TagHeader X-Policy", "TagHeader", "X-Policy" },
+    { "split_mixed_off", "SplitMixed off", "SplitMixed", "no" },
+    { "local_domains_list", "LocalDomains a.example, b.example", "LocalDomains",
+      "a.example, b.example" },
     { "negative_ttl_plain_seconds", "NegativeCacheTime 600", "NegativeCacheTime", "600s" },
     { "negative_ttl_minutes", "NegativeCacheTime 10m", "NegativeCacheTime", "600s" },
     { "recheck_hours", "RecheckInterval 2h", "RecheckInterval", "7200s" },
@@ -321,6 +327,12 @@ static const error_case reject_cases[] = {
     { "https_timeout_below_min", "HTTPSTimeout 99", 0,
       "HTTPSTimeout: 99 is out of range 100ms..300000ms" },
     { "https_timeout_above_max", "HTTPSTimeout 301s", 0, "out of range 100ms..300000ms" },
+    { "fail_action_bad", "LookupFailAction reject", 0, "'reject' is not accept or tempfail" },
+    { "tag_header_with_colon", "TagHeader X-A:B", 0, "is not a header field name" },
+    { "tag_header_with_space", "TagHeader X A", 0, "is not a header field name" },
+    { "envelope_timeout_above_max", "EnvelopeTimeout 31s", 0, "out of range 0ms..30000ms" },
+    { "local_domains_literal", "LocalDomains [192.0.2.1]", 0, "is not a domain" },
+    { "local_domains_empty_element", "LocalDomains a.example,,b.example", 0, "empty element" },
     { "retry_below_rfc_minimum", "RetryInterval 59s", 0,
       "RetryInterval: 59s is out of range 60s..86400s" },
     { "negative_ttl_bad_unit", "NegativeCacheTime 5w", 0, "is not a duration in seconds" },
@@ -502,7 +514,13 @@ static const char all_keys_text[] =
     "RetryInterval 600\n"
     "RefreshIdle 7d\n"
     "MaxDiscoveries 64\n"
-    "DiscoveryQueue 500\n";
+    "DiscoveryQueue 500\n"
+    "EnvelopeTimeout 1500\n"
+    "LookupFailAction TempFail\n"
+    "TagHeader X-STS-Result\n"
+    "RouteHeader X-STS-Class\n"
+    "SplitMixed no\n"
+    "LocalDomains example.org, B\xc3\xbc" "cher.example\n";
 
 static void round_trip(sts_config *cfg)
 {
@@ -577,7 +595,13 @@ static void test_print_format(void **state)
         "RetryInterval 300s\n"
         "RefreshIdle 2592000s\n"
         "MaxDiscoveries 128\n"
-        "DiscoveryQueue 10000\n";
+        "DiscoveryQueue 10000\n"
+        "EnvelopeTimeout 2000ms\n"
+        "LookupFailAction accept\n"
+        "TagHeader X-MTA-STS\n"
+        "RouteHeader X-MTA-STS-Route\n"
+        "SplitMixed yes\n"
+        "# LocalDomains (unset)\n";
 
     (void)state;
     defaults(&cfg);

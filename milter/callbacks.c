@@ -1,0 +1,404 @@
+/*
+ * callbacks.c - the libmilter callbacks of mtasts-milter: thin
+ * translation between the MTA and the engine (no RFC logic here; that is
+ * in src/decide.c and src/engine.c).
+ *
+ *   MAIL     start a message context (null sender noted)
+ *   RCPT     look the recipient domain up within EnvelopeTimeout, decide,
+ *            keep the message to one delivery class (452 4.5.3 otherwise)
+ *   header   note forged copies of our headers and TLS-Required: No
+ *   EOM      remove the forged headers, add one tag header per domain and
+ *            the routing header, write the decision log lines
+ *   abort    log the recipients as aborted; close frees the connection.
+ * Contexts: one per connection, one per message, each made in one function
+ * and freed in one function; close clears the private pointer before the
+ * free and touches nothing after it.
+ */
+#include "buildconf.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libmilter/mfapi.h>
+
+#include "buf.h"
+#include "domain.h"
+#include "log.h"
+#include "milter.h"
+
+#define MT_MAX_DOMAINS 256     /* distinct recipient domains tracked per message */
+#define MT_MAX_FORGED 64       /* forged copies of our headers removed per message */
+
+typedef struct msg_ctx {
+    bool null_sender;
+    bool have_class;
+    sts_class cls;
+    size_t ndom;
+    sts_decision dom[MT_MAX_DOMAINS]; /* accepted recipients' domains, first seen first */
+    unsigned forged_tag, forged_route; /* copies seen, removed at EOM by index */
+    bool tls_required_no;
+} msg_ctx;
+
+typedef struct conn_ctx {
+    char id[24]; /* our connection id, used until the MTA gives a queue id */
+    msg_ctx *msg;
+} conn_ctx;
+
+static atomic_uint active_conns;
+static atomic_ulong next_conn_id;
+
+unsigned mt_active_connections(void)
+{
+    return atomic_load(&active_conns);
+}
+
+static const char *queue_id(SMFICTX *ctx, const conn_ctx *cc)
+{
+    const char *qid = smfi_getsymval(ctx, (char *)"i");
+
+    return qid != NULL && qid[0] != '\0' ? qid : cc->id;
+}
+
+static conn_ctx *conn_get(SMFICTX *ctx)
+{
+    conn_ctx *cc = smfi_getpriv(ctx);
+
+    if (cc != NULL)
+        return cc;
+    cc = calloc(1, sizeof(*cc));
+    if (cc == NULL)
+        return NULL;
+    (void)snprintf(cc->id, sizeof(cc->id), "c%lu", atomic_fetch_add(&next_conn_id, 1) + 1);
+    if (smfi_setpriv(ctx, cc) != MI_SUCCESS) {
+        free(cc);
+        return NULL;
+    }
+    atomic_fetch_add(&active_conns, 1);
+    return cc;
+}
+
+static void msg_reset(conn_ctx *cc)
+{
+    free(cc->msg);
+    cc->msg = NULL;
+}
+
+static sfsistat fail_action(const mt_runtime *rt)
+{
+    return rt->fail_action == STS_FAIL_TEMPFAIL ? SMFIS_TEMPFAIL : SMFIS_CONTINUE;
+}
+
+static void log_decision(const char *qid, const sts_decision *d, const char *rcpt)
+{
+    char esc[300];
+    sts_why why = { "" };
+
+    sts_log_escape(esc, sizeof(esc), rcpt, strlen(rcpt));
+    sts_log(d->action == STS_ACT_TEMPFAIL ? STS_LOG_WARNING : STS_LOG_INFO, qid, "decision",
+            "rcpt=%s domain=%s result=%s mode=%s id=%s action=%s cache=%s reason=\"%s\"", esc,
+            d->domain, d->action == STS_ACT_SKIP ? "skipped" : sts_result_name(d->result),
+            d->has_policy ? sts_mode_name(d->mode) : "-", d->id[0] != '\0' ? d->id : "-",
+            sts_action_name(d->action), d->from_cache ? "yes" : "no", d->reason);
+    if (mt_dlog != NULL && sts_dlog_write(mt_dlog, (int64_t)time(NULL), qid, d, &why) != STS_OK)
+        sts_log(STS_LOG_ERR, qid, "decision-log-error", "reason=\"%s\"", why.text);
+}
+
+/* ------------------------------------------------------------ negotiate */
+
+static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
+                             unsigned long f3, unsigned long *pf0, unsigned long *pf1,
+                             unsigned long *pf2, unsigned long *pf3)
+{
+    /* Steps we do not need are switched off where the MTA allows it, and
+     * headers need no reply: the milter adds as few round trips as it can. */
+    unsigned long want = SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOBODY | SMFIP_NOEOH |
+                         SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_NR_HDR;
+    unsigned long need = SMFIF_ADDHDRS | SMFIF_CHGHDRS;
+
+    (void)f2;
+    (void)f3;
+    if ((f0 & need) != need) {
+        sts_log(STS_LOG_ERR, "-", "negotiate",
+                "the MTA does not allow adding and changing headers (actions 0x%lx)", f0);
+        return SMFIS_REJECT;
+    }
+    *pf0 = need;
+    *pf1 = f1 & want;
+    *pf2 = 0;
+    *pf3 = 0;
+    /* Only the queue id is needed, at every stage that uses it. */
+    if (f0 & SMFIF_SETSYMLIST) {
+        *pf0 |= SMFIF_SETSYMLIST;
+        (void)smfi_setsymlist(ctx, SMFIM_ENVRCPT, (char *)"i");
+        (void)smfi_setsymlist(ctx, SMFIM_EOM, (char *)"i");
+    }
+    return SMFIS_CONTINUE;
+}
+
+/* ------------------------------------------------------------ envelope */
+
+static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
+{
+    conn_ctx *cc = conn_get(ctx);
+    const char *from = argv != NULL && argv[0] != NULL ? argv[0] : "";
+    mt_runtime *rt;
+    sfsistat r = SMFIS_CONTINUE;
+
+    if (cc == NULL) {
+        rt = mt_runtime_acquire();
+        r = fail_action(rt);
+        mt_runtime_release(rt);
+        sts_log(STS_LOG_ERR, "-", "nomem", "no memory for a connection context");
+        return r;
+    }
+    msg_reset(cc);
+    cc->msg = calloc(1, sizeof(*cc->msg));
+    if (cc->msg == NULL) {
+        rt = mt_runtime_acquire();
+        r = fail_action(rt);
+        mt_runtime_release(rt);
+        sts_log(STS_LOG_ERR, cc->id, "nomem", "no memory for a message context");
+        return r;
+    }
+    cc->msg->null_sender = strcmp(from, "<>") == 0 || from[0] == '\0';
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
+{
+    conn_ctx *cc = smfi_getpriv(ctx);
+    const char *rcpt = argv != NULL && argv[0] != NULL ? argv[0] : "";
+    char raw[STS_DOMAIN_MAX * 4 + 1], domain[STS_DOMAIN_MAX + 1];
+    const char *qid;
+    mt_runtime *rt = mt_runtime_acquire();
+    msg_ctx *m;
+    sts_decision d;
+    sts_answer a;
+    sts_why why = { "" };
+    sfsistat r = SMFIS_CONTINUE;
+
+    if (cc == NULL || cc->msg == NULL) {
+        r = fail_action(rt);
+        goto done;
+    }
+    m = cc->msg;
+    qid = queue_id(ctx, cc);
+    if (!sts_envelope_domain(rcpt, raw, sizeof(raw))) {
+        sts_decide_skip("-", "local recipient without a domain", &d);
+        log_decision(qid, &d, rcpt);
+        goto done;
+    }
+    if (sts_domain_is_literal(raw, strlen(raw))) {
+        sts_decide_skip(raw, "address literal: MTA-STS does not apply (RFC 8461 3.4)", &d);
+        log_decision(qid, &d, rcpt);
+        goto done;
+    }
+    if (sts_domain_normalize(raw, strlen(raw), domain, &why) != STS_OK) {
+        char esc[STS_DOMAIN_MAX + 1];
+
+        sts_log_escape(esc, sizeof(esc), raw, strlen(raw));
+        sts_decide_skip(esc, why.text, &d);
+        log_decision(qid, &d, rcpt);
+        goto done;
+    }
+    if (mt_runtime_is_local(rt, domain)) {
+        sts_decide_skip(domain, "local domain (LocalDomains)", &d);
+        log_decision(qid, &d, rcpt);
+        goto done;
+    }
+    if (m->null_sender) {
+        sts_decide_skip(domain, "null sender (bounce): not looked up", &d);
+        log_decision(qid, &d, rcpt);
+        goto done;
+    }
+    for (size_t i = 0; i < m->ndom; i++)
+        if (strcmp(m->dom[i].domain, domain) == 0)
+            goto done; /* same domain as an earlier recipient: same decision */
+
+    if (sts_engine_lookup(mt_engine, domain, (int)rt->cfg.envelope_timeout_ms, &a) != STS_OK) {
+        sts_log(STS_LOG_ERR, qid, "nomem", "domain=%s lookup out of memory", domain);
+        r = fail_action(rt);
+        goto done;
+    }
+    sts_decide(domain, &a, rt->fail_action, &d);
+    sts_answer_release(&a);
+    if (d.action == STS_ACT_TEMPFAIL) {
+        (void)smfi_setreply(ctx, (char *)"451", (char *)"4.4.3",
+                            (char *)"MTA-STS policy lookup failed, try again later");
+        log_decision(qid, &d, rcpt);
+        r = SMFIS_TEMPFAIL;
+        goto done;
+    }
+    if (m->have_class && d.cls != m->cls && rt->cfg.split_mixed) {
+        char text[STS_DOMAIN_MAX + 128];
+
+        (void)snprintf(text, sizeof(text),
+                       "%s needs %s delivery: try again in a separate transaction", domain,
+                       d.cls == STS_CLASS_ENFORCE ? "MTA-STS enforced TLS" : "ordinary");
+        (void)smfi_setreply(ctx, (char *)"452", (char *)"4.5.3", text);
+        d.action = STS_ACT_SPLIT;
+        (void)snprintf(d.reason, sizeof(d.reason),
+                       "message already routed as %s, recipient needs %s: deferred",
+                       sts_class_name(m->cls), sts_class_name(d.cls));
+        log_decision(qid, &d, rcpt);
+        r = SMFIS_TEMPFAIL;
+        goto done;
+    }
+    if (!m->have_class) {
+        m->have_class = true;
+        m->cls = d.cls;
+    } else if (d.cls != m->cls) {
+        /* SplitMixed off: enforce wins, the stricter delivery for all. */
+        if (d.cls == STS_CLASS_ENFORCE)
+            m->cls = STS_CLASS_ENFORCE;
+    }
+    if (m->ndom < MT_MAX_DOMAINS)
+        m->dom[m->ndom++] = d;
+    else
+        log_decision(qid, &d, rcpt); /* not tagged, but never unrecorded */
+done:
+    mt_runtime_release(rt);
+    return r;
+}
+
+/* ------------------------------------------------------------ headers */
+
+static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
+{
+    conn_ctx *cc = smfi_getpriv(ctx);
+    mt_runtime *rt;
+
+    if (cc == NULL || cc->msg == NULL)
+        return SMFIS_NOREPLY;
+    rt = mt_runtime_acquire();
+    if (sts_str_eq_nocase(name, rt->cfg.tag_header))
+        cc->msg->forged_tag++;
+    else if (sts_str_eq_nocase(name, rt->cfg.route_header))
+        cc->msg->forged_route++;
+    else if (sts_str_eq_nocase(name, "TLS-Required")) {
+        sts_cur v = sts_cur_str(value);
+
+        sts_cur_skip_wsp(&v);
+        sts_cur_rtrim_wsp(&v);
+        /* RFC 8689: "No" asks that TLS requirements be ignored, e.g. for
+         * TLS reports, which must reach a domain whose TLS is broken. */
+        if (sts_cur_eq_nocase(&v, "No"))
+            cc->msg->tls_required_no = true;
+    }
+    mt_runtime_release(rt);
+    return SMFIS_NOREPLY;
+}
+
+/* ------------------------------------------------------------ end of message */
+
+static sfsistat cb_eom(SMFICTX *ctx)
+{
+    conn_ctx *cc = smfi_getpriv(ctx);
+    mt_runtime *rt = mt_runtime_acquire();
+    msg_ctx *m;
+    const char *qid;
+    char value[STS_DOMAIN_MAX + STS_TAG_MX_MAX + 128];
+    sts_class cls;
+    sfsistat r = SMFIS_CONTINUE;
+
+    if (cc == NULL || cc->msg == NULL) {
+        r = fail_action(rt);
+        goto done;
+    }
+    m = cc->msg;
+    qid = queue_id(ctx, cc);
+    /* Forged copies first, highest index first so indexes stay valid. */
+    for (unsigned i = m->forged_tag < MT_MAX_FORGED ? m->forged_tag : MT_MAX_FORGED; i > 0; i--)
+        (void)smfi_chgheader(ctx, rt->cfg.tag_header, (int)i, NULL);
+    for (unsigned i = m->forged_route < MT_MAX_FORGED ? m->forged_route : MT_MAX_FORGED; i > 0; i--)
+        (void)smfi_chgheader(ctx, rt->cfg.route_header, (int)i, NULL);
+    if (m->forged_tag + m->forged_route > 0)
+        sts_log(STS_LOG_NOTICE, qid, "forged-headers-removed", "tag=%u route=%u",
+                m->forged_tag, m->forged_route);
+
+    cls = m->have_class ? m->cls : STS_CLASS_NORMAL;
+    if (cls == STS_CLASS_ENFORCE && m->tls_required_no) {
+        cls = STS_CLASS_NORMAL;
+        sts_log(STS_LOG_INFO, qid, "tls-required-no",
+                "message asks for delivery without TLS requirements (RFC 8689): not routed");
+    }
+    for (size_t i = 0; i < m->ndom; i++) {
+        sts_decision *d = &m->dom[i];
+
+        if (cls != STS_CLASS_ENFORCE && d->action == STS_ACT_ROUTE_ENFORCE) {
+            d->action = STS_ACT_ACCEPT;
+            (void)snprintf(d->reason, sizeof(d->reason),
+                           "enforce policy, but TLS-Required: No (RFC 8689): delivered as usual");
+        }
+        (void)sts_decision_tag(d, value, sizeof(value));
+        if (smfi_addheader(ctx, rt->cfg.tag_header, value) != MI_SUCCESS)
+            sts_log(STS_LOG_ERR, qid, "addheader-failed", "header=%s", rt->cfg.tag_header);
+        log_decision(qid, d, d->domain);
+    }
+    if (m->ndom > 0 &&
+        smfi_addheader(ctx, rt->cfg.route_header, (char *)sts_class_name(cls)) != MI_SUCCESS)
+        sts_log(STS_LOG_ERR, qid, "addheader-failed", "header=%s", rt->cfg.route_header);
+    msg_reset(cc);
+done:
+    mt_runtime_release(rt);
+    return r;
+}
+
+static sfsistat cb_abort(SMFICTX *ctx)
+{
+    conn_ctx *cc = smfi_getpriv(ctx);
+
+    if (cc != NULL && cc->msg != NULL) {
+        const char *qid = queue_id(ctx, cc);
+
+        for (size_t i = 0; i < cc->msg->ndom; i++) {
+            cc->msg->dom[i].action = STS_ACT_ABORTED;
+            (void)snprintf(cc->msg->dom[i].reason, sizeof(cc->msg->dom[i].reason),
+                           "message aborted by the client");
+            log_decision(qid, &cc->msg->dom[i], cc->msg->dom[i].domain);
+        }
+        msg_reset(cc);
+    }
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat cb_close(SMFICTX *ctx)
+{
+    conn_ctx *cc = smfi_getpriv(ctx);
+
+    if (cc == NULL)
+        return SMFIS_CONTINUE;
+    (void)smfi_setpriv(ctx, NULL); /* before the free: nothing may reach it after */
+    msg_reset(cc);
+    free(cc);
+    atomic_fetch_sub(&active_conns, 1);
+    return SMFIS_CONTINUE;
+}
+
+static struct smfiDesc desc = {
+    .xxfi_name = (char *)"mtasts-milter",
+    .xxfi_version = SMFI_VERSION,
+    .xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS,
+    .xxfi_connect = NULL,
+    .xxfi_helo = NULL,
+    .xxfi_envfrom = cb_envfrom,
+    .xxfi_envrcpt = cb_envrcpt,
+    .xxfi_header = cb_header,
+    .xxfi_eoh = NULL,
+    .xxfi_body = NULL,
+    .xxfi_eom = cb_eom,
+    .xxfi_abort = cb_abort,
+    .xxfi_close = cb_close,
+    .xxfi_unknown = NULL,
+    .xxfi_data = NULL,
+    .xxfi_negotiate = cb_negotiate,
+};
+
+const struct smfiDesc *mt_milter_desc(void)
+{
+    return &desc;
+}

@@ -1,0 +1,474 @@
+/*
+ * main.c - mtasts-milter, the daemon: command line, configuration,
+ * sockets, privileges, signals, and the libmilter main loop.
+ *
+ * Start-up order (CONVENTIONS.md "State and threads"): read the config and
+ * open the milter socket as root, drop to the service user (setgroups,
+ * setgid, setuid, then verify root cannot be regained), and only then open
+ * the cache store and start threads (engine loop, libmilter).
+ *
+ * Signals: libmilter's own signal thread treats SIGHUP like SIGTERM
+ * (stop).  The main thread therefore sigwaits for HUP, TERM, INT and USR1
+ * itself while libmilter runs in another thread: Linux delivers a
+ * process-directed signal to the thread-group leader whenever it is
+ * waiting for it, so the main thread sees them and reloads (HUP), reopens
+ * the decision log (USR1) or stops cleanly (TERM, INT).
+ */
+#include "buildconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libmilter/mfapi.h>
+
+#include "buf.h"
+#include "domain.h"
+#include "log.h"
+#include "milter.h"
+
+#define MT_DRAIN_SECONDS 10
+
+sts_engine *mt_engine;
+sts_dlog *mt_dlog;
+
+static pthread_mutex_t rt_mu = PTHREAD_MUTEX_INITIALIZER;
+static mt_runtime *rt_current;
+
+/* ------------------------------------------------------------ runtime snapshot */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void runtime_free(mt_runtime *rt)
+{
+    if (rt == NULL)
+        return;
+    for (size_t i = 0; i < rt->n_local; i++)
+        free(rt->local_domains[i]);
+    free(rt->local_domains);
+    sts_config_free(&rt->cfg);
+    free(rt);
+}
+
+mt_runtime *mt_runtime_new(sts_config *cfg, sts_why *why)
+{
+    mt_runtime *rt = calloc(1, sizeof(*rt));
+    sts_cur list;
+
+    if (rt == NULL) {
+        sts_config_free(cfg);
+        sts_why_set(why, "out of memory");
+        return NULL;
+    }
+    rt->cfg = *cfg;
+    memset(cfg, 0, sizeof(*cfg));
+    rt->refs = 1;
+    rt->fail_action = sts_str_eq_nocase(rt->cfg.lookup_fail_action, "tempfail") ? STS_FAIL_TEMPFAIL
+                                                                                 : STS_FAIL_ACCEPT;
+    list = sts_cur_str(rt->cfg.local_domains);
+    while (!sts_cur_empty(&list)) {
+        sts_cur item;
+        char norm[STS_DOMAIN_MAX + 1];
+        char **grown;
+
+        if (!sts_cur_take_until(&list, ',', &item)) {
+            item = list;
+            list.p += list.len;
+            list.len = 0;
+        } else {
+            (void)sts_cur_take_char(&list, ',');
+        }
+        sts_cur_skip_wsp(&item);
+        sts_cur_rtrim_wsp(&item);
+        if (item.len == 0)
+            continue;
+        if (sts_domain_normalize(item.p, item.len, norm, why) != STS_OK)
+            goto fail;
+        grown = sts_realloc_array(rt->local_domains, rt->n_local + 1, sizeof(*grown));
+        if (grown == NULL)
+            goto nomem;
+        rt->local_domains = grown;
+        if ((rt->local_domains[rt->n_local] = strdup(norm)) == NULL)
+            goto nomem;
+        rt->n_local++;
+    }
+    if (rt->n_local > 1)
+        qsort(rt->local_domains, rt->n_local, sizeof(char *), cmp_str);
+    return rt;
+nomem:
+    sts_why_set(why, "out of memory");
+fail:
+    runtime_free(rt);
+    return NULL;
+}
+
+mt_runtime *mt_runtime_acquire(void)
+{
+    mt_runtime *rt;
+
+    pthread_mutex_lock(&rt_mu);
+    rt = rt_current;
+    rt->refs++;
+    pthread_mutex_unlock(&rt_mu);
+    return rt;
+}
+
+void mt_runtime_release(mt_runtime *rt)
+{
+    bool last;
+
+    pthread_mutex_lock(&rt_mu);
+    last = --rt->refs == 0;
+    pthread_mutex_unlock(&rt_mu);
+    if (last)
+        runtime_free(rt);
+}
+
+void mt_runtime_install(mt_runtime *rt)
+{
+    mt_runtime *old;
+
+    pthread_mutex_lock(&rt_mu);
+    old = rt_current;
+    rt_current = rt;
+    pthread_mutex_unlock(&rt_mu);
+    if (old != NULL)
+        mt_runtime_release(old);
+}
+
+bool mt_runtime_is_local(const mt_runtime *rt, const char *domain)
+{
+    const char *key = domain;
+
+    return rt->n_local > 0 &&
+           bsearch(&key, rt->local_domains, rt->n_local, sizeof(char *), cmp_str) != NULL;
+}
+
+/* ------------------------------------------------------------ start-up helpers */
+
+static void usage(FILE *fp)
+{
+    fprintf(fp, "usage: mtasts-milter [-c FILE] [-f] [-p SOCKET] [-u USER[:GROUP]] [-P PIDFILE] "
+                "[-n] [-V]\n"
+                "  -c FILE     configuration file (default %s)\n"
+                "  -f          stay in the foreground, log to stderr too\n"
+                "  -p SOCKET   milter socket: inet:PORT@HOST, inet6:PORT@HOST or unix:PATH\n"
+                "  -u USER     run as USER[:GROUP] after opening the sockets\n"
+                "  -P PIDFILE  write the process id to PIDFILE\n"
+                "  -n          check the configuration, print the effective values, exit\n"
+                "  -V          print the version and exit\n"
+                "See mtasts-milter(8) and mtasts-milter.conf(5).\n",
+            STS_DEFAULT_CONFIG);
+}
+
+/* Load the file and apply the command-line overrides. */
+static int load_config(const char *path, const char *sock, const char *user, const char *pidfile,
+                       sts_config *cfg)
+{
+    sts_why why = { "" };
+
+    if (sts_config_defaults(cfg) != STS_OK) {
+        fprintf(stderr, "mtasts-milter: out of memory\n");
+        return EX_OSERR;
+    }
+    if (sts_config_load(path, cfg, &why) != STS_OK ||
+        (sock != NULL && sts_config_set(cfg, "Socket", sock, &why) != STS_OK) ||
+        (user != NULL && sts_config_set(cfg, "UserID", user, &why) != STS_OK) ||
+        (pidfile != NULL && sts_config_set(cfg, "PidFile", pidfile, &why) != STS_OK)) {
+        fprintf(stderr, "mtasts-milter: %s\n", why.text);
+        sts_config_free(cfg);
+        return EX_CONFIG;
+    }
+    return 0;
+}
+
+/* libmilter spells unix sockets "unix:" or "local:", inet as we do. */
+static int open_milter_socket(const char *spec)
+{
+    if (smfi_setconn((char *)spec) != MI_SUCCESS) {
+        sts_log(STS_LOG_ERR, "-", "socket", "socket=%s refused by libmilter", spec);
+        return -1;
+    }
+    if (smfi_register(*mt_milter_desc()) != MI_SUCCESS) {
+        sts_log(STS_LOG_ERR, "-", "socket", "smfi_register failed");
+        return -1;
+    }
+    /* true: remove a stale unix socket left by an earlier run. */
+    if (smfi_opensocket(true) != MI_SUCCESS) {
+        sts_log(STS_LOG_ERR, "-", "socket", "socket=%s cannot be opened: %s", spec,
+                strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Drop root for user[:group]; verify it cannot be regained. */
+static int drop_privileges(const char *spec)
+{
+    char user[256], *group = NULL;
+    struct passwd *pw;
+    struct group *gr;
+    gid_t gid;
+
+    (void)snprintf(user, sizeof(user), "%s", spec);
+    if ((group = strchr(user, ':')) != NULL)
+        *group++ = '\0';
+    if (geteuid() != 0) {
+        sts_log(STS_LOG_NOTICE, "-", "privileges", "not started as root: running as uid %u",
+                (unsigned)geteuid());
+        return 0;
+    }
+    if ((pw = getpwnam(user)) == NULL) {
+        sts_log(STS_LOG_ERR, "-", "privileges", "user=%s unknown", user);
+        return -1;
+    }
+    gid = pw->pw_gid;
+    if (group != NULL) {
+        if ((gr = getgrnam(group)) == NULL) {
+            sts_log(STS_LOG_ERR, "-", "privileges", "group=%s unknown", group);
+            return -1;
+        }
+        gid = gr->gr_gid;
+    }
+    if (pw->pw_uid == 0) {
+        sts_log(STS_LOG_WARNING, "-", "privileges", "UserID %s is root: not dropping", user);
+        return 0;
+    }
+    if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(pw->pw_uid) != 0) {
+        sts_log(STS_LOG_ERR, "-", "privileges", "user=%s cannot switch: %s", user,
+                strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0 || geteuid() == 0 || getegid() == 0) {
+        sts_log(STS_LOG_ERR, "-", "privileges", "root could be regained after dropping to %s",
+                user);
+        return -1;
+    }
+    sts_log(STS_LOG_INFO, "-", "privileges", "running as user=%s uid=%u gid=%u", user,
+            (unsigned)pw->pw_uid, (unsigned)gid);
+    return 0;
+}
+
+static int write_pidfile(const char *path)
+{
+    char buf[32];
+    int fd, n;
+
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        sts_log(STS_LOG_ERR, "-", "pidfile", "path=%s cannot write: %s", path, strerror(errno));
+        return -1;
+    }
+    n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+    if (n < 0 || write(fd, buf, (size_t)n) != n) {
+        (void)close(fd);
+        return -1;
+    }
+    return close(fd);
+}
+
+static void *milter_thread(void *arg)
+{
+    int *rc = arg;
+
+    *rc = smfi_main();
+    return NULL;
+}
+
+/* SIGHUP: build a new runtime from the file; settings that the running
+ * engine and sockets were made with need a restart, and say so. */
+static void reload(const char *path, const char *sock, const char *user, const char *pidfile)
+{
+    sts_config cfg;
+    mt_runtime *rt, *cur;
+    sts_why why = { "" };
+    static const char *const restart_keys[][2] = {
+        { "Socket", NULL }, { "SocketmapSocket", NULL }, { "UserID", NULL }, { "CacheStore", NULL },
+        { "DNSServers", NULL }, { "CAFile", NULL },
+    };
+
+    if (load_config(path, sock, user, pidfile, &cfg) != 0) {
+        sts_log(STS_LOG_ERR, "-", "reload-failed", "config=%s kept the running configuration",
+                path);
+        return;
+    }
+    rt = mt_runtime_new(&cfg, &why);
+    if (rt == NULL) {
+        sts_log(STS_LOG_ERR, "-", "reload-failed", "config=%s reason=\"%s\"", path, why.text);
+        return;
+    }
+    cur = mt_runtime_acquire();
+#define CHANGED(f) ((cur->cfg.f == NULL) != (rt->cfg.f == NULL) || \
+                    (cur->cfg.f != NULL && strcmp(cur->cfg.f, rt->cfg.f) != 0))
+    if (CHANGED(socket) || CHANGED(socketmap_socket) || CHANGED(user_id) ||
+        CHANGED(cache_store) || CHANGED(dns_servers) || CHANGED(ca_file))
+        sts_log(STS_LOG_WARNING, "-", "reload",
+                "Socket, SocketmapSocket, UserID, CacheStore, DNSServers or CAFile changed: "
+                "they take effect at the next restart");
+#undef CHANGED
+    (void)restart_keys;
+    mt_runtime_release(cur);
+    mt_runtime_install(rt);
+    sts_log(STS_LOG_INFO, "-", "reload", "config=%s reloaded", path);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = STS_DEFAULT_CONFIG, *sock = NULL, *user = NULL, *pidfile = NULL;
+    bool foreground = false, check = false;
+    sts_config cfg;
+    mt_runtime *rt;
+    sts_store *store = NULL;
+    sts_engine_opts eopts;
+    sts_why why = { "" };
+    pthread_t mthread;
+    sigset_t sigs;
+    int ch, rc, milter_rc = 0;
+
+    while ((ch = getopt(argc, argv, "c:fp:u:P:nVh")) != -1) {
+        switch (ch) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'f':
+            foreground = true;
+            break;
+        case 'p':
+            sock = optarg;
+            break;
+        case 'u':
+            user = optarg;
+            break;
+        case 'P':
+            pidfile = optarg;
+            break;
+        case 'n':
+            check = true;
+            break;
+        case 'V':
+            printf("mtasts-milter %s\n", PACKAGE_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EX_USAGE;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return EX_USAGE;
+    }
+    if ((rc = load_config(path, sock, user, pidfile, &cfg)) != 0)
+        return rc;
+    if (check) {
+        printf("# %s: configuration OK; effective values:\n", path);
+        sts_config_print(&cfg, stdout);
+        sts_config_free(&cfg);
+        return 0;
+    }
+    if (sts_log_open("mtasts-milter", cfg.syslog_facility, foreground) != STS_OK) {
+        fprintf(stderr, "mtasts-milter: bad SyslogFacility %s\n", cfg.syslog_facility);
+        sts_config_free(&cfg);
+        return EX_CONFIG;
+    }
+    rt = mt_runtime_new(&cfg, &why);
+    if (rt == NULL) {
+        fprintf(stderr, "mtasts-milter: %s: LocalDomains: %s\n", path, why.text);
+        return EX_CONFIG;
+    }
+    mt_runtime_install(rt);
+
+    if (open_milter_socket(rt->cfg.socket) != 0)
+        return EX_UNAVAILABLE;
+    if (!foreground && daemon(0, 0) != 0) {
+        sts_log(STS_LOG_ERR, "-", "daemon", "cannot detach: %s", strerror(errno));
+        return EX_OSERR;
+    }
+    if (rt->cfg.pid_file != NULL && write_pidfile(rt->cfg.pid_file) != 0)
+        return EX_CANTCREAT;
+    if (rt->cfg.decision_log != NULL &&
+        sts_dlog_open(rt->cfg.decision_log, &mt_dlog, &why) != STS_OK) {
+        sts_log(STS_LOG_ERR, "-", "decision-log", "%s", why.text);
+        return EX_CANTCREAT;
+    }
+    if (drop_privileges(rt->cfg.user_id) != 0)
+        return EX_NOPERM;
+
+    /* Threads start now, as the service user, with these signals blocked
+     * so that only the main thread's sigwait sees them. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (sts_engine_open_store(rt->cfg.cache_store, &store) != STS_OK) {
+        sts_log(STS_LOG_ERR, "-", "startup", "out of memory opening the cache store");
+        return EX_OSERR;
+    }
+    sts_engine_opts_from_config(&rt->cfg, &eopts);
+    if (sts_engine_new(&rt->cfg, &eopts, store, &mt_engine, &why) != STS_OK ||
+        sts_engine_start(mt_engine, &why) != STS_OK) {
+        sts_log(STS_LOG_ERR, "-", "startup", "engine: %s", why.text);
+        return EX_UNAVAILABLE;
+    }
+    if (pthread_create(&mthread, NULL, milter_thread, &milter_rc) != 0) {
+        sts_log(STS_LOG_ERR, "-", "startup", "cannot start the milter thread");
+        return EX_OSERR;
+    }
+    sts_log(STS_LOG_NOTICE, "-", "started", "version=%s socket=%s config=%s", PACKAGE_VERSION,
+            rt->cfg.socket, path);
+
+    for (;;) {
+        int sig = 0;
+
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            reload(path, sock, user, pidfile);
+            if (mt_dlog != NULL && sts_dlog_reopen(mt_dlog, &why) != STS_OK)
+                sts_log(STS_LOG_ERR, "-", "decision-log", "%s", why.text);
+        } else if (sig == SIGUSR1) {
+            if (mt_dlog != NULL && sts_dlog_reopen(mt_dlog, &why) != STS_OK)
+                sts_log(STS_LOG_ERR, "-", "decision-log", "%s", why.text);
+            else
+                sts_log(STS_LOG_INFO, "-", "decision-log", "reopened");
+        } else {
+            sts_log(STS_LOG_NOTICE, "-", "stopping", "signal=%d", sig);
+            break;
+        }
+    }
+    (void)smfi_stop();
+    /* Let callbacks in flight finish their lookups, within a bound. */
+    for (int i = 0; i < MT_DRAIN_SECONDS * 10 && mt_active_connections() > 0; i++) {
+        struct timespec ts = { 0, 100000000L };
+
+        nanosleep(&ts, NULL);
+    }
+    pthread_join(mthread, NULL);
+    sts_engine_free(mt_engine);
+    sts_dlog_close(mt_dlog);
+    rt = mt_runtime_acquire();
+    if (rt->cfg.pid_file != NULL)
+        (void)unlink(rt->cfg.pid_file);
+    mt_runtime_release(rt);
+    sts_log(STS_LOG_NOTICE, "-", "stopped", "active_connections=%u", mt_active_connections());
+    return milter_rc == MI_SUCCESS ? 0 : EX_SOFTWARE;
+}

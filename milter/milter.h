@@ -1,0 +1,51 @@
+/*
+ * milter.h - what the daemon's parts share: the reloadable runtime
+ * settings, the engine, the decision log and the libmilter description.
+ * Only milter/ includes libmilter; src/ knows nothing of it.
+ */
+#ifndef MT_MILTER_H
+#define MT_MILTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "decide.h"
+#include "dlog.h"
+#include "engine.h"
+
+/* The settings callbacks read, as one immutable reference-counted
+ * snapshot; SIGHUP builds a new one and swaps it in (CONVENTIONS.md "State
+ * and threads").  A callback holds its snapshot for one call. */
+typedef struct mt_runtime {
+    unsigned refs; /* changed only under the swap lock */
+    sts_config cfg;
+    sts_fail_action fail_action;
+    char **local_domains; /* normalised, sorted for bsearch */
+    size_t n_local;
+} mt_runtime;
+
+/* Build a runtime from a loaded config (takes the config over).  NULL on
+ * OOM (the config is freed) or a bad LocalDomains entry (why says). */
+mt_runtime *mt_runtime_new(sts_config *cfg, sts_why *why);
+
+mt_runtime *mt_runtime_acquire(void);
+void mt_runtime_release(mt_runtime *rt);
+
+/* Install rt as the current runtime; the old one is released. */
+void mt_runtime_install(mt_runtime *rt);
+
+bool mt_runtime_is_local(const mt_runtime *rt, const char *domain);
+
+/* Set once before smfi_main, read by callbacks. */
+extern sts_engine *mt_engine;
+extern sts_dlog *mt_dlog; /* NULL when DecisionLog is unset */
+
+/* The libmilter callbacks (callbacks.c). */
+struct smfiDesc;
+const struct smfiDesc *mt_milter_desc(void);
+
+/* Connections currently open (for a bounded drain at exit). */
+unsigned mt_active_connections(void);
+
+#endif

@@ -1,0 +1,285 @@
+#!/usr/bin/python3
+"""mtasts-milter through the milter protocol, driven by miltertest.
+
+The real daemon runs against the DNS and HTTPS fixtures; each scenario is a
+miltertest Lua script that plays one SMTP transaction and checks the replies
+and the end-of-message header changes; the decision log is checked after.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+TOP_BUILDDIR = os.environ.get("top_builddir") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..")
+MILTER = os.path.join(TOP_BUILDDIR, "milter", "mtasts-milter")
+MILTERTEST = "/usr/bin/miltertest"
+
+POLICY = "version: STSv1\r\nmode: %s\r\nmx: mx1.%s\r\nmx: *.mx.%s\r\nmax_age: 86400\r\n"
+
+
+def lua_str(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class Script:
+    """Build a miltertest Lua script step by step."""
+
+    def __init__(self, sock):
+        self.lines = [
+            "local conn = mt.connect(%s, 40, 0.25)" % lua_str(sock),
+            'if conn == nil then error("cannot connect to the milter") end',
+        ]
+
+    def add(self, line):
+        self.lines.append(line)
+        return self
+
+    def mail(self, sender, qid="QID1"):
+        return self.add('mt.macro(conn, SMFIC_MAIL, "i", %s)' % lua_str(qid)).add(
+            'if mt.mailfrom(conn, %s) ~= nil then error("mailfrom") end' % lua_str(sender)).add(
+            'if mt.getreply(conn) ~= SMFIR_CONTINUE then error("MAIL not accepted") end')
+
+    def rcpt(self, rcpt, want="SMFIR_CONTINUE", qid="QID1"):
+        return self.add('mt.macro(conn, SMFIC_RCPT, "i", %s)' % lua_str(qid)).add(
+            'if mt.rcptto(conn, %s) ~= nil then error("rcptto") end' % lua_str(rcpt)).add(
+            'if mt.getreply(conn) ~= %s then error("RCPT %s: reply " .. '
+            'tostring(mt.getreply(conn)) .. ", want %s") end' % (want, rcpt, want))
+
+    def headers(self, *pairs):
+        for name, value in pairs:
+            self.add('if mt.header(conn, %s, %s) ~= nil then error("header") end'
+                     % (lua_str(name), lua_str(value)))
+        # Steps the milter negotiated away are not sent, as an MTA would not.
+        return self.add('if not mt.test_option(conn, SMFIP_NOEOH) and mt.eoh(conn) ~= nil '
+                        'then error("eoh") end').add(
+            'if not mt.test_option(conn, SMFIP_NOBODY) and '
+            'mt.bodystring(conn, "hello\\r\\n") ~= nil then error("body") end').add(
+            'if mt.eom(conn) ~= nil then error("eom") end').add(
+            'if mt.getreply(conn) ~= SMFIR_ACCEPT and mt.getreply(conn) ~= SMFIR_CONTINUE '
+            'then error("EOM reply " .. tostring(mt.getreply(conn))) end')
+
+    def added(self, name, value=None):
+        if value is None:
+            return self.add('if not mt.eom_check(conn, MT_HDRADD, %s) then error("no %s added") end'
+                            % (lua_str(name), name))
+        return self.add('if not mt.eom_check(conn, MT_HDRADD, %s, %s) then error("%s: " .. '
+                        'tostring(mt.getheader(conn, %s, 0)) .. " want " .. %s) end'
+                        % (lua_str(name), lua_str(value), name, lua_str(name), lua_str(value)))
+
+    def not_added(self, name):
+        return self.add('if mt.eom_check(conn, MT_HDRADD, %s) then error("%s added") end'
+                        % (lua_str(name), name))
+
+    def deleted(self, name):
+        return self.add('if not mt.eom_check(conn, MT_HDRCHANGE, %s) and '
+                        'not mt.eom_check(conn, MT_HDRDELETE, %s) then error("%s not removed") end'
+                        % (lua_str(name), lua_str(name), name))
+
+    def text(self):
+        return "\n".join(self.lines + ["mt.disconnect(conn)", ""])
+
+
+def main():
+    report = harness.TestReport("milter")
+    for need in (MILTER, MILTERTEST):
+        if not os.access(need, os.X_OK):
+            report.skip("milter tests", "%s not available (install miltertest)" % need)
+            return report.finish()
+    with tempfile.TemporaryDirectory(prefix="mtasts-milter-test.") as work:
+        fx = harness.Fixtures(work)
+        proc = None
+        try:
+            names, hosts = {}, {}
+            for d, mode in (("enforce.test", "enforce"), ("testing.test", "testing"),
+                            ("enforce2.test", "enforce"), ("slow.test", "enforce")):
+                names["_mta-sts." + d] = {"TXT": [["v=STSv1; id=%s1;" % mode]]}
+                names["mta-sts." + d] = {"A": ["127.0.0.1"]}
+                hosts["mta-sts." + d] = {"body": POLICY % (mode, d, d)}
+            hosts["mta-sts.slow.test"]["delay_ms"] = 2500
+            names["_mta-sts.broken.test"] = {"rcode": "SERVFAIL"}
+            dns_port = fx.start_dns({"names": names, "default": "NXDOMAIN"})
+            https_port = fx.start_https({"hosts": hosts, "default_cert": "good"})
+            mport = harness.free_port()
+            sock = "inet:%d@127.0.0.1" % mport
+            dlog = os.path.join(work, "decisions.json")
+            conf = os.path.join(work, "milter.conf")
+            user = "root" if os.geteuid() == 0 else str(os.getuid())
+            with open(conf, "w") as f:
+                f.write("Socket %s\nSocketmapSocket inet:%d@127.0.0.1\nCacheStore none\n"
+                        "DNSServers 127.0.0.1:%d\nDNSTimeout 300ms\nDNSTries 1\nCAFile %s\n"
+                        "PolicyPort %d\nHTTPSTimeout 5s\nDecisionLog %s\nEnvelopeTimeout 1000ms\n"
+                        "LocalDomains local.example\n"
+                        % (sock, harness.free_port(), dns_port, fx.ca_file, https_port, dlog))
+                if os.geteuid() == 0:
+                    f.write("UserID root\n")
+            errlog = open(os.path.join(work, "milter.err"), "w")
+            proc = subprocess.Popen([MILTER, "-f", "-c", conf], stdout=errlog, stderr=errlog)
+            run_tests(report, work, sock, dlog, proc)
+        finally:
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            fx.stop()
+            errf = os.path.join(work, "milter.err")
+            if os.path.exists(errf):
+                tail = open(errf).read()[-3000:]
+                print("---- mtasts-milter log (tail) ----\n" + tail)
+    return report.finish()
+
+
+def run_script(work, name, script):
+    path = os.path.join(work, name + ".lua")
+    with open(path, "w") as f:
+        f.write(script.text())
+    p = subprocess.run([MILTERTEST, "-s", path], capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise AssertionError("miltertest %s failed (exit %d): %s %s"
+                             % (name, p.returncode, p.stdout.strip(), p.stderr.strip()))
+
+
+def decisions(dlog):
+    if not os.path.exists(dlog):
+        return []
+    with open(dlog) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def run_tests(report, work, sock, dlog, proc):
+    TAG_ENF = ("enforce.test; result=policy; mode=enforce; id=enforce1; "
+               "mx=mx1.enforce.test,*.mx.enforce.test")
+
+    def enforce():
+        s = Script(sock).mail("<a@example.net>").rcpt("<bob@enforce.test>").headers(
+            ("Subject", "hi")).added("X-MTA-STS", TAG_ENF).added("X-MTA-STS-Route", "enforce")
+        run_script(work, "enforce", s)
+        d = [x for x in decisions(dlog) if x["domain"] == "enforce.test"][-1]
+        want = {"queue_id": "QID1", "result": "policy", "mode": "enforce",
+                "policy_id": "enforce1", "action": "route-enforce"}
+        for k, v in want.items():
+            assert d.get(k) == v, "decision log %s: got %r, want %r (%s)" % (k, d.get(k), v, d)
+        assert d["time"].endswith("Z") and "reason" in d, d
+    report.run("enforce domain: tagged, routed to the enforce transport, logged", enforce)
+
+    def testing():
+        s = Script(sock).mail("<a@example.net>", "QID2").rcpt("<c@testing.test>", qid="QID2").headers(
+            ("Subject", "hi")).added(
+            "X-MTA-STS", "testing.test; result=policy; mode=testing; id=testing1; "
+            "mx=mx1.testing.test,*.mx.testing.test").added("X-MTA-STS-Route", "none")
+        run_script(work, "testing", s)
+        d = [x for x in decisions(dlog) if x["domain"] == "testing.test"][-1]
+        assert d["action"] == "accept" and d["mode"] == "testing", d
+    report.run("testing domain: tagged, delivered as usual", testing)
+
+    def no_policy():
+        s = Script(sock).mail("<a@example.net>").rcpt("<x@nopolicy.test>").headers(
+            ("Subject", "hi")).added("X-MTA-STS", "nopolicy.test; result=none").added(
+            "X-MTA-STS-Route", "none")
+        run_script(work, "nopolicy", s)
+    report.run("domain without MTA-STS: result=none, no routing", no_policy)
+
+    def temperror():
+        s = Script(sock).mail("<a@example.net>").rcpt("<x@broken.test>").headers(
+            ("Subject", "hi")).added("X-MTA-STS", "broken.test; result=temperror").added(
+            "X-MTA-STS-Route", "none")
+        run_script(work, "temperror", s)
+        d = [x for x in decisions(dlog) if x["domain"] == "broken.test"][-1]
+        assert d["action"] == "accept" and d["result"] == "temperror", d
+    report.run("DNS failure: accepted as without MTA-STS (LookupFailAction accept)", temperror)
+
+    def pending():
+        t0 = time.monotonic()
+        s = Script(sock).mail("<a@example.net>").rcpt("<x@slow.test>").headers(
+            ("Subject", "hi")).added("X-MTA-STS", "slow.test; result=temperror; pending=yes")
+        run_script(work, "pending", s)
+        took = time.monotonic() - t0
+        assert took < 2.4, "RCPT waited %.1f s, the budget is 1 s" % took
+        time.sleep(2.5)     # the discovery goes on and fills the cache
+        s = Script(sock).mail("<a@example.net>").rcpt("<x@slow.test>").headers(
+            ("Subject", "hi")).added("X-MTA-STS-Route", "enforce")
+        run_script(work, "pending-later", s)
+    report.run("slow policy host: pending within the budget, cached for the next message",
+               pending)
+
+    def forged():
+        s = Script(sock).mail("<a@example.net>").rcpt("<bob@enforce.test>").headers(
+            ("X-MTA-STS", "enforce.test; result=none"), ("Subject", "hi"),
+            ("X-MTA-STS-Route", "none")).deleted("X-MTA-STS").deleted(
+            "X-MTA-STS-Route").added("X-MTA-STS", TAG_ENF)
+        run_script(work, "forged", s)
+    report.run("forged tag and route headers are removed", forged)
+
+    def mixed():
+        s = Script(sock).mail("<a@example.net>").rcpt("<bob@enforce.test>").rcpt(
+            "<c@testing.test>", "SMFIR_REPLYCODE").rcpt("<d@enforce2.test>").headers(
+            ("Subject", "hi")).added("X-MTA-STS-Route", "enforce")
+        run_script(work, "mixed", s)
+        d = [x for x in decisions(dlog) if x["domain"] == "testing.test"][-1]
+        assert d["action"] == "split", d
+    report.run("mixed classes: the other class gets 452 4.5.3, same class goes on", mixed)
+
+    def literal_local_null():
+        s = Script(sock).mail("<a@example.net>").rcpt("<x@[192.0.2.1]>").rcpt(
+            "<y@local.example>").headers(("Subject", "hi")).not_added("X-MTA-STS")
+        run_script(work, "literal", s)
+        acts = {(x["domain"], x["action"]) for x in decisions(dlog)}
+        assert ("[192.0.2.1]", "skip") in acts and ("local.example", "skip") in acts, acts
+        s = Script(sock).mail("<>").rcpt("<bob@enforce.test>").headers(
+            ("Subject", "bounce")).not_added("X-MTA-STS")
+        run_script(work, "null-sender", s)
+        d = [x for x in decisions(dlog) if x["domain"] == "enforce.test"][-1]
+        assert d["action"] == "skip" and "null sender" in d["reason"], d
+    report.run("address literals, local domains and the null sender are skipped and logged",
+               literal_local_null)
+
+    def tls_required_no():
+        s = Script(sock).mail("<tlsrpt@example.net>").rcpt("<rua@enforce.test>").headers(
+            ("TLS-Required", "No"), ("Subject", "Report Domain: x")).added(
+            "X-MTA-STS-Route", "none")
+        run_script(work, "tls-required-no", s)
+    report.run("TLS-Required: No (RFC 8689) is never routed to the enforce transport",
+               tls_required_no)
+
+    def reload_and_reopen():
+        os.rename(dlog, dlog + ".1")
+        proc.send_signal(signal.SIGUSR1)
+        harness.wait_for(lambda: os.path.exists(dlog), timeout=5, msg="decision log reopened")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert proc.poll() is None, "milter exited on SIGHUP"
+        s = Script(sock).mail("<a@example.net>").rcpt("<bob@enforce.test>").headers(
+            ("Subject", "hi")).added("X-MTA-STS", TAG_ENF)
+        run_script(work, "after-hup", s)
+        assert any(x["domain"] == "enforce.test" for x in decisions(dlog)), "no line after reopen"
+    report.run("SIGUSR1 reopens the decision log, SIGHUP reloads without stopping",
+               reload_and_reopen)
+
+    def negotiation():
+        s = Script(sock).add('if not mt.test_option(conn, SMFIP_NOBODY) then '
+                             'error("body not negotiated away") end').add(
+            'if not mt.test_option(conn, SMFIP_NR_HDR) then error("header replies kept") end').add(
+            'if not mt.test_action(conn, SMFIF_ADDHDRS) then error("no ADDHDRS") end')
+        run_script(work, "negotiation", s)
+    report.run("unneeded protocol steps are negotiated away", negotiation)
+
+    def sigterm():
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=15)
+        assert rc == 0, "exit status %d after SIGTERM" % rc
+    report.run("SIGTERM stops the daemon cleanly (exit 0)", sigterm)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
