@@ -174,17 +174,23 @@ static void usage(FILE *fp)
             STS_DEFAULT_CONFIG);
 }
 
-/* Load the file and apply the command-line overrides. */
+static bool config_given; /* -c: the file must exist */
+
+/* Load the file and apply the command-line overrides.  Without -c a
+ * missing default file means the built-in defaults (said on stderr). */
 static int load_config(const char *path, const char *sock, const char *user, const char *pidfile,
                        sts_config *cfg)
 {
     sts_why why = { "" };
+    bool skip_file = !config_given && access(path, F_OK) != 0 && errno == ENOENT;
 
     if (sts_config_defaults(cfg) != STS_OK) {
         fprintf(stderr, "mtasts-milter: out of memory\n");
         return EX_OSERR;
     }
-    if (sts_config_load(path, cfg, &why) != STS_OK ||
+    if (skip_file)
+        fprintf(stderr, "mtasts-milter: %s does not exist: using the built-in defaults\n", path);
+    if ((!skip_file && sts_config_load(path, cfg, &why) != STS_OK) ||
         (sock != NULL && sts_config_set(cfg, "Socket", sock, &why) != STS_OK) ||
         (user != NULL && sts_config_set(cfg, "UserID", user, &why) != STS_OK) ||
         (pidfile != NULL && sts_config_set(cfg, "PidFile", pidfile, &why) != STS_OK)) {
@@ -342,6 +348,7 @@ int main(int argc, char **argv)
         switch (ch) {
         case 'c':
             path = optarg;
+            config_given = true;
             break;
         case 'f':
             foreground = true;

@@ -3,14 +3,15 @@
 #   install-deps.sh          build dependencies (compiler, autotools, -dev libraries)
 #   install-deps.sh --test   also what the test suite needs (clang + libFuzzer,
 #                            python3-dnslib for the DNS fixture, openssl for the test CA,
-#                            redis-server for the shared-cache tests, which start their own)
+#                            redis-server for the shared-cache tests, which start their own,
+#                            miltertest to drive the daemon through the milter protocol)
 # Run as root.  Safe to run again: apt-get skips what is installed.
 set -eu
 
 BUILD_PKGS="build-essential autoconf automake libtool pkg-config
  libc-ares-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libhiredis-dev
  libjansson-dev zlib1g-dev libidn2-dev libcmocka-dev libmilter-dev ca-certificates"
-TEST_PKGS="clang libclang-rt-dev python3 python3-dnslib openssl redis-server"
+TEST_PKGS="clang libclang-rt-dev python3 python3-dnslib openssl redis-server miltertest"
 
 pkgs=$BUILD_PKGS
 for arg in "$@"; do

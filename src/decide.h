@@ -67,7 +67,8 @@ void sts_decide_skip(const char *domain, const char *reason, sts_decision *out);
 
 /* The tag header value for a decision:
  *   "DOMAIN; result=R[; mode=M][; id=I][; mx=P1,P2][; cache=yes]"
- * Returns the length written (always NUL-terminated, cut at sz - 1). */
+ * Returns the length written; always NUL-terminated; when sz is too small,
+ * only the leading fields that fit whole are written. */
 size_t sts_decision_tag(const sts_decision *d, char *buf, size_t sz);
 
 /* "accept", "route-enforce", "tempfail", "split", "skip", "aborted". */

@@ -1,0 +1,211 @@
+/*
+ * test_decide.c - recipient decisions, tag header text, envelope domain
+ * extraction and decision log lines (src/decide.c, src/dlog.c).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "decide.h"
+#include "dlog.h"
+#include "policy.h"
+
+static sts_policy *make_policy(const char *text)
+{
+    sts_policy *p = NULL;
+    sts_why why;
+
+    if (sts_policy_parse(text, strlen(text), &p, &why) != STS_OK)
+        fail_msg("test policy does not parse: %s", why.text);
+    return p;
+}
+
+typedef struct decide_case {
+    const char *name;
+    sts_result result;
+    const char *policy; /* NULL: none */
+    bool pending;
+    sts_fail_action fail;
+    sts_class want_class;
+    sts_action want_action;
+    const char *want_tag;
+} decide_case;
+
+#define ENF "version: STSv1\nmode: enforce\nmx: mx1.a.example\nmx: *.b.example\nmax_age: 600\n"
+#define TST "version: STSv1\nmode: testing\nmx: mx1.a.example\nmax_age: 600\n"
+#define NON "version: STSv1\nmode: none\nmax_age: 600\n"
+
+static const decide_case decide_cases[] = {
+    { "enforce_routes", STS_RESULT_POLICY, ENF, false, STS_FAIL_ACCEPT, STS_CLASS_ENFORCE,
+      STS_ACT_ROUTE_ENFORCE, "a.example; result=policy; mode=enforce; id=id7; mx=mx1.a.example,*.b.example" },
+    { "testing_delivers_as_usual", STS_RESULT_POLICY, TST, false, STS_FAIL_ACCEPT,
+      STS_CLASS_NORMAL, STS_ACT_ACCEPT, "a.example; result=policy; mode=testing; id=id7; mx=mx1.a.example" },
+    { "mode_none_delivers_as_usual", STS_RESULT_POLICY, NON, false, STS_FAIL_ACCEPT,
+      STS_CLASS_NORMAL, STS_ACT_ACCEPT, "a.example; result=policy; mode=none; id=id7" },
+    { "no_policy_accepts", STS_RESULT_NONE, NULL, false, STS_FAIL_TEMPFAIL, STS_CLASS_NORMAL,
+      STS_ACT_ACCEPT, "a.example; result=none; id=id7" },
+    { "invalid_is_no_policy_even_with_tempfail", STS_RESULT_INVALID, NULL, false,
+      STS_FAIL_TEMPFAIL, STS_CLASS_NORMAL, STS_ACT_ACCEPT, "a.example; result=invalid; id=id7" },
+    { "temperror_accept", STS_RESULT_TEMPERROR, NULL, false, STS_FAIL_ACCEPT, STS_CLASS_NORMAL,
+      STS_ACT_ACCEPT, "a.example; result=temperror; id=id7" },
+    { "temperror_tempfail", STS_RESULT_TEMPERROR, NULL, false, STS_FAIL_TEMPFAIL,
+      STS_CLASS_NORMAL, STS_ACT_TEMPFAIL, "a.example; result=temperror; id=id7" },
+    { "pending_is_tagged", STS_RESULT_TEMPERROR, NULL, true, STS_FAIL_ACCEPT, STS_CLASS_NORMAL,
+      STS_ACT_ACCEPT, "a.example; result=temperror; id=id7; pending=yes" },
+};
+
+static void test_decide_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(decide_cases) / sizeof(decide_cases[0]); i++) {
+        const decide_case *c = &decide_cases[i];
+        sts_answer a;
+        sts_decision d;
+        sts_policy *p = c->policy != NULL ? make_policy(c->policy) : NULL;
+        char tag[1024];
+
+        memset(&a, 0, sizeof(a));
+        a.result = c->result;
+        a.policy = p;
+        a.pending = c->pending;
+        (void)snprintf(a.id, sizeof(a.id), "id7");
+        sts_decide("a.example", &a, c->fail, &d);
+        if (d.cls != c->want_class)
+            fail_msg("case %s: class got %d, want %d", c->name, d.cls, c->want_class);
+        if (d.action != c->want_action)
+            fail_msg("case %s: action got %s, want %s", c->name, sts_action_name(d.action),
+                     sts_action_name(c->want_action));
+        (void)sts_decision_tag(&d, tag, sizeof(tag));
+        if (strcmp(tag, c->want_tag) != 0)
+            fail_msg("case %s: tag got '%s', want '%s'", c->name, tag, c->want_tag);
+        if (d.reason[0] == '\0')
+            fail_msg("case %s: empty reason", c->name);
+        sts_policy_free(p);
+    }
+}
+
+static void test_tag_mx_list_is_cut_visibly(void **state)
+{
+    char text[8192] = "version: STSv1\nmode: enforce\nmax_age: 600\n";
+    sts_policy *p;
+    sts_answer a;
+    sts_decision d;
+    char tag[2048];
+
+    (void)state;
+    for (int i = 0; i < 100; i++) {
+        char line[64];
+
+        (void)snprintf(line, sizeof(line), "mx: mx%03d.some-long-name.example\n", i);
+        strncat(text, line, sizeof(text) - strlen(text) - 1); /* banned-ok: bounded test setup */
+    }
+    p = make_policy(text);
+    memset(&a, 0, sizeof(a));
+    a.result = STS_RESULT_POLICY;
+    a.policy = p;
+    sts_decide("a.example", &a, STS_FAIL_ACCEPT, &d);
+    if (strlen(d.mx) > STS_TAG_MX_MAX || strcmp(d.mx + strlen(d.mx) - 3, "...") != 0)
+        fail_msg("mx list: got %zu bytes ending '%s', want <= %d ending '...'", strlen(d.mx),
+                 d.mx + strlen(d.mx) - 3, STS_TAG_MX_MAX);
+    /* A small buffer keeps the whole fields that fit. */
+    (void)sts_decision_tag(&d, tag, 40);
+    if (strcmp(tag, "a.example; result=policy; mode=enforce") != 0)
+        fail_msg("tag in a 40-byte buffer: got '%s'", tag);
+    sts_policy_free(p);
+}
+
+static void test_skip(void **state)
+{
+    sts_decision d;
+    char tag[256];
+
+    (void)state;
+    sts_decide_skip("[192.0.2.1]", "address literal", &d);
+    (void)sts_decision_tag(&d, tag, sizeof(tag));
+    assert_int_equal(d.action, STS_ACT_SKIP);
+    if (strcmp(tag, "[192.0.2.1]; result=skipped") != 0)
+        fail_msg("skip tag: got '%s'", tag);
+}
+
+typedef struct env_case {
+    const char *name, *addr, *want; /* want NULL: no domain */
+} env_case;
+
+static const env_case env_cases[] = {
+    { "angle_brackets", "<bob@Example.COM>", "Example.COM" },
+    { "no_brackets", "bob@example.com", "example.com" },
+    { "quoted_local_part_with_at", "<\"a@b\"@example.com>", "example.com" },
+    { "source_route", "<@relay.example,@r2.example:bob@example.com>", "example.com" },
+    { "address_literal", "<bob@[192.0.2.1]>", "[192.0.2.1]" },
+    { "trailing_dot_kept_for_normalisation", "<bob@example.com.>", "example.com." },
+    { "local_only", "<postmaster>", NULL },
+    { "null", "<>", NULL },
+    { "empty_domain", "<bob@>", NULL },
+    { "leading_space", " <bob@example.com>", "example.com" },
+};
+
+static void test_envelope_domain(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(env_cases) / sizeof(env_cases[0]); i++) {
+        const env_case *c = &env_cases[i];
+        char out[300];
+        bool ok = sts_envelope_domain(c->addr, out, sizeof(out));
+
+        if (c->want == NULL && ok)
+            fail_msg("case %s: got domain '%s', want none", c->name, out);
+        if (c->want != NULL && (!ok || strcmp(out, c->want) != 0))
+            fail_msg("case %s: got %s, want '%s'", c->name, ok ? out : "(none)", c->want);
+    }
+}
+
+static void test_dlog_line(void **state)
+{
+    sts_policy *p = make_policy(ENF);
+    sts_answer a;
+    sts_decision d;
+    char *line;
+    const char *want = "{\"time\":\"2026-11-28T12:00:00Z\",\"queue_id\":\"4QX1\","
+                       "\"domain\":\"a.example\",\"result\":\"policy\",\"mode\":\"enforce\","
+                       "\"policy_id\":\"id7\",\"action\":\"route-enforce\","
+                       "\"reason\":\"enforce policy\",\"mx\":\"mx1.a.example,*.b.example\","
+                       "\"from_cache\":true}";
+
+    (void)state;
+    memset(&a, 0, sizeof(a));
+    a.result = STS_RESULT_POLICY;
+    a.policy = p;
+    a.from_cache = true;
+    (void)snprintf(a.id, sizeof(a.id), "id7");
+    sts_decide("a.example", &a, STS_FAIL_ACCEPT, &d);
+    line = sts_dlog_format(1795867200, "4QX1", &d);
+    if (line == NULL || strcmp(line, want) != 0)
+        fail_msg("line: got\n%s\nwant\n%s", line != NULL ? line : "(null)", want);
+    free(line);
+    /* Peer bytes never break the JSON. */
+    sts_decide_skip("x", "bad \x01\xff byte", &d);
+    line = sts_dlog_format(0, "q\"\n", &d);
+    if (line == NULL || strstr(line, "\"reason\":\"bad ?? byte\"") == NULL ||
+        strstr(line, "\"queue_id\":\"q\\\"?\"") == NULL)
+        fail_msg("escaping: got %s", line != NULL ? line : "(null)");
+    free(line);
+    sts_policy_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decide_table),
+        cmocka_unit_test(test_tag_mx_list_is_cut_visibly),
+        cmocka_unit_test(test_skip),
+        cmocka_unit_test(test_envelope_domain),
+        cmocka_unit_test(test_dlog_line),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
