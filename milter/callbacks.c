@@ -224,8 +224,19 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
         r = fail_action(rt);
         goto done;
     }
-    sts_decide(domain, &a, rt->fail_action, &d);
+    sts_decide(domain, &a, rt->fail_action, rt->cfg.early_tempfail, &d);
     sts_answer_release(&a);
+    if (d.action == STS_ACT_NO_MX) {
+        char text[STS_DOMAIN_MAX + 128];
+
+        (void)snprintf(text, sizeof(text),
+                       "MTA-STS policy of %s allows none of its MX hosts, try again later",
+                       domain);
+        (void)smfi_setreply(ctx, (char *)"451", (char *)"4.7.5", text);
+        log_decision(qid, &d, rcpt);
+        r = SMFIS_TEMPFAIL;
+        goto done;
+    }
     if (d.action == STS_ACT_TEMPFAIL) {
         (void)smfi_setreply(ctx, (char *)"451", (char *)"4.4.3",
                             (char *)"MTA-STS policy lookup failed, try again later");

@@ -63,6 +63,7 @@ typedef struct node {
     sts_polref *pol;
     int64_t fetched_at, checked_at, expires_at;
     _Atomic int64_t last_used; /* written by readers under the read lock */
+    bool mx_mismatch;
     int64_t fail_at;
     sts_result fail_result;
     sts_report_type fail_rt;
@@ -203,6 +204,7 @@ static void copy_out(const node *n, sts_cache_entry *out)
     out->checked_at = n->checked_at;
     out->expires_at = n->expires_at;
     out->last_used = atomic_load_explicit(&n->last_used, memory_order_relaxed);
+    out->mx_mismatch = n->mx_mismatch;
     out->fail_at = n->fail_at;
     out->fail_result = n->fail_result;
     out->fail_rt = n->fail_rt;
@@ -327,6 +329,7 @@ sts_status sts_cache_put(sts_cache *c, const char *domain, const sts_cache_entry
     n->checked_at = e->checked_at;
     n->expires_at = e->expires_at;
     atomic_init(&n->last_used, e->last_used);
+    n->mx_mismatch = e->mx_mismatch;
     n->fail_at = e->fail_at;
     n->fail_result = e->fail_result;
     n->fail_rt = e->fail_rt;

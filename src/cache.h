@@ -42,6 +42,7 @@ typedef struct sts_cache_entry {
     int64_t checked_at;
     int64_t expires_at;
     int64_t last_used;
+    bool mx_mismatch;            /* enforce policy matching none of the domain's MX hosts */
     /* the latest failed attempt, for answers and TLS reports */
     int64_t fail_at;             /* 0 = none since the entry was made */
     sts_result fail_result;

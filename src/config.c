@@ -140,6 +140,8 @@ static const key_def keys[] = {
             "header naming the delivery class, for Postfix milter_header_checks"),
     STS_KEY("SplitMixed", BOOL, "yes", 0, 0, split_mixed,
             "defer (452 4.5.3) recipients of another class than the first one"),
+    STS_KEY("EarlyTempfail", BOOL, "no", 0, 0, early_tempfail,
+            "451 4.7.5 at RCPT for enforce domains whose policy allows none of their MX"),
     STS_KEY("LocalDomains", DOMAINLIST, NULL, 0, 0, local_domains,
             "recipient domains delivered locally: never looked up"),
 };

@@ -51,6 +51,7 @@ typedef struct sts_config {
     char *tag_header;         /* TagHeader */
     char *route_header;       /* RouteHeader */
     bool split_mixed;         /* SplitMixed */
+    bool early_tempfail;      /* EarlyTempfail */
     char *local_domains;      /* LocalDomains: comma list; NULL = none */
 } sts_config;
 

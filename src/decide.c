@@ -46,7 +46,8 @@ static void join_mx(const sts_policy *p, char *buf, size_t sz)
     }
 }
 
-void sts_decide(const char *domain, const sts_answer *a, sts_fail_action fail, sts_decision *out)
+void sts_decide(const char *domain, const sts_answer *a, sts_fail_action fail, bool early,
+                sts_decision *out)
 {
     memset(out, 0, sizeof(*out));
     set_domain(out, domain);
@@ -64,10 +65,20 @@ void sts_decide(const char *domain, const sts_answer *a, sts_fail_action fail, s
     }
     switch (a->result) {
     case STS_RESULT_POLICY:
-        if (a->policy != NULL && a->policy->mode == STS_MODE_ENFORCE) {
+        if (a->policy != NULL && a->policy->mode == STS_MODE_ENFORCE && a->mx_mismatch && early) {
+            /* Such mail could never be delivered (4.1 makes every MX
+             * unusable): say so now, temporarily - the policy may be fixed. */
+            out->cls = STS_CLASS_ENFORCE;
+            out->action = STS_ACT_NO_MX;
+            (void)snprintf(out->reason, sizeof(out->reason),
+                           "enforce policy matches none of the domain's MX hosts: deferred");
+        } else if (a->policy != NULL && a->policy->mode == STS_MODE_ENFORCE) {
             out->cls = STS_CLASS_ENFORCE;
             out->action = STS_ACT_ROUTE_ENFORCE;
-            (void)snprintf(out->reason, sizeof(out->reason), "enforce policy");
+            (void)snprintf(out->reason, sizeof(out->reason), "%s",
+                           a->mx_mismatch ? "enforce policy (it matches none of the domain's "
+                                            "MX hosts: delivery will be deferred)"
+                                          : "enforce policy");
         } else {
             (void)snprintf(out->reason, sizeof(out->reason), "%s policy: delivered as usual",
                            a->policy != NULL ? sts_mode_name(a->policy->mode) : "unchanged");
@@ -134,6 +145,8 @@ const char *sts_action_name(sts_action a)
         return "tempfail";
     case STS_ACT_SPLIT:
         return "split";
+    case STS_ACT_NO_MX:
+        return "tempfail-no-mx";
     case STS_ACT_SKIP:
         return "skip";
     case STS_ACT_ABORTED:

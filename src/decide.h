@@ -33,6 +33,8 @@ typedef enum sts_action {
     STS_ACT_ACCEPT,        /* deliver as usual, tagged */
     STS_ACT_ROUTE_ENFORCE, /* deliver through the enforced-TLS transport, tagged */
     STS_ACT_TEMPFAIL,      /* 451 4.4.3: lookup failed and LookupFailAction tempfail */
+    STS_ACT_NO_MX,         /* 451 4.7.5: enforce policy allows none of the MX hosts
+                              (EarlyTempfail); never a permanent failure (RFC 8461 5.1) */
     STS_ACT_SPLIT,         /* 452 4.5.3: another class than the message's first recipient */
     STS_ACT_SKIP,          /* no lookup: address literal, local domain, null sender */
     STS_ACT_ABORTED,       /* the SMTP client gave up before the end of the message */
@@ -59,8 +61,10 @@ typedef struct sts_decision {
     char reason[STS_WHY_MAX];
 } sts_decision;
 
-/* Decide for one recipient domain from the engine's answer. */
-void sts_decide(const char *domain, const sts_answer *a, sts_fail_action fail, sts_decision *out);
+/* Decide for one recipient domain from the engine's answer; early: defer
+ * an enforce domain none of whose MX hosts matches its policy. */
+void sts_decide(const char *domain, const sts_answer *a, sts_fail_action fail, bool early,
+                sts_decision *out);
 
 /* A recipient that is not looked up (reason: why it was skipped). */
 void sts_decide_skip(const char *domain, const char *reason, sts_decision *out);

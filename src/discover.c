@@ -18,6 +18,7 @@
 #include "txt.h"
 
 #define DISCOVER_MAX_POLLFDS STS_DNS_MAX_POLLFDS
+#define DISCOVER_MAX_MX 16
 
 struct sts_discover {
     sts_dns *dns;
@@ -34,6 +35,13 @@ typedef struct job {
     void *arg;
     sts_outcome o;
     char name[STS_DOMAIN_MAX + 16];
+    /* The domain's MX hosts are looked up beside the policy fetch, so an
+     * enforce policy that allows none of them can be told at once. */
+    unsigned parts;   /* callbacks outstanding: the policy chain, the MX query */
+    sts_status mx_status;
+    bool null_mx;
+    size_t nmx;
+    char mx[DISCOVER_MAX_MX][STS_DOMAIN_MAX + 1];
 } job;
 
 sts_status sts_discover_new(const sts_config *cfg, sts_discover **out, sts_why *why)
@@ -94,7 +102,39 @@ void sts_discover_wakeup(sts_discover *d)
     sts_fetch_wakeup(d->fetch);
 }
 
-/* End a job: error text is prefix + why (both may be NULL). */
+/* Compare an enforce policy with the MX hosts found (RFC 8461 4.1); a
+ * domain without MX records receives mail at its own name (RFC 5321 5.1). */
+static void check_mx(job *j)
+{
+    const sts_policy *p = j->o.policy;
+
+    if (p == NULL || p->mode != STS_MODE_ENFORCE || j->null_mx)
+        return;
+    if (j->mx_status == STS_OK && j->nmx > 0) {
+        j->o.mx_checked = true;
+        j->o.mx_mismatch = true;
+        for (size_t i = 0; i < j->nmx; i++)
+            if (sts_policy_mx_match(p, j->mx[i]))
+                j->o.mx_mismatch = false;
+    } else if (j->mx_status == STS_NOTFOUND) {
+        j->o.mx_checked = true;
+        j->o.mx_mismatch = !sts_policy_mx_match(p, j->o.domain);
+    }
+}
+
+/* One of the job's parallel parts ended; the last one delivers. */
+static void job_part_done(job *j)
+{
+    if (--j->parts > 0)
+        return;
+    check_mx(j);
+    j->d->pending--;
+    j->cb(j->arg, &j->o);
+    sts_outcome_clear(&j->o);
+    free(j);
+}
+
+/* End the policy chain: error text is prefix + why (both may be NULL). */
 static void job_finish(job *j, sts_result r, sts_report_type rt, const char *prefix, const char *why)
 {
     j->o.result = r;
@@ -102,10 +142,19 @@ static void job_finish(job *j, sts_result r, sts_report_type rt, const char *pre
     if (prefix != NULL || why != NULL)
         (void)snprintf(j->o.error, sizeof(j->o.error), "%s%s", prefix != NULL ? prefix : "",
                        why != NULL ? why : "");
-    j->d->pending--;
-    j->cb(j->arg, &j->o);
-    sts_outcome_clear(&j->o);
-    free(j);
+    job_part_done(j);
+}
+
+static void on_job_mx(void *arg, sts_status st, const sts_dns_mx *res, const char *why)
+{
+    job *j = arg;
+
+    (void)why;
+    j->mx_status = st;
+    j->null_mx = res->null_mx;
+    for (size_t i = 0; st == STS_OK && i < res->n && j->nmx < DISCOVER_MAX_MX; i++)
+        (void)snprintf(j->mx[j->nmx++], STS_DOMAIN_MAX + 1, "%s", res->host[i]);
+    job_part_done(j);
 }
 
 static void on_fetch(void *arg, const sts_fetch_result *res)
@@ -175,9 +224,14 @@ static void on_addrs(void *arg, sts_status st, const sts_dns_addrs *res, const c
                    NULL, fwhy.text);
 }
 
-/* Step 2: the policy host's addresses, then the fetch (on_addrs). */
+/* Step 2: the policy host's addresses, then the fetch (on_addrs); the
+ * domain's MX hosts at the same time. */
 static void fetch_policy(job *j)
 {
+    if (!j->d->closing) {
+        j->parts++;
+        sts_dns_mx_query(j->d->dns, j->o.domain, on_job_mx, j);
+    }
     (void)snprintf(j->name, sizeof(j->name), "mta-sts.%s", j->o.domain);
     sts_dns_addrs_query(j->d->dns, j->name, on_addrs, j);
 }
@@ -261,6 +315,8 @@ sts_status sts_discover_start_mode(sts_discover *d, const char *domain, sts_disc
     j->arg = arg;
     if (known_id != NULL)
         (void)snprintf(j->known_id, sizeof(j->known_id), "%s", known_id);
+    j->parts = 1;
+    j->mx_status = STS_TEMPFAIL;
     sts_outcome_init(&j->o, domain);
     (void)snprintf(j->name, sizeof(j->name), "_mta-sts.%s", j->o.domain);
     d->pending++;

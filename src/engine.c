@@ -70,6 +70,7 @@ typedef struct flight {
     char id[STS_ID_MAX + 1];
     int64_t fetched_at, expires_at;
     sts_report_type rt;
+    bool mx_mismatch;
     char error[STS_WHY_MAX];
     struct sts_engine *e;
 } flight;
@@ -440,6 +441,7 @@ static void answer_from_entry(sts_answer *a, const sts_cache_entry *ce)
         a->policy = sts_polref_policy(ce->pol);
         a->fetched_at = ce->fetched_at;
         a->expires_at = ce->expires_at;
+        a->mx_mismatch = ce->mx_mismatch;
         break;
     case STS_ENTRY_NOPOLICY:
         a->result = STS_RESULT_NONE;
@@ -479,6 +481,7 @@ static void flight_set_answer(flight *f, const sts_cache_entry *ce)
     f->fetched_at = a.fetched_at;
     f->expires_at = a.expires_at;
     f->rt = a.report_type;
+    f->mx_mismatch = a.mx_mismatch;
     memcpy(f->error, a.error, sizeof(f->error));
 }
 
@@ -520,6 +523,7 @@ static bool apply(sts_engine *e, flight *f, sts_outcome *o)
         ne.checked_at = now;
         ne.expires_at = now + (int64_t)p->max_age;
         ne.last_used = have_old && old.last_used > now ? old.last_used : now;
+        ne.mx_mismatch = o->mx_checked && o->mx_mismatch;
         ne.pol = sts_polref_new(o->policy);
         o->policy = NULL;
         if (ne.pol == NULL || cache_put(e, o->domain, &ne, true) != STS_OK) {
@@ -723,6 +727,7 @@ sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms, 
         out->fetched_at = f->fetched_at;
         out->expires_at = f->expires_at;
         out->report_type = f->rt;
+        out->mx_mismatch = f->mx_mismatch;
         memcpy(out->error, f->error, sizeof(out->error));
     } else {
         stat_inc(e, ST_PENDING);

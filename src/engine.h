@@ -77,6 +77,8 @@ typedef struct sts_answer {
     char id[STS_ID_MAX + 1];
     int64_t fetched_at;       /* policy: when it was fetched */
     int64_t expires_at;       /* policy: fetched_at + max_age */
+    bool mx_mismatch;         /* enforce policy that matches none of the domain's MX hosts
+                                 (as of the last fetch; RFC 8461 4.1) */
     sts_report_type report_type; /* of the latest failed attempt, for TLSRPT */
     char error[STS_WHY_MAX];  /* latest failure text, "" if none */
     void *ref_;               /* internal */

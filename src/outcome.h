@@ -46,6 +46,8 @@ typedef struct sts_outcome {
     char error[STS_WHY_MAX];     /* human text, "" when there is nothing to say */
     bool unchanged;              /* re-check only: the TXT id equals the known one, nothing
                                     was fetched (result == policy, policy == NULL) */
+    bool mx_checked;             /* an enforce policy was compared with the domain's MX hosts */
+    bool mx_mismatch;            /* ... and none of them matches a pattern (RFC 8461 4.1) */
 } sts_outcome;
 
 /* Start as temperror with no policy (callers set the real result). */

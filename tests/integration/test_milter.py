@@ -100,10 +100,14 @@ def main():
         try:
             names, hosts = {}, {}
             for d, mode in (("enforce.test", "enforce"), ("testing.test", "testing"),
-                            ("enforce2.test", "enforce"), ("slow.test", "enforce")):
+                            ("enforce2.test", "enforce"), ("slow.test", "enforce"),
+                            ("badmx.test", "enforce")):
                 names["_mta-sts." + d] = {"TXT": [["v=STSv1; id=%s1;" % mode]]}
                 names["mta-sts." + d] = {"A": ["127.0.0.1"]}
+                names[d] = {"MX": [[10, "mx1." + d], [20, "b.mx." + d]]}
                 hosts["mta-sts." + d] = {"body": POLICY % (mode, d, d)}
+            # An enforce policy that allows none of the domain's MX hosts.
+            names["badmx.test"] = {"MX": [[10, "mail.elsewhere.example"]]}
             hosts["mta-sts.slow.test"]["delay_ms"] = 2500
             names["_mta-sts.broken.test"] = {"rcode": "SERVFAIL"}
             dns_port = fx.start_dns({"names": names, "default": "NXDOMAIN"})
@@ -117,7 +121,7 @@ def main():
                 f.write("Socket %s\nSocketmapSocket inet:%d@127.0.0.1\nCacheStore none\n"
                         "DNSServers 127.0.0.1:%d\nDNSTimeout 300ms\nDNSTries 1\nCAFile %s\n"
                         "PolicyPort %d\nHTTPSTimeout 5s\nDecisionLog %s\nEnvelopeTimeout 1000ms\n"
-                        "LocalDomains local.example\n"
+                        "LocalDomains local.example\nEarlyTempfail yes\n"
                         % (sock, harness.free_port(), dns_port, fx.ca_file, https_port, dlog))
                 if os.geteuid() == 0:
                     f.write("UserID root\n")
@@ -243,6 +247,15 @@ def run_tests(report, work, sock, dlog, proc):
         assert d["action"] == "skip" and "null sender" in d["reason"], d
     report.run("address literals, local domains and the null sender are skipped and logged",
                literal_local_null)
+
+    def early_tempfail():
+        s = Script(sock).mail("<a@example.net>").rcpt("<x@badmx.test>", "SMFIR_REPLYCODE").rcpt(
+            "<bob@enforce.test>").headers(("Subject", "hi")).added("X-MTA-STS", TAG_ENF)
+        run_script(work, "early-tempfail", s)
+        d = [x for x in decisions(dlog) if x["domain"] == "badmx.test"][-1]
+        assert d["action"] == "tempfail-no-mx" and d["mode"] == "enforce", d
+    report.run("EarlyTempfail: enforce policy matching none of the MX hosts gets 451 4.7.5",
+               early_tempfail)
 
     def tls_required_no():
         s = Script(sock).mail("<tlsrpt@example.net>").rcpt("<rua@enforce.test>").headers(

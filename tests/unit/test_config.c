@@ -601,6 +601,7 @@ static void test_print_format(void **state)
         "TagHeader X-MTA-STS\n"
         "RouteHeader X-MTA-STS-Route\n"
         "SplitMixed yes\n"
+        "EarlyTempfail no\n"
         "# LocalDomains (unset)\n";
 
     (void)state;

@@ -74,7 +74,7 @@ static void test_decide_table(void **state)
         a.policy = p;
         a.pending = c->pending;
         (void)snprintf(a.id, sizeof(a.id), "id7");
-        sts_decide("a.example", &a, c->fail, &d);
+        sts_decide("a.example", &a, c->fail, false, &d);
         if (d.cls != c->want_class)
             fail_msg("case %s: class got %d, want %d", c->name, d.cls, c->want_class);
         if (d.action != c->want_action)
@@ -108,7 +108,7 @@ static void test_tag_mx_list_is_cut_visibly(void **state)
     memset(&a, 0, sizeof(a));
     a.result = STS_RESULT_POLICY;
     a.policy = p;
-    sts_decide("a.example", &a, STS_FAIL_ACCEPT, &d);
+    sts_decide("a.example", &a, STS_FAIL_ACCEPT, false, &d);
     if (strlen(d.mx) > STS_TAG_MX_MAX || strcmp(d.mx + strlen(d.mx) - 3, "...") != 0)
         fail_msg("mx list: got %zu bytes ending '%s', want <= %d ending '...'", strlen(d.mx),
                  d.mx + strlen(d.mx) - 3, STS_TAG_MX_MAX);
@@ -116,6 +116,32 @@ static void test_tag_mx_list_is_cut_visibly(void **state)
     (void)sts_decision_tag(&d, tag, 40);
     if (strcmp(tag, "a.example; result=policy; mode=enforce") != 0)
         fail_msg("tag in a 40-byte buffer: got '%s'", tag);
+    sts_policy_free(p);
+}
+
+static void test_early_verdict(void **state)
+{
+    sts_policy *p = make_policy(ENF);
+    sts_answer a;
+    sts_decision d;
+
+    (void)state;
+    memset(&a, 0, sizeof(a));
+    a.result = STS_RESULT_POLICY;
+    a.policy = p;
+    a.mx_mismatch = true;
+    sts_decide("a.example", &a, STS_FAIL_ACCEPT, true, &d);
+    if (d.action != STS_ACT_NO_MX)
+        fail_msg("mismatch with EarlyTempfail: got %s, want tempfail-no-mx",
+                 sts_action_name(d.action));
+    sts_decide("a.example", &a, STS_FAIL_ACCEPT, false, &d);
+    if (d.action != STS_ACT_ROUTE_ENFORCE || strstr(d.reason, "none of the domain") == NULL)
+        fail_msg("mismatch without EarlyTempfail: got %s (%s), want route-enforce noting it",
+                 sts_action_name(d.action), d.reason);
+    a.mx_mismatch = false;
+    sts_decide("a.example", &a, STS_FAIL_ACCEPT, true, &d);
+    if (d.action != STS_ACT_ROUTE_ENFORCE)
+        fail_msg("matching MX with EarlyTempfail: got %s", sts_action_name(d.action));
     sts_policy_free(p);
 }
 
@@ -182,7 +208,7 @@ static void test_dlog_line(void **state)
     a.policy = p;
     a.from_cache = true;
     (void)snprintf(a.id, sizeof(a.id), "id7");
-    sts_decide("a.example", &a, STS_FAIL_ACCEPT, &d);
+    sts_decide("a.example", &a, STS_FAIL_ACCEPT, false, &d);
     line = sts_dlog_format(1795867200, "4QX1", &d);
     if (line == NULL || strcmp(line, want) != 0)
         fail_msg("line: got\n%s\nwant\n%s", line != NULL ? line : "(null)", want);
@@ -202,6 +228,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decide_table),
         cmocka_unit_test(test_tag_mx_list_is_cut_visibly),
+        cmocka_unit_test(test_early_verdict),
         cmocka_unit_test(test_skip),
         cmocka_unit_test(test_envelope_domain),
         cmocka_unit_test(test_dlog_line),
