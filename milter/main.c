@@ -66,7 +66,7 @@ static void runtime_free(mt_runtime *rt)
 mt_runtime *mt_runtime_new(sts_config *cfg, sts_why *why)
 {
     mt_runtime *rt = calloc(1, sizeof(*rt));
-    sts_cur list;
+    sts_cur list, item;
 
     if (rt == NULL) {
         sts_config_free(cfg);
@@ -79,20 +79,10 @@ mt_runtime *mt_runtime_new(sts_config *cfg, sts_why *why)
     rt->fail_action = sts_str_eq_nocase(rt->cfg.lookup_fail_action, "tempfail") ? STS_FAIL_TEMPFAIL
                                                                                  : STS_FAIL_ACCEPT;
     list = sts_cur_str(rt->cfg.local_domains);
-    while (!sts_cur_empty(&list)) {
-        sts_cur item;
+    while (sts_cur_take_item(&list, ',', &item)) {
         char norm[STS_DOMAIN_MAX + 1];
         char **grown;
 
-        if (!sts_cur_take_until(&list, ',', &item)) {
-            item = list;
-            list.p += list.len;
-            list.len = 0;
-        } else {
-            (void)sts_cur_take_char(&list, ',');
-        }
-        sts_cur_skip_wsp(&item);
-        sts_cur_rtrim_wsp(&item);
         if (item.len == 0)
             continue;
         if (sts_domain_normalize(item.p, item.len, norm, why) != STS_OK)
@@ -221,8 +211,10 @@ static int open_milter_socket(const char *spec)
     return 0;
 }
 
-/* Drop root for user[:group]; verify it cannot be regained. */
-static int drop_privileges(const char *spec)
+/* Drop root for user[:group]; verify it cannot be regained.  Files made
+ * as root that the daemon reopens (decision log) or removes (pid file)
+ * are handed to that user first. */
+static int drop_privileges(const char *spec, const char *const *own, size_t nown)
 {
     char user[256], *group = NULL;
     struct passwd *pw;
@@ -253,6 +245,10 @@ static int drop_privileges(const char *spec)
         sts_log(STS_LOG_WARNING, "-", "privileges", "UserID %s is root: not dropping", user);
         return 0;
     }
+    for (size_t i = 0; i < nown; i++)
+        if (own[i] != NULL && chown(own[i], pw->pw_uid, gid) != 0)
+            sts_log(STS_LOG_WARNING, "-", "privileges", "cannot hand %s to %s: %s", own[i], user,
+                    strerror(errno));
     if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(pw->pw_uid) != 0) {
         sts_log(STS_LOG_ERR, "-", "privileges", "user=%s cannot switch: %s", user,
                 strerror(errno));
@@ -301,10 +297,6 @@ static void reload(const char *path, const char *sock, const char *user, const c
     sts_config cfg;
     mt_runtime *rt, *cur;
     sts_why why = { "" };
-    static const char *const restart_keys[][2] = {
-        { "Socket", NULL }, { "SocketmapSocket", NULL }, { "UserID", NULL }, { "CacheStore", NULL },
-        { "DNSServers", NULL }, { "CAFile", NULL },
-    };
 
     if (load_config(path, sock, user, pidfile, &cfg) != 0) {
         sts_log(STS_LOG_ERR, "-", "reload-failed", "config=%s kept the running configuration",
@@ -319,13 +311,22 @@ static void reload(const char *path, const char *sock, const char *user, const c
     cur = mt_runtime_acquire();
 #define CHANGED(f) ((cur->cfg.f == NULL) != (rt->cfg.f == NULL) || \
                     (cur->cfg.f != NULL && strcmp(cur->cfg.f, rt->cfg.f) != 0))
+#define NCHANGED(f) (cur->cfg.f != rt->cfg.f)
+    /* Only the milter's own settings (envelope budget, fail action, header
+     * names, SplitMixed, EarlyTempfail, LocalDomains) change on reload; the
+     * rest was used to build sockets, the engine and the logs. */
     if (CHANGED(socket) || CHANGED(socketmap_socket) || CHANGED(user_id) ||
-        CHANGED(cache_store) || CHANGED(dns_servers) || CHANGED(ca_file))
+        CHANGED(cache_store) || CHANGED(dns_servers) || CHANGED(ca_file) ||
+        CHANGED(decision_log) || CHANGED(pid_file) || CHANGED(syslog_facility) ||
+        NCHANGED(dns_timeout_ms) || NCHANGED(dns_tries) || NCHANGED(https_timeout_ms) ||
+        NCHANGED(https_connect_timeout_ms) || NCHANGED(policy_port) || NCHANGED(cache_size) ||
+        NCHANGED(negative_ttl) || NCHANGED(recheck_interval) || NCHANGED(retry_interval) ||
+        NCHANGED(refresh_idle) || NCHANGED(max_discoveries) || NCHANGED(discovery_queue))
         sts_log(STS_LOG_WARNING, "-", "reload",
-                "Socket, SocketmapSocket, UserID, CacheStore, DNSServers or CAFile changed: "
-                "they take effect at the next restart");
+                "changes to sockets, UserID, DecisionLog, PidFile, SyslogFacility, DNS, HTTPS "
+                "or cache settings take effect at the next restart");
+#undef NCHANGED
 #undef CHANGED
-    (void)restart_keys;
     mt_runtime_release(cur);
     mt_runtime_install(rt);
     sts_log(STS_LOG_INFO, "-", "reload", "config=%s reloaded", path);
@@ -388,7 +389,11 @@ int main(int argc, char **argv)
         sts_config_free(&cfg);
         return 0;
     }
-    if (sts_log_open("mtasts-milter", cfg.syslog_facility, foreground) != STS_OK) {
+    /* Under systemd (-f with stderr to the journal) syslog would log each
+     * line twice: stderr alone then. */
+    if (sts_log_open("mtasts-milter",
+                     foreground && getenv("JOURNAL_STREAM") != NULL ? NULL : cfg.syslog_facility,
+                     foreground) != STS_OK) {
         fprintf(stderr, "mtasts-milter: bad SyslogFacility %s\n", cfg.syslog_facility);
         sts_config_free(&cfg);
         return EX_CONFIG;
@@ -413,8 +418,12 @@ int main(int argc, char **argv)
         sts_log(STS_LOG_ERR, "-", "decision-log", "%s", why.text);
         return EX_CANTCREAT;
     }
-    if (drop_privileges(rt->cfg.user_id) != 0)
-        return EX_NOPERM;
+    {
+        const char *own[] = { rt->cfg.decision_log, rt->cfg.pid_file };
+
+        if (drop_privileges(rt->cfg.user_id, own, 2) != 0)
+            return EX_NOPERM;
+    }
 
     /* Threads start now, as the service user, with these signals blocked
      * so that only the main thread's sigwait sees them. */

@@ -131,6 +131,51 @@ void sts_cur_rtrim_wsp(sts_cur *c)
         c->len--;
 }
 
+bool sts_cur_take_item(sts_cur *list, char sep, sts_cur *item)
+{
+    /* p == NULL marks a list whose last item was taken. */
+    if (list->p == NULL)
+        return false;
+    if (sts_cur_take_until(list, sep, item)) {
+        (void)sts_cur_take_char(list, sep);
+    } else {
+        *item = *list;
+        list->p = NULL;
+        list->len = 0;
+    }
+    sts_cur_skip_wsp(item);
+    sts_cur_rtrim_wsp(item);
+    return true;
+}
+
+const char *sts_quote(char *dst, size_t dstsz, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        bool plain = ch >= 0x20 && ch < 0x7f && ch != '\'' && ch != '\\';
+        size_t need = plain ? 1 : 4;
+
+        if (o + need + 4 > dstsz) { /* keep room for "..." and NUL */
+            memcpy(dst + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (plain) {
+            dst[o++] = (char)ch;
+        } else {
+            dst[o++] = '\\';
+            dst[o++] = 'x';
+            dst[o++] = hex[ch >> 4];
+            dst[o++] = hex[ch & 0x0f];
+        }
+    }
+    dst[o] = '\0';
+    return dst;
+}
+
 bool sts_mem_eq_nocase(const char *a, const char *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)

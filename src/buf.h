@@ -74,6 +74,17 @@ bool sts_cur_eq_nocase(const sts_cur *c, const char *lit);
 /* Remove trailing WSP from a view (does not consume anything). */
 void sts_cur_rtrim_wsp(sts_cur *c);
 
+/* Take the next item of a sep-separated list into item, trimmed of WSP,
+ * consuming the separator.  False when the list is used up (a view of a
+ * NULL string has no items; "" has one empty item).  An item may be empty
+ * ("a,,b", "a,"): callers decide whether that is an error. */
+bool sts_cur_take_item(sts_cur *list, char sep, sts_cur *item);
+
+/* Copy untrusted bytes into a short reason fragment: printable ASCII is
+ * kept (except the quote and backslash), anything else becomes \xHH, and a
+ * value too long for dst is cut with "...".  Returns dst. */
+const char *sts_quote(char *dst, size_t dstsz, const char *p, size_t n);
+
 /* ASCII, locale-independent character classes. */
 static inline bool sts_is_digit(unsigned char ch) { return ch >= '0' && ch <= '9'; }
 static inline bool sts_is_alpha(unsigned char ch)

@@ -592,23 +592,14 @@ static sts_status apply_bool(const key_def *k, sts_cur v, sts_config *cfg, sts_w
 /* Comma list of domains, each as sts_domain_normalize accepts it. */
 static bool domain_list_ok(sts_cur v, sts_why *why)
 {
+    sts_cur item;
     size_t n = 0;
 
-    while (!sts_cur_empty(&v)) {
-        sts_cur item;
+    while (sts_cur_take_item(&v, ',', &item)) {
         char norm[STS_DOMAIN_MAX + 1];
         sts_why dwhy;
         shown s;
 
-        if (!sts_cur_take_until(&v, ',', &item)) {
-            item = v;
-            v.p += v.len;
-            v.len = 0;
-        } else {
-            (void)sts_cur_take_char(&v, ',');
-        }
-        sts_cur_skip_wsp(&item);
-        sts_cur_rtrim_wsp(&item);
         if (item.len == 0) {
             sts_why_set(why, "empty element in the domain list");
             return false;

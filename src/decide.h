@@ -70,7 +70,7 @@ void sts_decide(const char *domain, const sts_answer *a, sts_fail_action fail, b
 void sts_decide_skip(const char *domain, const char *reason, sts_decision *out);
 
 /* The tag header value for a decision:
- *   "DOMAIN; result=R[; mode=M][; id=I][; mx=P1,P2][; cache=yes]"
+ *   "DOMAIN; result=R[; mode=M][; id=I][; mx=P1,P2][; pending=yes]"
  * Returns the length written; always NUL-terminated; when sz is too small,
  * only the leading fields that fit whole are written. */
 size_t sts_decision_tag(const sts_decision *d, char *buf, size_t sz);

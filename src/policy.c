@@ -55,37 +55,6 @@ typedef struct policy_state {
     bool have_version, have_mode, have_max_age;
 } policy_state;
 
-/* Copy untrusted bytes into a short reason fragment: printable ASCII is
- * kept (except the quote and backslash), anything else becomes \xHH, and a
- * long value is cut with "...". */
-static const char *policy_quote(char *dst, size_t dstsz, const char *p, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        bool plain = ch >= 0x20 && ch < 0x7f && ch != '\'' && ch != '\\';
-        size_t need = plain ? 1 : 4;
-
-        if (o + need + 4 > dstsz) { /* keep room for "..." and NUL */
-            memcpy(dst + o, "...", 3);
-            o += 3;
-            break;
-        }
-        if (plain) {
-            dst[o++] = (char)ch;
-        } else {
-            dst[o++] = '\\';
-            dst[o++] = 'x';
-            dst[o++] = hex[ch >> 4];
-            dst[o++] = hex[ch & 0x0f];
-        }
-    }
-    dst[o] = '\0';
-    return dst;
-}
-
 static bool policy_is_key_char(unsigned char ch)
 {
     return sts_is_alnum(ch) || ch == '_' || ch == '-' || ch == '.';
@@ -141,7 +110,7 @@ static sts_status policy_check_value(const policy_state *s, const sts_cur *key,
 
     if (val->len == 0) {
         sts_why_set(why, "line %u: '%s' has an empty value", s->line,
-                    policy_quote(qk, sizeof(qk), key->p, key->len));
+                    sts_quote(qk, sizeof(qk), key->p, key->len));
         return STS_PERMFAIL;
     }
     while (i < val->len) {
@@ -152,13 +121,13 @@ static sts_status policy_check_value(const policy_state *s, const sts_cur *key,
 
             if (n == 0) {
                 sts_why_set(why, "line %u: value of '%s' is not valid UTF-8 at byte 0x%02x",
-                            s->line, policy_quote(qk, sizeof(qk), key->p, key->len), v[i]);
+                            s->line, sts_quote(qk, sizeof(qk), key->p, key->len), v[i]);
                 return STS_PERMFAIL;
             }
             i += n;
         } else {
             sts_why_set(why, "line %u: value of '%s' contains the control byte 0x%02x",
-                        s->line, policy_quote(qk, sizeof(qk), key->p, key->len), v[i]);
+                        s->line, sts_quote(qk, sizeof(qk), key->p, key->len), v[i]);
             return STS_PERMFAIL;
         }
     }
@@ -175,7 +144,7 @@ static sts_status policy_add_mx(policy_state *s, const sts_cur *val, sts_why *wh
         char q[96];
 
         sts_why_set(why, "line %u: mx value '%s' is not a host name or *.host name", s->line,
-                    policy_quote(q, sizeof(q), val->p, val->len));
+                    sts_quote(q, sizeof(q), val->p, val->len));
         return STS_PERMFAIL;
     }
     if (p->n_mx >= STS_POLICY_MAX_MX) {
@@ -216,7 +185,7 @@ static sts_status policy_field(policy_state *s, const sts_cur *key, const sts_cu
             return STS_OK;
         if (!sts_cur_eq(val, "STSv1")) {
             sts_why_set(why, "line %u: version '%s' is not STSv1", s->line,
-                        policy_quote(q, sizeof(q), val->p, val->len));
+                        sts_quote(q, sizeof(q), val->p, val->len));
             return STS_PERMFAIL;
         }
         s->have_version = true;
@@ -225,7 +194,7 @@ static sts_status policy_field(policy_state *s, const sts_cur *key, const sts_cu
             return STS_OK;
         if (!sts_mode_from_name(val->p, val->len, &p->mode)) {
             sts_why_set(why, "line %u: mode '%s' is not enforce, testing or none", s->line,
-                        policy_quote(q, sizeof(q), val->p, val->len));
+                        sts_quote(q, sizeof(q), val->p, val->len));
             return STS_PERMFAIL;
         }
         s->have_mode = true;
@@ -238,7 +207,7 @@ static sts_status policy_field(policy_state *s, const sts_cur *key, const sts_cu
         /* 1*10DIGIT: at most 9999999999, which fits in uint64_t. */
         if (!sts_cur_take_number(&num, 10, UINT64_MAX, &v) || !sts_cur_empty(&num)) {
             sts_why_set(why, "line %u: max_age '%s' is not 1 to 10 decimal digits", s->line,
-                        policy_quote(q, sizeof(q), val->p, val->len));
+                        sts_quote(q, sizeof(q), val->p, val->len));
             return STS_PERMFAIL;
         }
         p->max_age = v > STS_MAX_AGE_LIMIT ? STS_MAX_AGE_LIMIT : (uint32_t)v;
@@ -267,12 +236,12 @@ static sts_status policy_line(policy_state *s, sts_cur line, sts_why *why)
     if (!sts_is_alnum((unsigned char)rest.p[0]) ||
         !sts_cur_take_while(&rest, policy_is_key_char, &key)) {
         sts_why_set(why, "line %u starts with '%s', expected a key", s->line,
-                    policy_quote(q, sizeof(q), rest.p, 1));
+                    sts_quote(q, sizeof(q), rest.p, 1));
         return STS_PERMFAIL;
     }
     if (key.len > POLICY_KEY_MAX) {
         sts_why_set(why, "line %u: key '%s' is longer than %d characters", s->line,
-                    policy_quote(q, sizeof(q), key.p, key.len), POLICY_KEY_MAX);
+                    sts_quote(q, sizeof(q), key.p, key.len), POLICY_KEY_MAX);
         return STS_PERMFAIL;
     }
     if (!sts_cur_take_char(&rest, ':')) {
@@ -280,7 +249,7 @@ static sts_status policy_line(policy_state *s, sts_cur line, sts_why *why)
             sts_why_set(why, "line %u has no ':'", s->line);
         else
             sts_why_set(why, "line %u: key '%s' is not followed directly by ':'", s->line,
-                        policy_quote(q, sizeof(q), key.p, key.len));
+                        sts_quote(q, sizeof(q), key.p, key.len));
         return STS_PERMFAIL;
     }
     sts_cur_skip_wsp(&rest);

@@ -28,37 +28,6 @@
 #define TXT_VERSION "v=STSv1"
 #define TXT_NAME_MAX 32 /* sts-ext-name: 1 + *31 */
 
-/* Copy untrusted bytes into a short reason fragment: printable ASCII is
- * kept (except the quote and backslash), anything else becomes \xHH, and a
- * long value is cut with "...". */
-static const char *txt_quote(char *dst, size_t dstsz, const char *p, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        bool plain = ch >= 0x20 && ch < 0x7f && ch != '\'' && ch != '\\';
-        size_t need = plain ? 1 : 4;
-
-        if (o + need + 4 > dstsz) { /* keep room for "..." and NUL */
-            memcpy(dst + o, "...", 3);
-            o += 3;
-            break;
-        }
-        if (plain) {
-            dst[o++] = (char)ch;
-        } else {
-            dst[o++] = '\\';
-            dst[o++] = 'x';
-            dst[o++] = hex[ch >> 4];
-            dst[o++] = hex[ch & 0x0f];
-        }
-    }
-    dst[o] = '\0';
-    return dst;
-}
-
 static bool txt_is_id_char(unsigned char ch)
 {
     return sts_is_alnum(ch);
@@ -101,13 +70,13 @@ static sts_status txt_parse_id(sts_cur *c, sts_cur *id, bool *have_id, sts_why *
             sts_why_set(why, "id field is empty");
         } else {
             sts_why_set(why, "id contains '%s', only letters and digits are allowed",
-                        txt_quote(q, sizeof(q), c->p, 1));
+                        sts_quote(q, sizeof(q), c->p, 1));
         }
         return STS_PERMFAIL;
     }
     if (!txt_at_field_end(c)) {
         sts_why_set(why, "id contains '%s', only letters and digits are allowed",
-                    txt_quote(q, sizeof(q), c->p, 1));
+                    sts_quote(q, sizeof(q), c->p, 1));
         return STS_PERMFAIL;
     }
     if (val.len > STS_ID_MAX) {
@@ -131,29 +100,29 @@ static sts_status txt_parse_extension(sts_cur *c, sts_why *why)
     if (!sts_is_alnum((unsigned char)c->p[0]) ||
         !sts_cur_take_while(c, txt_is_name_char, &name)) {
         sts_why_set(why, "field starts with '%s', expected a field name",
-                    txt_quote(q, sizeof(q), c->p, 1));
+                    sts_quote(q, sizeof(q), c->p, 1));
         return STS_PERMFAIL;
     }
     if (name.len > TXT_NAME_MAX) {
         sts_why_set(why, "field name '%s' is longer than %d characters",
-                    txt_quote(q, sizeof(q), name.p, name.len), TXT_NAME_MAX);
+                    sts_quote(q, sizeof(q), name.p, name.len), TXT_NAME_MAX);
         return STS_PERMFAIL;
     }
     if (!sts_cur_take_char(c, '=')) {
-        sts_why_set(why, "field '%s' has no '='", txt_quote(q, sizeof(q), name.p, name.len));
+        sts_why_set(why, "field '%s' has no '='", sts_quote(q, sizeof(q), name.p, name.len));
         return STS_PERMFAIL;
     }
     if (!sts_cur_take_while(c, txt_is_ext_value_char, &val) && txt_at_field_end(c)) {
         sts_why_set(why, "field '%s' has an empty value",
-                    txt_quote(q, sizeof(q), name.p, name.len));
+                    sts_quote(q, sizeof(q), name.p, name.len));
         return STS_PERMFAIL;
     }
     if (!txt_at_field_end(c)) {
         char q2[16];
 
         sts_why_set(why, "value of field '%s' contains '%s'",
-                    txt_quote(q, sizeof(q), name.p, name.len),
-                    txt_quote(q2, sizeof(q2), c->p, 1));
+                    sts_quote(q, sizeof(q), name.p, name.len),
+                    sts_quote(q2, sizeof(q2), c->p, 1));
         return STS_PERMFAIL;
     }
     return STS_OK;
@@ -181,7 +150,7 @@ sts_status sts_txt_parse(const char *rec, size_t len, sts_txt *out, sts_why *why
             char q[16];
 
             sts_why_set(why, "expected ';' at offset %zu, found '%s'", (size_t)(c.p - rec),
-                        txt_quote(q, sizeof(q), c.p, 1));
+                        sts_quote(q, sizeof(q), c.p, 1));
             return STS_PERMFAIL;
         }
         sts_cur_skip_wsp(&c);
