@@ -36,6 +36,7 @@
 #include "domain.h"
 #include "log.h"
 #include "milter.h"
+#include "socketmap.h"
 
 #define MT_DRAIN_SECONDS 10
 
@@ -342,6 +343,7 @@ int main(int argc, char **argv)
     sts_engine_opts eopts;
     sts_why why = { "" };
     pthread_t mthread;
+    mt_socketmap *smap = NULL;
     sigset_t sigs;
     int ch, rc, milter_rc = 0;
 
@@ -407,6 +409,10 @@ int main(int argc, char **argv)
 
     if (open_milter_socket(rt->cfg.socket) != 0)
         return EX_UNAVAILABLE;
+    if (mt_socketmap_open(rt->cfg.socketmap_socket, &smap, &why) != STS_OK) {
+        sts_log(STS_LOG_ERR, "-", "socket", "%s", why.text);
+        return EX_UNAVAILABLE;
+    }
     if (!foreground && daemon(0, 0) != 0) {
         sts_log(STS_LOG_ERR, "-", "daemon", "cannot detach: %s", strerror(errno));
         return EX_OSERR;
@@ -445,12 +451,16 @@ int main(int argc, char **argv)
         sts_log(STS_LOG_ERR, "-", "startup", "engine: %s", why.text);
         return EX_UNAVAILABLE;
     }
+    if (mt_socketmap_start(smap, mt_engine, &why) != STS_OK) {
+        sts_log(STS_LOG_ERR, "-", "startup", "%s", why.text);
+        return EX_OSERR;
+    }
     if (pthread_create(&mthread, NULL, milter_thread, &milter_rc) != 0) {
         sts_log(STS_LOG_ERR, "-", "startup", "cannot start the milter thread");
         return EX_OSERR;
     }
-    sts_log(STS_LOG_NOTICE, "-", "started", "version=%s socket=%s config=%s", PACKAGE_VERSION,
-            rt->cfg.socket, path);
+    sts_log(STS_LOG_NOTICE, "-", "started", "version=%s socket=%s socketmap=%s config=%s",
+            PACKAGE_VERSION, rt->cfg.socket, rt->cfg.socketmap_socket, path);
 
     for (;;) {
         int sig = 0;
@@ -479,6 +489,7 @@ int main(int argc, char **argv)
         nanosleep(&ts, NULL);
     }
     pthread_join(mthread, NULL);
+    mt_socketmap_close(smap);
     sts_engine_free(mt_engine);
     sts_dlog_close(mt_dlog);
     rt = mt_runtime_acquire();

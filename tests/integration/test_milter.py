@@ -16,14 +16,11 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import daemon  # noqa: E402
 import harness  # noqa: E402
 
-TOP_BUILDDIR = os.environ.get("top_builddir") or os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "..")
-MILTER = os.path.join(TOP_BUILDDIR, "milter", "mtasts-milter")
+MILTER = daemon.MILTER
 MILTERTEST = "/usr/bin/miltertest"
-
-POLICY = "version: STSv1\r\nmode: %s\r\nmx: mx1.%s\r\nmx: *.mx.%s\r\nmax_age: 86400\r\n"
 
 
 def lua_str(s):
@@ -96,51 +93,14 @@ def main():
             return report.finish()
     with tempfile.TemporaryDirectory(prefix="mtasts-milter-test.") as work:
         fx = harness.Fixtures(work)
-        proc = None
+        dmn = None
         try:
-            names, hosts = {}, {}
-            for d, mode in (("enforce.test", "enforce"), ("testing.test", "testing"),
-                            ("enforce2.test", "enforce"), ("slow.test", "enforce"),
-                            ("badmx.test", "enforce")):
-                names["_mta-sts." + d] = {"TXT": [["v=STSv1; id=%s1;" % mode]]}
-                names["mta-sts." + d] = {"A": ["127.0.0.1"]}
-                names[d] = {"MX": [[10, "mx1." + d], [20, "b.mx." + d]]}
-                hosts["mta-sts." + d] = {"body": POLICY % (mode, d, d)}
-            # An enforce policy that allows none of the domain's MX hosts.
-            names["badmx.test"] = {"MX": [[10, "mail.elsewhere.example"]]}
-            hosts["mta-sts.slow.test"]["delay_ms"] = 2500
-            names["_mta-sts.broken.test"] = {"rcode": "SERVFAIL"}
-            dns_port = fx.start_dns({"names": names, "default": "NXDOMAIN"})
-            https_port = fx.start_https({"hosts": hosts, "default_cert": "good"})
-            mport = harness.free_port()
-            sock = "inet:%d@127.0.0.1" % mport
-            dlog = os.path.join(work, "decisions.json")
-            conf = os.path.join(work, "milter.conf")
-            user = "root" if os.geteuid() == 0 else str(os.getuid())
-            with open(conf, "w") as f:
-                f.write("Socket %s\nSocketmapSocket inet:%d@127.0.0.1\nCacheStore none\n"
-                        "DNSServers 127.0.0.1:%d\nDNSTimeout 300ms\nDNSTries 1\nCAFile %s\n"
-                        "PolicyPort %d\nHTTPSTimeout 5s\nDecisionLog %s\nEnvelopeTimeout 1000ms\n"
-                        "LocalDomains local.example\nEarlyTempfail yes\n"
-                        % (sock, harness.free_port(), dns_port, fx.ca_file, https_port, dlog))
-                if os.geteuid() == 0:
-                    f.write("UserID root\n")
-            errlog = open(os.path.join(work, "milter.err"), "w")
-            proc = subprocess.Popen([MILTER, "-f", "-c", conf], stdout=errlog, stderr=errlog)
-            run_tests(report, work, sock, dlog, proc)
+            dmn = daemon.Daemon(fx, work, "LocalDomains local.example\nEarlyTempfail yes\n")
+            run_tests(report, work, dmn.sock, dmn.dlog, dmn.proc)
         finally:
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            if dmn is not None:
+                dmn.stop()
             fx.stop()
-            errf = os.path.join(work, "milter.err")
-            if os.path.exists(errf):
-                tail = open(errf).read()[-3000:]
-                print("---- mtasts-milter log (tail) ----\n" + tail)
     return report.finish()
 
 

@@ -1,0 +1,440 @@
+/*
+ * socketmap.c - the socketmap listener: one acceptor thread and a pool of
+ * workers sharing an epoll set with EPOLLONESHOT, so each connection is
+ * served by one worker at a time and its pipelined requests are answered
+ * in order.  A cache hit is answered at once; a cold domain waits up to
+ * the profile's budget in the worker, while the other workers go on
+ * serving every other connection.  Bounded: request size, connection
+ * buffers, connection count.
+ */
+#include "buildconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "log.h"
+#include "netstring.h"
+#include "smap.h"
+#include "socketmap.h"
+
+#define SM_WORKERS 16
+#define SM_MAX_REQUEST 1024      /* payload bytes: "name key" */
+#define SM_MAX_INBUF 8192        /* unparsed bytes per connection */
+#define SM_MAX_OUTBUF 65536      /* unsent replies per connection */
+#define SM_MAX_CONNECTIONS 4096
+
+typedef struct conn {
+    struct conn *prev, *next; /* every open connection, for the final close */
+    int fd;
+    sts_buf in;
+    sts_buf out;
+    size_t out_off;
+    bool closing; /* close once out is sent */
+} conn;
+
+struct mt_socketmap {
+    int lfd;
+    int epfd;
+    int wakefd; /* eventfd: tells workers and the acceptor to stop */
+    char *spec;
+    sts_engine *engine;
+    pthread_t acceptor;
+    pthread_t workers[SM_WORKERS];
+    int nworkers;
+    bool acceptor_started;
+    atomic_bool stopping;
+    atomic_int nconns;
+    pthread_mutex_t list_mu;
+    conn *conns;
+};
+
+/* inet:PORT@HOST, inet6:PORT@HOST, unix:PATH / local:PATH (as for the milter). */
+sts_status mt_socketmap_open(const char *spec, mt_socketmap **out, sts_why *why)
+{
+    mt_socketmap *sm = calloc(1, sizeof(*sm));
+    struct sockaddr_storage ss;
+    socklen_t sl = 0;
+    int one = 1, fam;
+
+    *out = NULL;
+    if (sm == NULL || (sm->spec = strdup(spec)) == NULL) {
+        free(sm);
+        sts_why_set(why, "out of memory");
+        return STS_NOMEM;
+    }
+    sm->lfd = sm->epfd = sm->wakefd = -1;
+    pthread_mutex_init(&sm->list_mu, NULL);
+    memset(&ss, 0, sizeof(ss));
+    if (strncmp(spec, "unix:", 5) == 0 || strncmp(spec, "local:", 6) == 0) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+        const char *path = strchr(spec, ':') + 1;
+
+        if (strlen(path) >= sizeof(un->sun_path)) {
+            sts_why_set(why, "socket path too long: %s", path);
+            goto fail;
+        }
+        un->sun_family = AF_UNIX;
+        memcpy(un->sun_path, path, strlen(path) + 1);
+        (void)unlink(path); /* a stale socket from an earlier run */
+        sl = sizeof(*un);
+        fam = AF_UNIX;
+    } else {
+        const char *colon = strchr(spec, ':'), *at = strchr(spec, '@');
+        char host[256];
+        sts_cur pc;
+        uint64_t port = 0;
+        bool v6 = strncmp(spec, "inet6:", 6) == 0;
+
+        if (colon == NULL || at == NULL || at < colon) {
+            sts_why_set(why, "bad socket '%s'", spec);
+            goto fail;
+        }
+        pc = sts_cur_make(colon + 1, (size_t)(at - colon - 1));
+        if (!sts_cur_take_number(&pc, 5, 65535, &port) || !sts_cur_empty(&pc) || port == 0) {
+            sts_why_set(why, "bad port in '%s'", spec);
+            goto fail;
+        }
+        (void)snprintf(host, sizeof(host), "%s", at + 1);
+        if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+            memmove(host, host + 1, strlen(host));
+            host[strlen(host) - 1] = '\0';
+        }
+        if (v6 || strchr(host, ':') != NULL) {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+            s6->sin6_family = AF_INET6;
+            s6->sin6_port = htons((uint16_t)port);
+            if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1) {
+                sts_why_set(why, "'%s' is not an IPv6 address", host);
+                goto fail;
+            }
+            sl = sizeof(*s6);
+            fam = AF_INET6;
+        } else {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+            s4->sin_family = AF_INET;
+            s4->sin_port = htons((uint16_t)port);
+            if (strcmp(host, "localhost") == 0)
+                (void)snprintf(host, sizeof(host), "127.0.0.1");
+            if (inet_pton(AF_INET, host, &s4->sin_addr) != 1) {
+                sts_why_set(why, "'%s' is not an IPv4 address", host);
+                goto fail;
+            }
+            sl = sizeof(*s4);
+            fam = AF_INET;
+        }
+    }
+    sm->lfd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (sm->lfd < 0)
+        goto syserr;
+    if (fam != AF_UNIX)
+        (void)setsockopt(sm->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(sm->lfd, (struct sockaddr *)&ss, sl) != 0 || listen(sm->lfd, 1024) != 0)
+        goto syserr;
+    if (fam == AF_UNIX)
+        (void)chmod(((struct sockaddr_un *)&ss)->sun_path, 0666);
+    *out = sm;
+    return STS_OK;
+syserr:
+    sts_why_set(why, "socketmap socket %s: %s", spec, strerror(errno));
+fail:
+    if (sm->lfd >= 0)
+        (void)close(sm->lfd);
+    free(sm->spec);
+    free(sm);
+    return STS_PERMFAIL;
+}
+
+static void conn_free(mt_socketmap *sm, conn *c)
+{
+    pthread_mutex_lock(&sm->list_mu);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        sm->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&sm->list_mu);
+    (void)epoll_ctl(sm->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    (void)close(c->fd);
+    sts_buf_free(&c->in);
+    sts_buf_free(&c->out);
+    free(c);
+    atomic_fetch_sub(&sm->nconns, 1);
+}
+
+/* Answer one request payload into c->out.  False: malformed, close. */
+static bool answer(mt_socketmap *sm, conn *c, sts_cur req)
+{
+    sts_cur name, key;
+    char domain[STS_DOMAIN_MAX + 1];
+    const sts_smap_profile *p;
+    sts_why why = { "" };
+    sts_answer a;
+    sts_buf reply;
+    sts_status st;
+    bool ok = true;
+
+    sts_buf_init(&reply, 4096);
+    if (!sts_smap_split(req, &name, &key)) {
+        st = sts_buf_append_str(&reply, "PERM request is not \"name key\"");
+        ok = false;
+        goto send;
+    }
+    p = sts_smap_profile_for(name.p, name.len);
+    switch (sts_smap_key_domain(key, domain, &why)) {
+    case STS_OK:
+        break;
+    case STS_NOTFOUND:
+        st = sts_buf_append_str(&reply, "NOTFOUND ");
+        goto send;
+    default:
+        st = sts_buf_printf(&reply, "PERM %.200s", why.text);
+        goto send;
+    }
+    if (sts_engine_lookup(sm->engine, domain, p->budget_ms, &a) != STS_OK) {
+        st = sts_buf_append_str(&reply, "TEMP out of memory");
+        goto send;
+    }
+    st = sts_smap_reply(p, &a, &reply);
+    sts_answer_release(&a);
+send:
+    if (st != STS_OK) {
+        /* A reply over 4 KiB (hundreds of mx patterns) cannot be framed. */
+        sts_buf_reset(&reply);
+        st = sts_buf_append_str(&reply, "TEMP reply too long");
+    }
+    if (st != STS_OK || sts_netstring_append(&c->out, reply.data, reply.len) != STS_OK)
+        ok = false; /* output full: the client does not read its answers */
+    sts_buf_free(&reply);
+    return ok;
+}
+
+/* A last PERM reply before closing; a client whose output buffer is full
+ * gets the close alone. */
+static void say_perm(conn *c, const char *msg)
+{
+    char text[STS_WHY_MAX + 8];
+    int n = snprintf(text, sizeof(text), "PERM %s", msg);
+
+    c->closing = true;
+    if (n < 0 || sts_netstring_append(&c->out, text, strlen(text)) != STS_OK)
+        sts_log(STS_LOG_DEBUG, "-", "socketmap", "reply dropped: output buffer full");
+}
+
+/* Send what can be sent now; -1 on a dead peer. */
+static int flush_out(conn *c)
+{
+    while (c->out_off < c->out.len) {
+        ssize_t w = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        c->out_off += (size_t)w;
+    }
+    sts_buf_reset(&c->out);
+    c->out_off = 0;
+    return 0;
+}
+
+/* Serve one readiness event of a connection.  Returns false to close. */
+static bool serve(mt_socketmap *sm, conn *c)
+{
+    char chunk[4096];
+    bool eof = false;
+
+    if (flush_out(c) != 0)
+        return false;
+    while (!c->closing) {
+        ssize_t r = recv(c->fd, chunk, sizeof(chunk), 0);
+
+        if (r == 0) {
+            eof = true;
+            break;
+        }
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            return false;
+        }
+        if (sts_buf_append(&c->in, chunk, (size_t)r) != STS_OK) {
+            say_perm(c, "request too long"); /* more unparsed input than any request needs */
+            break;
+        }
+        if ((size_t)r < sizeof(chunk))
+            break;
+    }
+    /* Every complete request, in order. */
+    while (!c->closing && c->in.len > 0) {
+        sts_cur payload;
+        size_t used = 0;
+        sts_why why = { "" };
+        sts_ns_result nr = sts_netstring_parse(c->in.data, c->in.len, SM_MAX_REQUEST, &payload,
+                                               &used, &why);
+
+        if (nr == STS_NS_MORE)
+            break;
+        if (nr == STS_NS_BAD) {
+            say_perm(c, why.text);
+            break;
+        }
+        if (!answer(sm, c, payload))
+            c->closing = true;
+        memmove(c->in.data, c->in.data + used, c->in.len - used);
+        c->in.len -= used;
+        c->in.data[c->in.len] = '\0';
+    }
+    if (flush_out(c) != 0)
+        return false;
+    if ((c->closing || eof) && c->out.len == 0)
+        return false;
+    if (eof && c->in.len > 0)
+        return false; /* a truncated request: nothing to answer */
+    return !eof || c->out.len > 0;
+}
+
+static void *worker_main(void *arg)
+{
+    mt_socketmap *sm = arg;
+    struct epoll_event ev;
+
+    while (!atomic_load(&sm->stopping)) {
+        int n = epoll_wait(sm->epfd, &ev, 1, 1000);
+        conn *c;
+
+        if (n <= 0)
+            continue;
+        if (ev.data.ptr == NULL) /* the stop eventfd */
+            break;
+        c = ev.data.ptr;
+        if (!serve(sm, c)) {
+            conn_free(sm, c);
+            continue;
+        }
+        ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT | (c->out.len > 0 ? EPOLLOUT : 0);
+        if (epoll_ctl(sm->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+            conn_free(sm, c);
+    }
+    return NULL;
+}
+
+static void *acceptor_main(void *arg)
+{
+    mt_socketmap *sm = arg;
+
+    while (!atomic_load(&sm->stopping)) {
+        int fd = accept4(sm->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        struct epoll_event ev;
+        conn *c;
+
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN)
+                continue;
+            if (atomic_load(&sm->stopping))
+                break;
+            sts_log(STS_LOG_WARNING, "-", "socketmap-accept", "%s", strerror(errno));
+            usleep(100000); /* EMFILE and friends: do not spin */
+            continue;
+        }
+        if (atomic_load(&sm->nconns) >= SM_MAX_CONNECTIONS || (c = calloc(1, sizeof(*c))) == NULL) {
+            (void)close(fd);
+            continue;
+        }
+        c->fd = fd;
+        sts_buf_init(&c->in, SM_MAX_INBUF);
+        sts_buf_init(&c->out, SM_MAX_OUTBUF);
+        atomic_fetch_add(&sm->nconns, 1);
+        pthread_mutex_lock(&sm->list_mu);
+        c->next = sm->conns;
+        if (sm->conns != NULL)
+            sm->conns->prev = c;
+        sm->conns = c;
+        pthread_mutex_unlock(&sm->list_mu);
+        ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+        ev.data.ptr = c;
+        if (epoll_ctl(sm->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+            conn_free(sm, c);
+    }
+    return NULL;
+}
+
+sts_status mt_socketmap_start(mt_socketmap *sm, sts_engine *engine, sts_why *why)
+{
+    struct epoll_event ev;
+
+    sm->engine = engine;
+    sm->epfd = epoll_create1(EPOLL_CLOEXEC);
+    sm->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (sm->epfd < 0 || sm->wakefd < 0) {
+        sts_why_set(why, "socketmap: %s", strerror(errno));
+        return STS_TEMPFAIL;
+    }
+    /* Level-triggered, never re-armed: once written, it wakes every worker. */
+    ev.events = EPOLLIN;
+    ev.data.ptr = NULL;
+    (void)epoll_ctl(sm->epfd, EPOLL_CTL_ADD, sm->wakefd, &ev);
+    for (int i = 0; i < SM_WORKERS; i++) {
+        if (pthread_create(&sm->workers[i], NULL, worker_main, sm) != 0)
+            break;
+        sm->nworkers++;
+    }
+    if (sm->nworkers == 0 || pthread_create(&sm->acceptor, NULL, acceptor_main, sm) != 0) {
+        sts_why_set(why, "socketmap: cannot start threads");
+        return STS_TEMPFAIL;
+    }
+    sm->acceptor_started = true;
+    sts_log(STS_LOG_INFO, "-", "socketmap", "listening on %s with %d workers", sm->spec,
+            sm->nworkers);
+    return STS_OK;
+}
+
+void mt_socketmap_close(mt_socketmap *sm)
+{
+    uint64_t one = 1;
+
+    if (sm == NULL)
+        return;
+    atomic_store(&sm->stopping, true);
+    if (sm->wakefd >= 0)
+        (void)write(sm->wakefd, &one, sizeof(one));
+    /* shutdown() wakes the acceptor blocked in accept(). */
+    (void)shutdown(sm->lfd, SHUT_RDWR);
+    if (sm->acceptor_started)
+        pthread_join(sm->acceptor, NULL);
+    for (int i = 0; i < sm->nworkers; i++)
+        pthread_join(sm->workers[i], NULL);
+    while (sm->conns != NULL)
+        conn_free(sm, sm->conns);
+    pthread_mutex_destroy(&sm->list_mu);
+    (void)close(sm->lfd);
+    if (sm->epfd >= 0)
+        (void)close(sm->epfd);
+    if (sm->wakefd >= 0)
+        (void)close(sm->wakefd);
+    if (strncmp(sm->spec, "unix:", 5) == 0 || strncmp(sm->spec, "local:", 6) == 0)
+        (void)unlink(strchr(sm->spec, ':') + 1);
+    free(sm->spec);
+    free(sm);
+}
