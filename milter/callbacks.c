@@ -39,6 +39,7 @@ typedef struct msg_ctx {
     sts_class cls;
     size_t ndom;
     sts_decision dom[MT_MAX_DOMAINS]; /* accepted recipients' domains, first seen first */
+    unsigned nrcpt[MT_MAX_DOMAINS];   /* accepted recipients per domain: one log line each */
     unsigned forged_tag, forged_route; /* copies seen, removed at EOM by index */
     bool tls_required_no;
 } msg_ctx;
@@ -92,15 +93,14 @@ static sfsistat fail_action(const mt_runtime *rt)
     return rt->fail_action == STS_FAIL_TEMPFAIL ? SMFIS_TEMPFAIL : SMFIS_CONTINUE;
 }
 
-static void log_decision(const char *qid, const sts_decision *d, const char *rcpt)
+/* One syslog line and one decision log line for one recipient.  The
+ * address itself is not logged: the domain is what the decision is about. */
+static void log_decision(const char *qid, const sts_decision *d)
 {
-    char esc[300];
     sts_why why = { "" };
 
-    sts_log_escape(esc, sizeof(esc), rcpt, strlen(rcpt));
     sts_log(d->action == STS_ACT_TEMPFAIL ? STS_LOG_WARNING : STS_LOG_INFO, qid, "decision",
-            "rcpt=%s domain=%s result=%s mode=%s id=%s action=%s cache=%s reason=\"%s\"", esc,
-            d->domain, d->action == STS_ACT_SKIP ? "skipped" : sts_result_name(d->result),
+            "domain=%s result=%s mode=%s id=%s action=%s cache=%s reason=\"%s\"", d->domain, d->action == STS_ACT_SKIP ? "skipped" : sts_result_name(d->result),
             d->has_policy ? sts_mode_name(d->mode) : "-", d->id[0] != '\0' ? d->id : "-",
             sts_action_name(d->action), d->from_cache ? "yes" : "no", d->reason);
     if (mt_dlog != NULL && sts_dlog_write(mt_dlog, (int64_t)time(NULL), qid, d, &why) != STS_OK)
@@ -189,12 +189,12 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
     qid = queue_id(ctx, cc);
     if (!sts_envelope_domain(rcpt, raw, sizeof(raw))) {
         sts_decide_skip("-", "local recipient without a domain", &d);
-        log_decision(qid, &d, rcpt);
+        log_decision(qid, &d);
         goto done;
     }
     if (sts_domain_is_literal(raw, strlen(raw))) {
         sts_decide_skip(raw, "address literal: MTA-STS does not apply (RFC 8461 3.4)", &d);
-        log_decision(qid, &d, rcpt);
+        log_decision(qid, &d);
         goto done;
     }
     if (sts_domain_normalize(raw, strlen(raw), domain, &why) != STS_OK) {
@@ -202,22 +202,24 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 
         sts_log_escape(esc, sizeof(esc), raw, strlen(raw));
         sts_decide_skip(esc, why.text, &d);
-        log_decision(qid, &d, rcpt);
+        log_decision(qid, &d);
         goto done;
     }
     if (mt_runtime_is_local(rt, domain)) {
         sts_decide_skip(domain, "local domain (LocalDomains)", &d);
-        log_decision(qid, &d, rcpt);
+        log_decision(qid, &d);
         goto done;
     }
     if (m->null_sender) {
         sts_decide_skip(domain, "null sender (bounce): not looked up", &d);
-        log_decision(qid, &d, rcpt);
+        log_decision(qid, &d);
         goto done;
     }
     for (size_t i = 0; i < m->ndom; i++)
-        if (strcmp(m->dom[i].domain, domain) == 0)
-            goto done; /* same domain as an earlier recipient: same decision */
+        if (strcmp(m->dom[i].domain, domain) == 0) {
+            m->nrcpt[i]++; /* same domain as an earlier recipient: same decision */
+            goto done;
+        }
 
     if (sts_engine_lookup(mt_engine, domain, (int)rt->cfg.envelope_timeout_ms, &a) != STS_OK) {
         sts_log(STS_LOG_ERR, qid, "nomem", "domain=%s lookup out of memory", domain);
@@ -233,14 +235,14 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
                        "MTA-STS policy of %s allows none of its MX hosts, try again later",
                        domain);
         (void)smfi_setreply(ctx, (char *)"451", (char *)"4.7.5", text);
-        log_decision(qid, &d, rcpt);
+        log_decision(qid, &d);
         r = SMFIS_TEMPFAIL;
         goto done;
     }
     if (d.action == STS_ACT_TEMPFAIL) {
         (void)smfi_setreply(ctx, (char *)"451", (char *)"4.4.3",
                             (char *)"MTA-STS policy lookup failed, try again later");
-        log_decision(qid, &d, rcpt);
+        log_decision(qid, &d);
         r = SMFIS_TEMPFAIL;
         goto done;
     }
@@ -255,7 +257,7 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
         (void)snprintf(d.reason, sizeof(d.reason),
                        "message already routed as %s, recipient needs %s: deferred",
                        sts_class_name(m->cls), sts_class_name(d.cls));
-        log_decision(qid, &d, rcpt);
+        log_decision(qid, &d);
         r = SMFIS_TEMPFAIL;
         goto done;
     }
@@ -267,10 +269,12 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
         if (d.cls == STS_CLASS_ENFORCE)
             m->cls = STS_CLASS_ENFORCE;
     }
-    if (m->ndom < MT_MAX_DOMAINS)
+    if (m->ndom < MT_MAX_DOMAINS) {
+        m->nrcpt[m->ndom] = 1;
         m->dom[m->ndom++] = d;
-    else
-        log_decision(qid, &d, rcpt); /* not tagged, but never unrecorded */
+    } else {
+        log_decision(qid, &d); /* not tagged, but never unrecorded */
+    }
 done:
     mt_runtime_release(rt);
     return r;
@@ -348,7 +352,8 @@ static sfsistat cb_eom(SMFICTX *ctx)
         (void)sts_decision_tag(d, value, sizeof(value));
         if (smfi_addheader(ctx, rt->cfg.tag_header, value) != MI_SUCCESS)
             sts_log(STS_LOG_ERR, qid, "addheader-failed", "header=%s", rt->cfg.tag_header);
-        log_decision(qid, d, d->domain);
+        for (unsigned k = 0; k < m->nrcpt[i]; k++)
+            log_decision(qid, d);
     }
     if (m->ndom > 0 &&
         smfi_addheader(ctx, rt->cfg.route_header, (char *)sts_class_name(cls)) != MI_SUCCESS)
@@ -370,7 +375,8 @@ static sfsistat cb_abort(SMFICTX *ctx)
             cc->msg->dom[i].action = STS_ACT_ABORTED;
             (void)snprintf(cc->msg->dom[i].reason, sizeof(cc->msg->dom[i].reason),
                            "message aborted by the client");
-            log_decision(qid, &cc->msg->dom[i], cc->msg->dom[i].domain);
+            for (unsigned k = 0; k < cc->msg->nrcpt[i]; k++)
+                log_decision(qid, &cc->msg->dom[i]);
         }
         msg_reset(cc);
     }

@@ -4,14 +4,17 @@
 #   install-deps.sh --test   also what the test suite needs (clang + libFuzzer,
 #                            python3-dnslib for the DNS fixture, openssl for the test CA,
 #                            redis-server for the shared-cache tests, which start their own,
-#                            miltertest to drive the daemon through the milter protocol)
+#                            miltertest to drive the daemon through the milter protocol,
+#                            postfix (unconfigured: the tests run private instances)
+#                            and m4 for the Sendmail test, which unpacks Sendmail itself)
 # Run as root.  Safe to run again: apt-get skips what is installed.
 set -eu
 
 BUILD_PKGS="build-essential autoconf automake libtool pkg-config
  libc-ares-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libhiredis-dev
  libjansson-dev zlib1g-dev libidn2-dev libcmocka-dev libmilter-dev ca-certificates"
-TEST_PKGS="clang libclang-rt-dev python3 python3-dnslib openssl redis-server miltertest"
+TEST_PKGS="clang libclang-rt-dev python3 python3-dnslib openssl redis-server miltertest
+ postfix m4"
 
 pkgs=$BUILD_PKGS
 for arg in "$@"; do
@@ -34,9 +37,25 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+# Postfix without a system configuration: no /etc/postfix/main.cf, no
+# running system MTA; the tests start their own instances.
+if command -v debconf-set-selections >/dev/null 2>&1; then
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+fi
 # shellcheck disable=SC2086 # word splitting of the package list is intended
 if ! apt-get install -y --no-install-recommends $pkgs >/dev/null 2>&1; then
     apt-get update -q
     apt-get install -y -q --no-install-recommends $pkgs
 fi
+case " $* " in
+*" --test "*)
+    # Sendmail conflicts with Postfix: its test unpacks the packages instead.
+    debs=/var/cache/mtasts-test/debs
+    mkdir -p "$debs"
+    if ! ls "$debs"/sendmail-bin_*.deb >/dev/null 2>&1; then
+        (cd "$debs" && apt-get download sendmail-bin sendmail-base sendmail-cf libwrap0 \
+            >/dev/null 2>&1) || echo "install-deps.sh: Sendmail packages not fetched; its test will skip"
+    fi
+    ;;
+esac
 echo "install-deps.sh: dependencies installed"
