@@ -40,7 +40,7 @@ class Daemon:
         self.sock = "inet:%d@127.0.0.1" % self.milter_port
         self.dlog = os.path.join(work, "decisions.json")
         self.errfile = os.path.join(work, "milter.err")
-        conf = os.path.join(work, "milter.conf")
+        conf = self.conf = os.path.join(work, "milter.conf")
         with open(conf, "w") as f:
             f.write("Socket %s\nSocketmapSocket inet:%d@127.0.0.1\nCacheStore none\n"
                     "DNSServers 127.0.0.1:%d\nDNSTimeout 300ms\nDNSTries 1\nCAFile %s\n"

@@ -96,7 +96,7 @@ def main():
         dmn = None
         try:
             dmn = daemon.Daemon(fx, work, "LocalDomains local.example\nEarlyTempfail yes\n")
-            run_tests(report, work, dmn.sock, dmn.dlog, dmn.proc)
+            run_tests(report, work, dmn.sock, dmn.dlog, dmn.proc, dmn.conf)
         finally:
             if dmn is not None:
                 dmn.stop()
@@ -121,7 +121,7 @@ def decisions(dlog):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def run_tests(report, work, sock, dlog, proc):
+def run_tests(report, work, sock, dlog, proc, conf):
     TAG_ENF = ("enforce.test; result=policy; mode=enforce; id=enforce1; "
                "mx=mx1.enforce.test,*.mx.enforce.test")
 
@@ -229,15 +229,17 @@ def run_tests(report, work, sock, dlog, proc):
         os.rename(dlog, dlog + ".1")
         proc.send_signal(signal.SIGUSR1)
         harness.wait_for(lambda: os.path.exists(dlog), timeout=5, msg="decision log reopened")
+        with open(conf, "a") as f:
+            f.write("TagHeader X-STS-Reloaded\n")
         proc.send_signal(signal.SIGHUP)
         time.sleep(0.5)
         assert proc.poll() is None, "milter exited on SIGHUP"
         s = Script(sock).mail("<a@example.net>").rcpt("<bob@enforce.test>").headers(
-            ("Subject", "hi")).added("X-MTA-STS", TAG_ENF)
+            ("Subject", "hi")).added("X-STS-Reloaded", TAG_ENF).not_added("X-MTA-STS")
         run_script(work, "after-hup", s)
         assert any(x["domain"] == "enforce.test" for x in decisions(dlog)), "no line after reopen"
-    report.run("SIGUSR1 reopens the decision log, SIGHUP reloads without stopping",
-               reload_and_reopen)
+    report.run("SIGUSR1 reopens the decision log; SIGHUP reloads (new TagHeader) without "
+               "stopping", reload_and_reopen)
 
     def negotiation():
         s = Script(sock).add('if not mt.test_option(conn, SMFIP_NOBODY) then '
