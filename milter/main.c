@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
@@ -37,6 +38,7 @@
 #include "log.h"
 #include "milter.h"
 #include "socketmap.h"
+#include "sockspec.h"
 
 #define MT_DRAIN_SECONDS 10
 
@@ -283,6 +285,38 @@ static int write_pidfile(const char *path)
     return close(fd);
 }
 
+/* libmilter's listener holds a lock while it waits for a connection, so
+ * smfi_stop() blocks until the next one arrives or the wait times out
+ * (seconds).  Calling it from a helper thread and then connecting to our
+ * own socket makes the stop immediate. */
+static void *stop_thread(void *arg)
+{
+    (void)arg;
+    (void)smfi_stop();
+    return NULL;
+}
+
+static void poke_listener(const char *spec)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    sts_why why;
+    int fd;
+
+    if (sts_sockspec_parse(spec, &ss, &sl, &why) != STS_OK)
+        return;
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    if (connect(fd, (struct sockaddr *)&ss, sl) == 0) {
+        /* Reset rather than close: no TIME_WAIT left holding a port. */
+        struct linger lg = { 1, 0 };
+
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    (void)close(fd);
+}
+
 static void *milter_thread(void *arg)
 {
     int *rc = arg;
@@ -344,6 +378,7 @@ int main(int argc, char **argv)
     sts_why why = { "" };
     pthread_t mthread;
     mt_socketmap *smap = NULL;
+    char listen_spec[1024], pid_path[4096] = "";
     sigset_t sigs;
     int ch, rc, milter_rc = 0;
 
@@ -409,6 +444,8 @@ int main(int argc, char **argv)
 
     if (open_milter_socket(rt->cfg.socket) != 0)
         return EX_UNAVAILABLE;
+    /* The socket libmilter listens on, whatever a reload says later. */
+    (void)snprintf(listen_spec, sizeof(listen_spec), "%s", rt->cfg.socket);
     if (mt_socketmap_open(rt->cfg.socketmap_socket, &smap, &why) != STS_OK) {
         sts_log(STS_LOG_ERR, "-", "socket", "%s", why.text);
         return EX_UNAVAILABLE;
@@ -417,6 +454,8 @@ int main(int argc, char **argv)
         sts_log(STS_LOG_ERR, "-", "daemon", "cannot detach: %s", strerror(errno));
         return EX_OSERR;
     }
+    if (rt->cfg.pid_file != NULL)
+        (void)snprintf(pid_path, sizeof(pid_path), "%s", rt->cfg.pid_file);
     if (rt->cfg.pid_file != NULL && write_pidfile(rt->cfg.pid_file) != 0)
         return EX_CANTCREAT;
     if (rt->cfg.decision_log != NULL &&
@@ -481,7 +520,16 @@ int main(int argc, char **argv)
             break;
         }
     }
-    (void)smfi_stop();
+    {
+        pthread_t st;
+
+        if (pthread_create(&st, NULL, stop_thread, NULL) == 0) {
+            poke_listener(listen_spec);
+            pthread_join(st, NULL);
+        } else {
+            (void)smfi_stop();
+        }
+    }
     /* Let callbacks in flight finish their lookups, within a bound. */
     for (int i = 0; i < MT_DRAIN_SECONDS * 10 && mt_active_connections() > 0; i++) {
         struct timespec ts = { 0, 100000000L };
@@ -492,10 +540,8 @@ int main(int argc, char **argv)
     mt_socketmap_close(smap);
     sts_engine_free(mt_engine);
     sts_dlog_close(mt_dlog);
-    rt = mt_runtime_acquire();
-    if (rt->cfg.pid_file != NULL)
-        (void)unlink(rt->cfg.pid_file);
-    mt_runtime_release(rt);
+    if (pid_path[0] != '\0')
+        (void)unlink(pid_path); /* the file written at start, whatever a reload said */
     sts_log(STS_LOG_NOTICE, "-", "stopped", "active_connections=%u", mt_active_connections());
     return milter_rc == MI_SUCCESS ? 0 : EX_SOFTWARE;
 }

@@ -30,6 +30,7 @@
 #include "netstring.h"
 #include "smap.h"
 #include "socketmap.h"
+#include "sockspec.h"
 
 #define SM_WORKERS 16
 #define SM_MAX_REQUEST 1024      /* payload bytes: "name key" */
@@ -78,67 +79,11 @@ sts_status mt_socketmap_open(const char *spec, mt_socketmap **out, sts_why *why)
     }
     sm->lfd = sm->epfd = sm->wakefd = -1;
     pthread_mutex_init(&sm->list_mu, NULL);
-    memset(&ss, 0, sizeof(ss));
-    if (strncmp(spec, "unix:", 5) == 0 || strncmp(spec, "local:", 6) == 0) {
-        struct sockaddr_un *un = (struct sockaddr_un *)&ss;
-        const char *path = strchr(spec, ':') + 1;
-
-        if (strlen(path) >= sizeof(un->sun_path)) {
-            sts_why_set(why, "socket path too long: %s", path);
-            goto fail;
-        }
-        un->sun_family = AF_UNIX;
-        memcpy(un->sun_path, path, strlen(path) + 1);
-        (void)unlink(path); /* a stale socket from an earlier run */
-        sl = sizeof(*un);
-        fam = AF_UNIX;
-    } else {
-        const char *colon = strchr(spec, ':'), *at = strchr(spec, '@');
-        char host[256];
-        sts_cur pc;
-        uint64_t port = 0;
-        bool v6 = strncmp(spec, "inet6:", 6) == 0;
-
-        if (colon == NULL || at == NULL || at < colon) {
-            sts_why_set(why, "bad socket '%s'", spec);
-            goto fail;
-        }
-        pc = sts_cur_make(colon + 1, (size_t)(at - colon - 1));
-        if (!sts_cur_take_number(&pc, 5, 65535, &port) || !sts_cur_empty(&pc) || port == 0) {
-            sts_why_set(why, "bad port in '%s'", spec);
-            goto fail;
-        }
-        (void)snprintf(host, sizeof(host), "%s", at + 1);
-        if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-            memmove(host, host + 1, strlen(host));
-            host[strlen(host) - 1] = '\0';
-        }
-        if (v6 || strchr(host, ':') != NULL) {
-            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-            s6->sin6_family = AF_INET6;
-            s6->sin6_port = htons((uint16_t)port);
-            if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1) {
-                sts_why_set(why, "'%s' is not an IPv6 address", host);
-                goto fail;
-            }
-            sl = sizeof(*s6);
-            fam = AF_INET6;
-        } else {
-            struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-            s4->sin_family = AF_INET;
-            s4->sin_port = htons((uint16_t)port);
-            if (strcmp(host, "localhost") == 0)
-                (void)snprintf(host, sizeof(host), "127.0.0.1");
-            if (inet_pton(AF_INET, host, &s4->sin_addr) != 1) {
-                sts_why_set(why, "'%s' is not an IPv4 address", host);
-                goto fail;
-            }
-            sl = sizeof(*s4);
-            fam = AF_INET;
-        }
-    }
+    if (sts_sockspec_parse(spec, &ss, &sl, why) != STS_OK)
+        goto fail;
+    fam = ss.ss_family;
+    if (fam == AF_UNIX)
+        (void)unlink(((struct sockaddr_un *)&ss)->sun_path); /* stale socket of an earlier run */
     sm->lfd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (sm->lfd < 0)
         goto syserr;
