@@ -484,86 +484,57 @@ static bool parse_u64(sts_cur *v, uint64_t *n, bool *range)
 
 /* ------------------------------------------------------------ one value */
 
-static sts_status apply_uint(const key_def *k, sts_cur v, sts_config *cfg, sts_why *why)
+/* A number with an optional unit suffix from a per-type table, scaled to
+ * the stored unit and range-checked: plain numbers, durations in
+ * milliseconds and durations in seconds all go through here. */
+typedef struct unit {
+    const char *suffix;
+    uint64_t mult;
+} unit;
+
+typedef struct number_kind {
+    const unit *units;
+    size_t nunits;
+    const char *range_unit; /* printed after the range bounds */
+    const char *what;       /* "'%s' is not <what>" */
+} number_kind;
+
+static const unit plain_units[] = { { "", 1 } };
+static const unit ms_units[] = { { "", 1 }, { "ms", 1 }, { "s", 1000 } };
+static const unit s_units[] = { { "", 1 }, { "s", 1 }, { "m", 60 }, { "h", 3600 }, { "d", 86400 } };
+
+static const number_kind kind_uint = { plain_units, 1, "", "a number" };
+static const number_kind kind_ms = { ms_units, 3, "ms",
+                                     "a duration (examples: 1500, 1500ms, 2s)" };
+static const number_kind kind_s = { s_units, 5, "s",
+                                    "a duration in seconds (examples: 300, 300s, 5m, 1h, 30d)" };
+
+static sts_status apply_number(const key_def *k, const number_kind *nk, sts_cur v,
+                               sts_config *cfg, sts_why *why)
 {
-    sts_cur all = v;
-    uint64_t n;
-    bool range;
-    shown s;
-
-    if (!parse_u64(&v, &n, &range) && !range)
-        goto not_number;
-    if (!sts_cur_empty(&v))
-        goto not_number;
-    if (n < k->min || n > k->max) {
-        sts_why_set(why, "%s is out of range %llu..%llu", show(&s, all),
-                    (unsigned long long)k->min, (unsigned long long)k->max);
-        return STS_PERMFAIL;
-    }
-    *uns_slot(k, cfg) = (unsigned)n;
-    return STS_OK;
-not_number:
-    sts_why_set(why, "'%s' is not a number", show(&s, all));
-    return STS_PERMFAIL;
-}
-
-static sts_status apply_duration(const key_def *k, sts_cur v, sts_config *cfg, sts_why *why)
-{
-    sts_cur all = v;
-    uint64_t n;
-    bool range;
-    shown s;
-
-    if (!parse_u64(&v, &n, &range) && !range)
-        goto not_duration;
-    if (sts_cur_empty(&v) || sts_cur_eq_nocase(&v, "ms"))
-        ; /* already milliseconds */
-    else if (sts_cur_eq_nocase(&v, "s"))
-        n = n > UINT64_MAX / 1000 ? UINT64_MAX : n * 1000;
-    else
-        goto not_duration;
-    if (n < k->min || n > k->max) {
-        sts_why_set(why, "%s is out of range %llums..%llums", show(&s, all),
-                    (unsigned long long)k->min, (unsigned long long)k->max);
-        return STS_PERMFAIL;
-    }
-    *uns_slot(k, cfg) = (unsigned)n;
-    return STS_OK;
-not_duration:
-    sts_why_set(why, "'%s' is not a duration (examples: 1500, 1500ms, 2s)", show(&s, all));
-    return STS_PERMFAIL;
-}
-
-/* Seconds with an optional unit: s, m, h, d (RFC 8461 times are seconds). */
-static sts_status apply_duration_s(const key_def *k, sts_cur v, sts_config *cfg, sts_why *why)
-{
-    static const struct {
-        const char *unit;
-        uint64_t mult;
-    } units[] = { { "", 1 }, { "s", 1 }, { "m", 60 }, { "h", 3600 }, { "d", 86400 } };
     sts_cur all = v;
     uint64_t n, mult = 0;
     bool range;
     shown s;
 
     if (!parse_u64(&v, &n, &range) && !range)
-        goto not_duration;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-        if (sts_cur_eq_nocase(&v, units[i].unit))
-            mult = units[i].mult;
+        goto bad;
+    for (size_t i = 0; i < nk->nunits; i++)
+        if (sts_cur_eq_nocase(&v, nk->units[i].suffix))
+            mult = nk->units[i].mult;
     if (mult == 0)
-        goto not_duration;
+        goto bad;
     n = n > UINT64_MAX / mult ? UINT64_MAX : n * mult;
     if (n < k->min || n > k->max) {
-        sts_why_set(why, "%s is out of range %llus..%llus", show(&s, all),
-                    (unsigned long long)k->min, (unsigned long long)k->max);
+        sts_why_set(why, "%s is out of range %llu%s..%llu%s", show(&s, all),
+                    (unsigned long long)k->min, nk->range_unit, (unsigned long long)k->max,
+                    nk->range_unit);
         return STS_PERMFAIL;
     }
     *uns_slot(k, cfg) = (unsigned)n;
     return STS_OK;
-not_duration:
-    sts_why_set(why, "'%s' is not a duration in seconds (examples: 300, 300s, 5m, 1h, 30d)",
-                show(&s, all));
+bad:
+    sts_why_set(why, "'%s' is not %s", show(&s, all), nk->what);
     return STS_PERMFAIL;
 }
 
@@ -729,11 +700,11 @@ static sts_status apply(const key_def *k, sts_cur v, sts_config *cfg, sts_why *w
 
     switch (k->type) {
     case KT_UINT:
-        return apply_uint(k, v, cfg, why);
+        return apply_number(k, &kind_uint, v, cfg, why);
     case KT_DURATION_MS:
-        return apply_duration(k, v, cfg, why);
+        return apply_number(k, &kind_ms, v, cfg, why);
     case KT_DURATION_S:
-        return apply_duration_s(k, v, cfg, why);
+        return apply_number(k, &kind_s, v, cfg, why);
     case KT_BOOL:
         return apply_bool(k, v, cfg, why);
     case KT_DNSLIST:
