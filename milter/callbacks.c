@@ -37,9 +37,10 @@ typedef struct msg_ctx {
     bool null_sender;
     bool have_class;
     sts_class cls;
-    size_t ndom;
-    sts_decision dom[MT_MAX_DOMAINS]; /* accepted recipients' domains, first seen first */
-    unsigned nrcpt[MT_MAX_DOMAINS];   /* accepted recipients per domain: one log line each */
+    size_t ndom, cap;
+    sts_decision *dom; /* accepted recipients' domains, first seen first (grown on demand:
+                          most messages have one) */
+    unsigned *nrcpt;   /* accepted recipients per domain: one log line each */
     unsigned forged_tag, forged_route; /* copies seen, removed at EOM by index */
     bool tls_required_no;
 } msg_ctx;
@@ -84,8 +85,38 @@ static conn_ctx *conn_get(SMFICTX *ctx)
 
 static void msg_reset(conn_ctx *cc)
 {
+    if (cc->msg != NULL) {
+        free(cc->msg->dom);
+        free(cc->msg->nrcpt);
+    }
     free(cc->msg);
     cc->msg = NULL;
+}
+
+/* Room for one more domain; false at MT_MAX_DOMAINS or on OOM. */
+static bool msg_grow(msg_ctx *m)
+{
+    size_t cap;
+    sts_decision *dom;
+    unsigned *nrcpt;
+
+    if (m->ndom < m->cap)
+        return true;
+    if (m->cap >= MT_MAX_DOMAINS)
+        return false;
+    cap = m->cap == 0 ? 2 : m->cap * 2;
+    if (cap > MT_MAX_DOMAINS)
+        cap = MT_MAX_DOMAINS;
+    dom = sts_realloc_array(m->dom, cap, sizeof(*dom));
+    if (dom == NULL)
+        return false;
+    m->dom = dom;
+    nrcpt = sts_realloc_array(m->nrcpt, cap, sizeof(*nrcpt));
+    if (nrcpt == NULL)
+        return false;
+    m->nrcpt = nrcpt;
+    m->cap = cap;
+    return true;
 }
 
 static sfsistat fail_action(const mt_runtime *rt)
@@ -269,7 +300,7 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
         if (d.cls == STS_CLASS_ENFORCE)
             m->cls = STS_CLASS_ENFORCE;
     }
-    if (m->ndom < MT_MAX_DOMAINS) {
+    if (msg_grow(m)) {
         m->nrcpt[m->ndom] = 1;
         m->dom[m->ndom++] = d;
     } else {
