@@ -146,8 +146,11 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 {
     /* Steps we do not need are switched off where the MTA allows it, and
      * headers need no reply: the milter adds as few round trips as it can. */
+    /* DATA is kept: skipping it leaves Postfix's DATA macros unanswered, the
+     * delayed ACK then holds the next write behind Nagle for ~40 ms per
+     * message on TCP (measured with make bench). */
     unsigned long want = SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOBODY | SMFIP_NOEOH |
-                         SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_NR_HDR;
+                         SMFIP_NOUNKNOWN | SMFIP_NR_HDR;
     unsigned long need = SMFIF_ADDHDRS | SMFIF_CHGHDRS;
 
     (void)f2;
