@@ -257,6 +257,9 @@ def _path(arg):
 
 class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops concurrent clients, which
+    # then retry after a second.
+    request_queue_size = 128
     daemon_threads = True
 
 
