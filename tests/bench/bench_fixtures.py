@@ -76,15 +76,15 @@ def prepare_certs(fx, hosts):
     when it is installed (~1 ms each); otherwise with mkcerts.sh, one
     certificate for every SANS_PER_CERT hosts.  Returns what was done."""
     ca_pem = fx.ca_file                         # creates the CA
-    todo = [h for h in hosts
-            if not os.path.exists(os.path.join(fx.certdir, "good--%s.pem" % h))]
+    uncovered = [h for h in hosts
+                 if not os.path.exists(os.path.join(fx.certdir, "good--%s.pem" % h))]
     try:
-        made = _certs_cryptography(fx.certdir, ca_pem, todo)
+        made = _certs_cryptography(fx.certdir, ca_pem, uncovered)
         return "one certificate per host (%d made with python3-cryptography)" % made
     except ImportError:
         pass
-    for k in range(0, len(todo), SANS_PER_CERT):
-        chunk = todo[k:k + SANS_PER_CERT]
+    for k in range(0, len(uncovered), SANS_PER_CERT):
+        chunk = uncovered[k:k + SANS_PER_CERT]
         pem, key = fx.make_cert("bench-multi-%04d" % (k // SANS_PER_CERT), "good", *chunk)
         for h in chunk:
             for src, ext in ((key, ".key"), (pem, ".pem")):
