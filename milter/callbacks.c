@@ -31,9 +31,9 @@
 #include "milter.h"
 
 #define MT_MAX_DOMAINS 256     /* distinct recipient domains tracked per message */
-#define MT_MAX_FORGED 64       /* forged copies of our headers removed per message */
 
 typedef struct msg_ctx {
+    mt_runtime *rt; /* the settings snapshot for the whole message (taken at MAIL) */
     bool null_sender;
     bool have_class;
     sts_class cls;
@@ -86,6 +86,8 @@ static conn_ctx *conn_get(SMFICTX *ctx)
 static void msg_reset(conn_ctx *cc)
 {
     if (cc->msg != NULL) {
+        if (cc->msg->rt != NULL)
+            mt_runtime_release(cc->msg->rt);
         free(cc->msg->dom);
         free(cc->msg->nrcpt);
     }
@@ -199,6 +201,9 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
         return r;
     }
     cc->msg->null_sender = strcmp(from, "<>") == 0 || from[0] == '\0';
+    /* One snapshot per message: header names cannot change between the
+     * header callbacks and EOM, and headers take no lock. */
+    cc->msg->rt = mt_runtime_acquire();
     return SMFIS_CONTINUE;
 }
 
@@ -206,9 +211,10 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 {
     conn_ctx *cc = smfi_getpriv(ctx);
     const char *rcpt = argv != NULL && argv[0] != NULL ? argv[0] : "";
-    char raw[STS_DOMAIN_MAX * 4 + 1], domain[STS_DOMAIN_MAX + 1];
+    char raw[STS_DOMAIN_MAX * 4 + 1], esc[STS_DOMAIN_MAX + 1], domain[STS_DOMAIN_MAX + 1];
+    size_t rawlen;
     const char *qid;
-    mt_runtime *rt = mt_runtime_acquire();
+    mt_runtime *rt;
     msg_ctx *m;
     sts_decision d;
     sts_answer a;
@@ -216,25 +222,28 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
     sfsistat r = SMFIS_CONTINUE;
 
     if (cc == NULL || cc->msg == NULL) {
+        rt = mt_runtime_acquire();
         r = fail_action(rt);
-        goto done;
+        mt_runtime_release(rt);
+        return r;
     }
     m = cc->msg;
+    rt = m->rt;
     qid = queue_id(ctx, cc);
     if (!sts_envelope_domain(rcpt, raw, sizeof(raw))) {
         sts_decide_skip("-", "local recipient without a domain", &d);
         log_decision(qid, &d);
         goto done;
     }
-    if (sts_domain_is_literal(raw, strlen(raw))) {
-        sts_decide_skip(raw, "address literal: MTA-STS does not apply (RFC 8461 3.4)", &d);
+    /* Peer bytes: escaped once for every place a skipped name is logged. */
+    rawlen = strlen(raw);
+    sts_log_escape(esc, sizeof(esc), raw, rawlen);
+    if (sts_domain_is_literal(raw, rawlen)) {
+        sts_decide_skip(esc, "address literal: MTA-STS does not apply (RFC 8461 3.4)", &d);
         log_decision(qid, &d);
         goto done;
     }
-    if (sts_domain_normalize(raw, strlen(raw), domain, &why) != STS_OK) {
-        char esc[STS_DOMAIN_MAX + 1];
-
-        sts_log_escape(esc, sizeof(esc), raw, strlen(raw));
+    if (sts_domain_normalize(raw, rawlen, domain, &why) != STS_OK) {
         sts_decide_skip(esc, why.text, &d);
         log_decision(qid, &d);
         goto done;
@@ -310,7 +319,6 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
         log_decision(qid, &d); /* not tagged, but never unrecorded */
     }
 done:
-    mt_runtime_release(rt);
     return r;
 }
 
@@ -319,11 +327,11 @@ done:
 static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 {
     conn_ctx *cc = smfi_getpriv(ctx);
-    mt_runtime *rt;
+    const mt_runtime *rt;
 
     if (cc == NULL || cc->msg == NULL)
         return SMFIS_NOREPLY;
-    rt = mt_runtime_acquire();
+    rt = cc->msg->rt;
     if (sts_str_eq_nocase(name, rt->cfg.tag_header))
         cc->msg->forged_tag++;
     else if (sts_str_eq_nocase(name, rt->cfg.route_header))
@@ -338,7 +346,6 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
         if (sts_cur_eq_nocase(&v, "No"))
             cc->msg->tls_required_no = true;
     }
-    mt_runtime_release(rt);
     return SMFIS_NOREPLY;
 }
 
@@ -347,23 +354,28 @@ static sfsistat cb_header(SMFICTX *ctx, char *name, char *value)
 static sfsistat cb_eom(SMFICTX *ctx)
 {
     conn_ctx *cc = smfi_getpriv(ctx);
-    mt_runtime *rt = mt_runtime_acquire();
+    const mt_runtime *rt;
     msg_ctx *m;
     const char *qid;
     char value[STS_DOMAIN_MAX + STS_TAG_MX_MAX + 128];
     sts_class cls;
-    sfsistat r = SMFIS_CONTINUE;
 
     if (cc == NULL || cc->msg == NULL) {
-        r = fail_action(rt);
-        goto done;
+        mt_runtime *cur = mt_runtime_acquire();
+        sfsistat r = fail_action(cur);
+
+        mt_runtime_release(cur);
+        return r;
     }
     m = cc->msg;
+    rt = m->rt;
     qid = queue_id(ctx, cc);
     /* Forged copies first, highest index first so indexes stay valid. */
-    for (unsigned i = m->forged_tag < MT_MAX_FORGED ? m->forged_tag : MT_MAX_FORGED; i > 0; i--)
+    /* Every copy: the count is bounded by the MTA's header limit, and a
+     * copy left behind could steer the routing. */
+    for (unsigned i = m->forged_tag; i > 0; i--)
         (void)smfi_chgheader(ctx, rt->cfg.tag_header, (int)i, NULL);
-    for (unsigned i = m->forged_route < MT_MAX_FORGED ? m->forged_route : MT_MAX_FORGED; i > 0; i--)
+    for (unsigned i = m->forged_route; i > 0; i--)
         (void)smfi_chgheader(ctx, rt->cfg.route_header, (int)i, NULL);
     if (m->forged_tag + m->forged_route > 0)
         sts_log(STS_LOG_NOTICE, qid, "forged-headers-removed", "tag=%u route=%u",
@@ -392,10 +404,8 @@ static sfsistat cb_eom(SMFICTX *ctx)
     if (m->ndom > 0 &&
         smfi_addheader(ctx, rt->cfg.route_header, (char *)sts_class_name(cls)) != MI_SUCCESS)
         sts_log(STS_LOG_ERR, qid, "addheader-failed", "header=%s", rt->cfg.route_header);
-    msg_reset(cc);
-done:
-    mt_runtime_release(rt);
-    return r;
+    msg_reset(cc); /* releases rt: nothing uses it after this */
+    return SMFIS_CONTINUE;
 }
 
 static sfsistat cb_abort(SMFICTX *ctx)
