@@ -10,8 +10,6 @@
 #include "buildconf.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,7 +20,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -36,6 +33,7 @@
 #define SM_MAX_REQUEST 1024      /* payload bytes: "name key" */
 #define SM_MAX_INBUF 8192        /* unparsed bytes per connection */
 #define SM_MAX_OUTBUF 65536      /* unsent replies per connection */
+#define SM_OUT_HIGH (SM_MAX_OUTBUF - 8192) /* no new request above this: room for one reply */
 #define SM_MAX_CONNECTIONS 4096
 
 typedef struct conn {
@@ -45,6 +43,7 @@ typedef struct conn {
     sts_buf out;
     size_t out_off;
     bool closing; /* close once out is sent */
+    bool eof;     /* the client has closed its side */
 } conn;
 
 struct mt_socketmap {
@@ -52,6 +51,7 @@ struct mt_socketmap {
     int epfd;
     int wakefd; /* eventfd: tells workers and the acceptor to stop */
     char *spec;
+    char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* "" for inet */
     sts_engine *engine;
     pthread_t acceptor;
     pthread_t workers[SM_WORKERS];
@@ -82,8 +82,11 @@ sts_status mt_socketmap_open(const char *spec, mt_socketmap **out, sts_why *why)
     if (sts_sockspec_parse(spec, &ss, &sl, why) != STS_OK)
         goto fail;
     fam = ss.ss_family;
-    if (fam == AF_UNIX)
-        (void)unlink(((struct sockaddr_un *)&ss)->sun_path); /* stale socket of an earlier run */
+    if (fam == AF_UNIX) {
+        /* sun_path is NUL-terminated by sts_sockspec_parse and the same size. */
+        memcpy(sm->unix_path, ((struct sockaddr_un *)&ss)->sun_path, sizeof(sm->unix_path));
+        (void)unlink(sm->unix_path); /* stale socket of an earlier run */
+    }
     sm->lfd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (sm->lfd < 0)
         goto syserr;
@@ -100,6 +103,7 @@ syserr:
 fail:
     if (sm->lfd >= 0)
         (void)close(sm->lfd);
+    pthread_mutex_destroy(&sm->list_mu);
     free(sm->spec);
     free(sm);
     return STS_PERMFAIL;
@@ -202,19 +206,46 @@ static int flush_out(conn *c)
     return 0;
 }
 
-/* Serve one readiness event of a connection.  Returns false to close. */
+/* Answer the complete requests in c->in, in order, while the unsent
+ * replies stay below the high-water mark (the rest waits for EPOLLOUT). */
+static void process(mt_socketmap *sm, conn *c)
+{
+    while (!c->closing && c->in.len > 0 && c->out.len < SM_OUT_HIGH) {
+        sts_cur payload;
+        size_t used = 0;
+        sts_why why = { "" };
+        sts_ns_result nr = sts_netstring_parse(c->in.data, c->in.len, SM_MAX_REQUEST, &payload,
+                                               &used, &why);
+
+        if (nr == STS_NS_MORE)
+            return;
+        if (nr == STS_NS_BAD) {
+            say_perm(c, why.text);
+            return;
+        }
+        if (!answer(sm, c, payload))
+            c->closing = true;
+        memmove(c->in.data, c->in.data + used, c->in.len - used);
+        c->in.len -= used;
+        c->in.data[c->in.len] = '\0';
+    }
+}
+
+/* Serve one readiness event of a connection: requests are answered as
+ * they arrive, so a client may pipeline any number of them; reading stops
+ * while its replies are not being read.  Returns false to close. */
 static bool serve(mt_socketmap *sm, conn *c)
 {
     char chunk[4096];
-    bool eof = false;
 
     if (flush_out(c) != 0)
         return false;
-    while (!c->closing) {
+    process(sm, c);
+    while (!c->closing && !c->eof && c->out.len < SM_OUT_HIGH) {
         ssize_t r = recv(c->fd, chunk, sizeof(chunk), 0);
 
         if (r == 0) {
-            eof = true;
+            c->eof = true;
             break;
         }
         if (r < 0) {
@@ -225,39 +256,30 @@ static bool serve(mt_socketmap *sm, conn *c)
             return false;
         }
         if (sts_buf_append(&c->in, chunk, (size_t)r) != STS_OK) {
-            say_perm(c, "request too long"); /* more unparsed input than any request needs */
+            say_perm(c, "request too long"); /* more than one request's worth unparsed */
             break;
         }
-        if ((size_t)r < sizeof(chunk))
-            break;
-    }
-    /* Every complete request, in order. */
-    while (!c->closing && c->in.len > 0) {
-        sts_cur payload;
-        size_t used = 0;
-        sts_why why = { "" };
-        sts_ns_result nr = sts_netstring_parse(c->in.data, c->in.len, SM_MAX_REQUEST, &payload,
-                                               &used, &why);
-
-        if (nr == STS_NS_MORE)
-            break;
-        if (nr == STS_NS_BAD) {
-            say_perm(c, why.text);
-            break;
-        }
-        if (!answer(sm, c, payload))
-            c->closing = true;
-        memmove(c->in.data, c->in.data + used, c->in.len - used);
-        c->in.len -= used;
-        c->in.data[c->in.len] = '\0';
+        process(sm, c);
+        if (flush_out(c) != 0)
+            return false;
     }
     if (flush_out(c) != 0)
         return false;
-    if ((c->closing || eof) && c->out.len == 0)
-        return false;
-    if (eof && c->in.len > 0)
-        return false; /* a truncated request: nothing to answer */
-    return !eof || c->out.len > 0;
+    /* Done when nothing is left to send and nothing more will come (a
+     * truncated request at EOF has nothing to answer). */
+    return c->out.len > 0 || (!c->closing && !c->eof);
+}
+
+/* What to wait for next: more requests only while replies are flowing. */
+static uint32_t interest(const conn *c)
+{
+    uint32_t ev = EPOLLONESHOT;
+
+    if (c->out.len > 0)
+        ev |= EPOLLOUT;
+    if (!c->closing && !c->eof && c->out.len < SM_OUT_HIGH)
+        ev |= EPOLLIN | EPOLLRDHUP;
+    return ev;
 }
 
 static void *worker_main(void *arg)
@@ -278,7 +300,7 @@ static void *worker_main(void *arg)
             conn_free(sm, c);
             continue;
         }
-        ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT | (c->out.len > 0 ? EPOLLOUT : 0);
+        ev.events = interest(c);
         if (epoll_ctl(sm->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
             conn_free(sm, c);
     }
@@ -378,8 +400,8 @@ void mt_socketmap_close(mt_socketmap *sm)
         (void)close(sm->epfd);
     if (sm->wakefd >= 0)
         (void)close(sm->wakefd);
-    if (strncmp(sm->spec, "unix:", 5) == 0 || strncmp(sm->spec, "local:", 6) == 0)
-        (void)unlink(strchr(sm->spec, ':') + 1);
+    if (sm->unix_path[0] != '\0')
+        (void)unlink(sm->unix_path);
     free(sm->spec);
     free(sm);
 }

@@ -115,6 +115,22 @@ def run_tests(report, port, dmn):
         c.close()
     report.run("pipelined requests are answered in order", pipelining)
 
+    def long_pipeline():
+        # Far more than the input buffer and the output buffer hold: requests
+        # are answered as they arrive and reading waits for the client.
+        n = 2000
+        c = Client(port)
+        reqs = b"".join(ns("postfix %s" % ("enforce.test" if i % 2 == 0 else "nopolicy.test"))
+                        for i in range(n))
+        t = threading.Thread(target=c.send, args=(reqs,))
+        t.start()
+        got = [c.reply() for _ in range(n)]
+        t.join(30)
+        for i, r in enumerate(got):
+            eq(r, ENFORCE if i % 2 == 0 else "NOTFOUND ", "pipelined reply %d" % i)
+        c.close()
+    report.run("2000 pipelined requests in one write (60 KiB) are all answered", long_pipeline)
+
     def partial_writes():
         c = Client(port)
         for byte in ns("postfix enforce.test"):
