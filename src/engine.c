@@ -43,7 +43,7 @@
 /* Counters, striped per thread and padded to a cache line each, so that
  * cache hits on several cores do not fight over one counter. */
 enum {
-    ST_LOOKUPS, ST_HITS, ST_MISSES, ST_JOINED, ST_PENDING, ST_OVERLOADED,
+    ST_HITS, ST_MISSES, ST_JOINED, ST_PENDING, ST_OVERLOADED,
     ST_DISCOVERIES, ST_RECHECKS, ST_REFRESHES, ST_STORE_ERRORS, ST_COUNT
 };
 #define STAT_STRIPES 16
@@ -86,7 +86,8 @@ struct sts_engine {
     flight *flights[ENGINE_FLIGHT_BUCKETS];
     flight *qhead, *qtail;
     size_t nqueued, ninflight;
-    bool running, stopping, started;
+    bool running, started;
+    atomic_bool stopping; /* written under mu; read by on_done without it */
     pthread_t thread;
     int64_t next_sweep;
     int64_t store_err_logged;
@@ -226,6 +227,7 @@ typedef struct load_ctx {
     sts_engine *e;
     int64_t now;
     size_t loaded, bad, expired;
+    bool running; /* read-through at run time: evictions leave the store too */
 } load_ctx;
 
 static bool load_one(void *arg, const sts_cache_record *r)
@@ -261,6 +263,10 @@ static bool load_one(void *arg, const sts_cache_record *r)
     }
     if (sts_cache_put(lc->e->cache, r->domain, &ce, evicted) == STS_OK)
         lc->loaded++;
+    /* At start-up the store is being iterated: it keeps its extra records
+     * (they are dropped at their expiry); later, memory and store stay one. */
+    if (lc->running && evicted[0] != '\0')
+        store_delete(lc->e, evicted);
     sts_polref_put(ce.pol);
     return true;
 }
@@ -326,7 +332,7 @@ sts_status sts_engine_new(const sts_config *cfg, const sts_engine_opts *opts, st
     if (st != STS_OK)
         goto fail;
     if (store != NULL) {
-        load_ctx lc = { e, engine_now(e), 0, 0, 0 };
+        load_ctx lc = { e, engine_now(e), 0, 0, 0, false };
         size_t skipped = 0;
         sts_why lwhy = { "" };
 
@@ -502,7 +508,6 @@ static bool apply(sts_engine *e, flight *f, sts_outcome *o)
     if (o->result == STS_RESULT_POLICY && o->unchanged) {
         if (old_valid) {
             ne = old;
-            ne.pol = old.pol;
             ne.checked_at = now;
             ne.fail_at = 0;
             (void)cache_put(e, o->domain, &ne, true);
@@ -667,22 +672,19 @@ sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms, 
     struct timespec deadline;
 
     memset(out, 0, sizeof(*out));
-    stat_inc(e, ST_LOOKUPS);
     if (sts_cache_get(e->cache, domain, now, &ce)) {
         if (ce.expires_at > now) {
             /* After a failed attempt, not again within retry_interval (3.3). */
             bool recheck = ce.kind == STS_ENTRY_POLICY &&
                            now - ce.checked_at >= (int64_t)e->o.recheck_interval &&
                            (ce.fail_at == 0 || now - ce.fail_at >= (int64_t)e->o.retry_interval);
-            char id[STS_ID_MAX + 1];
 
             stat_inc(e, ST_HITS);
             answer_from_entry(out, &ce);
             out->from_cache = true;
-            memcpy(id, ce.id, sizeof(id));
             sts_cache_entry_release(&ce);
             if (recheck)
-                background_request(e, domain, STS_DISCOVER_RECHECK, id);
+                background_request(e, domain, STS_DISCOVER_RECHECK, out->id);
             return STS_OK;
         }
         sts_cache_entry_release(&ce);
@@ -833,7 +835,7 @@ static bool answer_from_store(sts_engine *e, flight *f)
     sts_cache_record r;
     sts_why why = { "" };
     sts_status st;
-    load_ctx lc = { e, engine_now(e), 0, 0, 0 };
+    load_ctx lc = { e, engine_now(e), 0, 0, 0, true };
     sts_cache_entry ce;
     bool ok = false;
 
@@ -842,14 +844,14 @@ static bool answer_from_store(sts_engine *e, flight *f)
     memset(&r, 0, sizeof(r));
     pthread_mutex_lock(&e->store_mu);
     st = sts_store_get(e->store, f->domain, &r, &why);
+    if (st != STS_OK && st != STS_NOTFOUND)
+        store_log_error(e, "get", &why); /* store_err_logged is guarded by store_mu */
     pthread_mutex_unlock(&e->store_mu);
-    if (st == STS_OK && r.expires_at > lc.now && load_one(&lc, &r) && lc.loaded == 1 &&
+    if (st == STS_OK && load_one(&lc, &r) && lc.loaded == 1 &&
         sts_cache_get(e->cache, f->domain, lc.now, &ce)) {
         flight_set_answer(f, &ce);
         sts_cache_entry_release(&ce);
         ok = true;
-    } else if (st != STS_OK && st != STS_NOTFOUND) {
-        store_log_error(e, "get", &why);
     }
     sts_cache_record_clear(&r);
     return ok;
@@ -1027,9 +1029,9 @@ sts_status sts_engine_purge(sts_engine *e, const char *domain, sts_why *why)
 void sts_engine_get_stats(sts_engine *e, sts_engine_stats *st)
 {
     memset(st, 0, sizeof(*st));
-    st->lookups = stat_sum(e, ST_LOOKUPS);
     st->hits = stat_sum(e, ST_HITS);
     st->misses = stat_sum(e, ST_MISSES);
+    st->lookups = st->hits + st->misses; /* every lookup is exactly one of them */
     st->joined = stat_sum(e, ST_JOINED);
     st->pending = stat_sum(e, ST_PENDING);
     st->overloaded = stat_sum(e, ST_OVERLOADED);
