@@ -19,6 +19,7 @@
 #include <ares.h>
 
 #include "buf.h"
+#include "domain.h"
 
 #define DNS_T_A 1
 #define DNS_T_CNAME 5
@@ -273,6 +274,24 @@ done:
     return found;
 }
 
+/* A name taken from an answer (CNAME target): letters, digits, '-', '_'
+ * (service labels such as _mta-sts) and dots, at most 253 octets.  It
+ * becomes the next query and reaches reason texts, so nothing else. */
+static bool answer_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)name[i];
+
+        if (!sts_is_alnum(ch) && ch != '-' && ch != '_' && ch != '.')
+            return false;
+    }
+    return true;
+}
+
 /* ------------------------------------------------------------ delivering results */
 
 static void deliver_txt(query *q, sts_status st, const sts_dns_txt *res, const char *why)
@@ -424,8 +443,11 @@ static sts_status parse_mx(query *q, const unsigned char *abuf, int alen, char *
         (void)snprintf(why, wsz, "malformed MX answer: %s", ares_strerror(rc));
         return rc == ARES_ENOMEM ? STS_NOMEM : STS_TEMPFAIL;
     }
+    /* Only host names go on: they are matched against policy patterns. */
     for (struct ares_mx_reply *m = head; m != NULL && n < STS_DNS_MAX_RECORDS; m = m->next)
-        sorted[n++] = m;
+        if (m->host[0] == '\0' || strcmp(m->host, ".") == 0 ||
+            sts_hostname_valid(m->host, strlen(m->host)))
+            sorted[n++] = m;
     qsort(sorted, n, sizeof(sorted[0]), mx_cmp);
     /* RFC 7505 null MX: a single record whose exchange is the root. */
     if (n == 1 && (sorted[0]->host[0] == '\0' || strcmp(sorted[0]->host, ".") == 0)) {
@@ -513,6 +535,12 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
             char target[DNS_NAME_MAX + 1];
 
             if (answer_cname(abuf, alen, q->name, target, sizeof(target))) {
+                if (!answer_name_ok(target)) {
+                    (void)snprintf(why, sizeof(why), "%s is an alias for an unusable name",
+                                   q->name);
+                    fail(q, STS_PERMFAIL, why);
+                    return;
+                }
                 if (++q->hops > STS_DNS_MAX_CNAME) {
                     (void)snprintf(why, sizeof(why), "more than %d CNAME hops at %s",
                                    STS_DNS_MAX_CNAME, q->name);
@@ -577,18 +605,25 @@ static query *query_new(sts_dns *dns, qkind kind, const char *name, void *cb, vo
     q->cb = cb;
     q->arg = arg;
     q->job = job;
-    if (n > DNS_NAME_MAX)
-        n = DNS_NAME_MAX; /* c-ares then refuses it as a bad name */
-    memcpy(q->name, name, n);
+    memcpy(q->name, name, n); /* n <= STS_DOMAIN_MAX: checked by the callers */
     q->name[n] = '\0';
     return q;
 }
 
+/* Longer names are refused, never cut: a cut name can be another valid one. */
+#define NAME_TOO_LONG(name) (strlen(name) > STS_DOMAIN_MAX)
+#define TOO_LONG_WHY "name longer than 253 octets"
+
 void sts_dns_txt_query(sts_dns *dns, const char *name, sts_dns_txt_cb *cb, void *arg)
 {
-    query *q = query_new(dns, Q_TXT, name, (void *)cb, arg, NULL);
+    query *q;
     sts_dns_txt empty = { 0, NULL, NULL };
 
+    if (NAME_TOO_LONG(name)) {
+        cb(arg, STS_PERMFAIL, &empty, TOO_LONG_WHY);
+        return;
+    }
+    q = query_new(dns, Q_TXT, name, (void *)cb, arg, NULL);
     if (q == NULL) {
         cb(arg, STS_NOMEM, &empty, "out of memory");
         return;
@@ -598,9 +633,14 @@ void sts_dns_txt_query(sts_dns *dns, const char *name, sts_dns_txt_cb *cb, void 
 
 void sts_dns_mx_query(sts_dns *dns, const char *name, sts_dns_mx_cb *cb, void *arg)
 {
-    query *q = query_new(dns, Q_MX, name, (void *)cb, arg, NULL);
+    query *q;
     sts_dns_mx empty = { 0, NULL, NULL, false };
 
+    if (NAME_TOO_LONG(name)) {
+        cb(arg, STS_PERMFAIL, &empty, TOO_LONG_WHY);
+        return;
+    }
+    q = query_new(dns, Q_MX, name, (void *)cb, arg, NULL);
     if (q == NULL) {
         cb(arg, STS_NOMEM, &empty, "out of memory");
         return;
@@ -610,10 +650,15 @@ void sts_dns_mx_query(sts_dns *dns, const char *name, sts_dns_mx_cb *cb, void *a
 
 void sts_dns_addrs_query(sts_dns *dns, const char *name, sts_dns_addrs_cb *cb, void *arg)
 {
-    addrs_job *job = calloc(1, sizeof(*job));
+    addrs_job *job;
     query *qa, *q6;
     sts_dns_addrs empty = { 0, NULL };
 
+    if (NAME_TOO_LONG(name)) {
+        cb(arg, STS_PERMFAIL, &empty, TOO_LONG_WHY);
+        return;
+    }
+    job = calloc(1, sizeof(*job));
     if (job == NULL) {
         cb(arg, STS_NOMEM, &empty, "out of memory");
         return;

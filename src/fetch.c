@@ -315,12 +315,17 @@ static void finish(transfer *t, CURLcode code)
 
         res.err = STS_FETCH_HTTP;
         (void)curl_easy_getinfo(t->easy, CURLINFO_REDIRECT_URL, &loc);
-        if (status >= 300 && status < 400)
+        if (status >= 300 && status < 400) {
+            char qloc[200];
+
+            /* The Location is peer text: quoted before it reaches a reason. */
+            (void)sts_quote(qloc, sizeof(qloc), loc != NULL ? loc : "", loc != NULL ? strlen(loc) : 0);
             (void)snprintf(why, sizeof(why),
-                           "HTTP status %ld (redirect%s%.200s not followed, RFC 8461 3.3)", status,
-                           loc != NULL ? " to " : "", loc != NULL ? loc : "");
-        else
+                           "HTTP status %ld (redirect%s%s not followed, RFC 8461 3.3)", status,
+                           loc != NULL ? " to " : "", qloc);
+        } else {
             (void)snprintf(why, sizeof(why), "HTTP status %ld, only 200 is accepted", status);
+        }
     } else if (code == CURLE_FILESIZE_EXCEEDED || (code == CURLE_WRITE_ERROR && t->too_big)) {
         res.err = STS_FETCH_TOO_BIG;
         (void)snprintf(why, sizeof(why), "policy body larger than %zu bytes", t->f->max_body);
@@ -338,12 +343,8 @@ static void finish(transfer *t, CURLcode code)
             (void)snprintf(why, sizeof(why), "no Content-Type, text/plain is required");
         } else if (!media_type_ok(ct)) {
             char esc[128];
-            size_t j = 0;
 
-            /* The header is peer text: keep printable ASCII only. */
-            for (size_t i = 0; ct[i] != '\0' && j + 1 < sizeof(esc); i++)
-                esc[j++] = (ct[i] >= 0x20 && ct[i] < 0x7f) ? ct[i] : '?';
-            esc[j] = '\0';
+            (void)sts_quote(esc, sizeof(esc), ct, strlen(ct)); /* peer text */
             res.err = STS_FETCH_MEDIA_TYPE;
             (void)snprintf(why, sizeof(why), "Content-Type '%s', text/plain is required", esc);
         } else {
