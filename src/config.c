@@ -144,6 +144,23 @@ static const key_def keys[] = {
             "451 4.7.5 at RCPT for enforce domains whose policy allows none of their MX"),
     STS_KEY("LocalDomains", DOMAINLIST, NULL, 0, 0, local_domains,
             "recipient domains delivered locally: never looked up"),
+    /* mtasts-report (RFC 8460) */
+    STS_KEY("ReportOrganization", STRING, NULL, 0, 0, report_organization,
+            "organization-name in TLS reports (unset: this host's name)"),
+    STS_KEY("ReportContact", STRING, NULL, 0, 0, report_contact,
+            "contact-info in TLS reports (unset: postmaster@ this host's name)"),
+    STS_KEY("ReportFrom", STRING, NULL, 0, 0, report_from,
+            "From: address of report mail (unset: the contact address)"),
+    STS_KEY("ReportSubmitter", STRING, NULL, 0, 0, report_submitter,
+            "TLS-Report-Submitter domain (unset: this host's domain)"),
+    STS_KEY("ReportSendingIP", STRING, NULL, 0, 0, report_sending_ip,
+            "sending-mta-ip in failure details (comma list; unset: from the MTA log)"),
+    STS_KEY("ReportSpool", PATH, "/var/lib/mtasts-milter/reports", 0, 0, report_spool,
+            "directory of reports waiting to be sent"),
+    STS_KEY("ReportSendmail", STRING, "/usr/sbin/sendmail -i -t", 0, 0, report_sendmail,
+            "command that submits report mail (message on stdin)"),
+    STS_KEY("ReportRetryTime", DURATION_S, "86400s", 0, 604800, report_retry_time,
+            "how long a report that cannot be delivered is retried"),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -53,6 +53,15 @@ typedef struct sts_config {
     bool split_mixed;         /* SplitMixed */
     bool early_tempfail;      /* EarlyTempfail */
     char *local_domains;      /* LocalDomains: comma list; NULL = none */
+    /* mtasts-report */
+    char *report_organization; /* ReportOrganization; NULL = host name */
+    char *report_contact;     /* ReportContact; NULL = postmaster@host name */
+    char *report_from;        /* ReportFrom; NULL = the contact address */
+    char *report_submitter;   /* ReportSubmitter; NULL = host's domain */
+    char *report_sending_ip;  /* ReportSendingIP: comma list; NULL = from the MTA log */
+    char *report_spool;       /* ReportSpool: directory */
+    char *report_sendmail;    /* ReportSendmail: shell command, message on stdin */
+    unsigned report_retry_time; /* ReportRetryTime (s) */
 } sts_config;
 
 /* Fill cfg with the embedded defaults (allocates; free with sts_config_free).

@@ -61,6 +61,7 @@ void sts_decide(const char *domain, const sts_answer *a, sts_fail_action fail, b
     if (a->policy != NULL) {
         out->has_policy = true;
         out->mode = a->policy->mode;
+        out->max_age = a->policy->max_age;
         join_mx(a->policy, out->mx, sizeof(out->mx));
     }
     switch (a->result) {

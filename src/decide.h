@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "domain.h"
 #include "engine.h"
@@ -52,6 +53,7 @@ typedef struct sts_decision {
     sts_result result;
     bool has_policy;
     sts_mode mode;             /* valid when has_policy */
+    uint32_t max_age;          /* valid when has_policy (RFC 8460 policy-string) */
     char id[STS_ID_MAX + 1];
     char mx[STS_TAG_MX_MAX + 1]; /* patterns joined with ',' (",..." when cut) */
     bool pending, from_cache;

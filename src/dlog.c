@@ -105,6 +105,8 @@ char *sts_dlog_format(int64_t when, const char *queue_id, const sts_decision *d)
         json_object_set_new(o, "report_type", json_string(rt));
     if (d->has_policy && d->mx[0] != '\0')
         json_object_set_new(o, "mx", ascii_string(d->mx));
+    if (d->has_policy)
+        json_object_set_new(o, "max_age", json_integer((json_int_t)d->max_age));
     if (d->action != STS_ACT_SKIP) {
         json_object_set_new(o, "from_cache", json_boolean(d->from_cache));
         if (d->pending)

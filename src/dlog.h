@@ -2,7 +2,7 @@
  * dlog.h - the decision log: one JSON object per line, one line per
  * recipient decision (ARCHITECTURE.md contract), read by mtasts-report and
  * log shippers.  Fields: time (UTC, RFC 3339), queue_id, domain, result,
- * mode, policy_id, action, reason, and report_type, mx, from_cache,
+ * mode, policy_id, action, reason, and report_type, mx, max_age, from_cache,
  * pending when they apply.  Thread-safe; reopen() for logrotate.
  */
 #ifndef STS_DLOG_H

@@ -520,7 +520,15 @@ static const char all_keys_text[] =
     "TagHeader X-STS-Result\n"
     "RouteHeader X-STS-Class\n"
     "SplitMixed no\n"
-    "LocalDomains example.org, B\xc3\xbc" "cher.example\n";
+    "LocalDomains example.org, B\xc3\xbc" "cher.example\n"
+    "ReportOrganization Example Mail Ops\n"
+    "ReportContact tlsrpt@example.org\n"
+    "ReportFrom reports@example.org\n"
+    "ReportSubmitter example.org\n"
+    "ReportSendingIP 192.0.2.1, 2001:db8::25\n"
+    "ReportSpool /var/spool/tlsrpt\n"
+    "ReportSendmail /usr/lib/sendmail -t -i -f reports@example.org\n"
+    "ReportRetryTime 12h\n";
 
 static void round_trip(sts_config *cfg)
 {
@@ -552,7 +560,7 @@ static void test_print_round_trip_of_every_key_set(void **state)
 {
     sts_config cfg;
     sts_why why;
-    char text[1024];
+    char text[4096];
     char *printed;
 
     (void)state;
@@ -602,7 +610,15 @@ static void test_print_format(void **state)
         "RouteHeader X-MTA-STS-Route\n"
         "SplitMixed yes\n"
         "EarlyTempfail no\n"
-        "# LocalDomains (unset)\n";
+        "# LocalDomains (unset)\n"
+        "# ReportOrganization (unset)\n"
+        "# ReportContact (unset)\n"
+        "# ReportFrom (unset)\n"
+        "# ReportSubmitter (unset)\n"
+        "# ReportSendingIP (unset)\n"
+        "ReportSpool /var/lib/mtasts-milter/reports\n"
+        "ReportSendmail /usr/sbin/sendmail -i -t\n"
+        "ReportRetryTime 86400s\n";
 
     (void)state;
     defaults(&cfg);

@@ -200,7 +200,7 @@ static void test_dlog_line(void **state)
                        "\"domain\":\"a.example\",\"result\":\"policy\",\"mode\":\"enforce\","
                        "\"policy_id\":\"id7\",\"action\":\"route-enforce\","
                        "\"reason\":\"enforce policy\",\"mx\":\"mx1.a.example,*.b.example\","
-                       "\"from_cache\":true}";
+                       "\"max_age\":600,\"from_cache\":true}";
 
     (void)state;
     memset(&a, 0, sizeof(a));
