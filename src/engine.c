@@ -91,6 +91,8 @@ struct sts_engine {
     pthread_t thread;
     int64_t next_sweep;
     int64_t store_err_logged;
+    int64_t overload_logged; /* under mu: one overload warning per second */
+    uint64_t overload_quiet; /* under mu: refusals since the last warning */
 
     stat_stripe stats[STAT_STRIPES];
 };
@@ -358,13 +360,20 @@ fail:
 
 /* ------------------------------------------------------------------ flights */
 
-static size_t flight_bucket(const char *domain)
+/* FNV-1a: flight buckets and refresh jitter only need a cheap, stable
+ * spread of domain names. */
+static uint32_t domain_hash(const char *domain)
 {
     uint32_t h = 2166136261u;
 
     for (; *domain != '\0'; domain++)
         h = (h ^ (unsigned char)*domain) * 16777619u;
-    return h & (ENGINE_FLIGHT_BUCKETS - 1);
+    return h;
+}
+
+static size_t flight_bucket(const char *domain)
+{
+    return domain_hash(domain) & (ENGINE_FLIGHT_BUCKETS - 1);
 }
 
 static flight *flight_find(sts_engine *e, const char *domain)
@@ -704,14 +713,31 @@ sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms, 
     else
         f = request_locked(e, domain, STS_DISCOVER_FULL, NULL, &overloaded);
     if (f == NULL) {
+        /* An overload refuses thousands of lookups a second: warn once a
+         * second with the number refused meanwhile, not once per lookup. */
+        uint64_t quiet = 0;
+        bool warn = false;
+
+        if (overloaded) {
+            if (now != e->overload_logged) {
+                warn = true;
+                quiet = e->overload_quiet;
+                e->overload_logged = now;
+                e->overload_quiet = 0;
+            } else {
+                e->overload_quiet++;
+            }
+        }
         pthread_mutex_unlock(&e->mu);
         out->result = STS_RESULT_TEMPERROR;
         if (overloaded) {
             stat_inc(e, ST_OVERLOADED);
             (void)snprintf(out->error, sizeof(out->error),
                            "lookup engine overloaded: %u discoveries queued", e->o.queue_limit);
-            sts_log(STS_LOG_WARNING, "-", "overloaded", "domain=%s queued=%u", domain,
-                    e->o.queue_limit);
+            if (warn)
+                sts_log(STS_LOG_WARNING, "-", "overloaded",
+                        "domain=%s queued=%u refused_since_last=%llu", domain,
+                        e->o.queue_limit, (unsigned long long)quiet);
             return STS_OK;
         }
         return STS_NOMEM;
@@ -758,13 +784,9 @@ typedef struct sweep_ctx {
  * together are not all refreshed together. */
 static int64_t jitter(const char *domain, int64_t span)
 {
-    uint32_t h = 2166136261u;
-
     if (span <= 0)
         return 0;
-    for (; *domain != '\0'; domain++)
-        h = (h ^ (unsigned char)*domain) * 16777619u;
-    return (int64_t)(h % (uint64_t)(span + 1));
+    return (int64_t)(domain_hash(domain) % (uint64_t)(span + 1));
 }
 
 /* When a policy is renewed: a quarter of its lifetime (at least a minute)
