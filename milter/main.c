@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <grp.h>
 #include <pthread.h>
 #include <pwd.h>
@@ -27,6 +28,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sysexits.h>
@@ -49,6 +51,7 @@ sts_dlog *mt_dlog;
 
 static pthread_mutex_t rt_mu = PTHREAD_MUTEX_INITIALIZER;
 static mt_runtime *rt_current;
+static atomic_uint rt_generation; /* bumped after each install, under rt_mu */
 
 /* ------------------------------------------------------------ runtime snapshot */
 
@@ -64,6 +67,7 @@ static void runtime_free(mt_runtime *rt)
     for (size_t i = 0; i < rt->n_local; i++)
         free(rt->local_domains[i]);
     free(rt->local_domains);
+    free(rt->profiles);
     sts_config_free(&rt->cfg);
     free(rt);
 }
@@ -72,6 +76,7 @@ mt_runtime *mt_runtime_new(sts_config *cfg, sts_why *why)
 {
     mt_runtime *rt = calloc(1, sizeof(*rt));
     sts_cur list, item;
+    sts_why sub = { "" };
 
     if (rt == NULL) {
         sts_config_free(cfg);
@@ -90,8 +95,10 @@ mt_runtime *mt_runtime_new(sts_config *cfg, sts_why *why)
 
         if (item.len == 0)
             continue;
-        if (sts_domain_normalize(item.p, item.len, norm, why) != STS_OK)
+        if (sts_domain_normalize(item.p, item.len, norm, &sub) != STS_OK) {
+            sts_why_set(why, "LocalDomains: %s", sub.text);
             goto fail;
+        }
         grown = sts_realloc_array(rt->local_domains, rt->n_local + 1, sizeof(*grown));
         if (grown == NULL)
             goto nomem;
@@ -102,6 +109,15 @@ mt_runtime *mt_runtime_new(sts_config *cfg, sts_why *why)
     }
     if (rt->n_local > 1)
         qsort(rt->local_domains, rt->n_local, sizeof(char *), cmp_str);
+    switch (sts_smap_profiles_build(rt->cfg.socketmap_profiles, &rt->profiles, &sub)) {
+    case STS_OK:
+        break;
+    case STS_NOMEM:
+        goto nomem;
+    default:
+        sts_why_set(why, "SocketmapProfile: %s", sub.text);
+        goto fail;
+    }
     return rt;
 nomem:
     sts_why_set(why, "out of memory");
@@ -139,9 +155,15 @@ void mt_runtime_install(mt_runtime *rt)
     pthread_mutex_lock(&rt_mu);
     old = rt_current;
     rt_current = rt;
+    atomic_fetch_add(&rt_generation, 1);
     pthread_mutex_unlock(&rt_mu);
     if (old != NULL)
         mt_runtime_release(old);
+}
+
+unsigned mt_runtime_generation(void)
+{
+    return atomic_load(&rt_generation);
 }
 
 bool mt_runtime_is_local(const mt_runtime *rt, const char *domain)
@@ -298,6 +320,22 @@ static int drop_privileges(const char *spec, const char *const *own, size_t nown
     return 0;
 }
 
+/* Every socketmap connection is a file descriptor (SM_MAX_CONNECTIONS,
+ * socketmap.c), beside the milter's and the engine's: the common soft
+ * limit of 1024 would refuse connections long before that.  Raise the
+ * soft limit to the hard one, as root before the drop. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        sts_log(STS_LOG_WARNING, "-", "startup", "cannot raise the open file limit: %s",
+                strerror(errno));
+}
+
 static int write_pidfile(const char *path)
 {
     char buf[32];
@@ -394,6 +432,7 @@ static void reload(const char *path, const char *sock, const char *user, const c
 #undef NCHANGED
 #undef CHANGED
     mt_runtime_release(cur);
+    sts_engine_set_dane(mt_engine, sts_smap_profiles_want_dane(rt->profiles));
     mt_runtime_install(rt);
     sts_log(STS_LOG_INFO, "-", "reload", "config=%s reloaded", path);
 }
@@ -468,11 +507,12 @@ int main(int argc, char **argv)
     }
     rt = mt_runtime_new(&cfg, &why);
     if (rt == NULL) {
-        fprintf(stderr, "mtasts-milter: %s: LocalDomains: %s\n", path, why.text);
+        fprintf(stderr, "mtasts-milter: %s: %s\n", path, why.text);
         return EX_CONFIG;
     }
     mt_runtime_install(rt);
 
+    raise_fd_limit();
     if (open_milter_socket(rt->cfg.socket) != 0)
         return EX_UNAVAILABLE;
     /* The socket libmilter listens on, whatever a reload says later. */
@@ -517,7 +557,8 @@ int main(int argc, char **argv)
     }
     sts_engine_opts_from_config(&rt->cfg, &eopts);
     if (sts_engine_new(&rt->cfg, &eopts, store, &mt_engine, &why) != STS_OK ||
-        sts_engine_start(mt_engine, &why) != STS_OK) {
+        (sts_engine_set_dane(mt_engine, sts_smap_profiles_want_dane(rt->profiles)),
+         sts_engine_start(mt_engine, &why)) != STS_OK) {
         sts_log(STS_LOG_ERR, "-", "startup", "engine: %s", why.text);
         return EX_UNAVAILABLE;
     }

@@ -13,6 +13,7 @@
 #include "decide.h"
 #include "dlog.h"
 #include "engine.h"
+#include "smap_profile.h"
 
 /* The settings callbacks read, as one immutable reference-counted
  * snapshot; SIGHUP builds a new one and swaps it in (CONVENTIONS.md "State
@@ -23,6 +24,7 @@ typedef struct mt_runtime {
     sts_fail_action fail_action;
     char **local_domains; /* normalised, sorted for bsearch */
     size_t n_local;
+    sts_smap_profiles *profiles; /* socketmap map names (SocketmapProfile + built-ins) */
 } mt_runtime;
 
 /* Build a runtime from a loaded config (takes the config over).  NULL on
@@ -34,6 +36,11 @@ void mt_runtime_release(mt_runtime *rt);
 
 /* Install rt as the current runtime; the old one is released. */
 void mt_runtime_install(mt_runtime *rt);
+
+/* Changes with every install: a thread that keeps a runtime across calls
+ * (a socketmap worker) re-acquires when it differs, without taking the
+ * swap lock on every request.  Any thread. */
+unsigned mt_runtime_generation(void);
 
 bool mt_runtime_is_local(const mt_runtime *rt, const char *domain);
 

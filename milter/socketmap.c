@@ -2,15 +2,21 @@
  * socketmap.c - the socketmap listener: one acceptor thread and a pool of
  * workers sharing an epoll set with EPOLLONESHOT, so each connection is
  * served by one worker at a time and its pipelined requests are answered
- * in order.  A cache hit is answered at once; a cold domain waits up to
- * the profile's budget in the worker, while the other workers go on
- * serving every other connection.  Bounded: request size, connection
- * buffers, connection count.
+ * in order.  Waking a sleeping thread costs more than a cache hit, so
+ * only a few workers (an "event slot" each: half the CPUs, at least one)
+ * wait in epoll at a time, each taking up to SM_BATCH ready connections
+ * per wake-up; the others sleep until a slot is free.  A cache hit is
+ * answered at once; a cold domain waits up to the profile's budget in
+ * its worker, which first hands the rest of its batch back to the epoll
+ * set and its slot to a sleeping worker, so every other connection is
+ * served meanwhile.  Bounded: request size, connection buffers,
+ * connection count.
  */
 #include "buildconf.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +30,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "milter.h"
 #include "netstring.h"
 #include "smap.h"
 #include "socketmap.h"
@@ -33,8 +40,11 @@
 #define SM_MAX_REQUEST 1024      /* payload bytes: "name key" */
 #define SM_MAX_INBUF 8192        /* unparsed bytes per connection */
 #define SM_MAX_OUTBUF 65536      /* unsent replies per connection */
-#define SM_OUT_HIGH (SM_MAX_OUTBUF - 8192) /* no new request above this: room for one reply */
+#define SM_MAX_REPLY 16384       /* one reply payload (TLSRPT attributes make it long) */
+#define SM_OUT_HIGH (SM_MAX_OUTBUF - SM_MAX_REPLY - 16) /* no new request above this:
+                                                           room for one framed reply */
 #define SM_MAX_CONNECTIONS 4096
+#define SM_BATCH 32              /* ready connections taken per epoll_wait */
 
 typedef struct conn {
     struct conn *prev, *next; /* every open connection, for the final close */
@@ -61,7 +71,66 @@ struct mt_socketmap {
     atomic_int nconns;
     pthread_mutex_t list_mu;
     conn *conns;
+    sem_t slots; /* event slots: workers allowed to wait in epoll at once */
+    int nslots;
+    bool slots_ready;
 };
+
+/* The ready connections a worker took from epoll and has not served yet
+ * (EPOLLONESHOT: no other worker sees them until they are re-armed). */
+typedef struct batch {
+    mt_socketmap *sm;
+    struct epoll_event *ev;
+    int next, n; /* ev[next..n) are still to serve */
+    bool slot;   /* this worker holds an event slot */
+} batch;
+
+static _Thread_local batch *my_batch; /* the calling worker's, or NULL */
+
+/* Per worker: the settings snapshot it answers with, re-taken only when a
+ * reload has installed another (no lock per request), and the reply
+ * buffer, reused by every request (no allocation per request). */
+typedef struct worker_state {
+    mt_runtime *rt;
+    unsigned gen;
+    sts_buf reply;
+} worker_state;
+
+static _Thread_local worker_state my_state;
+
+static mt_runtime *current_runtime(void)
+{
+    worker_state *w = &my_state;
+    /* Read before acquiring: a reload in between makes the next call
+     * acquire again, never keeps an old snapshot. */
+    unsigned gen = mt_runtime_generation();
+
+    if (w->rt == NULL || gen != w->gen) {
+        if (w->rt != NULL)
+            mt_runtime_release(w->rt);
+        w->rt = mt_runtime_acquire();
+        w->gen = gen;
+    }
+    if (w->reply.max == 0)
+        sts_buf_init(&w->reply, SM_MAX_REPLY);
+    return w->rt;
+}
+
+static void worker_state_free(void)
+{
+    if (my_state.rt != NULL)
+        mt_runtime_release(my_state.rt);
+    my_state.rt = NULL;
+    sts_buf_free(&my_state.reply);
+}
+
+/* An answer worth waiting the budget for: the discovery is still running,
+ * or match=exact lacks the MX hosts of a cached policy (engine.h). */
+static bool worth_waiting(const sts_answer *a, unsigned flags)
+{
+    return a->pending || ((flags & STS_LOOKUP_NEED_MX) != 0 &&
+                          a->result == STS_RESULT_POLICY && !a->mx_known);
+}
 
 /* inet:PORT@HOST, inet6:PORT@HOST, unix:PATH / local:PATH (as for the milter). */
 sts_status mt_socketmap_open(const char *spec, mt_socketmap **out, sts_why *why)
@@ -127,50 +196,111 @@ static void conn_free(mt_socketmap *sm, conn *c)
     atomic_fetch_sub(&sm->nconns, 1);
 }
 
+static uint32_t interest(const conn *c);
+
+/* Before a wait for a discovery: re-arm the connections of this worker's
+ * batch that it has not served yet, so that other workers serve them
+ * meanwhile instead of leaving them behind this lookup. */
+static void release_batch(void)
+{
+    batch *b = my_batch;
+
+    if (b == NULL)
+        return;
+    for (int i = b->next; i < b->n; i++) {
+        conn *o = b->ev[i].data.ptr;
+        struct epoll_event ev;
+
+        if (o == NULL)
+            continue; /* the stop eventfd is never disarmed */
+        ev.events = interest(o);
+        ev.data.ptr = o;
+        if (epoll_ctl(b->sm->epfd, EPOLL_CTL_MOD, o->fd, &ev) != 0)
+            conn_free(b->sm, o);
+    }
+    b->n = b->next;
+}
+
 /* Answer one request payload into c->out.  False: malformed, close. */
 static bool answer(mt_socketmap *sm, conn *c, sts_cur req)
 {
     sts_cur name, key;
     char domain[STS_DOMAIN_MAX + 1];
+    char shown[4 * STS_SMAP_NAME_MAX + 8];
     const sts_smap_profile *p;
     sts_why why = { "" };
     sts_answer a;
-    sts_buf reply;
+    mt_runtime *rt = current_runtime();
+    sts_buf *reply = &my_state.reply;
+    unsigned flags;
     sts_status st;
     bool ok = true;
 
-    sts_buf_init(&reply, 4096);
+    sts_buf_reset(reply);
     if (!sts_smap_split(req, &name, &key)) {
-        st = sts_buf_append_str(&reply, "PERM request is not \"name key\"");
+        st = sts_buf_append_str(reply, "PERM request is not \"name key\"");
         ok = false;
         goto send;
     }
-    p = sts_smap_profile_for(name.p, name.len);
+    /* An unknown map is refused like a table that does not exist, so a
+     * typo in main.cf defers mail visibly instead of answering with some
+     * other profile's kind of result. */
+    p = sts_smap_profiles_find(rt->profiles, name.p, name.len);
+    if (p == NULL) {
+        st = sts_buf_printf(reply, "PERM unknown map '%s'",
+                            sts_quote(shown, sizeof(shown), name.p, name.len));
+        goto send;
+    }
     switch (sts_smap_key_domain(key, domain, &why)) {
     case STS_OK:
         break;
     case STS_NOTFOUND:
-        st = sts_buf_append_str(&reply, "NOTFOUND ");
+        st = sts_buf_append_str(reply, "NOTFOUND ");
         goto send;
     default:
-        st = sts_buf_printf(&reply, "PERM %.200s", why.text);
+        /* A key that cannot be a domain name (e.g. "under_score.test")
+         * cannot have a policy: mta-sts.D needs a WebPKI certificate.
+         * PERM would make Postfix defer mail it can deliver as usual. */
+        sts_log(STS_LOG_INFO, "-", "socketmap-not-a-domain", "key=\"%s\" reason=\"%s\"",
+                sts_quote(shown, sizeof(shown), key.p, key.len), why.text);
+        st = sts_buf_append_str(reply, "NOTFOUND ");
         goto send;
     }
-    if (sts_engine_lookup(sm->engine, domain, p->budget_ms, &a) != STS_OK) {
-        st = sts_buf_append_str(&reply, "TEMP out of memory");
+    if (mt_runtime_is_local(rt, domain)) {
+        st = sts_buf_append_str(reply, "NOTFOUND "); /* LocalDomains: never looked up */
         goto send;
     }
-    st = sts_smap_reply(p, &a, &reply);
+    flags = sts_smap_lookup_flags(p);
+    /* Ask the cache alone first; only a miss hands the rest of the batch
+     * and the event slot over, then waits. */
+    if (my_batch != NULL && p->budget_ms > 0) {
+        st = sts_engine_lookup_flags(sm->engine, domain, 0, flags, &a);
+        if (st == STS_OK && worth_waiting(&a, flags)) {
+            sts_answer_release(&a);
+            release_batch();
+            if (my_batch->slot) {
+                my_batch->slot = false;
+                (void)sem_post(&sm->slots);
+            }
+            st = sts_engine_lookup_flags(sm->engine, domain, (int)p->budget_ms, flags, &a);
+        }
+    } else {
+        st = sts_engine_lookup_flags(sm->engine, domain, (int)p->budget_ms, flags, &a);
+    }
+    if (st != STS_OK) {
+        st = sts_buf_append_str(reply, "TEMP out of memory");
+        goto send;
+    }
+    st = sts_smap_reply(p, domain, &a, reply);
     sts_answer_release(&a);
 send:
     if (st != STS_OK) {
-        /* A reply over 4 KiB (hundreds of mx patterns) cannot be framed. */
-        sts_buf_reset(&reply);
-        st = sts_buf_append_str(&reply, "TEMP reply too long");
+        /* Over SM_MAX_REPLY (thousands of mx patterns) cannot be framed. */
+        sts_buf_reset(reply);
+        st = sts_buf_append_str(reply, "TEMP reply too long");
     }
-    if (st != STS_OK || sts_netstring_append(&c->out, reply.data, reply.len) != STS_OK)
+    if (st != STS_OK || sts_netstring_append(&c->out, reply->data, reply->len) != STS_OK)
         ok = false; /* output full: the client does not read its answers */
-    sts_buf_free(&reply);
     return ok;
 }
 
@@ -262,6 +392,10 @@ static bool serve(mt_socketmap *sm, conn *c)
         process(sm, c);
         if (flush_out(c) != 0)
             return false;
+        /* A short read emptied the socket: no recv() only to see EAGAIN
+         * (the re-armed event reports whatever arrives later). */
+        if ((size_t)r < sizeof(chunk))
+            break;
     }
     if (flush_out(c) != 0)
         return false;
@@ -285,25 +419,39 @@ static uint32_t interest(const conn *c)
 static void *worker_main(void *arg)
 {
     mt_socketmap *sm = arg;
-    struct epoll_event ev;
+    struct epoll_event evs[SM_BATCH];
+    batch b = { sm, evs, 0, 0, false };
 
+    my_batch = &b;
     while (!atomic_load(&sm->stopping)) {
-        int n = epoll_wait(sm->epfd, &ev, 1, 1000);
-        conn *c;
+        int n;
 
-        if (n <= 0)
-            continue;
-        if (ev.data.ptr == NULL) /* the stop eventfd */
-            break;
-        c = ev.data.ptr;
-        if (!serve(sm, c)) {
-            conn_free(sm, c);
+        if (!b.slot) {
+            /* A slot is kept until a discovery wait hands it over. */
+            if (sem_wait(&sm->slots) == 0)
+                b.slot = true;
             continue;
         }
-        ev.events = interest(c);
-        if (epoll_ctl(sm->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
-            conn_free(sm, c);
+        n = epoll_wait(sm->epfd, evs, SM_BATCH, 1000);
+        b.n = n > 0 ? n : 0;
+        for (b.next = 0; b.next < b.n;) {
+            struct epoll_event ev = evs[b.next++];
+            conn *c = ev.data.ptr;
+
+            if (c == NULL) /* the stop eventfd; the close frees the rest */
+                goto out;
+            if (!serve(sm, c)) {
+                conn_free(sm, c);
+                continue;
+            }
+            ev.events = interest(c);
+            if (epoll_ctl(sm->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+                conn_free(sm, c);
+        }
     }
+out:
+    my_batch = NULL;
+    worker_state_free();
     return NULL;
 }
 
@@ -362,6 +510,18 @@ sts_status mt_socketmap_start(mt_socketmap *sm, sts_engine *engine, sts_why *why
     ev.events = EPOLLIN;
     ev.data.ptr = NULL;
     (void)epoll_ctl(sm->epfd, EPOLL_CTL_ADD, sm->wakefd, &ev);
+    {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+        sm->nslots = ncpu > 1 ? (int)(ncpu / 2) : 1;
+        if (sm->nslots > SM_WORKERS / 2)
+            sm->nslots = SM_WORKERS / 2;
+    }
+    if (sem_init(&sm->slots, 0, (unsigned)sm->nslots) != 0) {
+        sts_why_set(why, "socketmap: %s", strerror(errno));
+        return STS_TEMPFAIL;
+    }
+    sm->slots_ready = true;
     for (int i = 0; i < SM_WORKERS; i++) {
         if (pthread_create(&sm->workers[i], NULL, worker_main, sm) != 0)
             break;
@@ -372,8 +532,8 @@ sts_status mt_socketmap_start(mt_socketmap *sm, sts_engine *engine, sts_why *why
         return STS_TEMPFAIL;
     }
     sm->acceptor_started = true;
-    sts_log(STS_LOG_INFO, "-", "socketmap", "listening on %s with %d workers", sm->spec,
-            sm->nworkers);
+    sts_log(STS_LOG_INFO, "-", "socketmap", "listening on %s with %d workers, %d in epoll",
+            sm->spec, sm->nworkers, sm->nslots);
     return STS_OK;
 }
 
@@ -388,6 +548,8 @@ void mt_socketmap_close(mt_socketmap *sm)
         (void)write(sm->wakefd, &one, sizeof(one));
     /* shutdown() wakes the acceptor blocked in accept(). */
     (void)shutdown(sm->lfd, SHUT_RDWR);
+    for (int i = 0; sm->slots_ready && i < sm->nworkers; i++)
+        (void)sem_post(&sm->slots); /* workers waiting for a slot */
     if (sm->acceptor_started)
         pthread_join(sm->acceptor, NULL);
     for (int i = 0; i < sm->nworkers; i++)
@@ -395,6 +557,8 @@ void mt_socketmap_close(mt_socketmap *sm)
     while (sm->conns != NULL)
         conn_free(sm, sm->conns);
     pthread_mutex_destroy(&sm->list_mu);
+    if (sm->slots_ready)
+        (void)sem_destroy(&sm->slots);
     (void)close(sm->lfd);
     if (sm->epfd >= 0)
         (void)close(sm->epfd);

@@ -16,6 +16,12 @@
 struct sts_polref {
     atomic_uint refs;
     sts_policy *p;
+    bool mx_known;
+    bool mx_tried; /* made from a discovery (its MX lookup may have failed) */
+    sts_dane_state dane;
+    size_t n_mx;
+    const char *mx[STS_OUTCOME_MAX_MX]; /* into names */
+    char names[];                       /* the host names, NUL-separated */
 };
 
 sts_polref *sts_polref_new(sts_policy *p)
@@ -28,7 +34,70 @@ sts_polref *sts_polref_new(sts_policy *p)
     }
     atomic_init(&r->refs, 1);
     r->p = p;
+    r->mx_known = false;
+    r->mx_tried = false;
+    r->dane = STS_DANE_UNKNOWN;
+    r->n_mx = 0;
     return r;
+}
+
+sts_polref *sts_polref_new_mx(sts_policy *p, const sts_outcome *o)
+{
+    size_t n = o->mx_known && o->n_mx <= STS_OUTCOME_MAX_MX ? o->n_mx : 0;
+    size_t bytes = 0, off = 0;
+    sts_polref *r;
+
+    for (size_t i = 0; i < n; i++)
+        bytes += strlen(o->mx_hosts[i]) + 1;
+    /* One block: bytes <= STS_OUTCOME_MAX_MX * (STS_DOMAIN_MAX + 1). */
+    r = malloc(sizeof(*r) + bytes);
+    if (r == NULL) {
+        sts_policy_free(p);
+        return NULL;
+    }
+    atomic_init(&r->refs, 1);
+    r->p = p;
+    r->mx_known = o->mx_known;
+    r->mx_tried = true;
+    r->dane = o->dane;
+    r->n_mx = n;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(o->mx_hosts[i]) + 1;
+
+        memcpy(r->names + off, o->mx_hosts[i], len);
+        r->mx[i] = r->names + off;
+        off += len;
+    }
+    return r;
+}
+
+bool sts_polref_mx(const sts_polref *r, const char *const **hosts, size_t *n)
+{
+    *hosts = r->mx;
+    *n = r->n_mx;
+    return r->mx_known;
+}
+
+bool sts_polref_mx_tried(const sts_polref *r)
+{
+    return r->mx_tried;
+}
+
+sts_dane_state sts_polref_dane(const sts_polref *r)
+{
+    return r->dane;
+}
+
+bool sts_polref_mx_differs(const sts_polref *r, const sts_outcome *o)
+{
+    if (!o->mx_known)
+        return false; /* nothing new learnt: keep what r has */
+    if (!r->mx_known || r->dane != o->dane || r->n_mx != o->n_mx)
+        return true;
+    for (size_t i = 0; i < r->n_mx; i++)
+        if (strcmp(r->mx[i], o->mx_hosts[i]) != 0)
+            return true;
+    return false;
 }
 
 sts_polref *sts_polref_get(sts_polref *r)

@@ -27,11 +27,24 @@
 typedef struct sts_polref sts_polref;
 
 /* Wrap p (ownership moves to the polref; p is freed on failure too).
- * NULL on OOM. */
+ * NULL on OOM.  The MX hosts are unknown (a policy read from the store). */
 sts_polref *sts_polref_new(sts_policy *p);
+/* The same with what the discovery learnt about the domain's MX hosts
+ * along with the policy (copied; at most STS_OUTCOME_MAX_MX of them). */
+sts_polref *sts_polref_new_mx(sts_policy *p, const sts_outcome *o);
 sts_polref *sts_polref_get(sts_polref *r); /* +1, returns r */
 void sts_polref_put(sts_polref *r);        /* -1, frees at 0; NULL is a no-op */
 const sts_policy *sts_polref_policy(const sts_polref *r);
+/* The MX hosts stored with the policy: false when they are unknown; else
+ * *hosts (by preference, valid while r is held) and *n. */
+bool sts_polref_mx(const sts_polref *r, const char *const **hosts, size_t *n);
+/* True if r was made by a discovery that looked the MX hosts up (whether
+ * or not that lookup answered); false for a policy read from the store. */
+bool sts_polref_mx_tried(const sts_polref *r);
+sts_dane_state sts_polref_dane(const sts_polref *r);
+/* True if the outcome learnt MX information (o->mx_known) that differs
+ * from r's (hosts or DANE state). */
+bool sts_polref_mx_differs(const sts_polref *r, const sts_outcome *o);
 
 /* A copy of one entry as readers see it. */
 typedef struct sts_cache_entry {

@@ -28,6 +28,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "smap_profile.h"
 
 #define CONFIG_MAX_FILE (1024 * 1024) /* bytes of a whole config file */
 #define CONFIG_MAX_LINE 4096          /* bytes of one line, line end excluded */
@@ -51,6 +52,7 @@ typedef enum key_type {
     KT_HEADER,      /* a header field name (RFC 5322 ftext), at most 64 bytes */
     KT_FAILACTION,  /* accept or tempfail, stored lower-case */
     KT_DOMAINLIST,  /* comma list of domain names */
+    KT_SMAP_PROFILE, /* repeatable, once per name: socketmap profile lines, '\n'-joined */
 } key_type;
 
 typedef struct key_def {
@@ -82,6 +84,7 @@ typedef struct key_def {
 #define FIELD_KT_HEADER FIELD_STR
 #define FIELD_KT_FAILACTION FIELD_STR
 #define FIELD_KT_DOMAINLIST FIELD_STR
+#define FIELD_KT_SMAP_PROFILE FIELD_STR
 
 /* Keep name, type and default on the STS_KEY line: check-docs.sh reads them. */
 #define STS_KEY(name, type, def, min, max, field, doc) \
@@ -92,6 +95,8 @@ static const key_def keys[] = {
             "milter socket the MTA connects to"),
     STS_KEY("SocketmapSocket", SOCKET, "inet:8461@127.0.0.1", 0, 0, socketmap_socket,
             "socketmap socket (postfix-mta-sts-resolver compatible)"),
+    STS_KEY("SocketmapProfile", SMAP_PROFILE, NULL, 0, 0, socketmap_profiles,
+            "socketmap map NAME and its options; repeatable, once per NAME"),
     STS_KEY("UserID", USER, "mtasts", 0, 0, user_id,
             "user[:group] the daemon runs as after opening its sockets"),
     STS_KEY("PidFile", PATH, NULL, 0, 0, pid_file,
@@ -691,30 +696,82 @@ static bool copy_ok(const key_def *k, char *copy, sts_why *why)
     }
 }
 
-/* Check and convert value v for key k and store it into cfg, whose slot
- * for k must be empty; why gets the reason without any prefix. */
-static sts_status apply(const key_def *k, sts_cur v, sts_config *cfg, sts_why *why)
+/* What every value must be: present, not too long, no control characters. */
+static bool value_ok(sts_cur v, sts_why *why)
 {
-    char *copy;
-    sts_status st;
-
     if (v.len == 0) {
         sts_why_set(why, "missing value");
-        return STS_PERMFAIL;
+        return false;
     }
     if (v.len > CONFIG_MAX_LINE) {
         sts_why_set(why, "value longer than %d bytes", CONFIG_MAX_LINE);
-        return STS_PERMFAIL;
+        return false;
     }
     for (size_t i = 0; i < v.len; i++) {
         unsigned char c = (unsigned char)v.p[i];
 
         if ((c < 0x20 && c != '\t') || c == 0x7f) {
             sts_why_set(why, "control character 0x%02x in value", c);
-            return STS_PERMFAIL;
+            return false;
         }
     }
+    return true;
+}
 
+/* One SocketmapProfile definition, checked and appended in canonical form
+ * to the ones already in cfg's slot: the key repeats, once per map name.
+ * A name defined before sets *dup to that definition's index (the caller
+ * knows its line). */
+static sts_status apply_profile(const key_def *k, sts_cur v, sts_config *cfg, size_t *dup,
+                                sts_why *why)
+{
+    char **slot = str_slot(k, cfg);
+    char text[STS_SMAP_NAME_MAX + 4 * STS_SMAP_TRANSPORT_MAX + 128];
+    sts_smap_profile p;
+    sts_cur all = sts_cur_str(*slot), line, name;
+    size_t n = 0;
+    sts_buf b;
+    sts_status st;
+
+    *dup = SIZE_MAX;
+    if (sts_smap_profile_parse(v, &p, why) != STS_OK)
+        return STS_PERMFAIL;
+    while (*slot != NULL && sts_cur_take_item(&all, '\n', &line)) {
+        if (sts_cur_take_until(&line, ' ', &name) && sts_cur_eq(&name, p.name)) {
+            *dup = n;
+            sts_why_set(why, "profile %s given twice", p.name);
+            return STS_PERMFAIL;
+        }
+        n++;
+    }
+    if (n >= STS_SMAP_MAX_PROFILES) {
+        sts_why_set(why, "more than %d profiles", STS_SMAP_MAX_PROFILES);
+        return STS_PERMFAIL;
+    }
+    if (!sts_smap_profile_format(&p, text, sizeof(text))) {
+        sts_why_set(why, "profile %s too long", p.name);
+        return STS_PERMFAIL;
+    }
+    sts_buf_init(&b, (size_t)STS_SMAP_MAX_PROFILES * sizeof(text));
+    st = *slot != NULL ? sts_buf_printf(&b, "%s\n%s", *slot, text) : sts_buf_append_str(&b, text);
+    if (st == STS_OK) {
+        free(*slot);
+        *slot = sts_buf_steal(&b);
+    }
+    sts_buf_free(&b);
+    return st == STS_NOMEM ? STS_NOMEM : STS_OK;
+}
+
+/* Check and convert value v for key k and store it into cfg, whose slot
+ * for k must be empty (a repeatable key adds to it); why gets the reason
+ * without any prefix. */
+static sts_status apply(const key_def *k, sts_cur v, sts_config *cfg, sts_why *why)
+{
+    char *copy;
+    sts_status st;
+
+    if (!value_ok(v, why))
+        return STS_PERMFAIL;
     switch (k->type) {
     case KT_UINT:
         return apply_number(k, &kind_uint, v, cfg, why);
@@ -729,6 +786,11 @@ static sts_status apply(const key_def *k, sts_cur v, sts_config *cfg, sts_why *w
         if (st == STS_OK)
             *str_slot(k, cfg) = copy;
         return st;
+    case KT_SMAP_PROFILE: {
+        size_t dup;
+
+        return apply_profile(k, v, cfg, &dup, why);
+    }
     default:
         break;
     }
@@ -809,6 +871,8 @@ sts_status sts_config_parse(const char *text, size_t len, const char *name, sts_
 {
     sts_config tmp;
     size_t seen[NKEYS] = { 0 }; /* line that set each key in this text, 0 = none */
+    size_t prof_line[STS_SMAP_MAX_PROFILES]; /* line of each SocketmapProfile */
+    size_t nprof = 0;
     sts_cur all = sts_cur_make(text, len);
     size_t lineno = 0;
     sts_status st = STS_OK;
@@ -859,6 +923,26 @@ sts_status sts_config_parse(const char *text, size_t len, const char *name, sts_
             goto done;
         }
         ki = (size_t)(k - keys);
+        if (k->type == KT_SMAP_PROFILE) {
+            size_t dup = SIZE_MAX;
+            sts_cur pname = { "", 0 }, first;
+
+            sts_cur_skip_wsp(&line);
+            first = line;
+            (void)sts_cur_take_while(&first, not_wsp, &pname);
+            st = value_ok(line, &reason) ? apply_profile(k, line, &tmp, &dup, &reason)
+                                         : STS_PERMFAIL;
+            if (st == STS_PERMFAIL && dup < nprof)
+                sts_why_set(why, "%s:%zu: %s %s given twice (first on line %zu)", name, lineno,
+                            k->name, show(&s, pname), prof_line[dup]);
+            else if (st == STS_PERMFAIL)
+                sts_why_set(why, "%s:%zu: %s: %s", name, lineno, k->name, reason.text);
+            if (st != STS_OK)
+                goto done;
+            prof_line[nprof++] = lineno;
+            seen[ki] = lineno;
+            continue;
+        }
         if (seen[ki] != 0) {
             sts_why_set(why, "%s:%zu: %s given twice (first on line %zu)", name, lineno,
                         k->name, seen[ki]);
@@ -949,7 +1033,10 @@ void sts_config_print(const sts_config *cfg, FILE *fp)
     for (size_t i = 0; i < NKEYS; i++) {
         const key_def *k = &keys[i];
 
-        if (type_is_string(k->type)) {
+        if (k->type == KT_SMAP_PROFILE) {
+            /* One line per profile in force, the built-ins included. */
+            sts_smap_profiles_print(str_get(k, cfg), k->name, fp);
+        } else if (type_is_string(k->type)) {
             const char *v = str_get(k, cfg);
 
             if (v == NULL)

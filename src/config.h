@@ -23,6 +23,8 @@ typedef struct sts_config {
     /* daemon faces */
     char *socket;             /* Socket: inet:PORT@HOST or unix:PATH */
     char *socketmap_socket;   /* SocketmapSocket: same syntax */
+    char *socketmap_profiles; /* SocketmapProfile: one "NAME option=value ..." per line
+                                 ('\n'-joined, canonical form); NULL = built-ins only */
     char *user_id;            /* UserID: user[:group] to run as */
     char *pid_file;           /* PidFile */
     char *syslog_facility;    /* SyslogFacility: mail, local0..local7, daemon */

@@ -6,9 +6,13 @@
  * Each step's failure is mapped to an outcome (outcome.h) with the RFC 8460
  * 4.3 result type, keeping "the server said no" (none) apart from "no
  * answer now" (temperror).
+ * Beside the policy: the domain's MX hosts (RFC 8461 4.1), and when DANE
+ * lookups are on, the TLSA records of those hosts (RFC 7672 2.2: only a
+ * validated MX RRset leads to TLSA lookups; RFC 8461 2: DANE first).
  */
 #include "discover.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +22,13 @@
 #include "txt.h"
 
 #define DISCOVER_MAX_POLLFDS STS_DNS_MAX_POLLFDS
-#define DISCOVER_MAX_MX 16
 
 struct sts_discover {
     sts_dns *dns;
     sts_fetch *fetch;
     size_t pending;
     bool closing;
+    atomic_bool dane; /* look up TLSA records of the MX hosts */
 };
 
 typedef struct job {
@@ -35,13 +39,13 @@ typedef struct job {
     void *arg;
     sts_outcome o;
     char name[STS_DOMAIN_MAX + 16];
-    /* The domain's MX hosts are looked up beside the policy fetch, so an
-     * enforce policy that allows none of them can be told at once. */
-    unsigned parts;   /* callbacks outstanding: the policy chain, the MX query */
-    sts_status mx_status;
-    bool null_mx;
-    size_t nmx;
-    char mx[DISCOVER_MAX_MX][STS_DOMAIN_MAX + 1];
+    /* The domain's MX hosts are looked up beside the policy fetch (and
+     * the TXT re-check), so an enforce policy that allows none of them can
+     * be told at once; they are kept in the outcome (o.mx_hosts). */
+    unsigned parts;   /* callbacks outstanding: the policy chain, the MX query,
+                         the TLSA queries */
+    size_t dane_hosts;   /* MX hosts whose TLSA records were looked up */
+    size_t dane_covered; /* ... with validated, usable TLSA records */
 } job;
 
 sts_status sts_discover_new(const sts_config *cfg, sts_discover **out, sts_why *why)
@@ -97,29 +101,29 @@ size_t sts_discover_pending(const sts_discover *d)
     return d->pending;
 }
 
+void sts_discover_set_dane(sts_discover *d, bool on)
+{
+    atomic_store(&d->dane, on);
+}
+
 void sts_discover_wakeup(sts_discover *d)
 {
     sts_fetch_wakeup(d->fetch);
 }
 
 /* Compare an enforce policy with the MX hosts found (RFC 8461 4.1); a
- * domain without MX records receives mail at its own name (RFC 5321 5.1). */
+ * null MX (no host at all) is not compared. */
 static void check_mx(job *j)
 {
     const sts_policy *p = j->o.policy;
 
-    if (p == NULL || p->mode != STS_MODE_ENFORCE || j->null_mx)
+    if (p == NULL || p->mode != STS_MODE_ENFORCE || !j->o.mx_known || j->o.n_mx == 0)
         return;
-    if (j->mx_status == STS_OK && j->nmx > 0) {
-        j->o.mx_checked = true;
-        j->o.mx_mismatch = true;
-        for (size_t i = 0; i < j->nmx; i++)
-            if (sts_policy_mx_match(p, j->mx[i]))
-                j->o.mx_mismatch = false;
-    } else if (j->mx_status == STS_NOTFOUND) {
-        j->o.mx_checked = true;
-        j->o.mx_mismatch = !sts_policy_mx_match(p, j->o.domain);
-    }
+    j->o.mx_checked = true;
+    j->o.mx_mismatch = true;
+    for (size_t i = 0; i < j->o.n_mx; i++)
+        if (sts_policy_mx_match(p, j->o.mx_hosts[i]))
+            j->o.mx_mismatch = false;
 }
 
 /* One of the job's parallel parts ended; the last one delivers. */
@@ -127,6 +131,10 @@ static void job_part_done(job *j)
 {
     if (--j->parts > 0)
         return;
+    if (j->dane_hosts > 0)
+        j->o.dane = j->dane_covered == j->dane_hosts ? STS_DANE_ALL
+                    : j->dane_covered > 0            ? STS_DANE_PARTIAL
+                                                     : STS_DANE_NONE;
     check_mx(j);
     j->d->pending--;
     j->cb(j->arg, &j->o);
@@ -145,16 +153,68 @@ static void job_finish(job *j, sts_result r, sts_report_type rt, const char *pre
     job_part_done(j);
 }
 
-static void on_job_mx(void *arg, sts_status st, const sts_dns_mx *res, const char *why)
+static void on_job_tlsa(void *arg, sts_status st, const sts_dns_tlsa *res, const char *why)
 {
     job *j = arg;
 
     (void)why;
-    j->mx_status = st;
-    j->null_mx = res->null_mx;
-    for (size_t i = 0; st == STS_OK && i < res->n && j->nmx < DISCOVER_MAX_MX; i++)
-        (void)snprintf(j->mx[j->nmx++], STS_DOMAIN_MAX + 1, "%s", res->host[i]);
+    /* Only validated, usable records count: anything else (insecure,
+     * unusable, not found, a failed lookup) leaves MTA-STS in charge. */
+    if (st == STS_OK && res->secure && res->usable > 0)
+        j->dane_covered++;
     job_part_done(j);
+}
+
+/* TLSA records of every MX host, each one more part of the job. */
+static void query_tlsa(job *j)
+{
+    sts_outcome *o = &j->o;
+
+    j->dane_hosts = o->n_mx;
+    for (size_t i = 0; i < o->n_mx; i++) {
+        char name[STS_DOMAIN_MAX + 16];
+
+        (void)snprintf(name, sizeof(name), "_25._tcp.%s", o->mx_hosts[i]);
+        j->parts++;
+        sts_dns_tlsa_query(j->d->dns, name, on_job_tlsa, j);
+    }
+}
+
+static void on_job_mx(void *arg, sts_status st, const sts_dns_mx *res, const char *why)
+{
+    job *j = arg;
+    sts_outcome *o = &j->o;
+    bool dane = atomic_load(&j->d->dane);
+
+    (void)why;
+    if (st == STS_OK) {
+        o->mx_known = true;
+        for (size_t i = 0; i < res->n && o->n_mx < STS_OUTCOME_MAX_MX; i++)
+            (void)snprintf(o->mx_hosts[o->n_mx++], STS_DOMAIN_MAX + 1, "%s", res->host[i]);
+        if (dane)
+            o->dane = STS_DANE_NONE;
+        /* RFC 7672 2.2.1: TLSA of an MX host counts only when the MX
+         * RRset itself was validated. */
+        if (dane && res->secure && o->n_mx > 0 && !j->d->closing)
+            query_tlsa(j);
+    } else if (st == STS_NOTFOUND) {
+        /* No MX record: mail goes to the domain itself (RFC 5321 5.1). */
+        o->mx_known = true;
+        o->n_mx = 1;
+        memcpy(o->mx_hosts[0], o->domain, sizeof(o->mx_hosts[0]));
+        if (dane)
+            o->dane = STS_DANE_NONE; /* not looked at: see the man page */
+    }
+    job_part_done(j);
+}
+
+/* The domain's MX hosts, as one more part of the job. */
+static void query_mx(job *j)
+{
+    if (j->d->closing)
+        return;
+    j->parts++;
+    sts_dns_mx_query(j->d->dns, j->o.domain, on_job_mx, j);
 }
 
 static void on_fetch(void *arg, const sts_fetch_result *res)
@@ -228,10 +288,7 @@ static void on_addrs(void *arg, sts_status st, const sts_dns_addrs *res, const c
  * domain's MX hosts at the same time. */
 static void fetch_policy(job *j)
 {
-    if (!j->d->closing) {
-        j->parts++;
-        sts_dns_mx_query(j->d->dns, j->o.domain, on_job_mx, j);
-    }
+    query_mx(j);
     (void)snprintf(j->name, sizeof(j->name), "mta-sts.%s", j->o.domain);
     sts_dns_addrs_query(j->d->dns, j->name, on_addrs, j);
 }
@@ -295,7 +352,9 @@ static void on_txt(void *arg, sts_status st, const sts_dns_txt *res, const char 
     }
     memcpy(j->o.id, txt.id, sizeof(j->o.id));
     if (j->mode == STS_DISCOVER_RECHECK && strcmp(j->o.id, j->known_id) == 0) {
+        /* Same policy; its MX hosts may have changed meanwhile. */
         j->o.unchanged = true;
+        query_mx(j);
         job_finish(j, STS_RESULT_POLICY, STS_RT_NONE, NULL, NULL);
         return;
     }
@@ -316,7 +375,6 @@ sts_status sts_discover_start_mode(sts_discover *d, const char *domain, sts_disc
     if (known_id != NULL)
         (void)snprintf(j->known_id, sizeof(j->known_id), "%s", known_id);
     j->parts = 1;
-    j->mx_status = STS_TEMPFAIL;
     sts_outcome_init(&j->o, domain);
     (void)snprintf(j->name, sizeof(j->name), "_mta-sts.%s", j->o.domain);
     d->pending++;
@@ -347,7 +405,7 @@ static void on_mx(void *arg, sts_status st, const sts_dns_mx *res, const char *w
 void sts_discover_mx(sts_discover *d, const char *domain, sts_dns_mx_cb *cb, void *arg)
 {
     mx_job *m = calloc(1, sizeof(*m));
-    sts_dns_mx empty = { 0, NULL, NULL, false };
+    sts_dns_mx empty = { 0, NULL, NULL, false, false };
 
     if (m == NULL) {
         cb(arg, STS_NOMEM, &empty, "out of memory");

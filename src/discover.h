@@ -52,6 +52,11 @@ sts_status sts_discover_start_mode(sts_discover *d, const char *domain, sts_disc
                                    const char *known_id, sts_discover_cb *cb,
                                    void *arg) STS_MUST_CHECK;
 
+/* Also look up the TLSA records (_25._tcp.HOST) of the MX hosts of each
+ * policy, through the validating resolver's AD bit, to fill o->dane.  Off
+ * by default; any thread; applies to discoveries that start afterwards. */
+void sts_discover_set_dane(sts_discover *d, bool on);
+
 /* Look up the MX hosts of a domain with the same resolver (callback as in dns.h). */
 void sts_discover_mx(sts_discover *d, const char *domain, sts_dns_mx_cb *cb, void *arg);
 

@@ -7,14 +7,26 @@
  * extracts CNAME targets.  TXT uses ares_parse_txt_reply_ext, whose
  * record_start flag tells where one record's strings end and the next
  * record begins (RFC 8461 3.1: the strings of one record are joined).
+ *
+ * Queries are built here (ares_create_query) and sent with ares_send, not
+ * ares_query, because c-ares 1.18 cannot ask for the AD bit: the header
+ * flags byte gets AD set (RFC 6840 5.7), and the answer's AD bit tells
+ * whether a validating resolver validated it (RFC 4035 3.2.3), for DANE
+ * (RFC 7672 2.2, RFC 8461 2).  ares_send takes the query id from the
+ * buffer, so ids are drawn here from getrandom() and kept unique among the
+ * queries in flight, as ares_query would.  TLSA answers have no c-ares
+ * parser in 1.18: a bounded walker counts the records (RFC 6698 2.1).
  */
 #include "dns.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include <ares.h>
 
@@ -26,7 +38,11 @@
 #define DNS_T_MX 15
 #define DNS_T_TXT 16
 #define DNS_T_AAAA 28
+#define DNS_T_TLSA 52
 #define DNS_C_IN 1
+#define DNS_FLAG_AD 0x20     /* in header byte 3 */
+#define DNS_EDNS_SIZE 1280   /* as c-ares' ARES_FLAG_EDNS default */
+#define DNS_ID_POOL 64
 #define DNS_NAME_MAX 255
 #define DNS_MAX_CNAMES_SCANNED 16
 
@@ -34,9 +50,13 @@ struct sts_dns {
     ares_channel ch;
     size_t pending;
     bool closing; /* set while ares_destroy runs: no new queries */
+    uint8_t busy[65536 / 8]; /* query ids in flight */
+    uint16_t pool[DNS_ID_POOL];
+    size_t pool_left;
+    uint64_t fallback; /* xorshift state, only if getrandom() fails */
 };
 
-typedef enum qkind { Q_TXT, Q_MX, Q_A, Q_AAAA } qkind;
+typedef enum qkind { Q_TXT, Q_MX, Q_A, Q_AAAA, Q_TLSA } qkind;
 
 struct addrs_job;
 
@@ -49,6 +69,8 @@ typedef struct query {
     void *cb;
     void *arg;
     struct addrs_job *job; /* Q_A / Q_AAAA belong to a job */
+    unsigned short qid;    /* of the query in flight */
+    bool insecure;         /* an answer on the way lacked the AD bit */
 } query;
 
 typedef struct addrs_job {
@@ -72,6 +94,8 @@ static int qtype_of(qkind k)
         return DNS_T_A;
     case Q_AAAA:
         return DNS_T_AAAA;
+    case Q_TLSA:
+        return DNS_T_TLSA;
     }
     return DNS_T_A;
 }
@@ -87,6 +111,8 @@ static const char *qtype_name(qkind k)
         return "A";
     case Q_AAAA:
         return "AAAA";
+    case Q_TLSA:
+        return "TLSA";
     }
     return "?";
 }
@@ -303,9 +329,16 @@ static void deliver_txt(query *q, sts_status st, const sts_dns_txt *res, const c
 
 static void deliver_mx(query *q, sts_status st, const sts_dns_mx *res, const char *why)
 {
-    sts_dns_mx empty = { 0, NULL, NULL, false };
+    sts_dns_mx empty = { 0, NULL, NULL, false, false };
 
     ((sts_dns_mx_cb *)q->cb)(q->arg, st, res != NULL ? res : &empty, why);
+}
+
+static void deliver_tlsa(query *q, sts_status st, const sts_dns_tlsa *res, const char *why)
+{
+    sts_dns_tlsa empty = { 0, 0, false };
+
+    ((sts_dns_tlsa_cb *)q->cb)(q->arg, st, res != NULL ? res : &empty, why);
 }
 
 static void job_part_done(addrs_job *job, int idx, sts_status st, const char *why)
@@ -350,6 +383,9 @@ static void fail(query *q, sts_status st, const char *why)
         break;
     case Q_MX:
         deliver_mx(q, st, NULL, why);
+        break;
+    case Q_TLSA:
+        deliver_tlsa(q, st, NULL, why);
         break;
     case Q_A:
         job_part_done(q->job, 0, st, why);
@@ -432,7 +468,7 @@ static sts_status parse_mx(query *q, const unsigned char *abuf, int alen, char *
     struct ares_mx_reply *sorted[STS_DNS_MAX_RECORDS];
     const char *host[STS_DNS_MAX_RECORDS];
     unsigned short pref[STS_DNS_MAX_RECORDS];
-    sts_dns_mx res = { 0, host, pref, false };
+    sts_dns_mx res = { 0, host, pref, false, !q->insecure };
     size_t n = 0;
     int rc;
 
@@ -496,6 +532,56 @@ static sts_status parse_addr(query *q, const unsigned char *abuf, int alen, char
     return STS_OK;
 }
 
+/* TLSA records in the answer section (the owner is the queried name or an
+ * alias the same answer leads to: the answer holds nothing else here). */
+static sts_status parse_tlsa(query *q, const unsigned char *abuf, int alen, char *why, size_t wsz)
+{
+    sts_dns_tlsa res = { 0, 0, !q->insecure };
+    unsigned qd, an;
+    int pos = 12;
+
+    if (alen < 12)
+        goto bad;
+    qd = get16(abuf + 4);
+    an = get16(abuf + 6);
+    for (unsigned i = 0; i < qd; i++) {
+        if (!skip_name(abuf, alen, &pos) || alen - pos < 4)
+            goto bad;
+        pos += 4;
+    }
+    for (unsigned i = 0; i < an; i++) {
+        unsigned type, klass, rdlen;
+
+        if (!skip_name(abuf, alen, &pos) || alen - pos < 10)
+            goto bad;
+        type = get16(abuf + pos);
+        klass = get16(abuf + pos + 2);
+        rdlen = get16(abuf + pos + 8);
+        pos += 10;
+        if (rdlen > (unsigned)(alen - pos))
+            goto bad;
+        if (type == DNS_T_TLSA && klass == DNS_C_IN) {
+            const unsigned char *rd = abuf + pos;
+            unsigned dlen = rdlen >= 3 ? rdlen - 3 : 0;
+
+            res.n++;
+            /* RFC 7672 3.1: usage 2 or 3 only; RFC 6698 2.1: selector 0/1,
+             * matching type 0 (full), 1 (SHA-256), 2 (SHA-512). */
+            if (rdlen > 3 && (rd[0] == 2 || rd[0] == 3) && rd[1] <= 1 &&
+                (rd[2] == 0 || (rd[2] == 1 && dlen == 32) || (rd[2] == 2 && dlen == 64)))
+                res.usable++;
+        }
+        pos += (int)rdlen;
+    }
+    if (res.n == 0)
+        return STS_NOTFOUND;
+    deliver_tlsa(q, STS_OK, &res, "");
+    return STS_OK;
+bad:
+    (void)snprintf(why, wsz, "malformed TLSA answer for %s", q->name);
+    return STS_TEMPFAIL;
+}
+
 static void start(query *q);
 
 static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
@@ -515,6 +601,9 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
             break;
         case Q_MX:
             st = parse_mx(q, abuf, alen, why, sizeof(why));
+            break;
+        case Q_TLSA:
+            st = parse_tlsa(q, abuf, alen, why, sizeof(why));
             break;
         default:
             st = parse_addr(q, abuf, alen, why, sizeof(why));
@@ -582,14 +671,107 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
     }
 }
 
+/* A query id not in flight (a random one, as ares_query draws them). */
+static bool take_id(sts_dns *dns, unsigned short *out)
+{
+    for (int tries = 0; tries < 64; tries++) {
+        uint16_t id;
+
+        if (dns->pool_left == 0) {
+            ssize_t got = getrandom(dns->pool, sizeof(dns->pool), GRND_NONBLOCK);
+
+            if (got == (ssize_t)sizeof(dns->pool)) {
+                dns->pool_left = DNS_ID_POOL;
+            } else {
+                /* No entropy yet (early boot): not predictable from outside
+                 * either, and never worse than a fixed id. */
+                if (dns->fallback == 0)
+                    dns->fallback = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)dns;
+                for (size_t i = 0; i < DNS_ID_POOL; i++) {
+                    dns->fallback ^= dns->fallback << 13;
+                    dns->fallback ^= dns->fallback >> 7;
+                    dns->fallback ^= dns->fallback << 17;
+                    dns->pool[i] = (uint16_t)(dns->fallback >> 24);
+                }
+                dns->pool_left = DNS_ID_POOL;
+            }
+        }
+        id = dns->pool[--dns->pool_left];
+        if ((dns->busy[id >> 3] & (1u << (id & 7))) == 0) {
+            dns->busy[id >> 3] |= (uint8_t)(1u << (id & 7));
+            *out = id;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ares_send's callback: free the id, note the AD bit, and turn the
+ * response code into the status ares_query would give (its qcallback). */
+static void on_raw(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    query *q = arg;
+
+    q->dns->busy[q->qid >> 3] &= (uint8_t)~(1u << (q->qid & 7));
+    if (status == ARES_SUCCESS) {
+        if (abuf == NULL || alen < 12) {
+            status = ARES_EBADRESP;
+        } else {
+            if ((abuf[3] & DNS_FLAG_AD) == 0)
+                q->insecure = true;
+            switch (abuf[3] & 0x0f) {
+            case 0:
+                status = get16(abuf + 6) > 0 ? ARES_SUCCESS : ARES_ENODATA;
+                break;
+            case 1:
+                status = ARES_EFORMERR;
+                break;
+            case 2:
+                status = ARES_ESERVFAIL;
+                break;
+            case 3:
+                status = ARES_ENOTFOUND;
+                break;
+            case 4:
+                status = ARES_ENOTIMP;
+                break;
+            case 5:
+                status = ARES_EREFUSED;
+                break;
+            default:
+                status = ARES_EBADRESP;
+                break;
+            }
+        }
+    }
+    on_answer(q, status, timeouts, abuf, alen);
+}
+
 static void start(query *q)
 {
+    unsigned char *qbuf = NULL;
+    int qlen = 0, rc;
+
     if (q->dns->closing) {
         fail(q, STS_TEMPFAIL, "resolver is shutting down");
         return;
     }
+    if (!take_id(q->dns, &q->qid)) {
+        fail(q, STS_TEMPFAIL, "too many DNS queries in flight");
+        return;
+    }
     q->dns->pending++;
-    ares_query(q->dns->ch, q->name, DNS_C_IN, qtype_of(q->kind), on_answer, q);
+    rc = ares_create_query(q->name, DNS_C_IN, qtype_of(q->kind), q->qid, 1, &qbuf, &qlen,
+                           DNS_EDNS_SIZE);
+    if (rc != ARES_SUCCESS || qlen < 12) {
+        if (qbuf != NULL)
+            ares_free_string(qbuf);
+        on_raw(q, rc != ARES_SUCCESS ? rc : ARES_EBADQUERY, 0, NULL, 0);
+        return;
+    }
+    qbuf[3] |= DNS_FLAG_AD;
+    ares_send(q->dns->ch, qbuf, qlen, on_raw, q);
+    ares_free_string(qbuf);
 }
 
 static query *query_new(sts_dns *dns, qkind kind, const char *name, void *cb, void *arg,
@@ -631,10 +813,27 @@ void sts_dns_txt_query(sts_dns *dns, const char *name, sts_dns_txt_cb *cb, void 
     start(q);
 }
 
+void sts_dns_tlsa_query(sts_dns *dns, const char *name, sts_dns_tlsa_cb *cb, void *arg)
+{
+    query *q;
+    sts_dns_tlsa empty = { 0, 0, false };
+
+    if (NAME_TOO_LONG(name)) {
+        cb(arg, STS_PERMFAIL, &empty, TOO_LONG_WHY);
+        return;
+    }
+    q = query_new(dns, Q_TLSA, name, (void *)cb, arg, NULL);
+    if (q == NULL) {
+        cb(arg, STS_NOMEM, &empty, "out of memory");
+        return;
+    }
+    start(q);
+}
+
 void sts_dns_mx_query(sts_dns *dns, const char *name, sts_dns_mx_cb *cb, void *arg)
 {
     query *q;
-    sts_dns_mx empty = { 0, NULL, NULL, false };
+    sts_dns_mx empty = { 0, NULL, NULL, false, false };
 
     if (NAME_TOO_LONG(name)) {
         cb(arg, STS_PERMFAIL, &empty, TOO_LONG_WHY);

@@ -14,6 +14,11 @@
  * CNAMEs are followed, both when the server returns the chain with the
  * target's records and when it returns only the alias (at most
  * STS_DNS_MAX_CNAME hops).
+ *
+ * Every query asks for the AD bit (RFC 6840 5.7), so a validating resolver
+ * says whether the data was DNSSEC-validated (`secure` below, for DANE).
+ * The bit is only as trustworthy as the path to the resolver: DNSServers
+ * must be a validating resolver on a trusted path (e.g. 127.0.0.1).
  */
 #ifndef STS_DNS_H
 #define STS_DNS_H
@@ -59,7 +64,17 @@ typedef struct sts_dns_mx {
     const char *const *host;
     const unsigned short *pref;
     bool null_mx;
+    bool secure; /* the answer (and every CNAME hop) had the AD bit */
 } sts_dns_mx;
+
+/* TLSA records of one name (RFC 6698), counted, not kept: `usable` are
+ * those RFC 7672 3.1 lets SMTP use (usage DANE-TA(2) or DANE-EE(3),
+ * selector 0/1, matching type 0/1/2 with a digest of the right size). */
+typedef struct sts_dns_tlsa {
+    size_t n;
+    size_t usable;
+    bool secure; /* the answer (and every CNAME hop) had the AD bit */
+} sts_dns_tlsa;
 
 /* Textual IPv4/IPv6 addresses of a host (A and AAAA); valid during the callback. */
 typedef struct sts_dns_addrs {
@@ -71,11 +86,13 @@ typedef struct sts_dns_addrs {
 typedef void sts_dns_txt_cb(void *arg, sts_status st, const sts_dns_txt *res, const char *why);
 typedef void sts_dns_mx_cb(void *arg, sts_status st, const sts_dns_mx *res, const char *why);
 typedef void sts_dns_addrs_cb(void *arg, sts_status st, const sts_dns_addrs *res, const char *why);
+typedef void sts_dns_tlsa_cb(void *arg, sts_status st, const sts_dns_tlsa *res, const char *why);
 
 /* Start a query.  The callback always runs exactly once, possibly before
  * the function returns (e.g. on immediate failure). */
 void sts_dns_txt_query(sts_dns *dns, const char *name, sts_dns_txt_cb *cb, void *arg);
 void sts_dns_mx_query(sts_dns *dns, const char *name, sts_dns_mx_cb *cb, void *arg);
+void sts_dns_tlsa_query(sts_dns *dns, const char *name, sts_dns_tlsa_cb *cb, void *arg);
 /* A and AAAA in parallel: STS_OK if either gave addresses; else
  * STS_TEMPFAIL if either failed temporarily; else STS_NOTFOUND. */
 void sts_dns_addrs_query(sts_dns *dns, const char *name, sts_dns_addrs_cb *cb, void *arg);

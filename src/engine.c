@@ -442,6 +442,15 @@ static void flight_complete(sts_engine *e, flight *f)
 
 /* ------------------------------------------------------------------ answers */
 
+/* The policy part of an answer: a reference to pol and what it carries. */
+static void answer_set_policy(sts_answer *a, sts_polref *pol)
+{
+    a->ref_ = sts_polref_get(pol);
+    a->policy = pol != NULL ? sts_polref_policy(pol) : NULL;
+    a->mx_known = pol != NULL && sts_polref_mx(pol, &a->mx_hosts, &a->n_mx);
+    a->dane = pol != NULL ? sts_polref_dane(pol) : STS_DANE_UNKNOWN;
+}
+
 static void answer_from_entry(sts_answer *a, const sts_cache_entry *ce)
 {
     memcpy(a->id, ce->id, sizeof(a->id));
@@ -452,8 +461,7 @@ static void answer_from_entry(sts_answer *a, const sts_cache_entry *ce)
     switch (ce->kind) {
     case STS_ENTRY_POLICY:
         a->result = STS_RESULT_POLICY;
-        a->ref_ = sts_polref_get(ce->pol);
-        a->policy = sts_polref_policy(ce->pol);
+        answer_set_policy(a, ce->pol);
         a->fetched_at = ce->fetched_at;
         a->expires_at = ce->expires_at;
         a->mx_mismatch = ce->mx_mismatch;
@@ -516,11 +524,33 @@ static bool apply(sts_engine *e, flight *f, sts_outcome *o)
 
     if (o->result == STS_RESULT_POLICY && o->unchanged) {
         if (old_valid) {
+            sts_polref *fresh = NULL;
+
             ne = old;
             ne.checked_at = now;
             ne.fail_at = 0;
+            if (sts_polref_mx_differs(old.pol, o)) {
+                /* Same policy, other MX hosts (or DANE state): a new
+                 * immutable reference carries them. */
+                const sts_policy *p = sts_polref_policy(old.pol);
+                sts_policy *copy = sts_policy_dup(p);
+
+                /* Out of memory: keep the old reference, refreshed later. */
+                fresh = copy != NULL ? sts_polref_new_mx(copy, o) : NULL;
+                if (fresh != NULL) {
+                    ne.pol = fresh;
+                    ne.mx_mismatch = false;
+                    if (p->mode == STS_MODE_ENFORCE && o->n_mx > 0) {
+                        ne.mx_mismatch = true;
+                        for (size_t i = 0; i < o->n_mx; i++)
+                            if (sts_policy_mx_match(p, o->mx_hosts[i]))
+                                ne.mx_mismatch = false;
+                    }
+                }
+            }
             (void)cache_put(e, o->domain, &ne, true);
             flight_set_answer(f, &ne);
+            sts_polref_put(fresh);
         } else {
             /* It expired while we re-checked (and callers now wait for
              * it): same id, so fetch the policy again in this flight. */
@@ -538,7 +568,7 @@ static bool apply(sts_engine *e, flight *f, sts_outcome *o)
         ne.expires_at = now + (int64_t)p->max_age;
         ne.last_used = have_old && old.last_used > now ? old.last_used : now;
         ne.mx_mismatch = o->mx_checked && o->mx_mismatch;
-        ne.pol = sts_polref_new(o->policy);
+        ne.pol = sts_polref_new_mx(o->policy, o);
         o->policy = NULL;
         if (ne.pol == NULL || cache_put(e, o->domain, &ne, true) != STS_OK) {
             f->result = STS_RESULT_TEMPERROR;
@@ -674,15 +704,41 @@ static void deadline_after(struct timespec *ts, int ms)
 
 sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms, sts_answer *out)
 {
+    return sts_engine_lookup_flags(e, domain, timeout_ms, 0, out);
+}
+
+/* A cached policy whose MX hosts a NEED_MX caller lacks: refresh it now,
+ * unless a failed attempt was too recent (RFC 8461 3.3), or the policy
+ * came from a discovery whose MX lookup failed less than retry_interval
+ * ago (no fetch per request while a domain's DNS is broken). */
+static bool lacks_mx(const sts_engine *e, const sts_cache_entry *ce, int64_t now, unsigned flags)
+{
+    const char *const *hosts;
+    size_t n;
+    int64_t retry = (int64_t)e->o.retry_interval;
+
+    return (flags & STS_LOOKUP_NEED_MX) != 0 && ce->kind == STS_ENTRY_POLICY && ce->pol != NULL &&
+           !sts_polref_mx(ce->pol, &hosts, &n) &&
+           (!sts_polref_mx_tried(ce->pol) || now - ce->checked_at >= retry) &&
+           (ce->fail_at == 0 || now - ce->fail_at >= retry);
+}
+
+sts_status sts_engine_lookup_flags(sts_engine *e, const char *domain, int timeout_ms,
+                                   unsigned flags, sts_answer *out)
+{
     int64_t now = engine_now(e);
     sts_cache_entry ce;
     flight *f;
-    bool overloaded;
+    bool overloaded, have_cached = false;
     struct timespec deadline;
 
     memset(out, 0, sizeof(*out));
     if (sts_cache_get(e->cache, domain, now, &ce)) {
-        if (ce.expires_at > now) {
+        if (ce.expires_at > now && lacks_mx(e, &ce, now, flags) && timeout_ms > 0) {
+            /* Served from the cache after all if the refresh is late. */
+            stat_inc(e, ST_HITS);
+            have_cached = true;
+        } else if (ce.expires_at > now) {
             /* After a failed attempt, not again within retry_interval (3.3). */
             bool recheck = ce.kind == STS_ENTRY_POLICY &&
                            now - ce.checked_at >= (int64_t)e->o.recheck_interval &&
@@ -695,14 +751,18 @@ sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms, 
             if (recheck)
                 background_request(e, domain, STS_DISCOVER_RECHECK, out->id);
             return STS_OK;
+        } else {
+            sts_cache_entry_release(&ce);
         }
-        sts_cache_entry_release(&ce);
     }
-    stat_inc(e, ST_MISSES);
+    if (!have_cached)
+        stat_inc(e, ST_MISSES);
 
     pthread_mutex_lock(&e->mu);
     if (!e->running || e->stopping) {
         pthread_mutex_unlock(&e->mu);
+        if (have_cached)
+            goto cached;
         out->result = STS_RESULT_TEMPERROR;
         (void)snprintf(out->error, sizeof(out->error), "lookup engine is not running");
         return STS_OK;
@@ -710,8 +770,14 @@ sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms, 
     f = flight_find(e, domain);
     if (f != NULL)
         stat_inc(e, ST_JOINED);
+    else if (have_cached)
+        f = request_locked(e, domain, STS_DISCOVER_REFRESH, ce.id, &overloaded);
     else
         f = request_locked(e, domain, STS_DISCOVER_FULL, NULL, &overloaded);
+    if (f == NULL && have_cached) {
+        pthread_mutex_unlock(&e->mu);
+        goto cached;
+    }
     if (f == NULL) {
         /* An overload refuses thousands of lookups a second: warn once a
          * second with the number refused meanwhile, not once per lookup. */
@@ -747,10 +813,16 @@ sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms, 
     while (!f->done && timeout_ms > 0)
         if (pthread_cond_timedwait(&f->cv, &e->mu, &deadline) == ETIMEDOUT)
             break;
+    if (have_cached && (!f->done || f->result != STS_RESULT_POLICY || f->pol == NULL)) {
+        flight_unref(f);
+        pthread_mutex_unlock(&e->mu);
+        goto cached;
+    }
+    if (have_cached)
+        sts_cache_entry_release(&ce);
     if (f->done) {
         out->result = f->result;
-        out->ref_ = sts_polref_get(f->pol);
-        out->policy = f->pol != NULL ? sts_polref_policy(f->pol) : NULL;
+        answer_set_policy(out, f->pol);
         memcpy(out->id, f->id, sizeof(out->id));
         out->fetched_at = f->fetched_at;
         out->expires_at = f->expires_at;
@@ -767,6 +839,19 @@ sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms, 
     flight_unref(f);
     pthread_mutex_unlock(&e->mu);
     return STS_OK;
+cached:
+    answer_from_entry(out, &ce);
+    out->from_cache = true;
+    sts_cache_entry_release(&ce);
+    return STS_OK;
+}
+
+void sts_engine_set_dane(sts_engine *e, bool on)
+{
+    /* Set before the loop starts and on reload, from the main thread,
+     * which is also the one that frees e->disc at the end. */
+    if (e->disc != NULL)
+        sts_discover_set_dane(e->disc, on);
 }
 
 /* ------------------------------------------------------------------ loop */

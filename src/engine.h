@@ -79,6 +79,12 @@ typedef struct sts_answer {
     int64_t expires_at;       /* policy: fetched_at + max_age */
     bool mx_mismatch;         /* enforce policy that matches none of the domain's MX hosts
                                  (as of the last fetch; RFC 8461 4.1) */
+    bool mx_known;            /* policy: mx_hosts is the domain's MX list as of the last
+                                 fetch or re-check (false: not known, e.g. read from the
+                                 store after a restart) */
+    const char *const *mx_hosts; /* by preference; valid until sts_answer_release() */
+    size_t n_mx;
+    sts_dane_state dane;      /* policy: DANE state of the MX hosts (outcome.h) */
     sts_report_type report_type; /* of the latest failed attempt, for TLSRPT */
     char error[STS_WHY_MAX];  /* latest failure text, "" if none */
     void *ref_;               /* internal */
@@ -90,6 +96,22 @@ typedef struct sts_answer {
  * temperror with a reason and the request is not queued. */
 sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms,
                              sts_answer *out) STS_MUST_CHECK;
+
+/* sts_engine_lookup with flags:
+ *   STS_LOOKUP_NEED_MX  the caller needs the MX hosts of a cached policy
+ *       (answer.mx_known): a policy without them (read from the store) is
+ *       refreshed now and waited for like a miss, within timeout_ms and not
+ *       sooner than retry_interval after a failed attempt (or after a
+ *       discovery whose MX lookup failed); on timeout or failure the cached
+ *       policy is answered as it is (mx_known false). */
+#define STS_LOOKUP_NEED_MX 1u
+sts_status sts_engine_lookup_flags(sts_engine *e, const char *domain, int timeout_ms,
+                                   unsigned flags, sts_answer *out) STS_MUST_CHECK;
+
+/* Look up TLSA records of the MX hosts of the domains it discovers (for
+ * DANE answers, RFC 8461 section 2); off by default.  Any thread; applies
+ * to discoveries that start afterwards. */
+void sts_engine_set_dane(sts_engine *e, bool on);
 
 void sts_answer_release(sts_answer *a);
 

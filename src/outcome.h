@@ -37,6 +37,17 @@ typedef enum sts_report_type {
     STS_RT_WEBPKI_INVALID, /* sts-webpki-invalid */
 } sts_report_type;
 
+#define STS_OUTCOME_MAX_MX 16 /* MX host names kept per domain (by preference) */
+
+/* DANE (RFC 7672) as seen through a validating resolver (AD bit), for
+ * RFC 8461 section 2: DANE takes precedence over MTA-STS. */
+typedef enum sts_dane_state {
+    STS_DANE_UNKNOWN, /* not looked at (DANE lookups off, or no answer) */
+    STS_DANE_NONE,    /* MX RRset not validated, or no validated TLSA record */
+    STS_DANE_PARTIAL, /* validated MX RRset; some MX hosts have validated TLSA records */
+    STS_DANE_ALL,     /* validated MX RRset; every MX host has validated TLSA records */
+} sts_dane_state;
+
 typedef struct sts_outcome {
     char domain[STS_DOMAIN_MAX + 1];
     sts_result result;
@@ -48,6 +59,12 @@ typedef struct sts_outcome {
                                     was fetched (result == policy, policy == NULL) */
     bool mx_checked;             /* an enforce policy was compared with the domain's MX hosts */
     bool mx_mismatch;            /* ... and none of them matches a pattern (RFC 8461 4.1) */
+    /* The domain's MX hosts, looked up beside the policy (also on a
+     * re-check), for answers that name them (socketmap match=exact). */
+    bool mx_known;               /* the lookup answered: n_mx and mx_hosts are the list */
+    size_t n_mx;                 /* 0 with mx_known: null MX (RFC 7505) */
+    char mx_hosts[STS_OUTCOME_MAX_MX][STS_DOMAIN_MAX + 1]; /* no MX record: the domain */
+    sts_dane_state dane;
 } sts_outcome;
 
 /* Start as temperror with no policy (callers set the real result). */

@@ -8,6 +8,7 @@
  *                 [--max-entries N] [--inflight N] [--queue N] [--time T]
  * Commands:
  *   lookup DOMAIN TIMEOUT_MS      one lookup; prints the answer
+ *   lookup-mx DOMAIN TIMEOUT_MS   the same with STS_LOOKUP_NEED_MX
  *   burst DOMAIN N TIMEOUT_MS     N threads look DOMAIN up at once;
  *                                 prints counts of each result
  *   bursts PREFIX N TIMEOUT_MS    N threads, domains PREFIX0..PREFIX{N-1}
@@ -91,6 +92,11 @@ static void print_answer(const char *domain, const sts_answer *a)
         for (size_t i = 0; i < a->policy->n_mx; i++)
             json_array_append_new(mx, json_string(a->policy->mx[i]));
         json_object_set_new(o, "mx", mx);
+        json_object_set_new(o, "mx_known", json_boolean(a->mx_known));
+        mx = json_array();
+        for (size_t i = 0; a->mx_known && i < a->n_mx; i++)
+            json_array_append_new(mx, json_string(a->mx_hosts[i]));
+        json_object_set_new(o, "mx_hosts", mx);
     }
     json_dumpf(o, stdout, JSON_COMPACT | JSON_SORT_KEYS);
     putchar('\n');
@@ -325,10 +331,12 @@ int main(int argc, char **argv)
             c.len--;
         if (!take_word(&c, cmd, sizeof(cmd)))
             continue;
-        if (strcmp(cmd, "lookup") == 0 && take_word(&c, arg, sizeof(arg)) && take_int(&c, &t)) {
+        if ((strcmp(cmd, "lookup") == 0 || strcmp(cmd, "lookup-mx") == 0) &&
+            take_word(&c, arg, sizeof(arg)) && take_int(&c, &t)) {
             sts_answer a;
+            unsigned flags = strcmp(cmd, "lookup-mx") == 0 ? STS_LOOKUP_NEED_MX : 0;
 
-            if (sts_engine_lookup(d.engine, arg, (int)t, &a) != STS_OK) {
+            if (sts_engine_lookup_flags(d.engine, arg, (int)t, flags, &a) != STS_OK) {
                 printf("{\"error\":\"lookup failed\"}\n");
                 continue;
             }

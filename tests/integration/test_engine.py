@@ -105,10 +105,11 @@ def main():
             w = World(fx)
             doms = ["usable", "recheck-same", "recheck-new", "recheck-fail", "txt-gone",
                     "dns-fail", "to-none", "retry", "refresh", "idle", "coalesce", "pending",
-                    "restart", "lru0", "lru1", "lru2", "lru3", "redis"]
+                    "restart", "lru0", "lru1", "lru2", "lru3", "redis", "needmx"]
             for d in doms:
                 w.add(d + ".test")
             w.add("maxage-zero.test", max_age=0)
+            w.names["needmx.test"] = {"MX": [[10, "mx1.needmx.test"], [20, "mx2.needmx.test"]]}
             w.add("pending.test", delay_ms=1500)
             w.add("refresh.test", max_age=1000)
             w.add("idle.test", max_age=1000)
@@ -441,6 +442,27 @@ def run_tests(report, w, conf, work):
                unusable_store)
 
     db = os.path.join(work, "cache.db")
+
+    def need_mx_after_restart(drv):
+        # The MX hosts come with the policy; the store keeps only the
+        # policy, so after a restart a NEED_MX lookup (socketmap
+        # match=exact) refreshes it once, within its timeout.
+        d = "needmx.test"
+        a = drv.lookup(d)
+        want(a, result="policy", mx_known=True, mx_hosts=["mx1.needmx.test", "mx2.needmx.test"])
+        drv.cmd("restart")
+        before = w.fetches(d)
+        a = drv.lookup(d)
+        want(a, result="policy", from_cache=True, mx_known=False)
+        assert w.fetches(d) == before, "a plain lookup fetched again"
+        a = drv.cmd("lookup-mx %s 5000" % d)
+        want(a, result="policy", mx_known=True, mx_hosts=["mx1.needmx.test", "mx2.needmx.test"])
+        assert w.fetches(d) == before + 1, "fetches: got %d, want %d" % (w.fetches(d), before + 1)
+        a = drv.cmd("lookup-mx %s 5000" % d)
+        want(a, result="policy", mx_known=True, from_cache=True)
+        assert w.fetches(d) == before + 1, "the MX list was fetched twice"
+    report.run("match=exact needs MX hosts: a policy read from the store is refreshed once",
+               with_driver(need_mx_after_restart, "--store", "sqlite:" + os.path.join(work, "mx.db")))
 
     def restart_keeps_policy(drv):
         d = "restart.test"

@@ -34,6 +34,9 @@ POLICY_BODY = ("version: STSv1\r\nmode: enforce\r\nmx: mx1.good.test\r\n"
 
 ZONE = {
     "names": {
+        "signed.test": {"ad": True, "MX": [[10, "mx.signed.test"]]},
+        "_25._tcp.mx.signed.test": {"ad": True, "TLSA": [[3, 1, 1, "3f2a" * 16]]},
+        "_25._tcp.unsigned.test": {"TLSA": [[3, 1, 1, "3f2a" * 16]]},
         "_mta-sts.good.test": {"TXT": [["v=STSv1; ", "id=20240101;"],
                                        ["unrelated record"]]},
         "long.test": {"TXT": [["a" * 300], ["b" * 255, "c" * 255]]},
@@ -202,6 +205,22 @@ def t_cname(env):
     assert r.header.rcode == RCODE.NOERROR
     r = dns_query(env.dns, "alias.test", "CNAME")
     assert [QTYPE.get(rr.rtype) for rr in r.rr] == ["CNAME"], r
+
+
+def t_ad_bit(env):
+    def ask(name, qtype, ad):
+        q = DNSRecord.question(name, qtype)
+        q.header.ad = ad
+        return DNSRecord.parse(q.send("127.0.0.1", env.dns, timeout=2.0))
+    r = ask("signed.test", "MX", 1)
+    assert r.header.ad == 1 and len(r.rr) == 1, "validated data, AD asked: %s" % r
+    r = ask("_25._tcp.mx.signed.test", "TLSA", 0)
+    assert r.header.ad == 1, "validated data, AD not asked (a validator sets it): %s" % r
+    assert [QTYPE.get(rr.rtype) for rr in r.rr] == ["TLSA"], r
+    for name, qtype in (("_25._tcp.unsigned.test", "TLSA"), ("good.test", "A"),
+                        ("nothing-here.test", "A")):
+        r = ask(name, qtype, 1)
+        assert r.header.ad == 0, "%s %s: AD echoed from the query: %s" % (name, qtype, r)
 
 
 def t_case_and_wildcard(env):
@@ -516,6 +535,7 @@ def main():
                          ("dns: NXDOMAIN/NODATA/SERVFAIL/REFUSED", t_rcodes),
                          ("dns: timeouts", t_timeout),
                          ("dns: CNAME", t_cname),
+                         ("dns: AD bit only for \"ad\" entries", t_ad_bit),
                          ("dns: 0x20 case and wildcard", t_case_and_wildcard),
                          ("dns: UDP truncation, TCP fallback", t_truncation),
                          ("dns: TCP pipelining", t_tcp_pipelining),

@@ -1,17 +1,25 @@
 #!/usr/bin/python3
 """The daemon's socketmap (Postfix socketmap_table(5), Sendmail socket
-maps) over TCP with a netstring client: replies per policy, key forms,
-pipelining, partial writes, malformed and oversized requests, early
-disconnects, many concurrent connections, and Postfix's own postmap.
+maps) over TCP and UNIX sockets with a netstring client: replies per
+policy, key forms, pipelining, partial writes, malformed and oversized
+requests, early disconnects, 1,000 concurrent connections, and Postfix's
+own postmap.  Profiles from the config file (SocketmapProfile): servername,
+strict_testing, on_fail with a short budget and with an unreachable DNS
+server, match=exact, tlsrpt, dane / dane-only, a transport map, unknown
+map names, LocalDomains, and a reload that changes a profile.
 """
 
 import os
+import resource
+import selectors
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -20,6 +28,17 @@ import harness  # noqa: E402
 
 ENFORCE = "OK secure match=mx1.enforce.test:.mx.enforce.test servername=hostname"
 
+PROFILES = """LocalDomains local.test
+SocketmapProfile nosni servername=no
+SocketmapProfile strict strict_testing=yes
+SocketmapProfile exact match=exact
+SocketmapProfile rpt tlsrpt=yes servername=no
+SocketmapProfile route kind=transport enforce=mtasts-enforce: testing= none=
+SocketmapProfile short on_fail=temp budget=200ms
+SocketmapProfile dane dane=dane
+SocketmapProfile daneonly dane=dane-only
+"""
+
 
 def ns(payload):
     b = payload.encode() if isinstance(payload, str) else payload
@@ -27,8 +46,15 @@ def ns(payload):
 
 
 class Client:
+    """port: a TCP port on 127.0.0.1, or the path of a UNIX socket."""
+
     def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        if isinstance(port, str):
+            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.s.settimeout(10)
+            self.s.connect(port)
+        else:
+            self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.buf = b""
 
     def send(self, data):
@@ -67,17 +93,276 @@ def main():
     if not os.access(daemon.MILTER, os.X_OK):
         report.skip("socketmap", "%s not built" % daemon.MILTER)
         return report.finish()
+    raise_fd_limit()
     with tempfile.TemporaryDirectory(prefix="mtasts-smap-test.") as work:
         fx = harness.Fixtures(work)
         dmn = None
         try:
-            dmn = daemon.Daemon(fx, work)
+            dmn = daemon.Daemon(fx, work, PROFILES)
             run_tests(report, dmn.smap_port, dmn)
+            run_profile_tests(report, dmn.smap_port, dmn, fx)
+            run_thousand(report, dmn.smap_port, dmn)
+        finally:
+            if dmn is not None:
+                dmn.stop()
+            fx.stop()
+    with tempfile.TemporaryDirectory(prefix="mtasts-smap-unix.") as work:
+        fx = harness.Fixtures(work)
+        dmn = None
+        try:
+            # A DNS server that is not there: every lookup fails at once.
+            dmn = daemon.Daemon(fx, work,
+                                "SocketmapProfile postfix on_fail=temp budget=2s\n"
+                                "SocketmapProfile open budget=2s\n",
+                                smap_socket="unix:" + os.path.join(work, "smap.sock"),
+                                dns_servers="127.0.0.1:%d" % harness.free_port())
+            run_unix_tests(report, dmn.smap_path, dmn)
         finally:
             if dmn is not None:
                 dmn.stop()
             fx.stop()
     return report.finish()
+
+
+def raise_fd_limit():
+    """1,000 client sockets plus the harness: lift the soft limit to the
+    hard one (the daemon lifts its own at start)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def postmap_q(key, mapname, port):
+    """(exit status, stdout) of postmap -q KEY socketmap:...:MAP, or None
+    when Postfix is not installed."""
+    postmap = shutil.which("postmap") or ("/usr/sbin/postmap"
+                                          if os.path.exists("/usr/sbin/postmap") else None)
+    if postmap is None:
+        return None
+    # A private config directory: the host's Postfix may not be set up.
+    cfg = tempfile.mkdtemp(prefix="postmap-cfg.")
+    try:
+        with open(os.path.join(cfg, "main.cf"), "w") as f:
+            f.write("compatibility_level = 3.6\n")
+        p = subprocess.run([postmap, "-c", cfg, "-q", key,
+                            "socketmap:inet:127.0.0.1:%d:%s" % (port, mapname)],
+                           capture_output=True, text=True, timeout=30)
+    finally:
+        shutil.rmtree(cfg, ignore_errors=True)
+    return p.returncode, p.stdout.strip(), p.stderr.strip()
+
+
+def eq(got, want, what):
+    assert got == want, "%s: got %r, want %r" % (what, got, want)
+
+
+def run_profile_tests(report, port, dmn, fx):
+    def sts(d, pre="mx1.%s:.mx.%s", sni=" servername=hostname"):
+        return "OK secure match=" + (pre % (d, d)) + sni
+
+    def from_config():
+        c = Client(port)
+        eq(c.ask("nosni", "enforce.test"), sts("enforce.test", sni=""), "servername=no")
+        eq(c.ask("strict", "testing.test"), sts("testing.test"), "strict_testing=yes")
+        eq(c.ask("postfix", "testing.test"), "NOTFOUND ", "built-in postfix: testing")
+        eq(c.ask("strict", "nopolicy.test"), "NOTFOUND ", "strict: no policy")
+        eq(c.ask("nosuchmap", "enforce.test"), "PERM unknown map 'nosuchmap'", "unknown map")
+        eq(c.ask("Postfix", "enforce.test"), "PERM unknown map 'Postfix'", "names are exact")
+        eq(c.ask("sts", "enforce.test"), ENFORCE, "connection still usable after PERM")
+        c.close()
+    report.run("profiles from the config: servername=no, strict_testing, unknown map PERM",
+               from_config)
+
+    def exact():
+        c = Client(port)
+        # *.mx.enforce.test expands to the one MX host it matches, b.mx.
+        eq(c.ask("exact", "enforce.test"), sts("enforce.test", "mx1.%s:b.mx.%s"), "exact")
+        # MX mail.elsewhere.example: the literal mx1 stays, the wildcard
+        # matches nothing and goes.
+        eq(c.ask("exact", "badmx.test"), sts("badmx.test", "mx1.%s%.0s"), "exact, literal left")
+        r = c.ask("exact", "wildonly.test")
+        eq(r, "TEMP the MTA-STS policy of wildonly.test allows none of its MX hosts",
+           "exact, nothing left: defer")
+        eq(c.ask("postfix", "wildonly.test"), "OK secure match=.mx.wildonly.test "
+           "servername=hostname", "same domain, wildcard mode")
+        c.close()
+    report.run("match=exact expands *. patterns into the current MX hosts; none left: TEMP",
+               exact)
+
+    def tlsrpt():
+        c = Client(port)
+        eq(c.ask("rpt", "enforce.test"),
+           "OK secure match=mx1.enforce.test:.mx.enforce.test policy_type=sts "
+           "policy_domain=enforce.test mx_host_pattern=mx1.enforce.test "
+           "mx_host_pattern=*.mx.enforce.test { policy_string = version: STSv1 } "
+           "{ policy_string = mode: enforce } { policy_string = mx: mx1.enforce.test } "
+           "{ policy_string = mx: *.mx.enforce.test } { policy_string = max_age: 86400 }",
+           "tlsrpt=yes")
+        eq(c.ask("rpt", "testing.test"), "NOTFOUND ", "tlsrpt, testing")
+        c.close()
+    report.run("tlsrpt=yes adds Postfix 3.10 TLSRPT attributes", tlsrpt)
+
+    def on_fail_budget():
+        c = Client(port)
+        t0 = time.monotonic()
+        r = c.ask("short", "slow2.test")  # asked by nobody else: not cached
+        took = time.monotonic() - t0
+        eq(r, "TEMP policy discovery still running after 200 ms", "budget 200ms, slow policy")
+        assert took < 1.5, "budget 200 ms: answered after %.2f s" % took
+        r = c.ask("short", "broken.test")
+        assert r.startswith("TEMP DNS: "), "SERVFAIL with on_fail=temp: got %r" % r
+        eq(c.ask("postfix", "broken.test"), "NOTFOUND ", "SERVFAIL, fail open")
+        c.close()
+    report.run("on_fail=temp with a 200 ms budget: TEMP for a slow and a failing domain",
+               on_fail_budget)
+
+    def dane():
+        c = Client(port)
+        eq(c.ask("dane", "dane.test"), "OK dane", "validated TLSA on every MX")
+        eq(c.ask("postfix", "dane.test"), sts("dane.test"), "profile without dane")
+        eq(c.ask("dane", "danepart.test"), sts("danepart.test"), "dane, one MX uncovered")
+        eq(c.ask("daneonly", "danepart.test"), "OK dane-only", "dane-only, one MX covered")
+        eq(c.ask("daneonly", "daneinsecure.test"), sts("daneinsecure.test"),
+           "MX RRset not validated")
+        eq(c.ask("daneonly", "daneunusable.test"), sts("daneunusable.test"),
+           "TLSA usage 1 is not for SMTP")
+        eq(c.ask("dane", "enforce.test"), ENFORCE, "no TLSA at all")
+        c.close()
+        assert fx.dns_queries("_25._tcp.mx1.dane.test", "TLSA") >= 1, "no TLSA query seen"
+        assert fx.dns_queries("_25._tcp.mx1.daneinsecure.test", "TLSA") == 0, \
+            "TLSA looked up below an MX RRset that was not validated"
+    report.run("dane / dane-only from validated TLSA (AD bit) of the MX hosts", dane)
+
+    def transport():
+        c = Client(port)
+        eq(c.ask("route", "user@enforce.test"), "OK mtasts-enforce:", "address key")
+        eq(c.ask("route", "user+ext@ENFORCE.test"), "OK mtasts-enforce:", "extension")
+        eq(c.ask("route", "enforce.test"), "OK mtasts-enforce:", "domain key")
+        eq(c.ask("route", ".enforce.test"), "NOTFOUND ", "parent form")
+        eq(c.ask("route", "*"), "NOTFOUND ", "wildcard")
+        eq(c.ask("route", "user@testing.test"), "NOTFOUND ", "testing: empty transport")
+        eq(c.ask("route", "user@nopolicy.test"), "NOTFOUND ", "no policy")
+        eq(c.ask("route", "user@local.test"), "NOTFOUND ", "LocalDomains")
+        c.close()
+        assert fx.dns_queries("_mta-sts.local.test", "TXT") == 0, "a local domain was looked up"
+        got = postmap_q("user@enforce.test", "route", port)
+        if got is None:
+            raise harness.Skip("postfix not installed (the netstring checks passed)")
+        eq(got[:2], (0, "mtasts-enforce:"), "postmap -q user@enforce.test (%s)" % got[2])
+        eq(postmap_q("enforce.test", "route", port)[:2], (0, "mtasts-enforce:"), "postmap domain")
+        eq(postmap_q("user@testing.test", "route", port)[:2], (1, ""), "postmap testing")
+    report.run("transport profile: address, domain, parent and * keys; postmap -q", transport)
+
+    def reload_profile():
+        before = Client(port)  # Postfix keeps its socketmap connections open
+        eq(before.ask("nosni", "enforce.test"), sts("enforce.test", sni=""), "before reload")
+        dmn.reload(PROFILES.replace("nosni servername=no", "nosni servername=yes strict_testing=yes"))
+
+        def changed():
+            return Client(port).ask("nosni", "testing.test") == sts("testing.test")
+        harness.wait_for(changed, timeout=10, msg="the reloaded profile")
+        eq(before.ask("nosni", "enforce.test"), sts("enforce.test"), "open connection, reloaded")
+        eq(before.ask("nosni", "testing.test"), sts("testing.test"), "strict_testing now")
+        # A broken profile: the reload is refused and the running one stays.
+        dmn.reload(PROFILES + "SocketmapProfile nosni dane=maybe\n")
+        harness.wait_for(lambda: "reload-failed" in open(dmn.errfile).read(), timeout=10,
+                         msg="reload-failed in the log")
+        eq(before.ask("nosni", "testing.test"), sts("testing.test"), "kept after a bad reload")
+        dmn.reload(PROFILES)
+        harness.wait_for(lambda: Client(port).ask("nosni", "enforce.test")
+                         == sts("enforce.test", sni=""), timeout=10, msg="profiles restored")
+        before.close()
+    report.run("SIGHUP applies a changed profile, also on open connections; a bad one is refused",
+               reload_profile)
+
+
+def run_thousand(report, port, dmn):
+    def thousand():
+        n = 1000
+        sel = selectors.DefaultSelector()
+        socks, want, got, bufs = [], {}, {}, {}
+        try:
+            for i in range(n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.setblocking(False)
+                s.connect_ex(("127.0.0.1", port))
+                socks.append(s)
+            # All 1000 stay open until the end; each sends once connected.
+            for i, s in enumerate(socks):
+                dom = ("enforce.test", "nopolicy.test", "testing.test")[i % 3]
+                want[i] = {"enforce.test": ENFORCE}.get(dom, "NOTFOUND ")
+                bufs[i] = b""
+                sel.register(s, selectors.EVENT_WRITE, (i, ns("postfix " + dom)))
+            pending = set(range(n))
+            deadline = time.monotonic() + 60
+            while pending and time.monotonic() < deadline:
+                for key, ev in sel.select(timeout=1):
+                    i, out = key.data
+                    s = key.fileobj
+                    if ev & selectors.EVENT_WRITE:
+                        try:
+                            sent = s.send(out)
+                        except BlockingIOError:
+                            continue
+                        out = out[sent:]
+                        sel.modify(s, selectors.EVENT_READ if not out else selectors.EVENT_WRITE,
+                                   (i, out))
+                        continue
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        raise AssertionError("connection %d closed with %r" % (i, bufs[i]))
+                    bufs[i] += chunk
+                    if bufs[i].endswith(b","):
+                        got[i] = bufs[i].split(b":", 1)[1][:-1].decode()
+                        pending.discard(i)
+                        sel.unregister(s)
+            assert not pending, "%d of %d connections unanswered after 60 s" % (len(pending), n)
+            for i in range(n):
+                eq(got[i], want[i], "connection %d" % i)
+            assert dmn.proc.poll() is None, "daemon died"
+        finally:
+            sel.close()
+            for s in socks:
+                s.close()
+    report.run("1000 concurrent connections, all open at once, each answered", thousand)
+
+
+def run_unix_tests(report, path, dmn):
+    def basics():
+        c = Client(path)
+        r = c.ask("postfix", "enforce.test")
+        assert r.startswith("TEMP "), "unreachable DNS, on_fail=temp: got %r" % r
+        eq(c.ask("open", "enforce.test"), "NOTFOUND ", "unreachable DNS, fail open")
+        eq(c.ask("open", "192.0.2.1"), "NOTFOUND ", "IP literal over UNIX")
+        c.close()
+    report.run("UNIX socket; unreachable DNS server: on_fail=temp TEMP, default NOTFOUND",
+               basics)
+
+    def partial_and_bad():
+        c = Client(path)
+        for byte in ns("open enforce.test"):
+            c.send(bytes([byte]))
+        eq(c.reply(), "NOTFOUND ", "byte by byte over UNIX")
+        c.close()
+        for bad in (b"99999:", b"3:abcd,", b"x:"):
+            c = Client(path)
+            c.send(bad)
+            r = c.reply()
+            assert r.startswith("PERM "), "%r: got %r" % (bad, r)
+            assert c.closed(), "%r: connection left open" % bad
+            c.close()
+        for data in (b"", b"30:open enf", ns("postfix enforce2.test")):
+            c = Client(path)
+            if data:
+                c.send(data)
+            c.close()
+        c = Client(path)
+        eq(c.ask("open", "testing.test"), "NOTFOUND ", "still serving")
+        c.close()
+        assert dmn.proc.poll() is None, "daemon died"
+    report.run("UNIX socket: partial writes, bad lengths, early disconnects", partial_and_bad)
 
 
 def run_tests(report, port, dmn):
@@ -102,10 +387,12 @@ def run_tests(report, port, dmn):
         for key in (".enforce.test", "192.0.2.1", "[192.0.2.1]", "[IPv6:2001:db8::1]",
                     "[2001:db8::1]:25"):
             eq(c.ask("postfix", key), "NOTFOUND ", key)
-        r = c.ask("postfix", "bad_domain!.test")
-        assert r.startswith("PERM "), "bad key: got %r" % r
+        # Not a domain name: no policy can exist, deliver as usual (not PERM,
+        # which would make Postfix defer the mail).
+        for key in ("bad_domain!.test", "under_score.test"):
+            eq(c.ask("postfix", key), "NOTFOUND ", key)
         c.close()
-    report.run("keys as Postfix and Sendmail send them; parent probes and IPs NOTFOUND",
+    report.run("keys as Postfix and Sendmail send them; parent probes, IPs, non-domains NOTFOUND",
                key_forms)
 
     def pipelining():

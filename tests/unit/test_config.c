@@ -232,6 +232,16 @@ static const value_case accept_cases[] = {
     { "empty_text_keeps_defaults", "", "DNSTries", "2" },
     { "high_bytes_in_path", "PidFile /run/\xc3\xa9t\xc3\xa9.pid", "PidFile",
       "/run/\xc3\xa9t\xc3\xa9.pid" },
+    /* SocketmapProfile: the first printed line is the first profile */
+    { "profile_default_first_is_postfix", "", "SocketmapProfile",
+      "postfix kind=tls servername=yes strict_testing=no on_fail=notfound budget=3000ms "
+      "match=wildcard tlsrpt=no dane=no" },
+    { "profile_transport_canonical", "SocketmapProfile route enforce=mtasts: kind=TRANSPORT",
+      "SocketmapProfile", "route kind=transport enforce=mtasts: testing= none= on_fail=notfound "
+      "budget=3000ms" },
+    { "profile_options_normalised", "socketmapprofile  p1\tSERVERNAME=off budget=1s dane=dane  ",
+      "SocketmapProfile", "p1 kind=tls servername=no strict_testing=no on_fail=notfound "
+      "budget=1000ms match=wildcard tlsrpt=no dane=dane" },
 };
 
 typedef struct error_case {
@@ -252,6 +262,22 @@ static const error_case reject_cases[] = {
     { "duplicate_key_names_both_lines", "DNSTries 2\n# c\ndnstries 3\n", 0,
       "test.conf:3: DNSTries given twice (first on line 1)" },
     { "missing_value", "DNSTries", 0, "test.conf:1: DNSTries: missing value" },
+    /* SocketmapProfile: repeatable, once per map name */
+    { "profile_same_name_twice", "SocketmapProfile a\n# x\nSocketmapProfile b\n"
+      "SocketmapProfile a match=exact\n", 0,
+      "test.conf:4: SocketmapProfile a given twice (first on line 1)" },
+    { "profile_builtin_name_twice", "SocketmapProfile postfix\nSocketmapProfile postfix\n", 0,
+      "test.conf:2: SocketmapProfile postfix given twice (first on line 1)" },
+    { "profile_missing_value", "SocketmapProfile a\nSocketmapProfile \t", 0,
+      "test.conf:2: SocketmapProfile: missing value" },
+    { "profile_bad_option", "DNSTries 3\nSocketmapProfile a servername=maybe", 0,
+      "test.conf:2: SocketmapProfile: servername: 'maybe' is not yes or no" },
+    { "profile_unknown_option", "SocketmapProfile a match=exact colour=red", 0,
+      "test.conf:1: SocketmapProfile: unknown option 'colour'" },
+    { "profile_wrong_kind_option", "SocketmapProfile r kind=transport dane=dane", 0,
+      "test.conf:1: SocketmapProfile: option dane does not apply to a transport profile" },
+    { "profile_control_character", "SocketmapProfile a\x01", 0,
+      "test.conf:1: SocketmapProfile: control character 0x01" },
     { "missing_value_blanks_only", "\nPidFile \t ", 0, "test.conf:2: PidFile: missing value" },
     { "control_character", "PidFile /run/a\x01.pid", 0,
       "test.conf:1: PidFile: control character 0x01" },
@@ -585,6 +611,10 @@ static void test_print_format(void **state)
     const char *want =
         "Socket inet:8462@127.0.0.1\n"
         "SocketmapSocket inet:8461@127.0.0.1\n"
+        "SocketmapProfile postfix kind=tls servername=yes strict_testing=no on_fail=notfound "
+        "budget=3000ms match=wildcard tlsrpt=no dane=no\n"
+        "SocketmapProfile sts kind=tls servername=yes strict_testing=no on_fail=notfound "
+        "budget=3000ms match=wildcard tlsrpt=no dane=no\n"
         "UserID mtasts\n"
         "# PidFile (unset)\n"
         "SyslogFacility mail\n"
@@ -820,6 +850,65 @@ static void test_load_file_over_1mib(void **state)
     free(text);
 }
 
+/* SocketmapProfile repeats, once per name: every profile is printed in
+ * file order, then the built-ins not redefined; a later text (a reload)
+ * replaces the whole list; more than 64 profiles are refused. */
+static void test_socketmap_profiles(void **state)
+{
+    sts_config cfg;
+    sts_why why = { "" };
+    char *printed, text[64 * 40];
+    size_t off = 0;
+    const char *want =
+        "SocketmapProfile route kind=transport enforce=mtasts-enforce: testing= none= "
+        "on_fail=temp budget=3000ms\n"
+        "SocketmapProfile postfix kind=tls servername=no strict_testing=no on_fail=notfound "
+        "budget=3000ms match=exact tlsrpt=no dane=no\n"
+        "SocketmapProfile sts kind=tls servername=yes strict_testing=no on_fail=notfound "
+        "budget=3000ms match=wildcard tlsrpt=no dane=no\n";
+
+    (void)state;
+    defaults(&cfg);
+    check_ok(parse_text(&cfg,
+                        "SocketmapProfile route kind=transport enforce=mtasts-enforce: "
+                        "on_fail=temp\nDNSTries 3\nSocketmapProfile postfix servername=no "
+                        "match=exact\n",
+                        strlen("SocketmapProfile route kind=transport enforce=mtasts-enforce: "
+                               "on_fail=temp\nDNSTries 3\nSocketmapProfile postfix servername=no "
+                               "match=exact\n"),
+                        &why),
+             &why);
+    printed = print_cfg(&cfg);
+    if (strstr(printed, want) == NULL)
+        fail_msg("profiles: got\n%s\nwant it to contain\n%s", printed, want);
+    free(printed);
+    assert_non_null(strstr(cfg.socketmap_profiles, "route kind=transport"));
+    round_trip(&cfg);
+
+    /* A later file replaces the list: only its profile and the built-ins. */
+    check_ok(parse_text(&cfg, "SocketmapProfile x tlsrpt=yes\n", 29, &why), &why);
+    check_value(&cfg, "SocketmapProfile", "x kind=tls servername=yes strict_testing=no "
+                "on_fail=notfound budget=3000ms match=wildcard tlsrpt=yes dane=no");
+    assert_null(strstr(cfg.socketmap_profiles, "route"));
+    /* A file without the key keeps it (like any other key). */
+    check_ok(parse_text(&cfg, "DNSTries 4\n", 11, &why), &why);
+    assert_non_null(strstr(cfg.socketmap_profiles, "x kind=tls"));
+    /* A command-line style override sets one profile. */
+    check_ok(sts_config_set(&cfg, "SocketmapProfile", "y dane=dane-only", &why), &why);
+    assert_string_equal(cfg.socketmap_profiles, "y kind=tls servername=yes strict_testing=no "
+                        "on_fail=notfound budget=3000ms match=wildcard tlsrpt=no dane=dane-only");
+    sts_config_free(&cfg);
+
+    /* 64 profiles are fine, a 65th is refused with its line. */
+    for (int i = 0; i < 65; i++)
+        off += (size_t)snprintf(text + off, sizeof(text) - off, "SocketmapProfile m%d\n", i);
+    defaults(&cfg);
+    check_why(parse_text(&cfg, text, off, &why), &why,
+              "test.conf:65: SocketmapProfile: more than 64 profiles");
+    check_ok(parse_text(&cfg, text, off - strlen("SocketmapProfile m64\n"), &why), &why);
+    sts_config_free(&cfg);
+}
+
 static void test_free_is_idempotent(void **state)
 {
     sts_config cfg;
@@ -855,6 +944,7 @@ static const struct CMUnitTest single_tests[] = {
     cmocka_unit_test(test_load_directory),
     cmocka_unit_test(test_load_file_over_1mib),
     cmocka_unit_test(test_free_is_idempotent),
+    cmocka_unit_test(test_socketmap_profiles),
 };
 
 int main(void)

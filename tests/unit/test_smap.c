@@ -14,6 +14,7 @@
 #include "netstring.h"
 #include "policy.h"
 #include "smap.h"
+#include "smap_profile.h"
 
 typedef struct ns_case {
     const char *name, *in;
@@ -96,6 +97,15 @@ static const key_case key_cases[] = {
     { "ipv6_bracketed_port", "[2001:db8::1]:25", STS_NOTFOUND, NULL },
     { "unbalanced", "[example.com", STS_PERMFAIL, NULL },
     { "garbage", "exa mple.com", STS_PERMFAIL, NULL },
+    /* transport_maps keys: addresses, the domain, parent forms, "*" */
+    { "address", "user@example.com", STS_OK, "example.com" },
+    { "address_extension_upper", "user+ext@Example.COM", STS_OK, "example.com" },
+    { "address_empty_local", "@example.com", STS_OK, "example.com" },
+    { "address_at_in_local_part", "\"a@b\"@example.com", STS_OK, "example.com" },
+    { "address_without_domain", "user@", STS_PERMFAIL, NULL },
+    { "address_ip_literal", "user@[192.0.2.1]", STS_NOTFOUND, NULL },
+    { "transport_wildcard", "*", STS_NOTFOUND, NULL },
+    { "transport_parent", ".sub.example.com", STS_NOTFOUND, NULL },
 };
 
 static void test_key_domain(void **state)
@@ -127,56 +137,355 @@ static void test_split(void **state)
     assert_false(sts_smap_split(sts_cur_str(" example.com"), &name, &key));
 }
 
-static void reply_for(const char *profile, sts_result r, const char *policy, const char *err,
-                      const char *want)
+
+/* ------------------------------------------------------------ profiles */
+
+static sts_smap_profile profile(const char *def)
 {
-    const sts_smap_profile *p = sts_smap_profile_for(profile, strlen(profile));
+    sts_smap_profile p;
+    sts_why why = { "" };
+
+    if (sts_smap_profile_parse(sts_cur_str(def), &p, &why) != STS_OK)
+        fail_msg("profile '%s': got permfail (%s), want ok", def, why.text);
+    return p;
+}
+
+typedef struct prof_case {
+    const char *name, *def, *want; /* want: canonical text, or a reason fragment */
+    bool ok;
+} prof_case;
+
+static const prof_case prof_cases[] = {
+    { "defaults", "postfix", "postfix kind=tls servername=yes strict_testing=no on_fail=notfound "
+      "budget=3000ms match=wildcard tlsrpt=no dane=no", true },
+    { "every_tls_option", "p1 servername=no strict_testing=yes on_fail=temp budget=500ms "
+      "match=exact tlsrpt=yes dane=dane-only", "p1 kind=tls servername=no strict_testing=yes "
+      "on_fail=temp budget=500ms match=exact tlsrpt=yes dane=dane-only", true },
+    { "budget_seconds_and_bare_ms", "a budget=2s", "budget=2000ms", true },
+    { "budget_zero_is_cache_only", "a budget=0", "budget=0ms", true },
+    { "bool_spellings_and_case", "a SERVERNAME=Off strict_testing=1 tlsrpt=TRUE",
+      "servername=no strict_testing=yes on_fail=notfound budget=3000ms match=wildcard tlsrpt=yes",
+      true },
+    { "dane_dane", "a dane=dane", "dane=dane", true },
+    { "tabs_between_options", "a\tmatch=exact\t dane=no", "match=exact", true },
+    { "transport_kind_anywhere", "route enforce=mtasts-enforce: kind=transport testing= "
+      "none=smtp:[relay.example]:25", "route kind=transport enforce=mtasts-enforce: testing= "
+      "none=smtp:[relay.example]:25 on_fail=notfound budget=3000ms", true },
+    { "transport_defaults_empty", "r kind=transport", "r kind=transport enforce= testing= none= "
+      "on_fail=notfound budget=3000ms", true },
+    { "name_chars", "my-map_2.x", "my-map_2.x kind=tls", true },
+    /* refusals */
+    { "empty", "", "missing map name", false },
+    { "bad_name", "a/b", "map name 'a/b' is not", false },
+    { "long_name", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "is not 1..64",
+      false },
+    { "unknown_option", "a colour=red", "unknown option 'colour'", false },
+    { "not_option_value", "a servername", "'servername' is not option=value", false },
+    { "repeated_option", "a dane=no dane=dane", "option dane given twice", false },
+    { "bad_bool", "a servername=maybe", "servername: 'maybe' is not yes or no", false },
+    { "bad_on_fail", "a on_fail=bounce", "on_fail: 'bounce' is not notfound or temp", false },
+    { "bad_budget_unit", "a budget=3m", "budget: '3m' is not a duration", false },
+    { "budget_too_long", "a budget=61s", "budget: '61s' is not a duration up to 60s", false },
+    { "bad_match", "a match=strict", "match: 'strict' is not wildcard or exact", false },
+    { "bad_dane", "a dane=yes", "dane: 'yes' is not no, dane or dane-only", false },
+    { "bad_kind", "a kind=relay", "kind: 'relay' is not tls or transport", false },
+    { "tls_option_on_transport", "a kind=transport servername=no",
+      "option servername does not apply to a transport profile", false },
+    { "transport_option_on_tls", "a enforce=x:", "option enforce does not apply to a tls profile",
+      false },
+    { "transport_without_colon", "a kind=transport enforce=mtasts", "enforce: 'mtasts' is not",
+      false },
+    { "transport_control_char", "a kind=transport enforce=a:\x01", "enforce: 'a:\\x01' is not",
+      false },
+};
+
+static void test_profile_parse(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(prof_cases) / sizeof(prof_cases[0]); i++) {
+        const prof_case *c = &prof_cases[i];
+        sts_smap_profile p;
+        sts_why why = { "" };
+        char text[1024];
+        sts_status st = sts_smap_profile_parse(sts_cur_str(c->def), &p, &why);
+
+        if (c->ok) {
+            if (st != STS_OK)
+                fail_msg("case %s: got %s (%s), want ok", c->name, sts_status_name(st), why.text);
+            assert_true(sts_smap_profile_format(&p, text, sizeof(text)));
+            if (strstr(text, c->want) == NULL)
+                fail_msg("case %s: got '%s', want it to contain '%s'", c->name, text, c->want);
+        } else {
+            if (st != STS_PERMFAIL)
+                fail_msg("case %s: got %s, want permfail", c->name, sts_status_name(st));
+            if (strstr(why.text, c->want) == NULL)
+                fail_msg("case %s: reason got '%s', want it to contain '%s'", c->name, why.text,
+                         c->want);
+        }
+    }
+}
+
+static void test_profile_format_round_trip(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(prof_cases) / sizeof(prof_cases[0]); i++) {
+        sts_smap_profile p, q;
+        sts_why why = { "" };
+        char a[1024], b[1024];
+
+        if (!prof_cases[i].ok)
+            continue;
+        p = profile(prof_cases[i].def);
+        assert_true(sts_smap_profile_format(&p, a, sizeof(a)));
+        if (sts_smap_profile_parse(sts_cur_str(a), &q, &why) != STS_OK)
+            fail_msg("case %s: canonical '%s' refused: %s", prof_cases[i].name, a, why.text);
+        assert_true(sts_smap_profile_format(&q, b, sizeof(b)));
+        if (strcmp(a, b) != 0 || memcmp(&p, &q, sizeof(p)) != 0)
+            fail_msg("case %s: got '%s', want '%s'", prof_cases[i].name, b, a);
+    }
+}
+
+static void test_profile_set(void **state)
+{
+    sts_smap_profiles *set = NULL;
+    sts_why why = { "" };
+    const sts_smap_profile *p;
+
+    (void)state;
+    /* No configuration: the two built-ins. */
+    assert_int_equal(sts_smap_profiles_build(NULL, &set, &why), STS_OK);
+    assert_int_equal(set->n, 2);
+    assert_non_null(sts_smap_profiles_find(set, "postfix", 7));
+    assert_non_null(sts_smap_profiles_find(set, "sts", 3));
+    assert_null(sts_smap_profiles_find(set, "Postfix", 7)); /* map names are exact */
+    assert_null(sts_smap_profiles_find(set, "post", 4));
+    assert_null(sts_smap_profiles_find(set, "unknown-map", 11));
+    assert_false(sts_smap_profiles_want_dane(set));
+    free(set);
+
+    /* Redefining a built-in replaces it; others are added. */
+    assert_int_equal(sts_smap_profiles_build("postfix servername=no dane=dane\nroute kind=transport "
+                                             "enforce=x:",
+                                             &set, &why),
+                     STS_OK);
+    assert_int_equal(set->n, 3);
+    p = sts_smap_profiles_find(set, "postfix", 7);
+    assert_non_null(p);
+    assert_false(p->servername);
+    p = sts_smap_profiles_find(set, "route", 5);
+    assert_non_null(p);
+    assert_int_equal(p->kind, STS_SMAP_KIND_TRANSPORT);
+    assert_string_equal(p->transport[STS_SMAP_T_ENFORCE], "x:");
+    assert_true(sts_smap_profiles_want_dane(set));
+    assert_true(sts_smap_profiles_find(set, "sts", 3)->servername);
+    free(set);
+
+    set = NULL;
+    assert_int_equal(sts_smap_profiles_build("a\nb\na match=exact", &set, &why), STS_PERMFAIL);
+    assert_null(set);
+    if (strstr(why.text, "profile a defined twice") == NULL)
+        fail_msg("duplicate: got '%s'", why.text);
+}
+
+static void test_lookup_flags(void **state)
+{
+    sts_smap_profile p;
+
+    (void)state;
+    p = profile("a match=exact");
+    assert_int_equal(sts_smap_lookup_flags(&p), STS_LOOKUP_NEED_MX);
+    p = profile("a");
+    assert_int_equal(sts_smap_lookup_flags(&p), 0);
+    p = profile("a kind=transport");
+    assert_int_equal(sts_smap_lookup_flags(&p), 0);
+}
+
+/* ------------------------------------------------------------ replies */
+
+#define POLICY(mode) "version: STSv1\r\nmode: " mode "\r\nmx: mx1.a.example\r\nmx: *.b.example\r\n" \
+                     "max_age: 86400\r\n"
+#define SECURE "OK secure match=mx1.a.example:.b.example servername=hostname"
+
+typedef struct reply_case {
+    const char *name;
+    const char *profile;
+    sts_result result;
+    const char *policy; /* NULL: none */
+    const char *mx;     /* comma list of the domain's MX hosts; NULL: not known; "": null MX */
+    sts_dane_state dane;
+    const char *error;
+    const char *want;
+} reply_case;
+
+static const reply_case reply_cases[] = {
+    { "enforce_wildcard", "postfix", STS_RESULT_POLICY, POLICY("enforce"), NULL, 0, "", SECURE },
+    { "sendmail_name_same", "sts", STS_RESULT_POLICY, POLICY("enforce"), NULL, 0, "", SECURE },
+    { "servername_off", "p servername=no", STS_RESULT_POLICY, POLICY("enforce"), NULL, 0, "",
+      "OK secure match=mx1.a.example:.b.example" },
+    { "testing_notfound", "postfix", STS_RESULT_POLICY, POLICY("testing"), NULL, 0, "",
+      "NOTFOUND " },
+    { "testing_strict", "p strict_testing=yes", STS_RESULT_POLICY, POLICY("testing"), NULL, 0, "",
+      SECURE },
+    { "mode_none", "p strict_testing=yes", STS_RESULT_POLICY,
+      "version: STSv1\nmode: none\nmax_age: 60\n", NULL, 0, "", "NOTFOUND " },
+    { "no_policy", "postfix", STS_RESULT_NONE, NULL, NULL, 0, "", "NOTFOUND " },
+    { "invalid_is_no_policy", "p on_fail=temp", STS_RESULT_INVALID, NULL, NULL, 0, "bad cert",
+      "NOTFOUND " },
+    { "temperror_fail_open", "postfix", STS_RESULT_TEMPERROR, NULL, NULL, 0, "timeout",
+      "NOTFOUND " },
+    { "temperror_on_fail_temp", "p on_fail=temp", STS_RESULT_TEMPERROR, NULL, NULL, 0,
+      "policy discovery still running after 3000 ms",
+      "TEMP policy discovery still running after 3000 ms" },
+    { "temperror_on_fail_temp_no_text", "p on_fail=temp", STS_RESULT_TEMPERROR, NULL, NULL, 0, "",
+      "TEMP MTA-STS lookup failed" },
+    /* match=exact */
+    { "exact_expands_wildcards", "p match=exact", STS_RESULT_POLICY, POLICY("enforce"),
+      "x.b.example,deep.y.b.example,y.b.example,other.example", 0, "",
+      "OK secure match=mx1.a.example:x.b.example:y.b.example servername=hostname" },
+    { "exact_literal_kept_without_mx", "p match=exact", STS_RESULT_POLICY, POLICY("enforce"),
+      "other.example", 0, "", "OK secure match=mx1.a.example servername=hostname" },
+    { "exact_no_duplicates", "p match=exact servername=no", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: *.b.example\nmx: x.b.example\nmx: *.B.example\n"
+      "max_age: 60\n", "X.b.example,x.b.example", 0, "", "OK secure match=X.b.example" },
+    { "exact_nothing_left_defers", "p match=exact", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: *.b.example\nmax_age: 60\n", "mx.elsewhere.example", 0,
+      "", "TEMP the MTA-STS policy of a.example allows none of its MX hosts" },
+    { "exact_null_mx_defers", "p match=exact", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: *.b.example\nmax_age: 60\n", "", 0, "",
+      "TEMP the MTA-STS policy of a.example allows none of its MX hosts" },
+    { "exact_mx_unknown_defers", "p match=exact", STS_RESULT_POLICY, POLICY("enforce"), NULL, 0,
+      "", "TEMP MX hosts of a.example not known yet (match=exact)" },
+    { "exact_testing_strict", "p match=exact strict_testing=yes servername=no", STS_RESULT_POLICY,
+      POLICY("testing"), "z.b.example", 0, "", "OK secure match=mx1.a.example:z.b.example" },
+    { "exact_testing_not_strict", "p match=exact", STS_RESULT_POLICY, POLICY("testing"), NULL, 0,
+      "", "NOTFOUND " },
+    /* tlsrpt=yes */
+    { "tlsrpt_attributes", "p tlsrpt=yes", STS_RESULT_POLICY, POLICY("enforce"), NULL, 0, "",
+      SECURE " policy_type=sts policy_domain=a.example mx_host_pattern=mx1.a.example "
+      "mx_host_pattern=*.b.example { policy_string = version: STSv1 } { policy_string = mode: "
+      "enforce } { policy_string = mx: mx1.a.example } { policy_string = mx: *.b.example } "
+      "{ policy_string = max_age: 86400 }" },
+    { "tlsrpt_skips_unsafe_lines", "p tlsrpt=yes servername=no match=exact", STS_RESULT_POLICY,
+      "version: STSv1  \nmode: enforce\next: {x}\nmx: m.a.example\nmax_age: 60\n\n", "m.a.example",
+      0, "", "OK secure match=m.a.example policy_type=sts policy_domain=a.example "
+      "mx_host_pattern=m.a.example { policy_string = version: STSv1 } { policy_string = mode: "
+      "enforce } { policy_string = mx: m.a.example } { policy_string = max_age: 60 }" },
+    { "tlsrpt_not_on_notfound", "p tlsrpt=yes", STS_RESULT_POLICY, POLICY("testing"), NULL, 0, "",
+      "NOTFOUND " },
+    /* dane */
+    { "dane_all_covered", "p dane=dane tlsrpt=yes", STS_RESULT_POLICY, POLICY("enforce"), NULL,
+      STS_DANE_ALL, "", "OK dane" },
+    { "dane_partial_keeps_sts", "p dane=dane", STS_RESULT_POLICY, POLICY("enforce"), NULL,
+      STS_DANE_PARTIAL, "", SECURE },
+    { "dane_only_partial", "p dane=dane-only", STS_RESULT_POLICY, POLICY("enforce"), NULL,
+      STS_DANE_PARTIAL, "", "OK dane-only" },
+    { "dane_only_all", "p dane=dane-only", STS_RESULT_POLICY, POLICY("enforce"), NULL,
+      STS_DANE_ALL, "", "OK dane-only" },
+    { "dane_none", "p dane=dane-only", STS_RESULT_POLICY, POLICY("enforce"), NULL, STS_DANE_NONE,
+      "", SECURE },
+    { "dane_off_ignores_tlsa", "postfix", STS_RESULT_POLICY, POLICY("enforce"), NULL,
+      STS_DANE_ALL, "", SECURE },
+    { "dane_not_for_testing", "p dane=dane", STS_RESULT_POLICY, POLICY("testing"), NULL,
+      STS_DANE_ALL, "", "NOTFOUND " },
+    /* kind=transport */
+    { "transport_enforce", "r kind=transport enforce=mtasts-enforce: testing=", STS_RESULT_POLICY,
+      POLICY("enforce"), NULL, 0, "", "OK mtasts-enforce:" },
+    { "transport_testing_empty", "r kind=transport enforce=mtasts-enforce: testing=",
+      STS_RESULT_POLICY, POLICY("testing"), NULL, 0, "", "NOTFOUND " },
+    { "transport_testing_set", "r kind=transport testing=smtp:[relay.example]:25",
+      STS_RESULT_POLICY, POLICY("testing"), NULL, 0, "", "OK smtp:[relay.example]:25" },
+    { "transport_none_mode", "r kind=transport none=plain:", STS_RESULT_POLICY,
+      "version: STSv1\nmode: none\nmax_age: 60\n", NULL, 0, "", "OK plain:" },
+    { "transport_no_policy", "r kind=transport none=plain:", STS_RESULT_NONE, NULL, NULL, 0, "",
+      "OK plain:" },
+    { "transport_invalid_is_none", "r kind=transport enforce=x: none=plain:",
+      STS_RESULT_INVALID, NULL, NULL, 0, "bad", "OK plain:" },
+    { "transport_temperror_open", "r kind=transport enforce=x: none=plain:",
+      STS_RESULT_TEMPERROR, NULL, NULL, 0, "dns", "NOTFOUND " },
+    { "transport_temperror_temp", "r kind=transport enforce=x: on_fail=temp",
+      STS_RESULT_TEMPERROR, NULL, NULL, 0, "dns down", "TEMP dns down" },
+};
+
+/* The reply for a case with an output cap of cap bytes. */
+static sts_status reply_with(const reply_case *c, size_t cap, sts_buf *out)
+{
+    sts_smap_profile p = profile(c->profile);
     sts_policy *pol = NULL;
     sts_answer a;
-    sts_buf out;
     sts_why why;
+    char mxbuf[1024];
+    const char *hosts[16];
+    sts_status st;
 
-    if (policy != NULL && sts_policy_parse(policy, strlen(policy), &pol, &why) != STS_OK)
-        fail_msg("policy: %s", why.text);
+    if (c->policy != NULL && sts_policy_parse(c->policy, strlen(c->policy), &pol, &why) != STS_OK)
+        fail_msg("case %s: policy: %s", c->name, why.text);
     memset(&a, 0, sizeof(a));
-    a.result = r;
+    a.result = c->result;
     a.policy = pol;
-    (void)snprintf(a.error, sizeof(a.error), "%s", err);
-    sts_buf_init(&out, 4096);
-    assert_int_equal(sts_smap_reply(p, &a, &out), STS_OK);
-    if (strcmp(out.data, want) != 0)
-        fail_msg("reply: got '%s', want '%s'", out.data, want);
-    sts_buf_free(&out);
+    a.dane = c->dane;
+    (void)snprintf(a.error, sizeof(a.error), "%s", c->error);
+    if (c->mx != NULL) {
+        char *save = NULL;
+
+        (void)snprintf(mxbuf, sizeof(mxbuf), "%s", c->mx);
+        a.mx_known = true;
+        for (char *h = strtok_r(mxbuf, ",", &save); h != NULL && a.n_mx < 16;
+             h = strtok_r(NULL, ",", &save))
+            hosts[a.n_mx++] = h;
+        a.mx_hosts = hosts;
+    }
+    sts_buf_init(out, cap);
+    st = sts_smap_reply(&p, "a.example", &a, out);
     sts_policy_free(pol);
+    return st;
 }
 
 static void test_replies(void **state)
 {
     (void)state;
-    reply_for("postfix", STS_RESULT_POLICY,
-              "version: STSv1\nmode: enforce\nmx: mx1.a.example\nmx: *.b.example\nmax_age: 60\n",
-              "", "OK secure match=mx1.a.example:.b.example servername=hostname");
-    reply_for("sts", STS_RESULT_POLICY,
-              "version: STSv1\nmode: enforce\nmx: mx1.a.example\nmax_age: 60\n", "",
-              "OK secure match=mx1.a.example servername=hostname");
-    reply_for("postfix", STS_RESULT_POLICY,
-              "version: STSv1\nmode: testing\nmx: mx1.a.example\nmax_age: 60\n", "", "NOTFOUND ");
-    reply_for("postfix", STS_RESULT_POLICY, "version: STSv1\nmode: none\nmax_age: 60\n", "",
-              "NOTFOUND ");
-    reply_for("postfix", STS_RESULT_NONE, NULL, "", "NOTFOUND ");
-    reply_for("postfix", STS_RESULT_INVALID, NULL, "bad cert", "NOTFOUND ");
-    reply_for("postfix", STS_RESULT_TEMPERROR, NULL, "timeout", "NOTFOUND ");
-    reply_for("unknown-map", STS_RESULT_POLICY,
-              "version: STSv1\nmode: enforce\nmx: mx1.a.example\nmax_age: 60\n", "",
-              "OK secure match=mx1.a.example servername=hostname");
+    for (size_t i = 0; i < sizeof(reply_cases) / sizeof(reply_cases[0]); i++) {
+        const reply_case *c = &reply_cases[i];
+        sts_buf out;
+        sts_status st = reply_with(c, 16384, &out);
+
+        if (st != STS_OK)
+            fail_msg("case %s: got %s, want ok", c->name, sts_status_name(st));
+        if (strcmp(out.data, c->want) != 0)
+            fail_msg("case %s: got '%s', want '%s'", c->name, out.data, c->want);
+        sts_buf_free(&out);
+    }
+}
+
+/* TLSRPT attributes that do not fit are left out; the policy stays. */
+static void test_tlsrpt_dropped_when_too_long(void **state)
+{
+    const reply_case c = { "long", "p tlsrpt=yes", STS_RESULT_POLICY, POLICY("enforce"), NULL, 0,
+                           "", SECURE };
+    sts_buf out;
+
+    (void)state;
+    assert_int_equal(reply_with(&c, strlen(SECURE) + 40, &out), STS_OK);
+    if (strcmp(out.data, SECURE) != 0)
+        fail_msg("got '%s', want '%s'", out.data, SECURE);
+    sts_buf_free(&out);
+    /* The policy itself too long for the buffer: an error the caller maps. */
+    assert_int_not_equal(reply_with(&c, 20, &out), STS_OK);
+    sts_buf_free(&out);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_netstring_parse), cmocka_unit_test(test_netstring_append),
-        cmocka_unit_test(test_key_domain),      cmocka_unit_test(test_split),
+        cmocka_unit_test(test_netstring_parse),
+        cmocka_unit_test(test_netstring_append),
+        cmocka_unit_test(test_key_domain),
+        cmocka_unit_test(test_split),
+        cmocka_unit_test(test_profile_parse),
+        cmocka_unit_test(test_profile_format_round_trip),
+        cmocka_unit_test(test_profile_set),
+        cmocka_unit_test(test_lookup_flags),
         cmocka_unit_test(test_replies),
+        cmocka_unit_test(test_tlsrpt_dropped_when_too_long),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
