@@ -130,6 +130,10 @@ lmtp      unix  -       -       n       -       -       lmtp
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+# The built-in test entry (see the module doc); enforce_service replaces it.
+ENFORCE_SERVICE = """\
 # MTA-STS enforce route: messages tagged "X-MTA-STS-Route: enforce" by the
 # milter are sent here by milter_header_checks (FILTER mtasts-enforce:).
 # Production also sets -o smtp_tls_policy_maps=socketmap:inet:127.0.0.1:8461:postfix
@@ -143,7 +147,9 @@ mtasts-enforce unix -   -       n       -       -       smtp
 class PostfixInstance:
     """One private Postfix under workdir (see the module doc).
 
-    relay_port: sink for all ordinary mail (relayhost [127.0.0.1]:port).
+    relay_port: sink for all ordinary mail (relayhost [127.0.0.1]:port);
+      None: no relayhost, mail goes to the recipient domains' MX hosts
+      found in DNS (smtp_host_lookup = dns; see tests/mta/deliverylab.py).
     enforce_port: sink for the mtasts-enforce transport (None: the
       transport's destination is left to the recipient domain, which
       cannot resolve in tests, so mail stays deferred).
@@ -155,13 +161,15 @@ class PostfixInstance:
       shipped packaging/postfix/mtasts_header_checks) instead of the
       generated one-line rule.
     main / master_extra: extra main.cf settings (dict) and master.cf text.
+    enforce_service: master.cf text that replaces the built-in
+      mtasts-enforce entry (e.g. packaging/postfix/master.cf.snippet).
     """
 
     def __init__(self, workdir, relay_port, enforce_port=None, milter=None,
                  milter_default_action="tempfail", smtpd_port=None,
                  enforce_ca=None, enforce_match=None, route_header="X-MTA-STS-Route",
                  hostname="mta.postfix.test", main=None, master_extra="",
-                 lifetime=1800, header_checks_file=None):
+                 lifetime=1800, header_checks_file=None, enforce_service=None):
         self.workdir = os.path.abspath(workdir)
         self.etc = os.path.join(self.workdir, "etc")
         self.queue = os.path.join(self.workdir, "spool")
@@ -177,6 +185,7 @@ class PostfixInstance:
         self.enforce_match = enforce_match
         self.route_header = route_header
         self.header_checks_file = header_checks_file
+        self.enforce_service = enforce_service
         self.hostname = hostname
         self.extra_main = dict(main or {})
         self.master_extra = master_extra
@@ -211,8 +220,8 @@ class PostfixInstance:
             "smtpd_relay_restrictions": "permit_mynetworks, reject",
             "smtpd_recipient_restrictions": "permit_mynetworks, reject",
             "smtpd_peername_lookup": "no",
-            "smtp_host_lookup": "native",
-            "relayhost": "[127.0.0.1]:%d" % self.relay_port,
+            "smtp_host_lookup": "native" if self.relay_port else "dns",
+            "relayhost": "[127.0.0.1]:%d" % self.relay_port if self.relay_port else "",
             "smtp_connect_timeout": "5s",
             "smtp_tls_loglevel": "1",
             "smtpd_milters": self.milter,
@@ -261,8 +270,11 @@ class PostfixInstance:
         if self.enforce_match:
             opts.append("  -o smtp_tls_secure_cert_match=" + self.enforce_match)
         with open(os.path.join(self.etc, "master.cf"), "w") as fh:
-            fh.write(MASTER_CF.format(listen="127.0.0.1:%d" % self.smtpd_port,
-                                      enforce_opts="\n".join(opts)))
+            fh.write(MASTER_CF.format(listen="127.0.0.1:%d" % self.smtpd_port))
+            if self.enforce_service is not None:
+                fh.write(self.enforce_service)
+            else:
+                fh.write(ENFORCE_SERVICE.format(enforce_opts="\n".join(opts)))
             fh.write(self.master_extra)
         if self.header_checks_file:
             shutil.copyfile(self.header_checks_file,

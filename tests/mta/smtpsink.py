@@ -119,6 +119,10 @@ class _Handler(socketserver.StreamRequestHandler):
     def finish(self):
         try:
             super().finish()
+        except OSError as e:
+            # A reply still buffered for a client that has gone (e.g. one
+            # that rejected our certificate and hung up): nothing to send to.
+            self.sink.note("connection error at close: %s" % e)
         finally:
             if self.tls is not None:
                 self.connection.close()
