@@ -1,7 +1,8 @@
 #!/bin/sh
 # run-bench.sh - `make bench`: the lookup engine's figures, then Postfix's
-# throughput with no milter, a no-op milter and mtasts-milter (measured, not
-# asserted).
+# throughput with no milter, a no-op milter and mtasts-milter, then socketmap
+# lookups per second of mtasts-milter, postfix-mta-sts-resolver and a
+# constant-reply ceiling (measured, not asserted).
 #
 #   engine   starts the DNS and HTTPS fixtures on 127.0.0.1 and runs
 #            tests/bench/bench_engine through tests/bench/bench_fixtures.py,
@@ -10,19 +11,27 @@
 #            smtp-sink, tests/bench/noop_milter and the daemon, alternated over
 #            3 rounds (about two minutes; skipped, saying why, without root
 #            or Postfix).
+#   socketmap  tests/bench/bench_socketmap.py: tests/bench/smap_load against
+#            the daemon's socketmap, the peer (run in a private network
+#            namespace; left out, saying why, without root or the package)
+#            and tests/bench/smap_const, at 1 and 50 connections, 3 rounds
+#            (about two minutes).
 #
 #   top_srcdir / top_builddir   set by make; default: this source tree
 #   PYTHON3                     interpreter with dnslib (set by make)
 #   BENCH_ENGINE                the binary; default $top_builddir/tests/bench/bench_engine
 #   BENCH_NOOP_MILTER           default $top_builddir/tests/bench/noop_milter
 #   MTASTS_MILTER               default $top_builddir/milter/mtasts-milter
-#   BENCH_POSTFIX_ARGS          arguments for bench_postfix.py when both parts run
+#   BENCH_SMAP_LOAD, BENCH_SMAP_CONST   default $top_builddir/tests/bench/smap_*
+#   BENCH_POSTFIX_ARGS          arguments for bench_postfix.py when all parts run
+#   BENCH_SOCKETMAP_ARGS        arguments for bench_socketmap.py when all parts run
 #
-# Usage: run-bench.sh [--only engine|postfix] [ARGS...]
-# Without --only both parts run, engine first, and ARGS go to
+# Usage: run-bench.sh [--only engine|postfix|socketmap] [ARGS...]
+# Without --only all parts run, engine first, and ARGS go to
 # bench_fixtures.py (--domains N, --only hits,rss, ...); with --only the one
 # part runs and ARGS go to its script (bench_postfix.py: --messages N,
-# --rounds N, --socket unix, ...; see its --help).  The exit status is the
+# --rounds N, --socket unix, ...; bench_socketmap.py: --seconds N,
+# --rounds N, --conns 1,50, ...; see their --help).  The exit status is the
 # first failing part's, 0 when all ran (a skip counts as ran).
 
 set -eu
@@ -52,13 +61,13 @@ part=all
 case ${1:-} in
 --only)
 	case ${2:-} in
-	engine | postfix)
+	engine | postfix | socketmap)
 		part=$2
 		shift 2
 		;;
 	esac
 	;;
---only=engine | --only=postfix)
+--only=engine | --only=postfix | --only=socketmap)
 	part=${1#--only=}
 	shift
 	;;
@@ -66,6 +75,7 @@ esac
 
 engine=$top_srcdir/tests/bench/bench_fixtures.py
 postfix=$top_srcdir/tests/bench/bench_postfix.py
+socketmap=$top_srcdir/tests/bench/bench_socketmap.py
 
 case $part in
 engine)
@@ -74,6 +84,9 @@ engine)
 postfix)
 	exec "$py" "$postfix" "$@"
 	;;
+socketmap)
+	exec "$py" "$socketmap" "$@"
+	;;
 esac
 
 rc=0
@@ -81,4 +94,6 @@ rc=0
 # BENCH_POSTFIX_ARGS is split on blanks on purpose: a list of options.
 # shellcheck disable=SC2086
 "$py" "$postfix" ${BENCH_POSTFIX_ARGS:-} || { st=$?; [ "$rc" -ne 0 ] || rc=$st; }
+# shellcheck disable=SC2086
+"$py" "$socketmap" ${BENCH_SOCKETMAP_ARGS:-} || { st=$?; [ "$rc" -ne 0 ] || rc=$st; }
 exit "$rc"
