@@ -6,7 +6,11 @@
 #                            redis-server for the shared-cache tests, which start their own,
 #                            miltertest to drive the daemon through the milter protocol,
 #                            postfix (unconfigured: the tests run private instances)
-#                            and m4 for the Sendmail test, which unpacks Sendmail itself)
+#                            m4 for the Sendmail test, which unpacks Sendmail itself,
+#                            and postfix-mta-sts-resolver + python3-uvloop, the peer that
+#                            test_peer.py and `make bench` run side by side; its system
+#                            service is disabled: the tests start their own instance),
+#                            iproute2 (`ip netns`) for the end-to-end delivery test)
 # Run as root.  Safe to run again: apt-get skips what is installed.
 set -eu
 
@@ -14,7 +18,7 @@ BUILD_PKGS="build-essential autoconf automake libtool pkg-config
  libc-ares-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libhiredis-dev
  libjansson-dev zlib1g-dev libidn2-dev libcmocka-dev libmilter-dev ca-certificates"
 TEST_PKGS="clang libclang-rt-dev python3 python3-dnslib openssl redis-server miltertest
- postfix m4"
+ postfix m4 postfix-mta-sts-resolver python3-uvloop iproute2"
 
 pkgs=$BUILD_PKGS
 for arg in "$@"; do
@@ -49,6 +53,10 @@ if ! apt-get install -y --no-install-recommends $pkgs >/dev/null 2>&1; then
 fi
 case " $* " in
 *" --test "*)
+    # The peer's service would hold 127.0.0.1:8461, our socketmap's default port.
+    if command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now postfix-mta-sts-resolver.service >/dev/null 2>&1 || true
+    fi
     # Sendmail conflicts with Postfix: its test unpacks the packages instead.
     debs=/var/cache/mtasts-test/debs
     mkdir -p "$debs"

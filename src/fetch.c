@@ -402,3 +402,124 @@ void sts_fetch_wakeup(sts_fetch *f)
 {
     (void)curl_multi_wakeup(f->multi);
 }
+
+/* ------------------------------------------------------ report upload */
+
+static size_t on_post_reply(char *data, size_t size, size_t nmemb, void *userp)
+{
+    size_t *total = userp;
+    size_t n = size * nmemb;
+
+    (void)data;
+    *total += n;
+    return *total > 1024 * 1024 ? 0 : n; /* a reply is a status, not a download */
+}
+
+#undef SETOPT
+#define SETOPT(opt, val)                                                                 \
+    do {                                                                                 \
+        if (curl_easy_setopt(easy, opt, val) != CURLE_OK) {                              \
+            sts_why_set(why, "libcurl refused option %s", #opt);                         \
+            st = STS_PERMFAIL;                                                           \
+            goto done;                                                                   \
+        }                                                                                \
+    } while (0)
+
+sts_status sts_fetch_post(const sts_fetch_post_req *req, long *http_status, sts_why *why)
+{
+    char errbuf[CURL_ERROR_SIZE];
+    sts_buf resolve;
+    struct curl_slist *resolve_list = NULL, *headers = NULL, *sl;
+    CURL *easy = NULL;
+    sts_status st = STS_NOMEM;
+    size_t reply_len = 0;
+    long status = 0;
+    CURLcode code;
+
+    *http_status = 0;
+    sts_buf_init(&resolve, 4096);
+    (void)pthread_once(&global_once, global_init);
+    if (global_rc != CURLE_OK) {
+        sts_why_set(why, "libcurl initialisation failed: %s", curl_easy_strerror(global_rc));
+        st = STS_TEMPFAIL;
+        goto done;
+    }
+    if (req->naddrs == 0) {
+        sts_why_set(why, "no address for %s", req->host);
+        st = STS_PERMFAIL;
+        goto done;
+    }
+    if (sts_buf_printf(&resolve, "%s:%u:", req->host, req->port) != STS_OK)
+        goto nomem;
+    for (size_t i = 0; i < req->naddrs; i++)
+        if (add_addr(&resolve, req->addrs[i], i == 0) != STS_OK)
+            goto nomem;
+    if ((resolve_list = curl_slist_append(NULL, resolve.data)) == NULL)
+        goto nomem;
+    {
+        char ct[128];
+
+        (void)snprintf(ct, sizeof(ct), "Content-Type: %s", req->content_type);
+        if ((headers = curl_slist_append(NULL, ct)) == NULL)
+            goto nomem;
+    }
+    /* No "Expect: 100-continue" round trip: the body is small. */
+    if ((sl = curl_slist_append(headers, "Expect:")) == NULL)
+        goto nomem;
+    headers = sl;
+    if ((easy = curl_easy_init()) == NULL)
+        goto nomem;
+    errbuf[0] = '\0';
+    SETOPT(CURLOPT_URL, req->url);
+    SETOPT(CURLOPT_PROTOCOLS_STR, "https");
+    SETOPT(CURLOPT_FOLLOWLOCATION, 0L); /* a redirect is not an acceptance */
+    SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
+    SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
+    SETOPT(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (req->ca_file != NULL) {
+        SETOPT(CURLOPT_CAINFO, req->ca_file);
+        SETOPT(CURLOPT_CAPATH, (char *)NULL);
+    }
+    SETOPT(CURLOPT_RESOLVE, resolve_list);
+    SETOPT(CURLOPT_NOPROXY, "*");
+    SETOPT(CURLOPT_PROXY, "");
+    SETOPT(CURLOPT_HTTPHEADER, headers);
+    SETOPT(CURLOPT_USERAGENT, FETCH_USER_AGENT);
+    SETOPT(CURLOPT_CONNECTTIMEOUT_MS,
+           (long)(req->connect_timeout_ms != 0 ? req->connect_timeout_ms : 10000));
+    SETOPT(CURLOPT_TIMEOUT_MS, (long)(req->timeout_ms != 0 ? req->timeout_ms : 60000));
+    SETOPT(CURLOPT_POST, 1L);
+    SETOPT(CURLOPT_POSTFIELDS, req->body);
+    SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    SETOPT(CURLOPT_WRITEFUNCTION, on_post_reply);
+    SETOPT(CURLOPT_WRITEDATA, &reply_len);
+    SETOPT(CURLOPT_ERRORBUFFER, errbuf);
+    SETOPT(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    SETOPT(CURLOPT_COOKIEFILE, (char *)NULL);
+
+    code = curl_easy_perform(easy);
+    (void)curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    *http_status = status;
+    if (status >= 200 && status < 300) {
+        st = STS_OK; /* accepted; what happens to the reply body does not undo that */
+    } else if (status != 0) {
+        sts_why_set(why, "HTTP status %ld%s", status,
+                    status >= 300 && status < 400 ? " (redirects are not followed)" : "");
+        st = STS_TEMPFAIL;
+    } else {
+        sts_why_set(why, "%s", errbuf[0] != '\0' ? errbuf : curl_easy_strerror(code));
+        st = code == CURLE_OUT_OF_MEMORY ? STS_NOMEM : STS_TEMPFAIL;
+    }
+    goto done;
+nomem:
+    sts_why_set(why, "out of memory");
+    st = STS_NOMEM;
+done:
+    if (easy != NULL)
+        curl_easy_cleanup(easy);
+    curl_slist_free_all(resolve_list);
+    curl_slist_free_all(headers);
+    sts_buf_free(&resolve);
+    return st;
+}

@@ -73,4 +73,29 @@ void sts_fetch_wakeup(sts_fetch *f);
 /* Transfers not yet completed. */
 size_t sts_fetch_pending(const sts_fetch *f);
 
+/* ---- TLS report upload (RFC 8460 5.4), synchronous, for mtasts-report. */
+typedef struct sts_fetch_post_req {
+    const char *url;             /* https URL; its host and port are host/port below */
+    const char *host;            /* normalised host name of the URL */
+    unsigned port;
+    const char *const *addrs;    /* textual IPv4/IPv6 addresses of host (our resolver) */
+    size_t naddrs;
+    const char *content_type;    /* e.g. "application/tlsrpt+gzip" */
+    const void *body;
+    size_t body_len;
+    const char *ca_file;         /* NULL = system trust store */
+    unsigned connect_timeout_ms; /* 0 = 10000 */
+    unsigned timeout_ms;         /* whole transfer; 0 = 60000 */
+} sts_fetch_post_req;
+
+/* POST body to url with the same transport rules as policy fetches:
+ * HTTPS only, WebPKI-verified for host, TLS >= 1.2, no redirects, no proxy,
+ * curl never resolves names (addresses come from addrs).  The response
+ * body is read and discarded.  Returns STS_OK for any 2xx status;
+ * STS_TEMPFAIL for anything else (network, TLS, certificate, non-2xx),
+ * with *http_status set (0 without a response) and a reason;
+ * STS_PERMFAIL for a request that cannot be made (no address); STS_NOMEM. */
+sts_status sts_fetch_post(const sts_fetch_post_req *req, long *http_status,
+                          sts_why *why) STS_MUST_CHECK;
+
 #endif

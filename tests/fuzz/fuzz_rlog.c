@@ -1,0 +1,123 @@
+/*
+ * fuzz_rlog.c - libFuzzer target for the log reader of mtasts-report
+ * (src/rlog.c): the input is split at '\n' into log lines (decision log
+ * JSON, Postfix and Sendmail syslog lines, anything) and fed to one
+ * reader; then the sessions are built.  Checked, aborting on violation:
+ * every line is counted once, every session is well formed (NUL-terminated
+ * printable fields, a normalised domain, a valid IP or none, a known
+ * result type exactly when it failed, TLS state consistent with success
+ * and engine failures), sessions are sorted by time, and asking twice
+ * gives the same answer.
+ */
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain.h"
+#include "rlog.h"
+
+#define FUZZ_MAX_LINES 4096
+#define FUZZ_NOW 1795874400 /* 2026-11-28T14:00:00Z */
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check_text(const char *s, size_t sz, bool may_be_empty)
+{
+    size_t n = strnlen(s, sz);
+
+    if (n == sz || (!may_be_empty && n == 0))
+        abort();
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            abort();
+}
+
+static bool known_type(const char *t)
+{
+    static const char *const types[] = {
+        "starttls-not-supported", "certificate-host-mismatch", "certificate-expired",
+        "certificate-not-trusted", "validation-failure", "sts-policy-fetch-error",
+        "sts-policy-invalid", "sts-webpki-invalid",
+    };
+
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (strcmp(t, types[i]) == 0)
+            return true;
+    return false;
+}
+
+static void check_session(const sts_rsession *s)
+{
+    char norm[STS_DOMAIN_MAX + 1];
+    unsigned char bin[16];
+
+    check_text(s->queue_id, sizeof(s->queue_id), false);
+    check_text(s->domain, sizeof(s->domain), false);
+    check_text(s->policy_id, sizeof(s->policy_id), true);
+    check_text(s->mx, sizeof(s->mx), true);
+    check_text(s->mx_host, sizeof(s->mx_host), true);
+    check_text(s->mx_ip, sizeof(s->mx_ip), true);
+    check_text(s->detail, sizeof(s->detail), true);
+    /* The domain is already in normal form. */
+    if (sts_domain_normalize(s->domain, strlen(s->domain), norm, NULL) != STS_OK ||
+        strcmp(norm, s->domain) != 0)
+        abort();
+    if (s->mx_ip[0] != '\0' && inet_pton(AF_INET, s->mx_ip, bin) != 1 &&
+        inet_pton(AF_INET6, s->mx_ip, bin) != 1)
+        abort();
+    if (s->success != (s->result_type == NULL))
+        abort();
+    if (s->result_type != NULL && !known_type(s->result_type))
+        abort();
+    if (s->success && s->tls != STS_RLOG_TLS_VERIFIED && s->tls != STS_RLOG_TLS_TRUSTED)
+        abort();
+    if (s->engine_failure != (s->tls == STS_RLOG_TLS_NONE))
+        abort();
+    if (s->engine_failure && (!s->has_decision || s->success || s->mx_host[0] != '\0'))
+        abort();
+    if (s->has_policy && !s->has_decision)
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *in = (const char *)data;
+    const sts_rsession *s, *s2;
+    const sts_rlog_stats *st;
+    size_t n, n2, pos = 0, nlines = 0;
+    sts_rlog *r;
+
+    if (sts_rlog_new(NULL, NULL, &r) != STS_OK)
+        return 0;
+    sts_rlog_set_now(r, FUZZ_NOW);
+    while (pos < size && nlines < FUZZ_MAX_LINES) {
+        const char *nl = memchr(in + pos, '\n', size - pos);
+        size_t end = nl != NULL ? (size_t)(nl - in) : size;
+        sts_rlog_line_kind k = sts_rlog_feed_line(r, in + pos, end - pos, "fuzz", ++nlines);
+
+        if (k != STS_RLOG_DECISION && k != STS_RLOG_POSTFIX && k != STS_RLOG_SENDMAIL &&
+            k != STS_RLOG_IGNORED && k != STS_RLOG_MALFORMED)
+            abort();
+        pos = end + 1;
+    }
+    st = sts_rlog_get_stats(r);
+    if (st->lines != nlines ||
+        st->lines != st->decision_lines + st->mta_lines + st->ignored_lines + st->malformed_lines)
+        abort();
+    if (sts_rlog_sessions(r, &s, &n) != STS_OK) {
+        sts_rlog_free(r);
+        return 0; /* out of memory */
+    }
+    for (size_t i = 0; i < n; i++) {
+        check_session(&s[i]);
+        if (i > 0 && s[i].time < s[i - 1].time)
+            abort();
+    }
+    if (st->joined + st->unjoined_attempts + st->engine_failures != n)
+        abort();
+    if (sts_rlog_sessions(r, &s2, &n2) != STS_OK || s2 != s || n2 != n)
+        abort();
+    sts_rlog_free(r);
+    return 0;
+}
