@@ -241,7 +241,20 @@ static void nodelay_new_listeners(const bool *before)
             (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-/* libmilter spells unix sockets "unix:" or "local:", inet as we do. */
+/* The file of a "unix:PATH" / "local:PATH" socket spec, else NULL. */
+static const char *unix_socket_path(const char *spec)
+{
+    if (strncmp(spec, "unix:", 5) == 0)
+        return spec + 5;
+    if (strncmp(spec, "local:", 6) == 0)
+        return spec + 6;
+    return NULL;
+}
+
+/* libmilter spells unix sockets "unix:" or "local:", inet as we do.  A
+ * unix socket is made as root: it gets mode 0660 here and the service
+ * user and group when privileges are dropped, so that the MTA connects
+ * as a member of that group (as with OpenDKIM). */
 static int open_milter_socket(const char *spec)
 {
     static bool before[MT_MAX_FD_SCAN];
@@ -264,6 +277,9 @@ static int open_milter_socket(const char *spec)
     }
     if (strncmp(spec, "inet", 4) == 0)
         nodelay_new_listeners(before);
+    else if (unix_socket_path(spec) != NULL && chmod(unix_socket_path(spec), 0660) != 0)
+        sts_log(STS_LOG_WARNING, "-", "socket", "socket=%s: cannot set mode 0660: %s", spec,
+                strerror(errno));
     return 0;
 }
 
@@ -535,9 +551,10 @@ int main(int argc, char **argv)
         return EX_CANTCREAT;
     }
     {
-        const char *own[] = { rt->cfg.decision_log, rt->cfg.pid_file };
+        const char *own[] = { rt->cfg.decision_log, rt->cfg.pid_file,
+                              unix_socket_path(rt->cfg.socket) };
 
-        if (drop_privileges(rt->cfg.user_id, own, 2) != 0)
+        if (drop_privileges(rt->cfg.user_id, own, 3) != 0)
             return EX_NOPERM;
     }
 

@@ -28,9 +28,13 @@ POLICY = "version: STSv1\r\nmode: %s\r\nmx: mx1.%s\r\nmx: *.mx.%s\r\nmax_age: 86
 class Daemon:
     """extra: more config lines.  smap_socket: SocketmapSocket (default a
     free TCP port, self.smap_port); a "unix:PATH" socket is self.smap_path.
-    dns_servers: DNSServers instead of the DNS fixture (it still runs)."""
+    dns_servers: DNSServers instead of the DNS fixture (it still runs).
+    world: world(names, hosts) adds to the fixtures' zone and policy hosts
+    before they start.  milter_socket: Socket (default a free TCP port,
+    self.milter_port)."""
 
-    def __init__(self, fx, work, extra="", smap_socket=None, dns_servers=None):
+    def __init__(self, fx, work, extra="", smap_socket=None, dns_servers=None, world=None,
+                 milter_socket=None):
         names, hosts = {}, {}
         for d, mode in (("enforce.test", "enforce"), ("testing.test", "testing"),
                         ("enforce2.test", "enforce"), ("slow.test", "enforce"),
@@ -59,6 +63,8 @@ class Daemon:
             names[d]["ad"] = ad_mx
             for host, rr in tlsa.items():
                 names["_25._tcp.%s.%s" % (host, d)] = {"ad": True, "TLSA": [rr]}
+        if world is not None:
+            world(names, hosts)
         dns_port = fx.start_dns({"names": names, "default": "NXDOMAIN"})
         https_port = fx.start_https({"hosts": hosts, "default_cert": "good"})
         self.milter_port = harness.free_port()
@@ -66,7 +72,7 @@ class Daemon:
         self.smap_socket = smap_socket or "inet:%d@127.0.0.1" % self.smap_port
         self.smap_path = (self.smap_socket.split(":", 1)[1]
                           if self.smap_socket.startswith("unix:") else None)
-        self.sock = "inet:%d@127.0.0.1" % self.milter_port
+        self.sock = milter_socket or "inet:%d@127.0.0.1" % self.milter_port
         self.dlog = os.path.join(work, "decisions.json")
         self.errfile = os.path.join(work, "milter.err")
         conf = self.conf = os.path.join(work, "milter.conf")
@@ -89,18 +95,18 @@ class Daemon:
         import socket
         if self.proc.poll() is not None:
             raise AssertionError("mtasts-milter exited: %s" % open(self.errfile).read()[-2000:])
-        for port in (self.milter_port, self.smap_port):
-            if port == self.smap_port and self.smap_path is not None:
-                continue
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            except OSError:
-                return False
-        if self.smap_path is not None:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        ends = [self.sock[5:] if self.sock.startswith("unix:") else self.milter_port,
+                self.smap_path if self.smap_path is not None else self.smap_port]
+        for end in ends:
+            if isinstance(end, int):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                addr = ("127.0.0.1", end)
+            else:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                addr = end
             try:
                 s.settimeout(0.2)
-                s.connect(self.smap_path)
+                s.connect(addr)
             except OSError:
                 return False
             finally:

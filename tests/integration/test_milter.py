@@ -92,16 +92,36 @@ def main():
             report.skip("milter tests", "%s not available (install miltertest)" % need)
             return report.finish()
     with tempfile.TemporaryDirectory(prefix="mtasts-milter-test.") as work:
-        fx = harness.Fixtures(work)
-        dmn = None
-        try:
-            dmn = daemon.Daemon(fx, work, "LocalDomains local.example\nEarlyTempfail yes\n")
-            run_tests(report, work, dmn.sock, dmn.dlog, dmn.proc, dmn.conf)
-        finally:
-            if dmn is not None:
-                dmn.stop()
-            fx.stop()
+        # Over TCP, then over a unix-domain socket, where the milter also
+        # negotiates MAIL without a reply and no DATA step.
+        for kind in ("inet", "unix"):
+            sub = os.path.join(work, kind)
+            os.mkdir(sub)
+            fx = harness.Fixtures(sub)
+            dmn = None
+            sock = "unix:" + os.path.join(sub, "milter.sock") if kind == "unix" else None
+            try:
+                dmn = daemon.Daemon(fx, sub, "LocalDomains local.example\nEarlyTempfail yes\n",
+                                    milter_socket=sock)
+                run_tests(SocketLabel(report, kind), sub, dmn.sock, dmn.dlog, dmn.proc, dmn.conf)
+            finally:
+                if dmn is not None:
+                    dmn.stop()
+                fx.stop()
     return report.finish()
+
+
+class SocketLabel:
+    """The report, with the socket kind added to every case name."""
+
+    def __init__(self, report, kind):
+        self.report, self.kind = report, kind
+
+    def run(self, name, fn, *args, **kwargs):
+        return self.report.run("%s [%s socket]" % (name, self.kind), fn, *args, **kwargs)
+
+    def __getattr__(self, attr):
+        return getattr(self.report, attr)
 
 
 def run_script(work, name, script):
@@ -246,6 +266,13 @@ def run_tests(report, work, sock, dlog, proc, conf):
                              'error("body not negotiated away") end').add(
             'if not mt.test_option(conn, SMFIP_NR_HDR) then error("header replies kept") end').add(
             'if not mt.test_action(conn, SMFIF_ADDHDRS) then error("no ADDHDRS") end')
+        # MAIL without a reply and no DATA step only where no Nagle/delayed
+        # ACK can hold the next packet: unix-domain sockets.
+        local = sock.startswith("unix:")
+        for opt in ("SMFIP_NR_MAIL", "SMFIP_NODATA"):
+            s.add('if %smt.test_option(conn, %s) then error("%s %s on a %s socket") end'
+                  % ("not " if local else "", opt, opt, "missing" if local else "set",
+                     "unix" if local else "TCP"))
         run_script(work, "negotiation", s)
     report.run("unneeded protocol steps are negotiated away", negotiation)
 
