@@ -309,6 +309,23 @@ void *sts_realloc_array(void *p, size_t n, size_t size)
     return realloc(p, n * size != 0 ? n * size : 1);
 }
 
+void *sts_array_reserve(void *p, size_t n, size_t *cap, size_t first, size_t size)
+{
+    size_t ncap;
+
+    if (n < *cap)
+        return p;
+    if (*cap > SIZE_MAX / 2 || n == SIZE_MAX)
+        return NULL;
+    ncap = *cap != 0 ? *cap * 2 : first;
+    if (ncap <= n)
+        ncap = n + 1;
+    p = sts_realloc_array(p, ncap, size);
+    if (p != NULL)
+        *cap = ncap;
+    return p;
+}
+
 char *sts_strndup(const char *s, size_t n)
 {
     char *p = n < SIZE_MAX ? malloc(n + 1) : NULL;

@@ -130,6 +130,12 @@ void sts_buf_free(sts_buf *b);
 /* Overflow-checked allocation helpers (return NULL on overflow or OOM). */
 void *sts_calloc_array(size_t n, size_t size);
 void *sts_realloc_array(void *p, size_t n, size_t size);
+/* Room for element n of a growable array whose capacity is *cap: returns
+ * p itself while n < *cap; else p reallocated to twice *cap (first when
+ * *cap is 0) with *cap updated.  NULL on overflow or OOM, p and *cap then
+ * unchanged.  Use: q = sts_array_reserve(a, n, &cap, 8, sizeof(*a));
+ * if (q == NULL) fail; a = q; a[n++] = x; */
+void *sts_array_reserve(void *p, size_t n, size_t *cap, size_t first, size_t size);
 /* strndup that returns NULL on OOM; the copy is NUL-terminated. */
 char *sts_strndup(const char *s, size_t n);
 

@@ -148,34 +148,90 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
     }
 }
 
-/* Append an address to a CURLOPT_RESOLVE address list (IPv6 in brackets). */
-static sts_status add_addr(sts_buf *b, const char *addr, bool first)
+/* The CURLOPT_RESOLVE list "+PREFIXHOST:PORT:ADDR[,ADDR...]" (IPv6 in
+ * brackets): curl never resolves a name itself.  '+': the entry ages out
+ * of curl's DNS cache like a looked-up one, so a long-running daemon does
+ * not accumulate one entry per domain.  STS_OK or STS_NOMEM. */
+static sts_status resolve_list(const char *prefix, const char *host, unsigned port,
+                               const char *const *addrs, size_t naddrs, struct curl_slist **out)
 {
-    bool v6 = strchr(addr, ':') != NULL;
+    sts_buf b;
+    sts_status st = STS_NOMEM;
 
-    return sts_buf_printf(b, "%s%s%s%s", first ? "" : ",", v6 ? "[" : "", addr, v6 ? "]" : "");
+    sts_buf_init(&b, 4096);
+    if (sts_buf_printf(&b, "+%s%s:%u:", prefix, host, port) != STS_OK)
+        goto done;
+    for (size_t i = 0; i < naddrs; i++) {
+        bool v6 = strchr(addrs[i], ':') != NULL;
+
+        if (sts_buf_printf(&b, "%s%s%s%s", i == 0 ? "" : ",", v6 ? "[" : "", addrs[i],
+                           v6 ? "]" : "") != STS_OK)
+            goto done;
+    }
+    if ((*out = curl_slist_append(NULL, b.data)) != NULL)
+        st = STS_OK;
+done:
+    sts_buf_free(&b);
+    return st;
 }
 
-#define SETOPT(opt, val)                                                                 \
+/* In a function with `sts_status st`, `sts_why *why` and a done label. */
+#define SETOPT(easy, opt, val)                                                           \
     do {                                                                                 \
-        if (curl_easy_setopt(t->easy, opt, val) != CURLE_OK) {                           \
+        if (curl_easy_setopt(easy, opt, val) != CURLE_OK) {                              \
             sts_why_set(why, "libcurl refused option %s", #opt);                         \
             st = STS_PERMFAIL;                                                           \
             goto done;                                                                   \
         }                                                                                \
     } while (0)
 
+/* The options the policy fetch and the report upload share (see the top):
+ * HTTPS only, peer and host verified, TLS >= 1.2, an explicit ca_file is
+ * the whole trust (no system directory besides), addresses only from
+ * resolve, never a proxy from http(s)_proxy, no redirects (RFC 8461 3.3;
+ * for an upload a redirect is no acceptance either), no cookies,
+ * HTTP/1.1, errors into errbuf (CURL_ERROR_SIZE bytes). */
+static sts_status setopt_https(CURL *easy, const char *url, const char *ca_file,
+                               struct curl_slist *resolve, struct curl_slist *headers,
+                               unsigned connect_timeout_ms, unsigned timeout_ms, char *errbuf,
+                               sts_why *why)
+{
+    sts_status st = STS_OK;
+
+    SETOPT(easy, CURLOPT_URL, url);
+    SETOPT(easy, CURLOPT_PROTOCOLS_STR, "https");
+    SETOPT(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    SETOPT(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+    SETOPT(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+    SETOPT(easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (ca_file != NULL) {
+        SETOPT(easy, CURLOPT_CAINFO, ca_file);
+        SETOPT(easy, CURLOPT_CAPATH, (char *)NULL);
+    }
+    SETOPT(easy, CURLOPT_RESOLVE, resolve);
+    SETOPT(easy, CURLOPT_NOPROXY, "*");
+    SETOPT(easy, CURLOPT_PROXY, "");
+    SETOPT(easy, CURLOPT_HTTPHEADER, headers);
+    SETOPT(easy, CURLOPT_USERAGENT, FETCH_USER_AGENT);
+    SETOPT(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_timeout_ms);
+    SETOPT(easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    SETOPT(easy, CURLOPT_ERRORBUFFER, errbuf);
+    SETOPT(easy, CURLOPT_NOSIGNAL, 1L);
+    SETOPT(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    SETOPT(easy, CURLOPT_COOKIEFILE, (char *)NULL);
+done:
+    return st;
+}
+
 sts_status sts_fetch_start(sts_fetch *f, const char *domain, const char *const *addrs,
                            size_t naddrs, sts_fetch_cb *cb, void *arg, sts_why *why)
 {
     char url[STS_DOMAIN_MAX + 64];
-    sts_buf resolve;
     transfer *t = NULL;
     sts_status st = STS_NOMEM;
     struct curl_slist *sl;
     int n;
 
-    sts_buf_init(&resolve, 4096);
     if (naddrs == 0) {
         sts_why_set(why, "no address for mta-sts.%s", domain);
         st = STS_PERMFAIL;
@@ -196,14 +252,6 @@ sts_status sts_fetch_start(sts_fetch *f, const char *domain, const char *const *
         st = STS_PERMFAIL;
         goto done;
     }
-    /* '+': the entry ages out of curl's DNS cache like a looked-up one, so a
-     * long-running daemon does not accumulate one entry per domain. */
-    if (sts_buf_printf(&resolve, "+mta-sts.%s:%u:", domain, f->port) != STS_OK)
-        goto nomem;
-    for (size_t i = 0; i < naddrs; i++)
-        if (add_addr(&resolve, addrs[i], i == 0) != STS_OK)
-            goto nomem;
-
     t = calloc(1, sizeof(*t));
     if (t == NULL)
         goto nomem;
@@ -214,7 +262,7 @@ sts_status sts_fetch_start(sts_fetch *f, const char *domain, const char *const *
     t->easy = curl_easy_init();
     if (t->easy == NULL)
         goto nomem;
-    if ((t->resolve = curl_slist_append(NULL, resolve.data)) == NULL)
+    if (resolve_list("mta-sts.", domain, f->port, addrs, naddrs, &t->resolve) != STS_OK)
         goto nomem;
     /* RFC 8461 3.3: HTTP caching MUST NOT be used; also tell intermediaries. */
     if ((sl = curl_slist_append(NULL, "Cache-Control: no-cache")) == NULL)
@@ -224,33 +272,14 @@ sts_status sts_fetch_start(sts_fetch *f, const char *domain, const char *const *
         goto nomem;
     t->headers = sl;
 
-    SETOPT(CURLOPT_URL, url);
-    SETOPT(CURLOPT_PROTOCOLS_STR, "https");
-    SETOPT(CURLOPT_FOLLOWLOCATION, 0L); /* RFC 8461 3.3: redirects MUST NOT be followed */
-    SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
-    SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
-    SETOPT(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    if (f->ca_file != NULL) {
-        /* An explicit bundle is the whole trust: no system directory besides. */
-        SETOPT(CURLOPT_CAINFO, f->ca_file);
-        SETOPT(CURLOPT_CAPATH, (char *)NULL);
-    }
-    SETOPT(CURLOPT_RESOLVE, t->resolve);
-    SETOPT(CURLOPT_NOPROXY, "*"); /* never a proxy from http(s)_proxy */
-    SETOPT(CURLOPT_PROXY, "");
-    SETOPT(CURLOPT_HTTPHEADER, t->headers);
-    SETOPT(CURLOPT_USERAGENT, FETCH_USER_AGENT);
-    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)f->connect_timeout_ms);
-    SETOPT(CURLOPT_TIMEOUT_MS, (long)f->timeout_ms);
-    SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->max_body);
-    SETOPT(CURLOPT_WRITEFUNCTION, on_body);
-    SETOPT(CURLOPT_WRITEDATA, t);
-    SETOPT(CURLOPT_ERRORBUFFER, t->errbuf);
-    SETOPT(CURLOPT_PRIVATE, t);
-    SETOPT(CURLOPT_NOSIGNAL, 1L);
-    SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    SETOPT(CURLOPT_ACCEPT_ENCODING, (char *)NULL); /* the cap applies to what is sent */
-    SETOPT(CURLOPT_COOKIEFILE, (char *)NULL);
+    if ((st = setopt_https(t->easy, url, f->ca_file, t->resolve, t->headers,
+                           f->connect_timeout_ms, f->timeout_ms, t->errbuf, why)) != STS_OK)
+        goto done;
+    SETOPT(t->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->max_body);
+    SETOPT(t->easy, CURLOPT_WRITEFUNCTION, on_body);
+    SETOPT(t->easy, CURLOPT_WRITEDATA, t);
+    SETOPT(t->easy, CURLOPT_PRIVATE, t);
+    SETOPT(t->easy, CURLOPT_ACCEPT_ENCODING, (char *)NULL); /* the cap applies to what is sent */
 
     if (curl_multi_add_handle(f->multi, t->easy) != CURLM_OK) {
         sts_why_set(why, "libcurl refused a new transfer");
@@ -277,7 +306,6 @@ done:
         sts_buf_free(&t->body);
         free(t);
     }
-    sts_buf_free(&resolve);
     return st;
 }
 
@@ -415,21 +443,10 @@ static size_t on_post_reply(char *data, size_t size, size_t nmemb, void *userp)
     return *total > 1024 * 1024 ? 0 : n; /* a reply is a status, not a download */
 }
 
-#undef SETOPT
-#define SETOPT(opt, val)                                                                 \
-    do {                                                                                 \
-        if (curl_easy_setopt(easy, opt, val) != CURLE_OK) {                              \
-            sts_why_set(why, "libcurl refused option %s", #opt);                         \
-            st = STS_PERMFAIL;                                                           \
-            goto done;                                                                   \
-        }                                                                                \
-    } while (0)
-
 sts_status sts_fetch_post(const sts_fetch_post_req *req, long *http_status, sts_why *why)
 {
     char errbuf[CURL_ERROR_SIZE];
-    sts_buf resolve;
-    struct curl_slist *resolve_list = NULL, *headers = NULL, *sl;
+    struct curl_slist *resolve = NULL, *headers = NULL, *sl;
     CURL *easy = NULL;
     sts_status st = STS_NOMEM;
     size_t reply_len = 0;
@@ -437,7 +454,6 @@ sts_status sts_fetch_post(const sts_fetch_post_req *req, long *http_status, sts_
     CURLcode code;
 
     *http_status = 0;
-    sts_buf_init(&resolve, 4096);
     (void)pthread_once(&global_once, global_init);
     if (global_rc != CURLE_OK) {
         sts_why_set(why, "libcurl initialisation failed: %s", curl_easy_strerror(global_rc));
@@ -449,12 +465,7 @@ sts_status sts_fetch_post(const sts_fetch_post_req *req, long *http_status, sts_
         st = STS_PERMFAIL;
         goto done;
     }
-    if (sts_buf_printf(&resolve, "%s:%u:", req->host, req->port) != STS_OK)
-        goto nomem;
-    for (size_t i = 0; i < req->naddrs; i++)
-        if (add_addr(&resolve, req->addrs[i], i == 0) != STS_OK)
-            goto nomem;
-    if ((resolve_list = curl_slist_append(NULL, resolve.data)) == NULL)
+    if (resolve_list("", req->host, req->port, req->addrs, req->naddrs, &resolve) != STS_OK)
         goto nomem;
     {
         char ct[128];
@@ -470,33 +481,16 @@ sts_status sts_fetch_post(const sts_fetch_post_req *req, long *http_status, sts_
     if ((easy = curl_easy_init()) == NULL)
         goto nomem;
     errbuf[0] = '\0';
-    SETOPT(CURLOPT_URL, req->url);
-    SETOPT(CURLOPT_PROTOCOLS_STR, "https");
-    SETOPT(CURLOPT_FOLLOWLOCATION, 0L); /* a redirect is not an acceptance */
-    SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
-    SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
-    SETOPT(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    if (req->ca_file != NULL) {
-        SETOPT(CURLOPT_CAINFO, req->ca_file);
-        SETOPT(CURLOPT_CAPATH, (char *)NULL);
-    }
-    SETOPT(CURLOPT_RESOLVE, resolve_list);
-    SETOPT(CURLOPT_NOPROXY, "*");
-    SETOPT(CURLOPT_PROXY, "");
-    SETOPT(CURLOPT_HTTPHEADER, headers);
-    SETOPT(CURLOPT_USERAGENT, FETCH_USER_AGENT);
-    SETOPT(CURLOPT_CONNECTTIMEOUT_MS,
-           (long)(req->connect_timeout_ms != 0 ? req->connect_timeout_ms : 10000));
-    SETOPT(CURLOPT_TIMEOUT_MS, (long)(req->timeout_ms != 0 ? req->timeout_ms : 60000));
-    SETOPT(CURLOPT_POST, 1L);
-    SETOPT(CURLOPT_POSTFIELDS, req->body);
-    SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-    SETOPT(CURLOPT_WRITEFUNCTION, on_post_reply);
-    SETOPT(CURLOPT_WRITEDATA, &reply_len);
-    SETOPT(CURLOPT_ERRORBUFFER, errbuf);
-    SETOPT(CURLOPT_NOSIGNAL, 1L);
-    SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    SETOPT(CURLOPT_COOKIEFILE, (char *)NULL);
+    if ((st = setopt_https(easy, req->url, req->ca_file, resolve, headers,
+                           req->connect_timeout_ms != 0 ? req->connect_timeout_ms : 10000,
+                           req->timeout_ms != 0 ? req->timeout_ms : 60000, errbuf,
+                           why)) != STS_OK)
+        goto done;
+    SETOPT(easy, CURLOPT_POST, 1L);
+    SETOPT(easy, CURLOPT_POSTFIELDS, req->body);
+    SETOPT(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    SETOPT(easy, CURLOPT_WRITEFUNCTION, on_post_reply);
+    SETOPT(easy, CURLOPT_WRITEDATA, &reply_len);
 
     code = curl_easy_perform(easy);
     (void)curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
@@ -518,8 +512,7 @@ nomem:
 done:
     if (easy != NULL)
         curl_easy_cleanup(easy);
-    curl_slist_free_all(resolve_list);
+    curl_slist_free_all(resolve);
     curl_slist_free_all(headers);
-    sts_buf_free(&resolve);
     return st;
 }

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "config.h"
 #include "discover.h"
 #include "domain.h"
@@ -80,25 +81,6 @@ static void on_mx(void *arg, sts_status st, const sts_dns_mx *res, const char *w
     }
     if (res->null_mx)
         (void)snprintf(q->mx_why, sizeof(q->mx_why), "null MX (RFC 7505): the domain accepts no mail");
-}
-
-/* Override one config key from the command line, validated exactly as
- * the file's line would be (so --dns accepts what DNSServers accepts). */
-static int override(sts_config *cfg, const char *key, const char *value)
-{
-    sts_why why;
-
-    why.text[0] = '\0';
-    switch (sts_config_set(cfg, key, value, &why)) {
-    case STS_OK:
-        return 0;
-    case STS_NOMEM:
-        fprintf(stderr, "mtasts-query: out of memory\n");
-        return EX_OSERR;
-    default:
-        fprintf(stderr, "mtasts-query: %s\n", why.text);
-        return EX_USAGE;
-    }
 }
 
 static void print_text(const query_state *q, const sts_mx_check *chk, size_t nchk, bool check_mx)
@@ -468,27 +450,15 @@ int main(int argc, char **argv)
         q.nmx++;
     }
 
-    if (sts_config_defaults(&cfg) != STS_OK) {
-        fprintf(stderr, "mtasts-query: out of memory\n");
-        rc = EX_OSERR;
-        goto done;
+    {
+        /* --dns accepts exactly what DNSServers accepts, and so on. */
+        const sts_cli_override ov[] = { { "DNSServers", dns }, { "CAFile", ca_file } };
+
+        rc = sts_cli_config("mtasts-query", config_path, ov, sizeof(ov) / sizeof(ov[0]), &cfg);
+        if (rc != 0)
+            goto done;
     }
     cfg_ready = true;
-    /* The daemon's file is read when it exists, so both see the same
-     * resolvers and CA; an explicitly named file must exist. */
-    if (config_path != NULL || access(STS_DEFAULT_CONFIG, F_OK) == 0) {
-        const char *path = config_path != NULL ? config_path : STS_DEFAULT_CONFIG;
-
-        if (sts_config_load(path, &cfg, &why) != STS_OK) {
-            fprintf(stderr, "mtasts-query: %s\n", why.text);
-            rc = EX_CONFIG;
-            goto done;
-        }
-    }
-    if (dns != NULL && (rc = override(&cfg, "DNSServers", dns)) != 0)
-        goto done;
-    if (ca_file != NULL && (rc = override(&cfg, "CAFile", ca_file)) != 0)
-        goto done;
     rc = EX_SOFTWARE;
     if (ccmd != CACHE_NONE) {
         rc = cache_command(&cfg, ccmd, domain, &q, json);

@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "buf.h"
+#include "cli.h"
 #include "config.h"
 #include "domain.h"
 #include "log.h"
@@ -48,25 +49,6 @@ static void usage(FILE *fp)
             "Exit status: 0 done, 1 some reports could not be queued or sent,\n"
             "64 usage, 66 a log cannot be read, 73/74 DIR cannot be written,\n"
             "78 configuration error.  See mtasts-report(1).\n");
-}
-
-/* Override one config key from the command line, checked as the file's
- * line would be. */
-static int override(sts_config *cfg, const char *key, const char *value)
-{
-    sts_why why;
-
-    why.text[0] = '\0';
-    switch (sts_config_set(cfg, key, value, &why)) {
-    case STS_OK:
-        return 0;
-    case STS_NOMEM:
-        fprintf(stderr, PROG ": out of memory\n");
-        return EX_OSERR;
-    default:
-        fprintf(stderr, PROG ": %s\n", why.text);
-        return EX_USAGE;
-    }
 }
 
 static void on_warn(void *arg, const char *msg)
@@ -536,26 +518,15 @@ int main(int argc, char **argv)
         }
     }
 
-    if (sts_config_defaults(&cfg) != STS_OK) {
-        fprintf(stderr, PROG ": out of memory\n");
-        return EX_OSERR;
+    {
+        const sts_cli_override ov[] = {
+            { "DNSServers", dns }, { "CAFile", ca_file }, { "ReportSendmail", sendmail },
+        };
+
+        if ((rc = sts_cli_config(PROG, config_path, ov, sizeof(ov) / sizeof(ov[0]), &cfg)) != 0)
+            goto done;
     }
     cfg_ready = true;
-    /* The daemon's file when it exists, so that both agree; a named file
-     * must exist. */
-    if (config_path != NULL || access(STS_DEFAULT_CONFIG, F_OK) == 0) {
-        const char *path = config_path != NULL ? config_path : STS_DEFAULT_CONFIG;
-
-        if (sts_config_load(path, &cfg, &why) != STS_OK) {
-            fprintf(stderr, PROG ": %s\n", why.text);
-            rc = EX_CONFIG;
-            goto done;
-        }
-    }
-    if ((dns != NULL && (rc = override(&cfg, "DNSServers", dns)) != 0) ||
-        (ca_file != NULL && (rc = override(&cfg, "CAFile", ca_file)) != 0) ||
-        (sendmail != NULL && (rc = override(&cfg, "ReportSendmail", sendmail)) != 0))
-        goto done;
     if (sts_log_open(PROG, NULL, true) != STS_OK) {
         rc = EX_SOFTWARE;
         goto done;

@@ -255,18 +255,14 @@ static size_t result_index(const char *name, bool *known)
 
 static entry *entry_for(builder *b, bool sts, const sts_rsession *rep)
 {
+    entry *ne;
+
     for (size_t i = 0; i < b->ne; i++)
         if (b->e[i].sts == sts && (!sts || same_policy(b->e[i].rep, rep)))
             return &b->e[i];
-    if (b->ne == b->cape) {
-        size_t cap = b->cape ? 2 * b->cape : 4;
-        entry *ne = sts_realloc_array(b->e, cap, sizeof(*ne));
-
-        if (ne == NULL)
-            return NULL;
-        b->e = ne;
-        b->cape = cap;
-    }
+    if ((ne = sts_array_reserve(b->e, b->ne, &b->cape, 4, sizeof(*ne))) == NULL)
+        return NULL;
+    b->e = ne;
     memset(&b->e[b->ne], 0, sizeof(b->e[b->ne]));
     b->e[b->ne].sts = sts;
     b->e[b->ne].rep = rep;
@@ -280,7 +276,7 @@ static bool str_eq_opt(const char *a, const char *b)
 
 static sts_status add_failure(builder *b, entry *e, const sts_rsession *s, sts_report *r)
 {
-    detail key;
+    detail key, *nd;
     bool known;
 
     memset(&key, 0, sizeof(key));
@@ -301,15 +297,9 @@ static sts_status add_failure(builder *b, entry *e, const sts_rsession *s, sts_r
             return STS_OK;
         }
     }
-    if (e->nd == e->capd) {
-        size_t cap = e->capd ? 2 * e->capd : 4;
-        detail *nd = sts_realloc_array(e->d, cap, sizeof(*nd));
-
-        if (nd == NULL)
-            return STS_NOMEM;
-        e->d = nd;
-        e->capd = cap;
-    }
+    if ((nd = sts_array_reserve(e->d, e->nd, &e->capd, 4, sizeof(*nd))) == NULL)
+        return STS_NOMEM;
+    e->d = nd;
     key.count = 1;
     e->d[e->nd++] = key;
     return STS_OK;
@@ -508,7 +498,7 @@ static sts_status do_domain(builder *b, const sts_rsession *const *g, size_t m, 
                             size_t *prev, size_t *next)
 {
     const int64_t end = b->day + STS_REPORT_DAY;
-    sts_report r;
+    sts_report r, *nr;
     bool reportable = false;
     uint64_t in_day = 0, attributed = 0;
     sts_status rc = STS_OK;
@@ -585,17 +575,11 @@ static sts_status do_domain(builder *b, const sts_rsession *const *g, size_t m, 
         add_mode(&r, b->e[i].sts ? sts_mode_name(b->e[i].rep->mode) : "no-policy-found");
     if ((rc = report_json(b, &r)) != STS_OK)
         goto done;
-    if (b->set->n == b->capr) {
-        size_t cap = b->capr ? 2 * b->capr : 8;
-        sts_report *nr = sts_realloc_array(b->set->r, cap, sizeof(*nr));
-
-        if (nr == NULL) {
-            rc = STS_NOMEM;
-            goto done;
-        }
-        b->set->r = nr;
-        b->capr = cap;
+    if ((nr = sts_array_reserve(b->set->r, b->set->n, &b->capr, 8, sizeof(*nr))) == NULL) {
+        rc = STS_NOMEM;
+        goto done;
     }
+    b->set->r = nr;
     b->set->r[b->set->n++] = r;
     r.json = NULL;
 done:

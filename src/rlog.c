@@ -869,7 +869,7 @@ static bool rcpt_seen(const conn *c, uint64_t h)
 static void add_attempt(sts_rlog *r, conn *c, const char *qid, const char *domain, int64_t t,
                         bool sent, const char *service)
 {
-    att *a;
+    att *a, *na;
 
     for (size_t i = 0; i < c->ndom; i++)
         if (c->dom[i] == domain)
@@ -880,17 +880,11 @@ static void add_attempt(sts_rlog *r, conn *c, const char *qid, const char *domai
         r->st.dropped++;
         return;
     }
-    if (r->na == r->capa) {
-        size_t nc = r->capa != 0 ? r->capa * 2 : 256;
-        att *na = sts_realloc_array(r->a, nc, sizeof(*na));
-
-        if (na == NULL) {
-            r->nomem = true;
-            return;
-        }
-        r->a = na;
-        r->capa = nc;
+    if ((na = sts_array_reserve(r->a, r->na, &r->capa, 256, sizeof(*na))) == NULL) {
+        r->nomem = true;
+        return;
     }
+    r->a = na;
     a = &r->a[r->na++];
     a->time = t;
     a->qid = qid;
@@ -1416,7 +1410,7 @@ static sts_rlog_line_kind decision_line(sts_rlog *r, sts_cur line)
     char dom[STS_DOMAIN_MAX + 1];
     sts_cur tc;
     int64_t t;
-    dec nd;
+    dec nd, *na;
     bool found = false, deliverable, qid_ok;
 
     memset(&nd, 0, sizeof(nd));
@@ -1548,17 +1542,11 @@ static sts_rlog_line_kind decision_line(sts_rlog *r, sts_cur line)
         r->st.dropped++;
         goto done;
     }
-    if (r->nd == r->capd) {
-        size_t nc = r->capd != 0 ? r->capd * 2 : 256;
-        dec *na = sts_realloc_array(r->d, nc, sizeof(*na));
-
-        if (na == NULL) {
-            r->nomem = true;
-            goto done;
-        }
-        r->d = na;
-        r->capd = nc;
+    if ((na = sts_array_reserve(r->d, r->nd, &r->capd, 256, sizeof(*na))) == NULL) {
+        r->nomem = true;
+        goto done;
     }
+    r->d = na;
     r->d[r->nd++] = nd;
     r->st.decisions++;
     if (r->nd > r->ndh / 2) {
@@ -1845,21 +1833,17 @@ static void fill_decision(sts_rsession *s, const dec *d)
 
 static sts_rsession *new_session(sts_rlog *r, size_t *cap)
 {
+    sts_rsession *no;
+
     if (r->nout >= SESSIONS_MAX) {
         r->st.dropped++;
         return NULL;
     }
-    if (r->nout == *cap) {
-        size_t nc = *cap != 0 ? *cap * 2 : 64;
-        sts_rsession *no = sts_realloc_array(r->out, nc, sizeof(*no));
-
-        if (no == NULL) {
-            r->nomem = true;
-            return NULL;
-        }
-        r->out = no;
-        *cap = nc;
+    if ((no = sts_array_reserve(r->out, r->nout, cap, 64, sizeof(*no))) == NULL) {
+        r->nomem = true;
+        return NULL;
     }
+    r->out = no;
     memset(&r->out[r->nout], 0, sizeof(r->out[0]));
     return &r->out[r->nout++];
 }

@@ -376,15 +376,11 @@ static void index_free(sent_index *x)
 
 static sts_status index_add_mem(sent_index *x, const char *id, size_t n, int64_t t)
 {
-    if (x->n == x->cap) {
-        size_t ncap = x->cap != 0 ? x->cap * 2 : 64;
-        idx_entry *ne = sts_realloc_array(x->e, ncap, sizeof(*ne));
+    idx_entry *ne = sts_array_reserve(x->e, x->n, &x->cap, 64, sizeof(*ne));
 
-        if (ne == NULL)
-            return STS_NOMEM;
-        x->e = ne;
-        x->cap = ncap;
-    }
+    if (ne == NULL)
+        return STS_NOMEM;
+    x->e = ne;
     if ((x->e[x->n].id = sts_strndup(id, n)) == NULL)
         return STS_NOMEM;
     x->e[x->n++].t = t;
@@ -1087,7 +1083,7 @@ sts_status sts_rsend_run(const sts_rsend_opts *o, int64_t now, sts_rsend_stats *
     run_ctx x;
     DIR *d = NULL;
     struct dirent *e;
-    char **names = NULL;
+    char **names = NULL, **nn;
     size_t n = 0, cap = 0;
     struct sigaction ign, old_pipe;
     int fd2;
@@ -1124,15 +1120,9 @@ sts_status sts_rsend_run(const sts_rsend_opts *o, int64_t now, sts_rsend_stats *
     while ((e = readdir(d)) != NULL) {
         if (!is_spool_name(e->d_name))
             continue;
-        if (n == cap) {
-            size_t ncap = cap != 0 ? cap * 2 : 64;
-            char **nn = sts_realloc_array(names, ncap, sizeof(*nn));
-
-            if (nn == NULL)
-                goto nomem;
-            names = nn;
-            cap = ncap;
-        }
+        if ((nn = sts_array_reserve(names, n, &cap, 64, sizeof(*nn))) == NULL)
+            goto nomem;
+        names = nn;
         if ((names[n] = strdup(e->d_name)) == NULL)
             goto nomem;
         n++;

@@ -12,6 +12,9 @@
  *   ';', WSP or the end, as the ABNF's field-delim allows WSP before ';'
  *   (same rule as txt.c for v=STSv1).
  * - Trailing whitespace after the last field is accepted.
+ * The version test, the field delimiters, extension fields and the
+ * discard-then-count step are txt.c's shared walker (txt.h): the two
+ * grammars have the same shape.
  * - The field structure is strict (an empty field, an empty URI in the
  *   list, a byte outside the grammar make the record invalid: no
  *   reports), but one bad or unsupported URI only removes itself: the
@@ -31,30 +34,13 @@
 #include "buf.h"
 
 #define TLSRPT_VERSION "v=TLSRPTv1"
-#define TLSRPT_NAME_MAX 32 /* tlsrpt-ext-name: 1 + *31 */
 #define TLSRPT_LOCAL_MAX 64
-
-static bool is_name_char(unsigned char ch)
-{
-    return sts_is_alnum(ch) || ch == '_' || ch == '-' || ch == '.';
-}
-
-/* tlsrpt-ext-value = 1*(%x21-3A / %x3C / %x3E-7E) */
-static bool is_ext_value_char(unsigned char ch)
-{
-    return ch >= 0x21 && ch <= 0x7e && ch != ';' && ch != '=';
-}
 
 /* What one list item of rua may be made of before URI checks: visible
  * ASCII except the two separators. */
 static bool is_uri_token_char(unsigned char ch)
 {
     return ch >= 0x21 && ch <= 0x7e && ch != ',' && ch != ';';
-}
-
-static bool at_field_end(const sts_cur *c)
-{
-    return sts_cur_empty(c) || c->p[0] == ';' || sts_is_wsp((unsigned char)c->p[0]);
 }
 
 static bool is_hex(unsigned char ch)
@@ -83,11 +69,7 @@ static bool is_atext(unsigned char ch)
 
 bool sts_tlsrpt_is_record(const char *rec, size_t len)
 {
-    size_t n = sizeof(TLSRPT_VERSION) - 1;
-
-    if (rec == NULL || len < n || memcmp(rec, TLSRPT_VERSION, n) != 0)
-        return false;
-    return len == n || rec[n] == ';' || sts_is_wsp((unsigned char)rec[n]);
+    return sts_txt_has_version(rec, len, TLSRPT_VERSION);
 }
 
 /* ------------------------------------------------------------------ URIs */
@@ -351,7 +333,7 @@ static sts_status parse_rua(sts_cur *c, const char *rec, sts_tlsrpt *out, sts_wh
 
     for (;;) {
         if (!sts_cur_take_while(c, is_uri_token_char, &tok)) {
-            if (at_field_end(c) || c->p[0] == ',')
+            if (sts_txt_at_field_end(c) || c->p[0] == ',')
                 sts_why_set(why, "empty URI in the rua list at offset %zu", (size_t)(c->p - rec));
             else
                 sts_why_set(why, "rua contains '%s'", sts_quote(q, sizeof(q), c->p, 1));
@@ -367,88 +349,41 @@ static sts_status parse_rua(sts_cur *c, const char *rec, sts_tlsrpt *out, sts_wh
         }
         sts_cur_skip_wsp(c);
     }
-    if (!at_field_end(c)) {
+    if (!sts_txt_at_field_end(c)) {
         sts_why_set(why, "rua contains '%s'", sts_quote(q, sizeof(q), c->p, 1));
         return STS_PERMFAIL;
     }
     return STS_OK;
 }
 
-/* tlsrpt-extension = tlsrpt-ext-name "=" tlsrpt-ext-value; checked, ignored. */
-static sts_status parse_extension(sts_cur *c, sts_why *why)
-{
-    char q[64], q2[16];
-    sts_cur name, val;
+typedef struct rec_fields {
+    sts_tlsrpt *out;
+    bool have_rua;
+} rec_fields;
 
-    if (!sts_is_alnum((unsigned char)c->p[0]) || !sts_cur_take_while(c, is_name_char, &name)) {
-        sts_why_set(why, "field starts with '%s', expected a field name",
-                    sts_quote(q, sizeof(q), c->p, 1));
+static sts_status rec_field(void *arg, sts_cur *c, const char *rec, sts_why *why)
+{
+    rec_fields *f = arg;
+
+    if (!sts_cur_take_lit(c, "rua="))
+        return STS_NOTFOUND;
+    if (parse_rua(c, rec, f->have_rua ? NULL : f->out, why) != STS_OK)
         return STS_PERMFAIL;
-    }
-    if (name.len > TLSRPT_NAME_MAX) {
-        sts_why_set(why, "field name '%s' is longer than %d characters",
-                    sts_quote(q, sizeof(q), name.p, name.len), TLSRPT_NAME_MAX);
-        return STS_PERMFAIL;
-    }
-    if (!sts_cur_take_char(c, '=')) {
-        sts_why_set(why, "field '%s' has no '='", sts_quote(q, sizeof(q), name.p, name.len));
-        return STS_PERMFAIL;
-    }
-    if (!sts_cur_take_while(c, is_ext_value_char, &val) && at_field_end(c)) {
-        sts_why_set(why, "field '%s' has an empty value", sts_quote(q, sizeof(q), name.p, name.len));
-        return STS_PERMFAIL;
-    }
-    if (!at_field_end(c)) {
-        sts_why_set(why, "value of field '%s' contains '%s'",
-                    sts_quote(q, sizeof(q), name.p, name.len), sts_quote(q2, sizeof(q2), c->p, 1));
-        return STS_PERMFAIL;
-    }
+    f->have_rua = true;
     return STS_OK;
 }
 
 sts_status sts_tlsrpt_parse(const char *rec, size_t len, sts_tlsrpt *out, sts_why *why)
 {
-    sts_cur c = sts_cur_make(rec, rec != NULL ? len : 0);
-    bool have_rua = false;
+    rec_fields f = { out, false };
     sts_status st = STS_PERMFAIL;
 
     out->n = 0;
     out->ignored = 0;
     out->ignored_why.text[0] = '\0';
-    if (!sts_tlsrpt_is_record(c.p, c.len)) {
-        sts_why_set(why, "record does not start with v=TLSRPTv1");
+    if (sts_txt_walk(rec, len, TLSRPT_VERSION, rec_field, &f, why) != STS_OK)
         goto done;
-    }
-    (void)sts_cur_take_lit(&c, TLSRPT_VERSION);
-
-    /* Loop invariant: c is just after a complete field. */
-    for (;;) {
-        sts_cur_skip_wsp(&c);
-        if (sts_cur_empty(&c))
-            break; /* trailing WSP without ';': tolerated, see the top */
-        if (!sts_cur_take_char(&c, ';')) {
-            char q[16];
-
-            sts_why_set(why, "expected ';' at offset %zu, found '%s'", (size_t)(c.p - rec),
-                        sts_quote(q, sizeof(q), c.p, 1));
-            goto done;
-        }
-        sts_cur_skip_wsp(&c);
-        if (sts_cur_empty(&c))
-            break; /* the optional trailing delimiter */
-        if (c.p[0] == ';') {
-            sts_why_set(why, "empty field at offset %zu", (size_t)(c.p - rec));
-            goto done;
-        }
-        if (sts_cur_take_lit(&c, "rua=")) {
-            if (parse_rua(&c, rec, have_rua ? NULL : out, why) != STS_OK)
-                goto done;
-            have_rua = true;
-        } else if (parse_extension(&c, why) != STS_OK) {
-            goto done;
-        }
-    }
-    if (!have_rua) {
+    if (!f.have_rua) {
         sts_why_set(why, "required rua field missing");
         goto done;
     }
@@ -461,30 +396,18 @@ done:
 
 sts_status sts_tlsrpt_select(const sts_txt_rr *recs, size_t n, sts_tlsrpt *out, sts_why *why)
 {
-    size_t count = 0, which = 0;
+    size_t which;
     sts_why inner;
     sts_status st;
 
     out->n = 0;
     out->ignored = 0;
     out->ignored_why.text[0] = '\0';
-    /* RFC 8460 section 3: discard first, then count what is left. */
-    for (size_t i = 0; i < n; i++) {
-        if (sts_tlsrpt_is_record(recs[i].data, recs[i].len)) {
-            count++;
-            which = i;
-        }
-    }
-    if (count == 0) {
-        sts_why_set(why, "no v=TLSRPTv1 record among %zu TXT records", n);
-        return STS_NOTFOUND;
-    }
-    if (count > 1) {
-        sts_why_set(why, "found %zu v=TLSRPTv1 records, exactly one is allowed", count);
-        return STS_PERMFAIL;
-    }
+    st = sts_txt_select_one(recs, n, TLSRPT_VERSION, &which, why);
+    if (st != STS_OK)
+        return st;
     st = sts_tlsrpt_parse(recs[which].data, recs[which].len, out, &inner);
     if (st != STS_OK)
-        sts_why_set(why, "invalid v=TLSRPTv1 record: %s", inner.text);
+        sts_why_set(why, "invalid " TLSRPT_VERSION " record: %s", inner.text);
     return st;
 }

@@ -29,7 +29,6 @@ Environment: top_srcdir, top_builddir (set by make), PYTHON3, BENCH_ENGINE
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import harness  # noqa: E402
+from benchutil import children_cpu, loadavg, proc_cpu  # noqa: E402
 
 LATENCY_MS = 50
 TXT = [["v=STSv1; id=bench1;"]]
@@ -200,29 +200,6 @@ def run_bench(binary, sub, argv, timeout):
     return res
 
 
-def loadavg():
-    try:
-        with open("/proc/loadavg") as fh:
-            return " ".join(fh.read().split()[:3])
-    except OSError:
-        return "?"
-
-
-def proc_cpu(pid):
-    """CPU seconds (user + system) used so far by process pid."""
-    try:
-        with open("/proc/%d/stat" % pid) as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
-def children_cpu():
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
-
-
 class CpuMeter:
     """CPU used by the fixtures and by the bench_engine child during a run,
     to tell an engine limit from a fixture limit (2 cores, and httpsd is
@@ -232,12 +209,12 @@ class CpuMeter:
         self.pids = {n: p.popen.pid for n, p in fx.procs.items()}
 
     def __enter__(self):
-        self.before = {n: proc_cpu(pid) for n, pid in self.pids.items()}
+        self.before = {n: proc_cpu(pid) or 0.0 for n, pid in self.pids.items()}
         self.child_before = children_cpu()
         return self
 
     def __exit__(self, *exc):
-        self.used = {n: proc_cpu(pid) - self.before[n] for n, pid in self.pids.items()}
+        self.used = {n: (proc_cpu(pid) or 0.0) - self.before[n] for n, pid in self.pids.items()}
         self.used["bench_engine"] = children_cpu() - self.child_before
         return False
 

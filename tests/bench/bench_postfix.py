@@ -69,14 +69,10 @@ keeps the work dir.
 import argparse
 import os
 import re
-import resource
-import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -86,6 +82,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, os.path.join(HERE, "..", "mta"))
 import harness  # noqa: E402
 import mtautil  # noqa: E402
+from benchutil import children_cpu, fr, loadavg, med, note, ratio, rotation  # noqa: E402
 from milterd import MilterDaemon, start_world  # noqa: E402
 from postfix import POSTCONF, PostfixInstance, postfix_available  # noqa: E402
 
@@ -97,10 +94,6 @@ EXTRA_CONFIGS = ("noop-as-mtasts",)
 NOOP_ARGS = {"noop": [], "noop-as-mtasts": ["-S", "mtasts", "-H", "2"]}
 ROUTE_HEADER = "X-MTA-STS-Route"
 SETTLE_S = 0.5          # after a reload: let the machine go quiet
-
-
-def note(text=""):
-    print(text, flush=True)
 
 
 def noop_binary():
@@ -357,12 +350,6 @@ def group_cpu(pgid):
     return total / tck
 
 
-def children_cpu():
-    """CPU seconds of our reaped children (the smtp-source processes)."""
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
-
-
 # ------------------------------------------------------------ the bench
 
 class Bench:
@@ -568,38 +555,7 @@ def _mail_version():
     return out.strip() if rc == 0 else "?"
 
 
-def loadavg():
-    try:
-        with open("/proc/loadavg") as fh:
-            return " ".join(fh.read().split()[:3])
-    except OSError:
-        return "?"
-
-
-def rotation(configs, rounds):
-    """Round r runs the configurations starting at the r-th (mod their
-    number): each takes every place in the order equally often."""
-    out = []
-    for r in range(rounds):
-        k = r % len(configs)
-        out.append(list(configs[k:]) + list(configs[:k]))
-    return out
-
-
 # ------------------------------------------------------------ report
-
-def med(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
-def fr(v, spec="%.0f"):
-    return "-" if v is None else spec % v
-
-
-def ratio(a, b):
-    return a / b if a is not None and b else None
-
 
 def report(runs, latency, args, bench, load_start):
     W = 110
@@ -723,10 +679,13 @@ def main():
         note("\nSKIP bench postfix: " + why)
         return 0
 
-    work = tempfile.mkdtemp(prefix="mtasts-bench-postfix.")
-    keep = bool(os.environ.get("MTASTS_KEEP_WORKDIR"))
-    bench = Bench(args, work, configs)
-    t_all = time.monotonic()
+    with harness.workdir("mtasts-bench-postfix.", say=note) as work:
+        return run(args, Bench(args, work, configs), configs, load_start)
+
+
+def run(args, bench, configs, load_start):
+    """Warm-up, every round, latency, then the table; 1 if a run failed.
+    Stops bench."""
     failed = False
     try:
         note("\n=== Postfix throughput: %s; %d rounds of %d messages"
@@ -772,16 +731,11 @@ def main():
                 note("latency %-14s %.1f ms per message (one session, %d messages to %s)"
                      % (c, latency[c], args.latency_messages, bench.domains[0]))
         report(runs, latency, args, bench, load_start)
-        note("postfix bench took %.0f s" % (time.monotonic() - t_all))
     except (RuntimeError, OSError, harness.FixtureError) as e:
         note("!!! postfix bench could not run: %s" % e)
         failed = True
     finally:
         bench.stop()
-        if keep:
-            note("work dir kept: " + work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     return 1 if failed else 0
 
 

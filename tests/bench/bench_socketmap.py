@@ -50,11 +50,8 @@ MTASTS_KEEP_WORKDIR=1 keeps the work dir.
 
 import argparse
 import os
-import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True
@@ -65,16 +62,13 @@ import harness  # noqa: E402
 import mtautil  # noqa: E402
 import netns  # noqa: E402
 import peerd  # noqa: E402
+from benchutil import fr, loadavg, med, note, proc_cpu, ratio, rotation  # noqa: E402
 from milterd import MilterDaemon  # noqa: E402
 from test_socketmap import Client  # noqa: E402
 
 SERVERS = ("mtasts", "peer", "ceiling")
 GOAL_RATIO = 0.90
 GOAL_P99_US = 1000.0
-
-
-def note(text=""):
-    print(text, flush=True)
 
 
 def tool(env, name):
@@ -111,45 +105,6 @@ def same_policy(a, b):
             out.append(w)
         return out
     return norm(a) == norm(b)
-
-
-def proc_cpu(pid):
-    """CPU seconds (user + system, this process and its threads)."""
-    try:
-        with open("/proc/%d/stat" % pid) as fh:
-            f = fh.read().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / float(os.sysconf("SC_CLK_TCK"))
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as fh:
-            return " ".join(fh.read().split()[:3])
-    except OSError:
-        return "?"
-
-
-def rotation(items, rounds):
-    out = []
-    for r in range(rounds):
-        k = r % len(items)
-        out.append(list(items[k:]) + list(items[:k]))
-    return out
-
-
-def med(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
-def fr(v, spec="%.0f"):
-    return "-" if v is None else spec % v
-
-
-def ratio(a, b):
-    return a / b if a is not None and b else None
 
 
 class Const:
@@ -384,12 +339,14 @@ def main():
         note("\n=== socketmap bench: running again in a private network namespace "
              "(the peer needs DNS on :53 and HTTPS on :443)")
         return netns.run_inside("bench-socketmap")
-    work = tempfile.mkdtemp(prefix="mtasts-bench-smap.")
-    keep = bool(os.environ.get("MTASTS_KEEP_WORKDIR"))
     load_start = loadavg()
-    bench = Bench(args, work, peer_why)
+    with harness.workdir("mtasts-bench-smap.", say=note) as work:
+        return run(args, Bench(args, work, peer_why), peer_why, load_start)
+
+
+def run(args, bench, peer_why, load_start):
+    """Every round, then the table; 1 if a run failed.  Stops bench."""
     failed = False
-    t_all = time.monotonic()
     try:
         note("\n=== socketmap lookups: %s; %d rounds of %s connections, %d s each"
              % (" / ".join(s for s in SERVERS if s != "peer" or peer_why is None),
@@ -413,17 +370,12 @@ def main():
                     if r["errors"] or r["mismatches"]:
                         failed = True
         report(bench, runs, args, load_start)
-        note("socketmap bench took %.0f s" % (time.monotonic() - t_all))
     except (RuntimeError, OSError, AssertionError, harness.FixtureError,
             subprocess.SubprocessError) as e:
         note("!!! socketmap bench could not run: %s" % e)
         failed = True
     finally:
         bench.stop()
-        if keep:
-            note("work dir kept: " + work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     return 1 if failed else 0
 
 

@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "domain.h"
+#include "fuzz_records.h"
 #include "tlsrpt_txt.h"
 
 #define FUZZ_MAX_RECS 64
@@ -77,40 +78,18 @@ static void check_result(const sts_tlsrpt *t)
     }
 }
 
-static void check_why(const sts_why *why)
-{
-    if (memchr(why->text, '\0', sizeof(why->text)) == NULL || why->text[0] == '\0')
-        abort();
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static sts_tlsrpt got, single; /* 40 KiB each: not on the stack */
     const char *in = (const char *)data;
     sts_txt_rr recs[FUZZ_MAX_RECS];
-    size_t n = 0, n_rec = 0, which = 0, pos = 0;
+    size_t n, n_rec, which = 0;
     sts_tlsrpt_uri u;
     sts_why why;
     sts_status st;
 
-    while (n < FUZZ_MAX_RECS) {
-        const char *nl = n + 1 < FUZZ_MAX_RECS && pos < size ? memchr(in + pos, '\n', size - pos)
-                                                             : NULL;
-        size_t end = nl != NULL ? (size_t)(nl - in) : size;
-
-        recs[n].data = in + pos;
-        recs[n].len = end - pos;
-        n++;
-        if (nl == NULL)
-            break;
-        pos = end + 1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (sts_tlsrpt_is_record(recs[i].data, recs[i].len)) {
-            n_rec++;
-            which = i;
-        }
-    }
+    n = fuzz_split_records(in, size, recs, FUZZ_MAX_RECS);
+    n_rec = fuzz_count_records(recs, n, sts_tlsrpt_is_record, &which);
 
     why.text[0] = '\0';
     st = sts_tlsrpt_select(recs, n, &got, &why);
@@ -127,12 +106,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         break;
     case STS_NOTFOUND:
-        check_why(&why);
+        fuzz_check_why(&why);
         if (n_rec != 0 || got.n != 0)
             abort();
         break;
     case STS_PERMFAIL:
-        check_why(&why);
+        fuzz_check_why(&why);
         if (n_rec == 0 || got.n != 0)
             abort();
         if (n_rec == 1 && sts_tlsrpt_parse(recs[which].data, recs[which].len, &single, NULL) == STS_OK)
@@ -150,7 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         check_result(&got);
     } else if (st == STS_PERMFAIL) {
-        check_why(&why);
+        fuzz_check_why(&why);
         if (got.n != 0)
             abort();
     } else {
@@ -163,7 +142,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (st == STS_OK)
         check_uri(&u);
     else if (st == STS_NOTFOUND || st == STS_PERMFAIL)
-        check_why(&why);
+        fuzz_check_why(&why);
     else
         abort();
     return 0;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "fuzz_records.h"
 #include "txt.h"
 
 #define FUZZ_MAX_RECS 64
@@ -27,40 +28,17 @@ static void check_id(const sts_txt *t)
             abort();
 }
 
-static void check_why(const sts_why *why)
-{
-    if (memchr(why->text, '\0', sizeof(why->text)) == NULL || why->text[0] == '\0')
-        abort();
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *in = (const char *)data;
     sts_txt_rr recs[FUZZ_MAX_RECS];
-    size_t n = 0, n_sts = 0, which = 0, pos = 0;
+    size_t n, n_sts, which = 0;
     sts_txt got, single;
     sts_why why;
     sts_status st, st1;
 
-    /* Records are the '\n'-separated pieces; the last one takes the rest. */
-    while (n < FUZZ_MAX_RECS) {
-        const char *nl = n + 1 < FUZZ_MAX_RECS && pos < size ? memchr(in + pos, '\n', size - pos)
-                                                             : NULL;
-        size_t end = nl != NULL ? (size_t)(nl - in) : size;
-
-        recs[n].data = in + pos;
-        recs[n].len = end - pos;
-        n++;
-        if (nl == NULL)
-            break;
-        pos = end + 1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (sts_txt_is_sts(recs[i].data, recs[i].len)) {
-            n_sts++;
-            which = i;
-        }
-    }
+    n = fuzz_split_records(in, size, recs, FUZZ_MAX_RECS);
+    n_sts = fuzz_count_records(recs, n, sts_txt_is_sts, &which);
 
     why.text[0] = '\0';
     st = sts_txt_select(recs, n, &got, &why);
@@ -75,12 +53,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         break;
     case STS_NOTFOUND:
-        check_why(&why);
+        fuzz_check_why(&why);
         if (n_sts != 0)
             abort();
         break;
     case STS_PERMFAIL:
-        check_why(&why);
+        fuzz_check_why(&why);
         if (n_sts == 0)
             abort();
         if (n_sts == 1 && sts_txt_parse(recs[which].data, recs[which].len, &single, NULL) == STS_OK)
@@ -98,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!sts_txt_is_sts(in, size))
             abort();
     } else if (st == STS_PERMFAIL) {
-        check_why(&why);
+        fuzz_check_why(&why);
     } else {
         abort();
     }

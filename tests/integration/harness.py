@@ -16,10 +16,13 @@ and on their own within ~1 s if this process dies (--exit-with-parent).
 
 TestReport prints "ok - NAME" / "not ok - NAME: message" per case and a
 final "N passed, N failed[, N skipped]"; finish() returns the exit status
-automake expects (0 pass, 1 fail, 77 skip).
+automake expects (0 pass, 1 fail, 77 skip).  note() adds diagnostic lines
+to the log; `with workdir(prefix) as work:` gives a test run its temporary
+directory (kept with MTASTS_KEEP_WORKDIR=1).
 """
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -34,7 +37,7 @@ import weakref
 
 __all__ = ["Fixtures", "FixtureError", "TestReport", "Skip", "free_port",
            "wait_for", "srcdir", "builddir", "fixtures_dir", "python3",
-           "have_dnslib"]
+           "have_dnslib", "note", "workdir", "skipped"]
 
 READY_TIMEOUT = 10.0
 
@@ -450,3 +453,36 @@ class TestReport:
         if self.skipped and not self.passed:
             return 77
         return 0
+
+
+def skipped(title, case, why):
+    """The whole report of a test that cannot run here: "# title", case
+    skipped for why; returns the exit status (77)."""
+    report = TestReport(title)
+    report.skip(case, why)
+    return report.finish()
+
+
+def note(text):
+    """Diagnostic text into the test log, one "#   " line each."""
+    for line in str(text).splitlines():
+        print("#   " + line)
+    sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def workdir(prefix, say=note):
+    """A fresh temporary directory for one test run, yielded as its path.
+    On the way out, however the run ended, the total time is said (say:
+    note, or a bench's plain printer) and the directory removed, or kept
+    (and its path said) when $MTASTS_KEEP_WORKDIR is set."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    t0 = time.monotonic()
+    try:
+        yield work
+    finally:
+        say("total %.1f s" % (time.monotonic() - t0))
+        if os.environ.get("MTASTS_KEEP_WORKDIR"):
+            say("work dir kept: " + work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)

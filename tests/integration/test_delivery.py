@@ -30,9 +30,7 @@ MTASTS_KEEP_WORKDIR=1 keeps the work dir.
 
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,6 +40,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "mta"))
 import harness  # noqa: E402
 import mtautil  # noqa: E402
 import netns  # noqa: E402
+from harness import note  # noqa: E402
 from deliverylab import DeliveryLab, MX, lab_available, SOCKETMAP_PORT  # noqa: E402
 
 TIMEOUT = 30.0
@@ -98,12 +97,6 @@ SCENARIOS = [
              mx("nopolicy.test"), "good", "sent",
              [OPPORTUNISTIC % re.escape(mx("nopolicy.test")), r"status=sent"], tls=True),
 ]
-
-
-def note(text):
-    for line in str(text).splitlines():
-        print("#   " + line)
-    sys.stdout.flush()
 
 
 def build_lab(work):
@@ -176,18 +169,20 @@ def run_round(report, lab, pf, tag, state):
 def main():
     why = lab_available()
     if why:
-        report = harness.TestReport("Postfix delivery through the socketmap")
-        report.skip("end-to-end delivery", why)
-        return report.finish()
+        return harness.skipped("Postfix delivery through the socketmap", "end-to-end delivery",
+                               why)
     rc = netns.run_inside("test_delivery")
     if rc is not None:
         return rc
     report = harness.TestReport("Postfix delivery through the socketmap (netns %s)"
                                 % netns.inside())
-    work = tempfile.mkdtemp(prefix="mtasts-delivery-test.")
-    keep = bool(os.environ.get("MTASTS_KEEP_WORKDIR"))
-    t0 = time.monotonic()
-    lab = build_lab(work)
+    with harness.workdir("mtasts-delivery-test.") as work:
+        run_lab(report, build_lab(work))
+    return report.finish()
+
+
+def run_lab(report, lab):
+    """Start the lab and run the cases; the lab is stopped however it ends."""
     state = {}
     try:
         def start():
@@ -203,7 +198,7 @@ def main():
         if not report.run("start DNS :53, HTTPS :443, MX sinks :25, mtasts-milter, "
                           "2 x Postfix", start):
             note(lab.diagnostics())
-            return report.finish()
+            return
 
         run_round(report, lab, lab.maponly, "map only", state)
         sents = run_round(report, lab, lab.pf, "packaged", state)
@@ -291,12 +286,6 @@ def main():
                    daemon_clean_exit)
     finally:
         lab.stop()
-        note("total %.1f s" % (time.monotonic() - t0))
-        if keep:
-            note("work dir kept: " + work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return report.finish()
 
 
 if __name__ == "__main__":

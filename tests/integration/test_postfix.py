@@ -21,9 +21,7 @@ skips (77) otherwise.  MTASTS_KEEP_WORKDIR=1 keeps the work dir.
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -32,6 +30,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "mta"))
 import harness  # noqa: E402
 import mtautil  # noqa: E402
+from harness import note  # noqa: E402
 from milterd import (MilterDaemon, start_world, WORLD, tag_fields, tags_by_domain,  # noqa: E402
                      expect_fields)
 from postfix import PostfixInstance, postfix_available  # noqa: E402
@@ -41,13 +40,6 @@ SENDER = "sender@client.test"
 DELIVERY_TIMEOUT = 30.0
 ENF = WORLD["enforce.test"]
 TST = WORLD["testing.test"]
-
-
-def note(text):
-    """Diagnostic text into the test log, one '# ' line each."""
-    for line in str(text).splitlines():
-        print("#   " + line)
-    sys.stdout.flush()
 
 
 class Env:
@@ -427,10 +419,7 @@ def main():
     if not harness.have_dnslib():
         report.skip("postfix tests", "python3-dnslib missing (DNS fixture)")
         return report.finish()
-    work = tempfile.mkdtemp(prefix="mtasts-postfix-test.")
-    keep = bool(os.environ.get("MTASTS_KEEP_WORKDIR"))
-    t0 = time.monotonic()
-    try:
+    with harness.workdir("mtasts-postfix-test.") as work:
         report.run("plumbing without milter: relayhost, enforce transport, TLS demanded",
                    case_plumbing, work)
         why = MilterDaemon.available()
@@ -445,12 +434,6 @@ def main():
                     note(env.diagnostics())
             finally:
                 env.cleanup()
-    finally:
-        note("total %.1f s" % (time.monotonic() - t0))
-        if keep:
-            note("work dir kept: " + work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     return report.finish()
 
 

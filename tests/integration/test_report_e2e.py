@@ -48,10 +48,8 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -60,6 +58,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "mta"))
 import harness  # noqa: E402
 import netns  # noqa: E402
+from harness import note  # noqa: E402
 from deliverylab import DeliveryLab, MX, lab_available  # noqa: E402
 from test_report import validate  # noqa: E402  (RFC 8460 section 4 field list)
 
@@ -83,12 +82,6 @@ ReportSpool {spool}
 """
 
 BAD, GOOD, NOTLS, QUIET, RUA = "bad.test", "good.test", "notls.test", "quiet.test", "rua.test"
-
-
-def note(text):
-    for line in str(text).splitlines():
-        print("#   " + line)
-    sys.stdout.flush()
 
 
 def eq(what, got, want):
@@ -238,19 +231,21 @@ def main():
         return 99
     why = lab_available()
     if why:
-        report = harness.TestReport("mtasts-report end to end through Postfix")
-        report.skip("end-to-end report delivery", why)
-        return report.finish()
+        return harness.skipped("mtasts-report end to end through Postfix",
+                               "end-to-end report delivery", why)
     rc = netns.run_inside("test_report_e2e")
     if rc is not None:
         return rc
     report = harness.TestReport("mtasts-report end to end through Postfix (netns %s)"
                                 % netns.inside())
-    work = tempfile.mkdtemp(prefix="mtasts-report-e2e.")
-    keep = bool(os.environ.get("MTASTS_KEEP_WORKDIR"))
-    t0 = time.monotonic()
-    avoid_midnight()
-    lab = build_lab(work)
+    with harness.workdir("mtasts-report-e2e.") as work:
+        avoid_midnight()
+        run_lab(report, build_lab(work), work)
+    return report.finish()
+
+
+def run_lab(report, lab, work):
+    """Start the lab and run the cases; the lab is stopped however it ends."""
     st = {}
     try:
         def start():
@@ -261,10 +256,10 @@ def main():
         if not report.run("start DNS, HTTPS (policies + report endpoint), MX sinks, "
                           "mtasts-milter, Postfix", start):
             note(lab.diagnostics())
-            return report.finish()
+            return
         if not report.run("deliver: 3 x testing/self-signed, 2 x enforce/valid, "
                           "1 x enforce/no STARTTLS, 1 x testing/no rua", deliver, lab, st):
-            return report.finish()
+            return
         run = Run(lab, work)
         run.day = utc_day()
         report.run("first mtasts-report run: 4 reports queued, 4 rua deliveries, "
@@ -284,12 +279,6 @@ def main():
                    second_run, run, st)
     finally:
         lab.stop()
-        note("total %.1f s" % (time.monotonic() - t0))
-        if keep:
-            note("work dir kept: " + work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return report.finish()
 
 
 # ------------------------------------------------------------------ cases

@@ -19,9 +19,7 @@ the work dir.
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,6 +28,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "mta"))
 import harness  # noqa: E402
 import mtautil  # noqa: E402
+from harness import note  # noqa: E402
 from milterd import (MilterDaemon, start_world, WORLD, tag_fields, tags_by_domain,  # noqa: E402
                      expect_fields)
 from sendmail import SendmailInstance, sendmail_available  # noqa: E402
@@ -38,12 +37,6 @@ from smtpsink import SmtpSink  # noqa: E402
 SENDER = "sender@client.test"
 DELIVERY_TIMEOUT = 30.0
 ENF = WORLD["enforce.test"]
-
-
-def note(text):
-    for line in str(text).splitlines():
-        print("#   " + line)
-    sys.stdout.flush()
 
 
 class Env:
@@ -228,11 +221,7 @@ def main():
     if not harness.have_dnslib():
         report.skip("sendmail tests", "python3-dnslib missing (DNS fixture)")
         return report.finish()
-    work = tempfile.mkdtemp(prefix="mtasts-sendmail-test.")
-    keep = bool(os.environ.get("MTASTS_KEEP_WORKDIR"))
-    t0 = time.monotonic()
-    env = None
-    try:
+    with harness.workdir("mtasts-sendmail-test.") as work:
         report.run("plumbing without milter: unpacked Sendmail relays to the sink",
                    case_plumbing, os.path.join(work, "plumbing"))
         why = MilterDaemon.available()
@@ -240,18 +229,13 @@ def main():
             report.skip("cases with the daemon", why)
         else:
             env = Env(os.path.join(work, "milter"))
-            if report.run("start mtasts-milter and sendmail", env.start):
-                run_cases(report, env)
-            else:
-                note(env.diagnostics())
-    finally:
-        if env:
-            env.cleanup()
-        note("total %.1f s" % (time.monotonic() - t0))
-        if keep:
-            note("work dir kept: " + work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+            try:
+                if report.run("start mtasts-milter and sendmail", env.start):
+                    run_cases(report, env)
+                else:
+                    note(env.diagnostics())
+            finally:
+                env.cleanup()
     return report.finish()
 
 

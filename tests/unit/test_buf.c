@@ -573,6 +573,34 @@ static void test_realloc_array(void **state)
     free(q);
 }
 
+/* A growable array: same block while there is room, doubling from
+ * `first`, and on overflow NULL with the block and capacity kept. */
+static void test_array_reserve(void **state)
+{
+    int *a = NULL, *q;
+    size_t n = 0, cap = 0;
+
+    (void)state;
+    for (int i = 0; i < 9; i++) {
+        if ((q = sts_array_reserve(a, n, &cap, 4, sizeof(*a))) == NULL)
+            fail_msg("case array_reserve_grow: got NULL at %d, want a block", i);
+        a = q;
+        a[n++] = i;
+    }
+    if (cap != 16 || a[0] != 0 || a[8] != 8)
+        fail_msg("case array_reserve_doubles: got cap %zu, a[0]=%d a[8]=%d, want 16, 0, 8", cap,
+                 a[0], a[8]);
+    if (sts_array_reserve(a, n, &cap, 4, sizeof(*a)) != a)
+        fail_msg("case array_reserve_room_same_block: got another block, want the same");
+    cap = n = SIZE_MAX / 2 + 1;
+    if (sts_array_reserve(a, n, &cap, 4, sizeof(*a)) != NULL || cap != SIZE_MAX / 2 + 1)
+        fail_msg("case array_reserve_overflow: got a block or cap %zu, want NULL, cap kept", cap);
+    cap = n = 0;
+    if ((q = sts_array_reserve(a, n, &cap, 0, sizeof(*a))) == NULL || cap != 1)
+        fail_msg("case array_reserve_first_zero: got cap %zu, want room for one", cap);
+    free(q);
+}
+
 static void test_strndup(void **state)
 {
     char *s;
@@ -619,6 +647,7 @@ int main(void)
         cmocka_unit_test(test_buf_free_twice),
         cmocka_unit_test(test_calloc_array_overflow),
         cmocka_unit_test(test_realloc_array),
+        cmocka_unit_test(test_array_reserve),
         cmocka_unit_test(test_strndup),
     };
     struct CMUnitTest tests[ARRAY_LEN(number_cases) + ARRAY_LEN(until_cases) +

@@ -269,12 +269,58 @@ static void test_out_untouched_on_failure(void **state)
                  sts_status_name(st), got.id);
 }
 
+/* A made-up grammar for the walker: "k=" fields are counted and their
+ * value must be "ok"; everything else is left to the walker. */
+static sts_status test_field(void *arg, sts_cur *c, const char *rec, sts_why *why)
+{
+    size_t *nk = arg;
+
+    (void)rec;
+    if (!sts_cur_take_lit(c, "k="))
+        return STS_NOTFOUND;
+    if (!sts_cur_take_lit(c, "ok") || !sts_txt_at_field_end(c)) {
+        sts_why_set(why, "k is not ok");
+        return STS_PERMFAIL;
+    }
+    (*nk)++;
+    return STS_OK;
+}
+
+/* The field walker shared with tlsrpt_txt.c knows no version or field of
+ * its own: walk records of a made-up "v=TEST1" grammar with it. */
+static void test_field_walker(void **state)
+{
+    sts_txt_rr rrs[3] = { { LIT("v=TEST10; k=ok") }, { LIT("v=TEST1; k=ok") },
+                          { LIT("v=STSv1; id=1") } };
+    size_t nk = 0, which = 99;
+    sts_why why = { "" };
+
+    (void)state;
+    if (sts_txt_walk(LIT("v=TEST1 ; k=ok;b.c=x ;k=ok"), "v=TEST1", test_field, &nk, &why) !=
+            STS_OK || nk != 2)
+        fail_msg("case walker_fields: got %zu k fields (%s), want 2", nk, why.text);
+    if (sts_txt_walk(LIT("v=TEST1; k=bad"), "v=TEST1", test_field, &nk, &why) != STS_PERMFAIL ||
+        strcmp(why.text, "k is not ok") != 0)
+        fail_msg("case walker_field_reason: got '%s', want the field's own reason", why.text);
+    if (sts_txt_walk(LIT("v=TEST1; x"), "v=TEST1", test_field, &nk, &why) != STS_PERMFAIL ||
+        strcmp(why.text, "field 'x' has no '='") != 0)
+        fail_msg("case walker_extension_checked: got '%s', want no '='", why.text);
+    if (sts_txt_walk(LIT("v=STSv1; k=ok"), "v=TEST1", test_field, &nk, &why) != STS_PERMFAIL ||
+        strcmp(why.text, "record does not start with v=TEST1") != 0)
+        fail_msg("case walker_wrong_version: got '%s', want the version named", why.text);
+    if (sts_txt_select_one(rrs, 3, "v=TEST1", &which, &why) != STS_OK || which != 1)
+        fail_msg("case walker_select_one: got which=%zu (%s), want 1", which, why.text);
+    if (sts_txt_select_one(rrs, 1, "v=TEST1", &which, &why) != STS_NOTFOUND ||
+        strcmp(why.text, "no v=TEST1 record among 1 TXT records") != 0)
+        fail_msg("case walker_select_none: got '%s', want the version named", why.text);
+}
+
 #define N_PARSE (sizeof(parse_cases) / sizeof(parse_cases[0]))
 #define N_SELECT (sizeof(select_cases) / sizeof(select_cases[0]))
 
 int main(void)
 {
-    struct CMUnitTest tests[N_PARSE + N_SELECT + 4];
+    struct CMUnitTest tests[N_PARSE + N_SELECT + 5];
     size_t n = 0;
 
     for (size_t i = 0; i < N_PARSE; i++) {
@@ -289,5 +335,6 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_is_sts);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_length_bounds_input);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_out_untouched_on_failure);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_field_walker);
     return cmocka_run_group_tests_name("txt", tests, NULL, NULL);
 }
