@@ -63,6 +63,13 @@ no-policy MX with a wrong-name test-CA certificate logs "Trusted TLS
 connection established"; self-signed, expired or untrusted ones log
 "Untrusted TLS connection established".
 
+Sendmail instead of (or beside) Postfix: DeliveryLab(..., postfix=False)
+and lab.start_sendmail() run Debian's Sendmail unpacked by
+tests/mta/sendmail.py, without a smart host (MX lookups through the lab's
+DNS, port 25), with packaging/sendmail/mtasts.mc.snippet verbatim
+(FEATURE(`sts') on the socketmap, INPUT_MAIL_FILTER on the milter) and
+CACertFile = the test CA; lab_available("sendmail") checks for it.
+
 Must run inside netns.run_inside() (start() refuses otherwise: ports 25,
 53 and 443 of the host are not ours).
 """
@@ -83,7 +90,7 @@ from smtpsink import SmtpSink
 
 __all__ = ["DeliveryLab", "MX", "Sent", "lab_available", "CERT_KINDS",
            "packaged_postfix_main", "packaged_enforce_service", "MILTER_PORT",
-           "SOCKETMAP_PORT"]
+           "SOCKETMAP_PORT", "packaged_sendmail_mc"]
 
 CERT_KINDS = ("good", "wildcard", "wrongname", "expired", "notyetvalid",
               "selfsigned", "untrusted")
@@ -108,8 +115,18 @@ def _harness():
     return harness
 
 
-def lab_available():
-    """None if a DeliveryLab can run here, else the reason it cannot."""
+def lab_available(mta="postfix"):
+    """None if a DeliveryLab can run here, else the reason it cannot.
+    mta="sendmail": with an unpacked Sendmail instead of Postfix."""
+    if mta == "sendmail":
+        from sendmail import sendmail_available
+        why = sendmail_available() or netns.available() or MilterDaemon.available()
+        if not why and not _harness().have_dnslib():
+            why = "python3-dnslib missing (DNS fixture)"
+        if not why and not os.path.exists(os.path.join(_srcdir(), "packaging", "sendmail",
+                                                       "mtasts.mc.snippet")):
+            why = "packaging/sendmail/mtasts.mc.snippet missing"
+        return why
     why = postfix_available() or netns.available() or MilterDaemon.available()
     if why:
         return why
@@ -149,6 +166,13 @@ def packaged_postfix_main(global_map=False):
     if global_map and "smtp_tls_policy_maps" not in out:
         raise ValueError("main.cf.snippet lacks the #smtp_tls_policy_maps option")
     return out
+
+
+def packaged_sendmail_mc():
+    """packaging/sendmail/mtasts.mc.snippet, verbatim."""
+    with open(os.path.join(_srcdir(), "packaging", "sendmail", "mtasts.mc.snippet")) as fh:
+        text = fh.read()
+    return text if text.endswith("\n") else text + "\n"
 
 
 def packaged_enforce_service():
@@ -216,8 +240,10 @@ class DeliveryLab:
     """See the module doc.  workdir: created if needed (not removed)."""
 
     def __init__(self, workdir, milter=True, global_map=False, daemon_settings=None,
-                 postfix_main=None):
+                 postfix_main=None, postfix=True):
         self.workdir = os.path.abspath(workdir)
+        self.postfix = postfix           # False: start() starts no Postfix
+        self.sendmails = []              # from start_sendmail()
         self.milter = milter
         self.global_map = global_map
         self.daemon_settings = dict(daemon_settings or {})
@@ -357,10 +383,11 @@ class DeliveryLab:
                           what="mtasts-milter socketmap")
         self.timings["daemon"] = time.monotonic() - t1
 
-        t1 = time.monotonic()
-        self.pf = self.start_postfix("postfix", self.milter, self.global_map,
-                                     self.postfix_main)
-        self.timings["postfix"] = time.monotonic() - t1
+        if self.postfix:
+            t1 = time.monotonic()
+            self.pf = self.start_postfix("postfix", self.milter, self.global_map,
+                                         self.postfix_main)
+            self.timings["postfix"] = time.monotonic() - t1
         self.timings["start"] = time.monotonic() - t0
         return self
 
@@ -389,8 +416,28 @@ class DeliveryLab:
         pf.start()
         return pf
 
+    def start_sendmail(self, name="sendmail", mc_extra=""):
+        """Start an unpacked Sendmail (tests/mta/sendmail.py) delivering
+        into this world: no smart host, MX hosts from the lab's DNS on port
+        25, packaging/sendmail/mtasts.mc.snippet verbatim (its ports are
+        the lab's MILTER_PORT and SOCKETMAP_PORT), CACertFile = the test CA,
+        plus mc_extra.  Returns the SendmailInstance (log: .log_lines())."""
+        from sendmail import SendmailInstance
+        # The CA (and any map file of mc_extra) lies under /tmp: without
+        # TrustStickyBit Sendmail calls that path unsafe.
+        sm = SendmailInstance(os.path.join(self.workdir, name), relay_port=None,
+                              mc_extra=packaged_sendmail_mc() +
+                              "define(`confDONT_BLAME_SENDMAIL', `TrustStickyBit')dnl\n" +
+                              mc_extra, ca_file=self.ca_copy)
+        self.sendmails.append(sm)
+        sm.start()
+        return sm
+
     def stop(self):
         """Stop Postfix, the daemon, the sinks and the fixtures."""
+        for sm in self.sendmails:        # they hold milter and socketmap connections
+            sm.stop()
+        self.sendmails = []
         for pf in self.instances:
             pf.stop()
         self.instances = []

@@ -173,11 +173,16 @@ class SendmailInstance:
     milter_flags: the F=/T= part of INPUT_MAIL_FILTER after S=...
     sts_socketmap: port of the MTA-STS socketmap; adds FEATURE(`sts') to the
       daemon's cf (delivery then follows the map's answers).
-    mc_extra: more .mc lines (text), before the MAILER lines."""
+    mc_extra: more .mc lines (text), before the MAILER lines.
+    relay_port=None: no SMART_HOST; mail goes to the MX hosts of each
+      recipient domain on port 25, host names resolved with "hosts files dns"
+      (the resolver of /etc/resolv.conf, e.g. a DeliveryLab's DNS).
+    ca_file: CACertFile (and CACertPath = its directory) for verifying
+      the certificates of the servers it delivers to."""
 
     def __init__(self, workdir, relay_port, milter=None,
                  milter_flags="T=S:10s;R:30s;E:1m", smtp_port=None, sts_socketmap=None,
-                 mc_extra="", hostname=HOSTNAME):
+                 mc_extra="", hostname=HOSTNAME, ca_file=None):
         self.workdir = os.path.abspath(workdir)
         self.root = os.path.join(self.workdir, "root")
         self.relay_port = relay_port
@@ -187,6 +192,7 @@ class SendmailInstance:
         self.sts_socketmap = sts_socketmap
         self.mc_extra = mc_extra
         self.hostname = hostname
+        self.ca_file = ca_file
         self.log = os.path.join(self.workdir, "sendmail.log")
         self.logsock = os.path.join(self.workdir, "log.sock")
         self.out = os.path.join(self.workdir, "sendmail.out")
@@ -248,14 +254,18 @@ class SendmailInstance:
             "define(`confTO_ICONNECT', `5s')dnl",
             "define(`confMIN_QUEUE_AGE', `0')dnl",
             "define(`confDELIVERY_MODE', `background')dnl",
-            "define(`SMART_HOST', `relay:[127.0.0.1]')dnl",
-            "define(`RELAY_MAILER_ARGS', `TCP $h %d')dnl" % self.relay_port,
-            "define(`ESMTP_MAILER_ARGS', `TCP $h %d')dnl" % self.relay_port,
             "FEATURE(`no_default_msa')dnl",
             "FEATURE(`accept_unresolvable_domains')dnl",
             "FEATURE(`nocanonify')dnl",
             "FEATURE(`promiscuous_relay')dnl",
         ]
+        if self.relay_port is not None:
+            lines += ["define(`SMART_HOST', `relay:[127.0.0.1]')dnl",
+                      "define(`RELAY_MAILER_ARGS', `TCP $h %d')dnl" % self.relay_port,
+                      "define(`ESMTP_MAILER_ARGS', `TCP $h %d')dnl" % self.relay_port]
+        if self.ca_file:
+            lines += ["define(`confCACERT_PATH', `%s')dnl" % os.path.dirname(self.ca_file),
+                      "define(`confCACERT', `%s')dnl" % self.ca_file]
         if daemon:
             lines.append("DAEMON_OPTIONS(`Port=%d, Addr=127.0.0.1, Name=MTA')dnl" % self.smtp_port)
         if sts_socketmap:
@@ -277,7 +287,8 @@ class SendmailInstance:
         files = {
             "hosts": "127.0.0.1\t%s %s localhost\n" % (self.hostname,
                                                        self.hostname.split(".")[0]),
-            "service.switch": "hosts\tfiles\naliases\tfiles\n",
+            "service.switch": "hosts\tfiles%s\naliases\tfiles\n"
+                              % ("" if self.relay_port is not None else " dns"),
             "local-host-names": "",
             "aliases": "postmaster: root\n",
             "helpfile": "",
