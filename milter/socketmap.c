@@ -1,22 +1,39 @@
 /*
- * socketmap.c - the socketmap listener: one acceptor thread and a pool of
- * workers sharing an epoll set with EPOLLONESHOT, so each connection is
- * served by one worker at a time and its pipelined requests are answered
- * in order.  Waking a sleeping thread costs more than a cache hit, so
- * only a few workers (an "event slot" each: half the CPUs, at least one)
- * wait in epoll at a time, each taking up to SM_BATCH ready connections
- * per wake-up; the others sleep until a slot is free.  A cache hit is
- * answered at once; a cold domain waits up to the profile's budget in
- * its worker, which first hands the rest of its batch back to the epoll
- * set and its slot to a sleeping worker, so every other connection is
- * served meanwhile.  Bounded: request size, connection buffers,
- * connection count.
+ * socketmap.c - the socketmap listener: one acceptor thread and a few
+ * workers (half the CPUs, at least one: waking a sleeping thread costs
+ * more than a cache hit) sharing an epoll set with EPOLLONESHOT, so each
+ * connection is served by one worker at a time and its pipelined requests
+ * are answered in order; a worker takes up to SM_BATCH ready connections
+ * per wake-up.  No worker ever waits for the network: a cache hit is
+ * answered at once, and a cold domain parks its connection on an
+ * asynchronous engine lookup (sts_engine_lookup_async) while the worker
+ * moves on, so every other connection is served meanwhile, however many
+ * domains are cold.  The lookup's callback, on the engine's loop thread,
+ * writes the reply and re-arms the connection; a worker then sends it and
+ * answers the requests behind it.  Bounded: request size, connection
+ * buffers, connection count, and (in the engine) waiting lookups.
+ *
+ * Ownership of a connection, the invariant that makes it race-free
+ * without a lock per connection: at any time exactly one of
+ *   ARMED   the epoll set (EPOLLONESHOT: nobody touches it until an event),
+ *   SERVING the worker that took its event,
+ *   PARKED  its pending engine lookup (the callback),
+ * owns it, and only the owner reads or writes it (but for the links of
+ * the connection list, under list_mu).  SERVING -> ARMED and
+ * PARKED -> ARMED by epoll_ctl(MOD); ARMED -> SERVING by epoll_wait;
+ * SERVING -> PARKED when sts_engine_lookup_async() parks (the worker
+ * touches nothing of it afterwards: the callback may already run);
+ * SERVING or PARKED -> freed by conn_free() in the owner (a peer that
+ * closes while PARKED is seen once the reply is written and re-armed).
+ * At stop, once the workers are joined and the parked lookups answered
+ * (sts_engine_lookup_cancel runs their callbacks in the closer's thread,
+ * after waiting for one in progress), the closer owns every connection
+ * left in the list and frees each exactly once.
  */
 #include "buildconf.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +53,7 @@
 #include "socketmap.h"
 #include "sockspec.h"
 
-#define SM_WORKERS 16
+#define SM_MAX_WORKERS 8
 #define SM_MAX_REQUEST 1024      /* payload bytes: "name key" */
 #define SM_MAX_INBUF 8192        /* unparsed bytes per connection */
 #define SM_MAX_OUTBUF 65536      /* unsent replies per connection */
@@ -48,12 +65,17 @@
 
 typedef struct conn {
     struct conn *prev, *next; /* every open connection, for the final close */
+    mt_socketmap *sm;
     int fd;
     sts_buf in;
     sts_buf out;
     size_t out_off;
     bool closing; /* close once out is sent */
     bool eof;     /* the client has closed its side */
+    /* The request being answered; while PARKED, what the callback needs. */
+    char domain[STS_DOMAIN_MAX + 1];
+    const sts_smap_profile *wait_p; /* in wait_rt */
+    mt_runtime *wait_rt;            /* PARKED: a runtime reference it owns */
 } conn;
 
 struct mt_socketmap {
@@ -64,28 +86,15 @@ struct mt_socketmap {
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* "" for inet */
     sts_engine *engine;
     pthread_t acceptor;
-    pthread_t workers[SM_WORKERS];
+    pthread_t workers[SM_MAX_WORKERS];
     int nworkers;
     bool acceptor_started;
     atomic_bool stopping;
     atomic_int nconns;
     pthread_mutex_t list_mu;
     conn *conns;
-    sem_t slots; /* event slots: workers allowed to wait in epoll at once */
-    int nslots;
-    bool slots_ready;
+    sts_buf cb_reply; /* the callbacks' reply buffer (the engine runs them one at a time) */
 };
-
-/* The ready connections a worker took from epoll and has not served yet
- * (EPOLLONESHOT: no other worker sees them until they are re-armed). */
-typedef struct batch {
-    mt_socketmap *sm;
-    struct epoll_event *ev;
-    int next, n; /* ev[next..n) are still to serve */
-    bool slot;   /* this worker holds an event slot */
-} batch;
-
-static _Thread_local batch *my_batch; /* the calling worker's, or NULL */
 
 /* Per worker: the settings snapshot it answers with, re-taken only when a
  * reload has installed another (no lock per request), and the reply
@@ -122,14 +131,6 @@ static void worker_state_free(void)
         mt_runtime_release(my_state.rt);
     my_state.rt = NULL;
     sts_buf_free(&my_state.reply);
-}
-
-/* An answer worth waiting the budget for: the discovery is still running,
- * or match=exact lacks the MX hosts of a cached policy (engine.h). */
-static bool worth_waiting(const sts_answer *a, unsigned flags)
-{
-    return a->pending || ((flags & STS_LOOKUP_NEED_MX) != 0 &&
-                          a->result == STS_RESULT_POLICY && !a->mx_known);
 }
 
 /* inet:PORT@HOST, inet6:PORT@HOST, unix:PATH / local:PATH (as for the milter). */
@@ -192,40 +193,90 @@ static void conn_free(mt_socketmap *sm, conn *c)
     (void)close(c->fd);
     sts_buf_free(&c->in);
     sts_buf_free(&c->out);
+    if (c->wait_rt != NULL)
+        mt_runtime_release(c->wait_rt); /* parked when the daemon stopped */
     free(c);
     atomic_fetch_sub(&sm->nconns, 1);
 }
 
-static uint32_t interest(const conn *c);
-
-/* Before a wait for a discovery: re-arm the connections of this worker's
- * batch that it has not served yet, so that other workers serve them
- * meanwhile instead of leaving them behind this lookup. */
-static void release_batch(void)
+/* Send what can be sent now; -1 on a dead peer. */
+static int flush_out(conn *c)
 {
-    batch *b = my_batch;
+    while (c->out_off < c->out.len) {
+        ssize_t w = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
 
-    if (b == NULL)
-        return;
-    for (int i = b->next; i < b->n; i++) {
-        conn *o = b->ev[i].data.ptr;
-        struct epoll_event ev;
-
-        if (o == NULL)
-            continue; /* the stop eventfd is never disarmed */
-        ev.events = interest(o);
-        ev.data.ptr = o;
-        if (epoll_ctl(b->sm->epfd, EPOLL_CTL_MOD, o->fd, &ev) != 0)
-            conn_free(b->sm, o);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        c->out_off += (size_t)w;
     }
-    b->n = b->next;
+    sts_buf_reset(&c->out);
+    c->out_off = 0;
+    return 0;
 }
 
-/* Answer one request payload into c->out.  False: malformed, close. */
-static bool answer(mt_socketmap *sm, conn *c, sts_cur req)
+/* What to wait for next: more requests only while replies are flowing. */
+static uint32_t interest(const conn *c)
+{
+    uint32_t ev = EPOLLONESHOT;
+
+    if (c->out.len > 0)
+        ev |= EPOLLOUT;
+    if (!c->closing && !c->eof && c->out.len < SM_OUT_HIGH)
+        ev |= EPOLLIN | EPOLLRDHUP;
+    return ev;
+}
+
+/* Frame a reply payload (st: how making it went) into c->out.  False when
+ * the output is full: the client does not read its answers. */
+static bool send_reply(conn *c, sts_buf *reply, sts_status st)
+{
+    if (st != STS_OK) {
+        /* Over SM_MAX_REPLY (thousands of mx patterns) cannot be framed. */
+        sts_buf_reset(reply);
+        st = sts_buf_append_str(reply, "TEMP reply too long");
+    }
+    return st == STS_OK && sts_netstring_append(&c->out, reply->data, reply->len) == STS_OK;
+}
+
+/* The answer to a parked request, on the engine's loop thread (at stop:
+ * the closer's); the connection is PARKED, so this is its only user.
+ * Reply, then hand it back to the workers (EPOLLOUT is set: there is a
+ * reply to send), which also answer the requests queued behind it. */
+static void on_answer(void *arg, const sts_answer *a)
+{
+    conn *c = arg;
+    mt_socketmap *sm = c->sm;
+    sts_buf *reply = &sm->cb_reply;
+    struct epoll_event ev;
+
+    sts_buf_reset(reply);
+    if (!send_reply(c, reply, sts_smap_reply(c->wait_p, c->domain, a, reply)))
+        c->closing = true;
+    mt_runtime_release(c->wait_rt);
+    c->wait_rt = NULL;
+    c->wait_p = NULL;
+    ev.events = interest(c);
+    ev.data.ptr = c;
+    if (epoll_ctl(sm->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+        conn_free(sm, c);
+}
+
+typedef enum req_result {
+    REQ_ANSWERED, /* a reply is in c->out */
+    REQ_CLOSE,    /* malformed or output full: close once out is sent */
+    REQ_PARKED,   /* the engine's callback owns c now: do not touch it */
+} req_result;
+
+/* Answer one request payload (not in c->in) into c->out. */
+static req_result answer(mt_socketmap *sm, conn *c, sts_cur req)
 {
     sts_cur name, key;
-    char domain[STS_DOMAIN_MAX + 1];
+    char *domain = c->domain;
     char shown[4 * STS_SMAP_NAME_MAX + 8];
     const sts_smap_profile *p;
     sts_why why = { "" };
@@ -234,7 +285,7 @@ static bool answer(mt_socketmap *sm, conn *c, sts_cur req)
     sts_buf *reply = &my_state.reply;
     unsigned flags;
     sts_status st;
-    bool ok = true;
+    bool ok = true, parked;
 
     sts_buf_reset(reply);
     if (!sts_smap_split(req, &name, &key)) {
@@ -271,22 +322,24 @@ static bool answer(mt_socketmap *sm, conn *c, sts_cur req)
         goto send;
     }
     flags = sts_smap_lookup_flags(p);
-    /* Ask the cache alone first; only a miss hands the rest of the batch
-     * and the event slot over, then waits. */
-    if (my_batch != NULL && p->budget_ms > 0) {
-        st = sts_engine_lookup_flags(sm->engine, domain, 0, flags, &a);
-        if (st == STS_OK && worth_waiting(&a, flags)) {
-            sts_answer_release(&a);
-            release_batch();
-            if (my_batch->slot) {
-                my_batch->slot = false;
-                (void)sem_post(&sm->slots);
-            }
-            st = sts_engine_lookup_flags(sm->engine, domain, (int)p->budget_ms, flags, &a);
-        }
-    } else {
-        st = sts_engine_lookup_flags(sm->engine, domain, (int)p->budget_ms, flags, &a);
+    /* Replies already made go out now, not after a cold lookup (parked,
+     * c is not ours to flush).  Only pipelining clients have any here. */
+    if (c->out.len > 0 && flush_out(c) != 0)
+        return REQ_CLOSE;
+    /* Everything the callback needs is in place before the call: it may
+     * run before the call returns.  If parked, the callback takes this
+     * worker's runtime reference over; the worker takes a new one for its
+     * next request. */
+    c->wait_p = p;
+    c->wait_rt = rt;
+    st = sts_engine_lookup_async(sm->engine, domain, (int)p->budget_ms, flags, on_answer, c, &a,
+                                 &parked);
+    if (st == STS_OK && parked) {
+        my_state.rt = NULL;
+        return REQ_PARKED;
     }
+    c->wait_p = NULL;
+    c->wait_rt = NULL;
     if (st != STS_OK) {
         st = sts_buf_append_str(reply, "TEMP out of memory");
         goto send;
@@ -294,14 +347,7 @@ static bool answer(mt_socketmap *sm, conn *c, sts_cur req)
     st = sts_smap_reply(p, domain, &a, reply);
     sts_answer_release(&a);
 send:
-    if (st != STS_OK) {
-        /* Over SM_MAX_REPLY (thousands of mx patterns) cannot be framed. */
-        sts_buf_reset(reply);
-        st = sts_buf_append_str(reply, "TEMP reply too long");
-    }
-    if (st != STS_OK || sts_netstring_append(&c->out, reply->data, reply->len) != STS_OK)
-        ok = false; /* output full: the client does not read its answers */
-    return ok;
+    return send_reply(c, reply, st) && ok ? REQ_ANSWERED : REQ_CLOSE;
 }
 
 /* A last PERM reply before closing; a client whose output buffer is full
@@ -316,30 +362,13 @@ static void say_perm(conn *c, const char *msg)
         sts_log(STS_LOG_DEBUG, "-", "socketmap", "reply dropped: output buffer full");
 }
 
-/* Send what can be sent now; -1 on a dead peer. */
-static int flush_out(conn *c)
-{
-    while (c->out_off < c->out.len) {
-        ssize_t w = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
-
-        if (w < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 0;
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        c->out_off += (size_t)w;
-    }
-    sts_buf_reset(&c->out);
-    c->out_off = 0;
-    return 0;
-}
-
 /* Answer the complete requests in c->in, in order, while the unsent
- * replies stay below the high-water mark (the rest waits for EPOLLOUT). */
-static void process(mt_socketmap *sm, conn *c)
+ * replies stay below the high-water mark (the rest waits for EPOLLOUT).
+ * True when a request parked c: the caller must not touch it any more. */
+static bool process(mt_socketmap *sm, conn *c)
 {
+    char req[SM_MAX_REQUEST];
+
     while (!c->closing && c->in.len > 0 && c->out.len < SM_OUT_HIGH) {
         sts_cur payload;
         size_t used = 0;
@@ -348,29 +377,48 @@ static void process(mt_socketmap *sm, conn *c)
                                                &used, &why);
 
         if (nr == STS_NS_MORE)
-            return;
+            return false;
         if (nr == STS_NS_BAD) {
             say_perm(c, why.text);
-            return;
+            return false;
         }
-        if (!answer(sm, c, payload))
-            c->closing = true;
+        /* Off the input before it is answered: once parked, c->in is the
+         * callback's and then the next worker's. */
+        memcpy(req, payload.p, payload.len);
+        payload.p = req;
         memmove(c->in.data, c->in.data + used, c->in.len - used);
         c->in.len -= used;
         c->in.data[c->in.len] = '\0';
+        switch (answer(sm, c, payload)) {
+        case REQ_PARKED:
+            return true;
+        case REQ_CLOSE:
+            c->closing = true;
+            break;
+        case REQ_ANSWERED:
+            break;
+        }
     }
+    return false;
 }
+
+typedef enum serve_result {
+    SERVE_REARM,  /* wait for the next event */
+    SERVE_CLOSE,  /* free it */
+    SERVE_PARKED, /* owned by a pending lookup: do not touch it */
+} serve_result;
 
 /* Serve one readiness event of a connection: requests are answered as
  * they arrive, so a client may pipeline any number of them; reading stops
- * while its replies are not being read.  Returns false to close. */
-static bool serve(mt_socketmap *sm, conn *c)
+ * while its replies are not being read or a request is parked. */
+static serve_result serve(mt_socketmap *sm, conn *c)
 {
     char chunk[4096];
 
     if (flush_out(c) != 0)
-        return false;
-    process(sm, c);
+        return SERVE_CLOSE;
+    if (process(sm, c))
+        return SERVE_PARKED;
     while (!c->closing && !c->eof && c->out.len < SM_OUT_HIGH) {
         ssize_t r = recv(c->fd, chunk, sizeof(chunk), 0);
 
@@ -383,66 +431,50 @@ static bool serve(mt_socketmap *sm, conn *c)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
-            return false;
+            return SERVE_CLOSE;
         }
         if (sts_buf_append(&c->in, chunk, (size_t)r) != STS_OK) {
             say_perm(c, "request too long"); /* more than one request's worth unparsed */
             break;
         }
-        process(sm, c);
+        if (process(sm, c))
+            return SERVE_PARKED;
         if (flush_out(c) != 0)
-            return false;
+            return SERVE_CLOSE;
         /* A short read emptied the socket: no recv() only to see EAGAIN
          * (the re-armed event reports whatever arrives later). */
         if ((size_t)r < sizeof(chunk))
             break;
     }
     if (flush_out(c) != 0)
-        return false;
+        return SERVE_CLOSE;
     /* Done when nothing is left to send and nothing more will come (a
      * truncated request at EOF has nothing to answer). */
-    return c->out.len > 0 || (!c->closing && !c->eof);
-}
-
-/* What to wait for next: more requests only while replies are flowing. */
-static uint32_t interest(const conn *c)
-{
-    uint32_t ev = EPOLLONESHOT;
-
-    if (c->out.len > 0)
-        ev |= EPOLLOUT;
-    if (!c->closing && !c->eof && c->out.len < SM_OUT_HIGH)
-        ev |= EPOLLIN | EPOLLRDHUP;
-    return ev;
+    return c->out.len > 0 || (!c->closing && !c->eof) ? SERVE_REARM : SERVE_CLOSE;
 }
 
 static void *worker_main(void *arg)
 {
     mt_socketmap *sm = arg;
     struct epoll_event evs[SM_BATCH];
-    batch b = { sm, evs, 0, 0, false };
 
-    my_batch = &b;
     while (!atomic_load(&sm->stopping)) {
-        int n;
+        int n = epoll_wait(sm->epfd, evs, SM_BATCH, 1000);
 
-        if (!b.slot) {
-            /* A slot is kept until a discovery wait hands it over. */
-            if (sem_wait(&sm->slots) == 0)
-                b.slot = true;
-            continue;
-        }
-        n = epoll_wait(sm->epfd, evs, SM_BATCH, 1000);
-        b.n = n > 0 ? n : 0;
-        for (b.next = 0; b.next < b.n;) {
-            struct epoll_event ev = evs[b.next++];
+        for (int i = 0; i < n; i++) {
+            struct epoll_event ev = evs[i];
             conn *c = ev.data.ptr;
 
             if (c == NULL) /* the stop eventfd; the close frees the rest */
                 goto out;
-            if (!serve(sm, c)) {
+            switch (serve(sm, c)) {
+            case SERVE_PARKED:
+                continue;
+            case SERVE_CLOSE:
                 conn_free(sm, c);
                 continue;
+            case SERVE_REARM:
+                break;
             }
             ev.events = interest(c);
             if (epoll_ctl(sm->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
@@ -450,7 +482,6 @@ static void *worker_main(void *arg)
         }
     }
 out:
-    my_batch = NULL;
     worker_state_free();
     return NULL;
 }
@@ -477,6 +508,7 @@ static void *acceptor_main(void *arg)
             (void)close(fd);
             continue;
         }
+        c->sm = sm;
         c->fd = fd;
         sts_buf_init(&c->in, SM_MAX_INBUF);
         sts_buf_init(&c->out, SM_MAX_OUTBUF);
@@ -510,30 +542,26 @@ sts_status mt_socketmap_start(mt_socketmap *sm, sts_engine *engine, sts_why *why
     ev.events = EPOLLIN;
     ev.data.ptr = NULL;
     (void)epoll_ctl(sm->epfd, EPOLL_CTL_ADD, sm->wakefd, &ev);
+    sts_buf_init(&sm->cb_reply, SM_MAX_REPLY);
     {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        int want = ncpu > 1 ? (int)(ncpu / 2) : 1;
 
-        sm->nslots = ncpu > 1 ? (int)(ncpu / 2) : 1;
-        if (sm->nslots > SM_WORKERS / 2)
-            sm->nslots = SM_WORKERS / 2;
-    }
-    if (sem_init(&sm->slots, 0, (unsigned)sm->nslots) != 0) {
-        sts_why_set(why, "socketmap: %s", strerror(errno));
-        return STS_TEMPFAIL;
-    }
-    sm->slots_ready = true;
-    for (int i = 0; i < SM_WORKERS; i++) {
-        if (pthread_create(&sm->workers[i], NULL, worker_main, sm) != 0)
-            break;
-        sm->nworkers++;
+        if (want > SM_MAX_WORKERS)
+            want = SM_MAX_WORKERS;
+        for (int i = 0; i < want; i++) {
+            if (pthread_create(&sm->workers[i], NULL, worker_main, sm) != 0)
+                break;
+            sm->nworkers++;
+        }
     }
     if (sm->nworkers == 0 || pthread_create(&sm->acceptor, NULL, acceptor_main, sm) != 0) {
         sts_why_set(why, "socketmap: cannot start threads");
         return STS_TEMPFAIL;
     }
     sm->acceptor_started = true;
-    sts_log(STS_LOG_INFO, "-", "socketmap", "listening on %s with %d workers, %d in epoll",
-            sm->spec, sm->nworkers, sm->nslots);
+    sts_log(STS_LOG_INFO, "-", "socketmap", "listening on %s with %d workers", sm->spec,
+            sm->nworkers);
     return STS_OK;
 }
 
@@ -548,17 +576,25 @@ void mt_socketmap_close(mt_socketmap *sm)
         (void)write(sm->wakefd, &one, sizeof(one));
     /* shutdown() wakes the acceptor blocked in accept(). */
     (void)shutdown(sm->lfd, SHUT_RDWR);
-    for (int i = 0; sm->slots_ready && i < sm->nworkers; i++)
-        (void)sem_post(&sm->slots); /* workers waiting for a slot */
     if (sm->acceptor_started)
         pthread_join(sm->acceptor, NULL);
     for (int i = 0; i < sm->nworkers; i++)
         pthread_join(sm->workers[i], NULL);
-    while (sm->conns != NULL)
+    /* No worker runs and no connection is accepted any more.  The parked
+     * requests are answered now as failed lookups (the profile's on_fail,
+     * as when the budget runs out): on_answer runs here for each, after
+     * one in progress on the loop thread has returned (the daemon has one
+     * socketmap per engine: all of on_answer's lookups are ours).  Then
+     * every connection is the closer's: what fits in its socket is sent
+     * and it is freed, once. */
+    if (sm->engine != NULL)
+        sts_engine_lookup_cancel(sm->engine, on_answer, NULL, "socketmap stopping");
+    while (sm->conns != NULL) {
+        (void)flush_out(sm->conns);
         conn_free(sm, sm->conns);
+    }
+    sts_buf_free(&sm->cb_reply);
     pthread_mutex_destroy(&sm->list_mu);
-    if (sm->slots_ready)
-        (void)sem_destroy(&sm->slots);
     (void)close(sm->lfd);
     if (sm->epfd >= 0)
         (void)close(sm->epfd);

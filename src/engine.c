@@ -16,7 +16,10 @@
  * Threads: callers run sts_engine_lookup concurrently (cache under a
  * rwlock in cache.c; flights and the queue under e->mu); only the loop
  * thread runs discoveries and writes the cache; the store is used under
- * e->store_mu.
+ * e->store_mu.  Asynchronous lookups are waiters on a flight (and in a
+ * deadline heap) under e->mu; the loop answers them when the flight
+ * completes or the deadline passes and runs their callbacks outside the
+ * lock, one at a time.
  */
 #include "engine.h"
 
@@ -29,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "buf.h"
 #include "cache.h"
 #include "discover.h"
 #include "log.h"
@@ -55,15 +59,19 @@ typedef struct stat_stripe {
 static atomic_uint stat_next_stripe;
 static _Thread_local unsigned stat_my_stripe = UINT32_MAX;
 
+struct waiter;
+
 typedef struct flight {
     struct flight *hnext; /* flight table chain */
     struct flight *qnext; /* start queue */
     char domain[STS_DOMAIN_MAX + 1];
     sts_discover_mode mode;
     char known_id[STS_ID_MAX + 1];
-    unsigned refs;        /* the loop's + one per waiting caller; under e->mu */
+    unsigned refs;        /* the loop's + one per waiting caller or waiter; under e->mu */
     bool done;
     pthread_cond_t cv;
+    struct waiter *waiters, *waiters_tail; /* asynchronous lookups waiting for it, in
+                                              the order they came; under e->mu */
     /* the answer, valid once done */
     sts_result result;
     sts_polref *pol;
@@ -74,6 +82,26 @@ typedef struct flight {
     char error[STS_WHY_MAX];
     struct sts_engine *e;
 } flight;
+
+/* An asynchronous lookup (sts_engine_lookup_async).  Invariant, under
+ * e->mu: a waiter is either pending - on its flight's list and in the
+ * deadline heap, holding a flight reference - or answered - on the ready
+ * list (or a canceller's private list) with its answer filled, in neither
+ * of the others - until its callback has run, once, and it is freed;
+ * e->nwaiters counts both. */
+typedef struct waiter {
+    struct waiter *fprev, *fnext; /* the flight's waiters (pending) */
+    struct waiter *rnext;         /* the ready list (answered) */
+    flight *f;                    /* pending: the flight (one reference) */
+    size_t heap_i;                /* pending: index in e->heap */
+    int64_t deadline;             /* CLOCK_MONOTONIC ms */
+    int timeout_ms;
+    bool have_cached;             /* ce: the NEED_MX fallback (see lookup_state) */
+    sts_cache_entry ce;
+    sts_lookup_cb *cb;
+    void *arg;
+    sts_answer a;                 /* answered: what cb gets */
+} waiter;
 
 struct sts_engine {
     sts_engine_opts o;
@@ -93,6 +121,17 @@ struct sts_engine {
     int64_t store_err_logged;
     int64_t overload_logged; /* under mu: one overload warning per second */
     uint64_t overload_quiet; /* under mu: refusals since the last warning */
+
+    /* Asynchronous lookups, under mu: pending ones in a min-heap by
+     * deadline (the loop sleeps no longer than the earliest), answered
+     * ones on the ready list until the loop runs their callbacks. */
+    waiter **heap;
+    size_t nheap, heap_cap;
+    waiter *ready_head, *ready_tail;
+    size_t nwaiters;
+    sts_lookup_cb *firing_cb; /* the callback running now, NULL if none */
+    void *firing_arg;
+    pthread_cond_t fire_cv;   /* signalled after each callback (for cancel) */
 
     stat_stripe stats[STAT_STRIPES];
 };
@@ -146,6 +185,8 @@ static void opts_defaults(sts_engine_opts *o)
         o->refresh_idle = 30 * 86400;
     if (o->max_entries == 0)
         o->max_entries = 100000;
+    if (o->max_waiters == 0)
+        o->max_waiters = 10000;
 }
 
 /* ------------------------------------------------------------------ store */
@@ -326,6 +367,7 @@ sts_status sts_engine_new(const sts_config *cfg, const sts_engine_opts *opts, st
     e->store = store;
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->store_mu, NULL);
+    pthread_cond_init(&e->fire_cv, NULL);
     if (sts_cache_new(e->o.max_entries, &e->cache) != STS_OK) {
         sts_why_set(why, "out of memory for the cache");
         goto fail;
@@ -354,6 +396,7 @@ fail:
     sts_store_close(e->store);
     pthread_mutex_destroy(&e->mu);
     pthread_mutex_destroy(&e->store_mu);
+    pthread_cond_destroy(&e->fire_cv);
     free(e);
     return st;
 }
@@ -431,12 +474,17 @@ static flight *flight_new(sts_engine *e, const char *domain, sts_discover_mode m
     return f;
 }
 
-/* Complete a flight with its answer; under e->mu. */
+static void waiter_ready_locked(sts_engine *e, waiter *w);
+
+/* Complete a flight with its answer: waiting callers wake up, waiters are
+ * answered (their callbacks run later, outside the lock); under e->mu. */
 static void flight_complete(sts_engine *e, flight *f)
 {
     f->done = true;
     flight_unlink(e, f);
     pthread_cond_broadcast(&f->cv);
+    while (f->waiters != NULL)
+        waiter_ready_locked(e, f->waiters);
     flight_unref(f);
 }
 
@@ -702,6 +750,14 @@ static void deadline_after(struct timespec *ts, int ms)
     }
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000L;
+}
+
 sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms, sts_answer *out)
 {
     return sts_engine_lookup_flags(e, domain, timeout_ms, 0, out);
@@ -723,46 +779,86 @@ static bool lacks_mx(const sts_engine *e, const sts_cache_entry *ce, int64_t now
            (ce->fail_at == 0 || now - ce->fail_at >= retry);
 }
 
-sts_status sts_engine_lookup_flags(sts_engine *e, const char *domain, int timeout_ms,
-                                   unsigned flags, sts_answer *out)
+/* An overload refuses thousands of lookups a second: warn once a second
+ * with the number refused meanwhile, not once per lookup.  Under e->mu;
+ * true when the caller is to log, with *quiet refused since the last. */
+static bool overload_note_locked(sts_engine *e, int64_t now, uint64_t *quiet)
 {
-    int64_t now = engine_now(e);
-    sts_cache_entry ce;
+    stat_inc(e, ST_OVERLOADED);
+    if (now == e->overload_logged) {
+        e->overload_quiet++;
+        return false;
+    }
+    *quiet = e->overload_quiet;
+    e->overload_logged = now;
+    e->overload_quiet = 0;
+    return true;
+}
+
+/* A lookup after the cache: f, when set, is the domain's flight with one
+ * reference for this lookup, and e->mu is held.  have_cached: ce is a
+ * cached policy lacking the MX hosts a NEED_MX caller wants; it is the
+ * answer unless the flight brings a policy. */
+typedef struct lookup_state {
+    int64_t now;
     flight *f;
-    bool overloaded, have_cached = false;
-    struct timespec deadline;
+    bool have_cached;
+    sts_cache_entry ce;
+} lookup_state;
+
+static void answer_cached(sts_answer *out, sts_cache_entry *ce)
+{
+    answer_from_entry(out, ce);
+    out->from_cache = true;
+    sts_cache_entry_release(ce);
+}
+
+/* The common start of every lookup: the cache, then joining or starting
+ * the domain's discovery (RFC 8461 3.3 retry rule, coalescing, the queue
+ * bound).  Returns STS_NOMEM, or STS_OK with either *out answered
+ * (ls->f NULL) or ls->f set and e->mu held. */
+static sts_status lookup_begin(sts_engine *e, const char *domain, int timeout_ms, unsigned flags,
+                               sts_answer *out, lookup_state *ls)
+{
+    sts_cache_entry *ce = &ls->ce;
+    flight *f;
+    bool overloaded;
 
     memset(out, 0, sizeof(*out));
-    if (sts_cache_get(e->cache, domain, now, &ce)) {
-        if (ce.expires_at > now && lacks_mx(e, &ce, now, flags) && timeout_ms > 0) {
+    ls->now = engine_now(e);
+    ls->f = NULL;
+    ls->have_cached = false;
+    if (sts_cache_get(e->cache, domain, ls->now, ce)) {
+        if (ce->expires_at > ls->now && lacks_mx(e, ce, ls->now, flags) && timeout_ms > 0) {
             /* Served from the cache after all if the refresh is late. */
             stat_inc(e, ST_HITS);
-            have_cached = true;
-        } else if (ce.expires_at > now) {
+            ls->have_cached = true;
+        } else if (ce->expires_at > ls->now) {
             /* After a failed attempt, not again within retry_interval (3.3). */
-            bool recheck = ce.kind == STS_ENTRY_POLICY &&
-                           now - ce.checked_at >= (int64_t)e->o.recheck_interval &&
-                           (ce.fail_at == 0 || now - ce.fail_at >= (int64_t)e->o.retry_interval);
+            bool recheck = ce->kind == STS_ENTRY_POLICY &&
+                           ls->now - ce->checked_at >= (int64_t)e->o.recheck_interval &&
+                           (ce->fail_at == 0 ||
+                            ls->now - ce->fail_at >= (int64_t)e->o.retry_interval);
 
             stat_inc(e, ST_HITS);
-            answer_from_entry(out, &ce);
-            out->from_cache = true;
-            sts_cache_entry_release(&ce);
+            answer_cached(out, ce);
             if (recheck)
                 background_request(e, domain, STS_DISCOVER_RECHECK, out->id);
             return STS_OK;
         } else {
-            sts_cache_entry_release(&ce);
+            sts_cache_entry_release(ce);
         }
     }
-    if (!have_cached)
+    if (!ls->have_cached)
         stat_inc(e, ST_MISSES);
 
     pthread_mutex_lock(&e->mu);
     if (!e->running || e->stopping) {
         pthread_mutex_unlock(&e->mu);
-        if (have_cached)
-            goto cached;
+        if (ls->have_cached) {
+            answer_cached(out, ce);
+            return STS_OK;
+        }
         out->result = STS_RESULT_TEMPERROR;
         (void)snprintf(out->error, sizeof(out->error), "lookup engine is not running");
         return STS_OK;
@@ -770,80 +866,378 @@ sts_status sts_engine_lookup_flags(sts_engine *e, const char *domain, int timeou
     f = flight_find(e, domain);
     if (f != NULL)
         stat_inc(e, ST_JOINED);
-    else if (have_cached)
-        f = request_locked(e, domain, STS_DISCOVER_REFRESH, ce.id, &overloaded);
+    else if (ls->have_cached)
+        f = request_locked(e, domain, STS_DISCOVER_REFRESH, ce->id, &overloaded);
     else
         f = request_locked(e, domain, STS_DISCOVER_FULL, NULL, &overloaded);
-    if (f == NULL && have_cached) {
+    if (f == NULL && ls->have_cached) {
         pthread_mutex_unlock(&e->mu);
-        goto cached;
+        answer_cached(out, ce);
+        return STS_OK;
     }
     if (f == NULL) {
-        /* An overload refuses thousands of lookups a second: warn once a
-         * second with the number refused meanwhile, not once per lookup. */
         uint64_t quiet = 0;
-        bool warn = false;
+        bool warn = overloaded && overload_note_locked(e, ls->now, &quiet);
 
-        if (overloaded) {
-            if (now != e->overload_logged) {
-                warn = true;
-                quiet = e->overload_quiet;
-                e->overload_logged = now;
-                e->overload_quiet = 0;
-            } else {
-                e->overload_quiet++;
-            }
-        }
         pthread_mutex_unlock(&e->mu);
         out->result = STS_RESULT_TEMPERROR;
-        if (overloaded) {
-            stat_inc(e, ST_OVERLOADED);
-            (void)snprintf(out->error, sizeof(out->error),
-                           "lookup engine overloaded: %u discoveries queued", e->o.queue_limit);
-            if (warn)
-                sts_log(STS_LOG_WARNING, "-", "overloaded",
-                        "domain=%s queued=%u refused_since_last=%llu", domain,
-                        e->o.queue_limit, (unsigned long long)quiet);
-            return STS_OK;
-        }
-        return STS_NOMEM;
+        if (!overloaded)
+            return STS_NOMEM;
+        (void)snprintf(out->error, sizeof(out->error),
+                       "lookup engine overloaded: %u discoveries queued", e->o.queue_limit);
+        if (warn)
+            sts_log(STS_LOG_WARNING, "-", "overloaded",
+                    "domain=%s queued=%u refused_since_last=%llu", domain, e->o.queue_limit,
+                    (unsigned long long)quiet);
+        return STS_OK;
     }
     f->refs++;
-    deadline_after(&deadline, timeout_ms > 0 ? timeout_ms : 0);
-    while (!f->done && timeout_ms > 0)
-        if (pthread_cond_timedwait(&f->cv, &e->mu, &deadline) == ETIMEDOUT)
-            break;
-    if (have_cached && (!f->done || f->result != STS_RESULT_POLICY || f->pol == NULL)) {
-        flight_unref(f);
-        pthread_mutex_unlock(&e->mu);
-        goto cached;
-    }
-    if (have_cached)
-        sts_cache_entry_release(&ce);
-    if (f->done) {
-        out->result = f->result;
-        answer_set_policy(out, f->pol);
-        memcpy(out->id, f->id, sizeof(out->id));
-        out->fetched_at = f->fetched_at;
-        out->expires_at = f->expires_at;
-        out->report_type = f->rt;
-        out->mx_mismatch = f->mx_mismatch;
-        memcpy(out->error, f->error, sizeof(out->error));
+    ls->f = f;
+    return STS_OK;
+}
+
+/* The answer of a lookup holding ls->f as the flight stands now (done, or
+ * still running after timeout_ms: pending); drops the reference and what
+ * ls holds.  Under e->mu. */
+static void lookup_finish_locked(sts_engine *e, lookup_state *ls, int timeout_ms, sts_answer *out)
+{
+    flight *f = ls->f;
+
+    if (ls->have_cached && (!f->done || f->result != STS_RESULT_POLICY || f->pol == NULL)) {
+        answer_cached(out, &ls->ce);
     } else {
-        stat_inc(e, ST_PENDING);
-        out->pending = true;
-        out->result = STS_RESULT_TEMPERROR;
-        (void)snprintf(out->error, sizeof(out->error),
-                       "policy discovery still running after %d ms", timeout_ms);
+        if (ls->have_cached)
+            sts_cache_entry_release(&ls->ce);
+        if (f->done) {
+            out->result = f->result;
+            answer_set_policy(out, f->pol);
+            memcpy(out->id, f->id, sizeof(out->id));
+            out->fetched_at = f->fetched_at;
+            out->expires_at = f->expires_at;
+            out->report_type = f->rt;
+            out->mx_mismatch = f->mx_mismatch;
+            memcpy(out->error, f->error, sizeof(out->error));
+        } else {
+            stat_inc(e, ST_PENDING);
+            out->pending = true;
+            out->result = STS_RESULT_TEMPERROR;
+            (void)snprintf(out->error, sizeof(out->error),
+                           "policy discovery still running after %d ms", timeout_ms);
+        }
     }
+    ls->f = NULL;
+    ls->have_cached = false;
     flight_unref(f);
+}
+
+sts_status sts_engine_lookup_flags(sts_engine *e, const char *domain, int timeout_ms,
+                                   unsigned flags, sts_answer *out)
+{
+    lookup_state ls;
+    struct timespec deadline;
+    sts_status st = lookup_begin(e, domain, timeout_ms, flags, out, &ls);
+
+    if (st != STS_OK || ls.f == NULL)
+        return st;
+    deadline_after(&deadline, timeout_ms > 0 ? timeout_ms : 0);
+    while (!ls.f->done && timeout_ms > 0)
+        if (pthread_cond_timedwait(&ls.f->cv, &e->mu, &deadline) == ETIMEDOUT)
+            break;
+    lookup_finish_locked(e, &ls, timeout_ms, out);
     pthread_mutex_unlock(&e->mu);
     return STS_OK;
-cached:
-    answer_from_entry(out, &ce);
-    out->from_cache = true;
-    sts_cache_entry_release(&ce);
+}
+
+/* ------------------------------------------------------------------ asynchronous lookups */
+
+static void heap_set(sts_engine *e, size_t i, waiter *w)
+{
+    e->heap[i] = w;
+    w->heap_i = i;
+}
+
+static void heap_up(sts_engine *e, size_t i)
+{
+    waiter *w = e->heap[i];
+
+    while (i > 0 && e->heap[(i - 1) / 2]->deadline > w->deadline) {
+        heap_set(e, i, e->heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    heap_set(e, i, w);
+}
+
+static void heap_down(sts_engine *e, size_t i)
+{
+    waiter *w = e->heap[i];
+
+    for (;;) {
+        size_t c = 2 * i + 1;
+
+        if (c >= e->nheap)
+            break;
+        if (c + 1 < e->nheap && e->heap[c + 1]->deadline < e->heap[c]->deadline)
+            c++;
+        if (w->deadline <= e->heap[c]->deadline)
+            break;
+        heap_set(e, i, e->heap[c]);
+        i = c;
+    }
+    heap_set(e, i, w);
+}
+
+static void heap_remove(sts_engine *e, waiter *w)
+{
+    size_t i = w->heap_i;
+    waiter *last = e->heap[--e->nheap];
+
+    if (last == w)
+        return;
+    heap_set(e, i, last);
+    heap_up(e, i);
+    heap_down(e, last->heap_i);
+}
+
+static void waiter_unlink_flight(waiter *w)
+{
+    if (w->fprev != NULL)
+        w->fprev->fnext = w->fnext;
+    else
+        w->f->waiters = w->fnext;
+    if (w->fnext != NULL)
+        w->fnext->fprev = w->fprev;
+    else
+        w->f->waiters_tail = w->fprev;
+    w->fprev = w->fnext = NULL;
+}
+
+/* Take a pending waiter off its flight's list and the heap. */
+static void waiter_unlink_locked(sts_engine *e, waiter *w)
+{
+    waiter_unlink_flight(w);
+    heap_remove(e, w);
+}
+
+/* Answer a pending waiter as its flight stands now and move it to the
+ * ready list.  Under e->mu. */
+static void waiter_ready_locked(sts_engine *e, waiter *w)
+{
+    lookup_state ls;
+
+    waiter_unlink_locked(e, w);
+    ls.f = w->f;
+    ls.have_cached = w->have_cached;
+    ls.ce = w->ce;
+    w->f = NULL;
+    w->have_cached = false;
+    lookup_finish_locked(e, &ls, w->timeout_ms, &w->a);
+    w->rnext = NULL;
+    if (e->ready_tail != NULL)
+        e->ready_tail->rnext = w;
+    else
+        e->ready_head = w;
+    e->ready_tail = w;
+}
+
+/* Answer the waiters whose deadline has passed; the milliseconds until the
+ * next deadline (at most a loop tick).  Under e->mu. */
+static int waiters_expire_locked(sts_engine *e)
+{
+    int64_t now = mono_ms(), left;
+
+    while (e->nheap > 0 && e->heap[0]->deadline <= now)
+        waiter_ready_locked(e, e->heap[0]);
+    if (e->nheap == 0)
+        return ENGINE_LOOP_TICK_MS;
+    left = e->heap[0]->deadline - now;
+    return left < ENGINE_LOOP_TICK_MS ? (int)left : ENGINE_LOOP_TICK_MS;
+}
+
+/* Run the callbacks of answered waiters, one at a time, outside e->mu:
+ * the loop thread (or the stopper once the loop has ended). */
+static void waiters_fire(sts_engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    while (e->ready_head != NULL) {
+        waiter *w = e->ready_head;
+
+        e->ready_head = w->rnext;
+        if (e->ready_head == NULL)
+            e->ready_tail = NULL;
+        e->firing_cb = w->cb;
+        e->firing_arg = w->arg;
+        pthread_mutex_unlock(&e->mu);
+        w->cb(w->arg, &w->a);
+        sts_answer_release(&w->a);
+        free(w);
+        pthread_mutex_lock(&e->mu);
+        e->firing_cb = NULL;
+        e->firing_arg = NULL;
+        e->nwaiters--;
+        pthread_cond_broadcast(&e->fire_cv);
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* The loop's part: answer expired waiters, run the ready callbacks; how
+ * long the loop may sleep. */
+static int waiters_service(sts_engine *e)
+{
+    int wait;
+
+    pthread_mutex_lock(&e->mu);
+    wait = waiters_expire_locked(e);
+    pthread_mutex_unlock(&e->mu);
+    waiters_fire(e);
+    return wait;
+}
+
+sts_status sts_engine_lookup_async(sts_engine *e, const char *domain, int timeout_ms,
+                                   unsigned flags, sts_lookup_cb *cb, void *arg, sts_answer *out,
+                                   bool *parked)
+{
+    lookup_state ls;
+    waiter *w;
+    sts_status st;
+
+    *parked = false;
+    st = lookup_begin(e, domain, timeout_ms, flags, out, &ls);
+    if (st != STS_OK || ls.f == NULL)
+        return st;
+    if (timeout_ms <= 0) {
+        lookup_finish_locked(e, &ls, 0, out);
+        pthread_mutex_unlock(&e->mu);
+        return STS_OK;
+    }
+    if (e->nwaiters >= e->o.max_waiters) {
+        /* Like timeout 0: the discovery goes on and fills the cache. */
+        uint64_t quiet = 0;
+        bool warn = overload_note_locked(e, ls.now, &quiet);
+
+        lookup_finish_locked(e, &ls, 0, out);
+        pthread_mutex_unlock(&e->mu);
+        if (out->pending)
+            (void)snprintf(out->error, sizeof(out->error),
+                           "lookup engine overloaded: %u lookups waiting", e->o.max_waiters);
+        if (warn)
+            sts_log(STS_LOG_WARNING, "-", "overloaded",
+                    "domain=%s waiting=%u refused_since_last=%llu", domain, e->o.max_waiters,
+                    (unsigned long long)quiet);
+        return STS_OK;
+    }
+    w = calloc(1, sizeof(*w));
+    if (w != NULL && e->nheap == e->heap_cap) {
+        size_t cap = e->heap_cap == 0 ? 64 : 2 * e->heap_cap;
+        waiter **grown = sts_realloc_array(e->heap, cap, sizeof(*grown));
+
+        if (grown != NULL) {
+            e->heap = grown;
+            e->heap_cap = cap;
+        } else {
+            free(w);
+            w = NULL;
+        }
+    }
+    if (w == NULL) {
+        lookup_finish_locked(e, &ls, 0, out);
+        pthread_mutex_unlock(&e->mu);
+        sts_answer_release(out);
+        return STS_NOMEM;
+    }
+    w->f = ls.f;
+    w->have_cached = ls.have_cached;
+    w->ce = ls.ce;
+    w->timeout_ms = timeout_ms;
+    w->deadline = mono_ms() + timeout_ms;
+    w->cb = cb;
+    w->arg = arg;
+    w->fprev = ls.f->waiters_tail;
+    if (w->fprev != NULL)
+        w->fprev->fnext = w;
+    else
+        ls.f->waiters = w;
+    ls.f->waiters_tail = w;
+    heap_set(e, e->nheap++, w);
+    heap_up(e, w->heap_i);
+    e->nwaiters++;
+    /* An earlier deadline than the loop sleeps for: wake it.  Under e->mu,
+     * which orders it before sts_engine_stop() frees the loop's poller. */
+    if (w->heap_i == 0)
+        sts_discover_wakeup(e->disc);
+    pthread_mutex_unlock(&e->mu);
+    *parked = true;
     return STS_OK;
+}
+
+static bool cb_matches(sts_lookup_cb *wcb, void *warg, sts_lookup_cb *cb, void *arg)
+{
+    return wcb == cb && (arg == NULL || warg == arg);
+}
+
+void sts_engine_lookup_cancel(sts_engine *e, sts_lookup_cb *cb, void *arg, const char *reason)
+{
+    waiter *head = NULL, **tail = &head, **pp;
+    size_t kept = 0, n = 0;
+
+    pthread_mutex_lock(&e->mu);
+    /* Pending: answer the matching ones as they stand (pending, or the
+     * cached NEED_MX policy), then rebuild the heap without them. */
+    for (size_t i = 0; i < e->nheap; i++) {
+        waiter *w = e->heap[i];
+        lookup_state ls;
+
+        if (!cb_matches(w->cb, w->arg, cb, arg)) {
+            e->heap[kept++] = w;
+            continue;
+        }
+        waiter_unlink_flight(w);
+        ls.f = w->f;
+        ls.have_cached = w->have_cached;
+        ls.ce = w->ce;
+        w->f = NULL;
+        w->have_cached = false;
+        lookup_finish_locked(e, &ls, w->timeout_ms, &w->a);
+        if (w->a.pending)
+            (void)snprintf(w->a.error, sizeof(w->a.error), "%s", reason);
+        *tail = w;
+        tail = &w->rnext;
+    }
+    e->nheap = kept;
+    for (size_t i = 0; i < kept; i++)
+        heap_set(e, i, e->heap[i]);
+    for (size_t i = kept / 2; i-- > 0;)
+        heap_down(e, i);
+    /* Answered already: they go with the answer they have. */
+    e->ready_tail = NULL;
+    for (pp = &e->ready_head; *pp != NULL;) {
+        waiter *w = *pp;
+
+        if (cb_matches(w->cb, w->arg, cb, arg)) {
+            *pp = w->rnext;
+            *tail = w;
+            tail = &w->rnext;
+        } else {
+            e->ready_tail = w;
+            pp = &w->rnext;
+        }
+    }
+    *tail = NULL;
+    /* One being called back on the loop thread ends first. */
+    while (cb_matches(e->firing_cb, e->firing_arg, cb, arg))
+        pthread_cond_wait(&e->fire_cv, &e->mu);
+    pthread_mutex_unlock(&e->mu);
+    while (head != NULL) {
+        waiter *w = head;
+
+        head = w->rnext;
+        w->cb(w->arg, &w->a);
+        sts_answer_release(&w->a);
+        free(w);
+        n++;
+    }
+    pthread_mutex_lock(&e->mu);
+    e->nwaiters -= n;
+    pthread_mutex_unlock(&e->mu);
 }
 
 void sts_engine_set_dane(sts_engine *e, bool on)
@@ -1018,7 +1412,7 @@ static void *loop_main(void *arg)
             e->next_sweep = now + ENGINE_SWEEP_INTERVAL;
             sweep(e);
         }
-        if (sts_discover_run(e->disc, ENGINE_LOOP_TICK_MS) != STS_OK)
+        if (sts_discover_run(e->disc, waiters_service(e)) != STS_OK)
             sts_log(STS_LOG_ERR, "-", "loop-error", "event loop wait failed");
     }
     return NULL;
@@ -1076,6 +1470,9 @@ void sts_engine_stop(sts_engine *e)
     e->qtail = NULL;
     e->running = false;
     pthread_mutex_unlock(&e->mu);
+    /* Every flight is complete, so every waiter is answered: call back
+     * here, the loop being gone. */
+    waiters_fire(e);
 }
 
 void sts_engine_free(sts_engine *e)
@@ -1088,6 +1485,8 @@ void sts_engine_free(sts_engine *e)
     sts_store_close(e->store);
     pthread_mutex_destroy(&e->mu);
     pthread_mutex_destroy(&e->store_mu);
+    pthread_cond_destroy(&e->fire_cv);
+    free(e->heap);
     free(e);
 }
 
@@ -1150,5 +1549,6 @@ void sts_engine_get_stats(sts_engine *e, sts_engine_stats *st)
     pthread_mutex_lock(&e->mu);
     st->inflight = e->ninflight;
     st->queued = e->nqueued;
+    st->waiting = e->nwaiters;
     pthread_mutex_unlock(&e->mu);
 }

@@ -9,8 +9,10 @@
  * concurrent requests for the same domain join it, so N simultaneous
  * requests for a cold domain cause one TXT query and at most one fetch.
  * A caller whose deadline passes gets `pending` and the discovery goes on
- * and fills the cache.  RFC 8461 caching rules (3.3, 5.1, 8.1, 8.3) are
- * applied here; see engine.c.
+ * and fills the cache.  A server that must not hold a thread per cold
+ * domain asks with sts_engine_lookup_async(): a miss is answered later by
+ * a callback on the loop thread, at completion or deadline.  RFC 8461
+ * caching rules (3.3, 5.1, 8.1, 8.3) are applied here; see engine.c.
  */
 #ifndef STS_ENGINE_H
 #define STS_ENGINE_H
@@ -35,6 +37,7 @@ typedef struct sts_engine_opts {
     unsigned recheck_interval; /* s after which a hit re-checks the TXT id; 0 = 3600 */
     unsigned refresh_idle;     /* s unused after which refreshing stops; 0 = 30 days */
     size_t max_entries;        /* cache entries (LRU beyond); 0 = 100000 */
+    unsigned max_waiters;      /* asynchronous lookups waiting at once; 0 = 10000 */
     int64_t (*clock)(void *arg); /* unix time source (tests inject); NULL = time() */
     void *clock_arg;
 } sts_engine_opts;
@@ -59,8 +62,10 @@ sts_status sts_engine_open_store(const char *spec, sts_store **out) STS_MUST_CHE
 /* Start the loop thread (after privileges are dropped). */
 sts_status sts_engine_start(sts_engine *e, sts_why *why) STS_MUST_CHECK;
 
-/* Stop the loop thread: discoveries in flight are cancelled and waiting
- * callers return at once with temperror ("shutting down").  Idempotent. */
+/* Stop the loop thread: discoveries in flight are cancelled, waiting
+ * callers return at once with temperror, and the callbacks of waiting
+ * asynchronous lookups run (in this thread) with temperror before it
+ * returns.  Idempotent. */
 void sts_engine_stop(sts_engine *e);
 
 /* Stop (if needed) and free everything, closing the store. */
@@ -108,6 +113,46 @@ sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms,
 sts_status sts_engine_lookup_flags(sts_engine *e, const char *domain, int timeout_ms,
                                    unsigned flags, sts_answer *out) STS_MUST_CHECK;
 
+/* The answer of an asynchronous lookup.  a is valid during the call only
+ * (the engine releases it afterwards: copy what is needed).  Callbacks run
+ * one at a time on the engine's loop thread; those answered by
+ * sts_engine_stop() (after the loop has ended) or sts_engine_lookup_cancel()
+ * run in that function's caller.  A callback must be cheap, must not block
+ * and must not call any sts_engine_* function: the loop serves every
+ * discovery. */
+typedef void sts_lookup_cb(void *arg, const sts_answer *a);
+
+/* sts_engine_lookup_flags without waiting in the caller's thread, for
+ * servers that must not hold a thread per cold domain (the socketmap).
+ * Same cache rules, coalescing and overload answers as the synchronous
+ * lookup.  Returns STS_NOMEM, or STS_OK and either
+ *   *parked false: *out holds the answer now (a cache hit, an overload,
+ *       timeout_ms 0, an engine not running); cb will never run for it;
+ *   *parked true: *out is untouched and cb(arg, answer) runs exactly once
+ *       later: when the domain's discovery completes, or when timeout_ms
+ *       has passed (the answer the synchronous lookup gives at its
+ *       deadline: pending temperror, or the cached policy for NEED_MX),
+ *       or a temperror from sts_engine_stop() or sts_engine_lookup_cancel().
+ *       cb may run before this function returns (on the loop thread): the
+ *       caller must have everything cb needs in place before the call and
+ *       must not touch what cb owns afterwards.
+ * At most max_waiters lookups wait at once; beyond, the lookup is answered
+ * now as with timeout_ms 0 (the discovery still starts) with an
+ * "overloaded" reason. */
+sts_status sts_engine_lookup_async(sts_engine *e, const char *domain, int timeout_ms,
+                                   unsigned flags, sts_lookup_cb *cb, void *arg, sts_answer *out,
+                                   bool *parked) STS_MUST_CHECK;
+
+/* Answer now the waiting asynchronous lookups with callback cb and (arg
+ * NULL: any) argument arg, without waiting for their discoveries: each
+ * callback runs in the calling thread before this returns, with what
+ * the lookup has at this point (a pending temperror whose error text is
+ * reason, or the cached NEED_MX policy; one answered already keeps its
+ * answer), and never again; one being called back on the loop thread is
+ * waited for first.  The discoveries go on.  Any thread except from a
+ * callback; the caller makes no new such lookup meanwhile. */
+void sts_engine_lookup_cancel(sts_engine *e, sts_lookup_cb *cb, void *arg, const char *reason);
+
 /* Look up TLSA records of the MX hosts of the domains it discovers (for
  * DANE answers, RFC 8461 section 2); off by default.  Any thread; applies
  * to discoveries that start afterwards. */
@@ -127,6 +172,7 @@ typedef struct sts_engine_stats {
     uint64_t lookups, hits, misses, joined, pending, overloaded;
     uint64_t discoveries, txt_rechecks, refreshes, store_errors;
     size_t entries, inflight, queued;
+    size_t waiting;            /* asynchronous lookups not yet called back */
 } sts_engine_stats;
 
 void sts_engine_get_stats(sts_engine *e, sts_engine_stats *st);

@@ -5,13 +5,25 @@
  *
  *   engine_driver --config FILE [--store SPEC] [--negative-ttl S]
  *                 [--retry S] [--recheck S] [--refresh-idle S]
- *                 [--max-entries N] [--inflight N] [--queue N] [--time T]
+ *                 [--max-entries N] [--inflight N] [--queue N]
+ *                 [--waiters N] [--time T]
  * Commands:
  *   lookup DOMAIN TIMEOUT_MS      one lookup; prints the answer
  *   lookup-mx DOMAIN TIMEOUT_MS   the same with STS_LOOKUP_NEED_MX
  *   burst DOMAIN N TIMEOUT_MS     N threads look DOMAIN up at once;
  *                                 prints counts of each result
  *   bursts PREFIX N TIMEOUT_MS    N threads, domains PREFIX0..PREFIX{N-1}
+ *   async DOMAIN N TIMEOUT_MS     N asynchronous lookups from this thread;
+ *                                 prints how many parked and the counts of
+ *                                 the answers given at once
+ *   asyncs PREFIX N TIMEOUT_MS    the same over PREFIX0..PREFIX{N-1}.test
+ *   async-mx DOMAIN N TIMEOUT_MS  async with STS_LOOKUP_NEED_MX
+ *   async-wait                    until every parked lookup has called
+ *                                 back (30 s max); prints the counts of
+ *                                 those answers and of callbacks run twice,
+ *                                 on this thread, or late (for lookups of
+ *                                 an earlier async-wait); forgets them
+ *   async-cancel                  sts_engine_lookup_cancel for all of them
  *   advance S | time T            move the injected clock
  *   wait-idle                     until nothing is queued or running
  *   wait-stat NAME N              until the counter NAME reaches N (10 s max)
@@ -37,6 +49,7 @@
 #include "store.h"
 
 #define DRIVER_MAX_THREADS 1000
+#define DRIVER_MAX_ASYNC 20000
 
 static _Atomic int64_t fake_now;
 
@@ -111,6 +124,185 @@ typedef struct burst_arg {
     sts_answer a;
     sts_status st;
 } burst_arg;
+
+/* ------------------------------------------------------------ async lookups */
+
+typedef struct async_rec {
+    int calls;
+    bool late; /* called back after its async-wait */
+    bool on_main;
+    sts_result result;
+    bool pending, from_cache, mx_known;
+    char error[STS_WHY_MAX];
+} async_rec;
+
+static pthread_mutex_t async_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t async_cv = PTHREAD_COND_INITIALIZER;
+static async_rec *async_recs; /* DRIVER_MAX_ASYNC, never reused: a late
+                                 callback always finds its own record */
+static size_t async_base;     /* the records of the current async-wait */
+static size_t async_n;        /* records given to parked lookups */
+static pthread_t main_thread;
+
+static void async_cb(void *arg, const sts_answer *a)
+{
+    async_rec *r = arg;
+
+    pthread_mutex_lock(&async_mu);
+    if ((size_t)(r - async_recs) < async_base)
+        r->late = true;
+    r->calls++;
+    r->on_main = pthread_equal(pthread_self(), main_thread) != 0;
+    r->result = a->result;
+    r->pending = a->pending;
+    r->from_cache = a->from_cache;
+    r->mx_known = a->mx_known;
+    (void)snprintf(r->error, sizeof(r->error), "%s", a->error);
+    pthread_cond_broadcast(&async_cv);
+    pthread_mutex_unlock(&async_mu);
+}
+
+typedef struct async_counts {
+    json_int_t res[4], pending, from_cache, mx_known;
+} async_counts;
+
+static void count_answer(async_counts *c, sts_result result, bool pending, bool from_cache,
+                         bool mx_known)
+{
+    c->res[result]++;
+    c->pending += pending;
+    c->from_cache += from_cache;
+    c->mx_known += mx_known;
+}
+
+static void counts_json(json_t *o, const async_counts *c)
+{
+    json_object_set_new(o, "policy", json_integer(c->res[STS_RESULT_POLICY]));
+    json_object_set_new(o, "none", json_integer(c->res[STS_RESULT_NONE]));
+    json_object_set_new(o, "temperror", json_integer(c->res[STS_RESULT_TEMPERROR]));
+    json_object_set_new(o, "invalid", json_integer(c->res[STS_RESULT_INVALID]));
+    json_object_set_new(o, "pending", json_integer(c->pending));
+    json_object_set_new(o, "from_cache", json_integer(c->from_cache));
+    json_object_set_new(o, "mx_known", json_integer(c->mx_known));
+}
+
+static void print_json(json_t *o)
+{
+    json_dumpf(o, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+    putchar('\n');
+    json_decref(o);
+}
+
+/* N lookups; a parked one gets a record (its callback's argument), which
+ * is filled before the call since the callback may run before it returns. */
+static void async_start(driver *d, const char *name, int n, int timeout_ms, unsigned flags,
+                        bool distinct)
+{
+    async_counts now;
+    json_int_t parked = 0, failed = 0;
+    json_t *o;
+    char errors[STS_WHY_MAX] = "";
+
+    memset(&now, 0, sizeof(now));
+    if (n < 1 || async_n + (size_t)n > DRIVER_MAX_ASYNC) {
+        printf("{\"error\":\"bad async\"}\n");
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        char domain[STS_DOMAIN_MAX + 1];
+        async_rec *r = &async_recs[async_n];
+        sts_answer a;
+        bool is_parked;
+
+        if (distinct && strlen(name) < STS_DOMAIN_MAX - 20)
+            (void)snprintf(domain, sizeof(domain), "%.200s%d.test", name, i);
+        else
+            (void)snprintf(domain, sizeof(domain), "%s", name);
+        pthread_mutex_lock(&async_mu);
+        memset(r, 0, sizeof(*r));
+        pthread_mutex_unlock(&async_mu);
+        if (sts_engine_lookup_async(d->engine, domain, timeout_ms, flags, async_cb, r, &a,
+                                    &is_parked) != STS_OK) {
+            failed++;
+            continue;
+        }
+        if (is_parked) {
+            parked++;
+            async_n++;
+            continue;
+        }
+        count_answer(&now, a.result, a.pending, a.from_cache, a.mx_known);
+        (void)snprintf(errors, sizeof(errors), "%s", a.error);
+        sts_answer_release(&a);
+    }
+    o = json_object();
+    counts_json(o, &now);
+    json_object_set_new(o, "parked", json_integer(parked));
+    json_object_set_new(o, "failed", json_integer(failed));
+    json_object_set_new(o, "error", json_string(errors));
+    print_json(o);
+}
+
+static void async_wait(void)
+{
+    struct timespec deadline;
+    async_counts got;
+    json_int_t called = 0, twice = 0, late = 0, on_main = 0;
+    json_t *o;
+    char error[STS_WHY_MAX] = "";
+    bool all = false;
+
+    memset(&got, 0, sizeof(got));
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 30;
+    pthread_mutex_lock(&async_mu);
+    while (!all) {
+        all = true;
+        for (size_t i = async_base; i < async_n && all; i++)
+            all = async_recs[i].calls > 0;
+        if (!all && pthread_cond_timedwait(&async_cv, &async_mu, &deadline) != 0)
+            break;
+    }
+    for (size_t i = 0; i < async_n; i++)
+        late += async_recs[i].late;
+    for (size_t i = async_base; i < async_n; i++) {
+        const async_rec *r = &async_recs[i];
+
+        if (r->calls == 0)
+            continue;
+        called++;
+        twice += r->calls > 1;
+        on_main += r->on_main;
+        count_answer(&got, r->result, r->pending, r->from_cache, r->mx_known);
+        if (error[0] == '\0')
+            (void)snprintf(error, sizeof(error), "%s", r->error);
+    }
+    async_base = async_n;
+    pthread_mutex_unlock(&async_mu);
+    o = json_object();
+    counts_json(o, &got);
+    json_object_set_new(o, "called", json_integer(called));
+    json_object_set_new(o, "twice", json_integer(twice));
+    json_object_set_new(o, "late", json_integer(late));
+    json_object_set_new(o, "on_main", json_integer(on_main));
+    json_object_set_new(o, "error", json_string(error));
+    print_json(o);
+}
+
+static void async_cancel(driver *d)
+{
+    json_int_t called = 0;
+    json_t *o;
+
+    sts_engine_lookup_cancel(d->engine, async_cb, NULL, "cancelled by the driver");
+    pthread_mutex_lock(&async_mu);
+    for (size_t i = async_base; i < async_n; i++)
+        called += async_recs[i].calls > 0;
+    pthread_mutex_unlock(&async_mu);
+    o = json_object();
+    json_object_set_new(o, "called", json_integer(called));
+    print_json(o);
+}
 
 static void *burst_thread(void *p)
 {
@@ -192,6 +384,7 @@ static json_t *stats_json(driver *d)
     json_object_set_new(o, "entries", json_integer((json_int_t)s.entries));
     json_object_set_new(o, "inflight", json_integer((json_int_t)s.inflight));
     json_object_set_new(o, "queued", json_integer((json_int_t)s.queued));
+    json_object_set_new(o, "waiting", json_integer((json_int_t)s.waiting));
     return o;
 }
 
@@ -277,6 +470,7 @@ int main(int argc, char **argv)
         { "max-entries", required_argument, NULL, 'm' },
         { "inflight", required_argument, NULL, 'f' },
         { "queue", required_argument, NULL, 'q' },
+        { "waiters", required_argument, NULL, 'w' },
         { "time", required_argument, NULL, 't' },
         { NULL, 0, NULL, 0 },
     };
@@ -287,6 +481,10 @@ int main(int argc, char **argv)
     int ch;
 
     memset(&d, 0, sizeof(d));
+    main_thread = pthread_self();
+    async_recs = calloc(DRIVER_MAX_ASYNC, sizeof(*async_recs));
+    if (async_recs == NULL)
+        return 70;
     atomic_store(&fake_now, (int64_t)time(NULL)); /* real dates: the store outlives the driver */
     if (sts_config_defaults(&d.cfg) != STS_OK)
         return 70;
@@ -315,6 +513,7 @@ int main(int argc, char **argv)
         case 'm': d.opts.max_entries = (size_t)v; break;
         case 'f': d.opts.max_inflight = (unsigned)v; break;
         case 'q': d.opts.queue_limit = (unsigned)v; break;
+        case 'w': d.opts.max_waiters = (unsigned)v; break;
         case 't': atomic_store(&fake_now, (int64_t)v); break;
         default: return 64;
         }
@@ -345,6 +544,16 @@ int main(int argc, char **argv)
         } else if ((strcmp(cmd, "burst") == 0 || strcmp(cmd, "bursts") == 0) &&
                    take_word(&c, arg, sizeof(arg)) && take_int(&c, &n) && take_int(&c, &t)) {
             burst(&d, arg, (int)n, (int)t, strcmp(cmd, "bursts") == 0);
+        } else if ((strcmp(cmd, "async") == 0 || strcmp(cmd, "asyncs") == 0 ||
+                    strcmp(cmd, "async-mx") == 0) &&
+                   take_word(&c, arg, sizeof(arg)) && take_int(&c, &n) && take_int(&c, &t)) {
+            async_start(&d, arg, (int)n, (int)t,
+                        strcmp(cmd, "async-mx") == 0 ? STS_LOOKUP_NEED_MX : 0,
+                        strcmp(cmd, "asyncs") == 0);
+        } else if (strcmp(cmd, "async-wait") == 0) {
+            async_wait();
+        } else if (strcmp(cmd, "async-cancel") == 0) {
+            async_cancel(&d);
         } else if (strcmp(cmd, "advance") == 0 && take_int(&c, &n)) {
             atomic_fetch_add(&fake_now, (int64_t)n);
             printf("{\"now\":%lld}\n", (long long)atomic_load(&fake_now));
@@ -376,5 +585,6 @@ int main(int argc, char **argv)
     }
     sts_engine_free(d.engine);
     sts_config_free(&d.cfg);
+    free(async_recs);
     return 0;
 }

@@ -31,10 +31,10 @@ class Daemon:
     dns_servers: DNSServers instead of the DNS fixture (it still runs).
     world: world(names, hosts) adds to the fixtures' zone and policy hosts
     before they start.  milter_socket: Socket (default a free TCP port,
-    self.milter_port)."""
+    self.milter_port).  dns_timeout, https_timeout: DNSTimeout, HTTPSTimeout."""
 
     def __init__(self, fx, work, extra="", smap_socket=None, dns_servers=None, world=None,
-                 milter_socket=None):
+                 milter_socket=None, dns_timeout="300ms", https_timeout="5s"):
         names, hosts = {}, {}
         for d, mode in (("enforce.test", "enforce"), ("testing.test", "testing"),
                         ("enforce2.test", "enforce"), ("slow.test", "enforce"),
@@ -78,10 +78,10 @@ class Daemon:
         conf = self.conf = os.path.join(work, "milter.conf")
         with open(conf, "w") as f:
             f.write("Socket %s\nSocketmapSocket %s\nCacheStore none\n"
-                    "DNSServers %s\nDNSTimeout 300ms\nDNSTries 1\nCAFile %s\n"
-                    "PolicyPort %d\nHTTPSTimeout 5s\nDecisionLog %s\nEnvelopeTimeout 1000ms\n"
+                    "DNSServers %s\nDNSTimeout %s\nDNSTries 1\nCAFile %s\n"
+                    "PolicyPort %d\nHTTPSTimeout %s\nDecisionLog %s\nEnvelopeTimeout 1000ms\n"
                     % (self.sock, self.smap_socket, dns_servers or "127.0.0.1:%d" % dns_port,
-                       fx.ca_file, https_port, self.dlog))
+                       dns_timeout, fx.ca_file, https_port, https_timeout, self.dlog))
             if os.geteuid() == 0:
                 f.write("UserID root\n")
             f.write(extra)

@@ -105,9 +105,13 @@ def main():
             w = World(fx)
             doms = ["usable", "recheck-same", "recheck-new", "recheck-fail", "txt-gone",
                     "dns-fail", "to-none", "retry", "refresh", "idle", "coalesce", "pending",
-                    "restart", "lru0", "lru1", "lru2", "lru3", "redis", "needmx"]
+                    "restart", "lru0", "lru1", "lru2", "lru3", "redis", "needmx", "acoal",
+                    "aneedmx"]
             for d in doms:
                 w.add(d + ".test")
+            for d in ("apend", "amix", "amix2", "acancel", "astop", "w0", "w1", "w2", "w3", "w4"):
+                w.add(d + ".test", delay_ms=1500)
+            w.names["aneedmx.test"] = {"MX": [[10, "mx1.aneedmx.test"]]}
             w.add("maxage-zero.test", max_age=0)
             w.names["needmx.test"] = {"MX": [[10, "mx1.needmx.test"], [20, "mx2.needmx.test"]]}
             w.add("pending.test", delay_ms=1500)
@@ -345,6 +349,95 @@ def run_tests(report, w, conf, work):
         drv.cmd("wait-idle")
     report.run("bounded: beyond inflight + queue limit the answer is temperror",
                with_driver(bounded_queue, "--inflight", "1", "--queue", "2"))
+
+    # Asynchronous lookups (sts_engine_lookup_async, the socketmap's).
+    def async_coalescing(drv):
+        d = "acoal.test"
+        now = drv.cmd("async %s 200 5000" % d)
+        want(now, failed=0)
+        got = drv.cmd("async-wait")
+        want(got, called=now["parked"], twice=0, late=0, on_main=0)
+        assert now["policy"] + got["policy"] == 200, "now %s, called back %s" % (now, got)
+        st = drv.cmd("stats")
+        assert st["discoveries"] == 1 and st["waiting"] == 0, "engine: %s" % st
+        assert w.fetches(d) == 1, "fetches: got %d, want 1" % w.fetches(d)
+        hit = drv.cmd("async %s 10 5000" % d)
+        want(hit, parked=0, policy=10, from_cache=10)
+    report.run("200 async lookups of a cold domain: one discovery, each called back "
+               "once off the caller's thread; a hit is answered at once",
+               with_driver(async_coalescing))
+
+    def async_deadlines(drv):
+        d = "apend.test"          # its policy host answers after 1.5 s
+        want(drv.cmd("async %s 3 200" % d), parked=3)
+        got = drv.cmd("async-wait")
+        want(got, called=3, twice=0, temperror=3, pending=3, on_main=0)
+        assert "after 200 ms" in got["error"], got
+        # Two deadlines on one flight, the earlier registered last.
+        d = "amix.test"
+        want(drv.cmd("async %s 2 8000" % d), parked=2)
+        want(drv.cmd("async %s 2 200" % d), parked=2)
+        got = drv.cmd("async-wait")
+        want(got, called=4, twice=0, pending=2, policy=2)
+        # Interleaved deadlines on one flight (the deadline heap's order).
+        d = "amix2.test"
+        for n, t in ((1, 8000), (2, 600), (2, 100), (1, 8000), (1, 300)):
+            want(drv.cmd("async %s %d %d" % (d, n, t)), parked=n)
+        got = drv.cmd("async-wait")
+        want(got, called=7, twice=0, pending=5, policy=2)
+        drv.cmd("wait-idle")
+        want(drv.lookup(d, 0), result="policy", from_cache=True)
+        want(drv.cmd("stats"), waiting=0)
+    report.run("async deadline: pending at the waiter's own deadline, the rest at completion",
+               with_driver(async_deadlines))
+
+    def async_cancel(drv):
+        d = "acancel.test"
+        want(drv.cmd("async %s 4 8000" % d), parked=4)
+        # Answered at once, in the cancelling thread, with the reason given.
+        want(drv.cmd("async-cancel"), called=4)
+        want(drv.cmd("stats"), waiting=0)
+        drv.cmd("wait-idle")
+        got = drv.cmd("async-wait")
+        want(got, called=4, twice=0, late=0, on_main=4, temperror=4, pending=4,
+             error="cancelled by the driver")
+        want(drv.lookup(d, 0), result="policy", from_cache=True)
+    report.run("async cancel: answered at once, once, in the caller; the discovery goes on",
+               with_driver(async_cancel))
+
+    def async_stop(drv):
+        want(drv.cmd("async astop.test 3 10000"), parked=3)
+        drv.cmd("restart")
+        got = drv.cmd("async-wait")
+        want(got, called=3, twice=0, temperror=3, on_main=3)
+    report.run("engine stop with async lookups waiting: each called back once, temperror",
+               with_driver(async_stop))
+
+    def async_overload(drv):
+        now = drv.cmd("asyncs w 5 8000")
+        want(now, parked=2, temperror=3, pending=3)
+        assert "overloaded" in now["error"], now
+        st = drv.cmd("stats")
+        want(st, waiting=2, overloaded=3)
+        want(drv.cmd("async-wait"), called=2, policy=2)
+        drv.cmd("wait-idle")
+        # The refused lookups still started their discoveries.
+        want(drv.lookup("w4.test", 0), result="policy", from_cache=True)
+    report.run("async waiters are bounded: beyond the limit answered at once, discovery runs",
+               with_driver(async_overload, "--waiters", "2"))
+
+    def async_need_mx(drv):
+        d = "aneedmx.test"
+        want(drv.lookup(d), result="policy", mx_known=True)
+        drv.cmd("restart")
+        before = w.fetches(d)
+        now = drv.cmd("async-mx %s 1 5000" % d)
+        want(now, parked=1)
+        want(drv.cmd("async-wait"), called=1, policy=1, mx_known=1, from_cache=0)
+        assert w.fetches(d) == before + 1, "fetches: got %d, want %d" % (w.fetches(d), before + 1)
+        want(drv.cmd("async-mx %s 1 5000" % d), parked=0, policy=1, mx_known=1, from_cache=1)
+    report.run("async NEED_MX: a policy read from the store is refreshed for its MX hosts",
+               with_driver(async_need_mx, "--store", "sqlite:" + os.path.join(work, "amx.db")))
 
     def lru(drv):
         for i in range(4):
