@@ -39,8 +39,9 @@ typedef struct msg_ctx {
     sts_class cls;
     size_t ndom, cap;
     sts_decision *dom; /* accepted recipients' domains, first seen first (grown on demand:
-                          most messages have one) */
-    unsigned *nrcpt;   /* accepted recipients per domain: one log line each */
+                          most messages have one), and skipped ones (action SKIP: logged,
+                          never tagged) */
+    unsigned *nrcpt;   /* accepted recipients per entry: one log line each */
     unsigned forged_tag, forged_route; /* copies seen, removed at EOM by index */
     bool tls_required_no;
 } msg_ctx;
@@ -139,6 +140,26 @@ static void log_decision(const char *qid, const sts_decision *d)
             sts_action_name(d->action), d->from_cache ? "yes" : "no", d->reason);
     if (mt_dlog != NULL && sts_dlog_write(mt_dlog, (int64_t)time(NULL), qid, d, &why) != STS_OK)
         sts_log(STS_LOG_ERR, qid, "decision-log-error", "reason=\"%s\"", why.text);
+}
+
+/* A skipped recipient is logged at end of message like the others, when
+ * the MTA has given the message its queue id (Postfix opens the queue file
+ * only once a first recipient is accepted); the same domain and reason
+ * count once.  Without room it is logged now, with what id there is. */
+static void msg_skip(msg_ctx *m, const char *qid, const sts_decision *d)
+{
+    for (size_t i = 0; i < m->ndom; i++)
+        if (m->dom[i].action == STS_ACT_SKIP && strcmp(m->dom[i].domain, d->domain) == 0 &&
+            strcmp(m->dom[i].reason, d->reason) == 0) {
+            m->nrcpt[i]++;
+            return;
+        }
+    if (!msg_grow(m)) {
+        log_decision(qid, d);
+        return;
+    }
+    m->nrcpt[m->ndom] = 1;
+    m->dom[m->ndom++] = *d;
 }
 
 /* ------------------------------------------------------------ negotiate */
@@ -252,7 +273,7 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
     qid = queue_id(ctx, cc);
     if (!sts_envelope_domain(rcpt, raw, sizeof(raw))) {
         sts_decide_skip("-", "local recipient without a domain", &d);
-        log_decision(qid, &d);
+        msg_skip(m, qid, &d);
         goto done;
     }
     /* Peer bytes: escaped once for every place a skipped name is logged. */
@@ -260,26 +281,26 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
     sts_log_escape(esc, sizeof(esc), raw, rawlen);
     if (sts_domain_is_literal(raw, rawlen)) {
         sts_decide_skip(esc, "address literal: MTA-STS does not apply (RFC 8461 3.4)", &d);
-        log_decision(qid, &d);
+        msg_skip(m, qid, &d);
         goto done;
     }
     if (sts_domain_normalize(raw, rawlen, domain, &why) != STS_OK) {
         sts_decide_skip(esc, why.text, &d);
-        log_decision(qid, &d);
+        msg_skip(m, qid, &d);
         goto done;
     }
     if (mt_runtime_is_local(rt, domain)) {
         sts_decide_skip(domain, "local domain (LocalDomains)", &d);
-        log_decision(qid, &d);
+        msg_skip(m, qid, &d);
         goto done;
     }
     if (m->null_sender) {
         sts_decide_skip(domain, "null sender (bounce): not looked up", &d);
-        log_decision(qid, &d);
+        msg_skip(m, qid, &d);
         goto done;
     }
     for (size_t i = 0; i < m->ndom; i++)
-        if (strcmp(m->dom[i].domain, domain) == 0) {
+        if (m->dom[i].action != STS_ACT_SKIP && strcmp(m->dom[i].domain, domain) == 0) {
             m->nrcpt[i]++; /* same domain as an earlier recipient: same decision */
             goto done;
         }
@@ -379,6 +400,7 @@ static sfsistat cb_eom(SMFICTX *ctx)
     const char *qid;
     char value[STS_DOMAIN_MAX + STS_TAG_MX_MAX + 128];
     sts_class cls;
+    size_t ntagged = 0;
 
     if (cc == NULL || cc->msg == NULL) {
         mt_runtime *cur = mt_runtime_acquire();
@@ -410,6 +432,12 @@ static sfsistat cb_eom(SMFICTX *ctx)
     for (size_t i = 0; i < m->ndom; i++) {
         sts_decision *d = &m->dom[i];
 
+        if (d->action == STS_ACT_SKIP) {
+            for (unsigned k = 0; k < m->nrcpt[i]; k++)
+                log_decision(qid, d);
+            continue;
+        }
+        ntagged++;
         if (cls != STS_CLASS_ENFORCE && d->action == STS_ACT_ROUTE_ENFORCE) {
             d->action = STS_ACT_ACCEPT;
             (void)snprintf(d->reason, sizeof(d->reason),
@@ -421,29 +449,41 @@ static sfsistat cb_eom(SMFICTX *ctx)
         for (unsigned k = 0; k < m->nrcpt[i]; k++)
             log_decision(qid, d);
     }
-    if (m->ndom > 0 &&
+    if (ntagged > 0 &&
         smfi_addheader(ctx, rt->cfg.route_header, (char *)sts_class_name(cls)) != MI_SUCCESS)
         sts_log(STS_LOG_ERR, qid, "addheader-failed", "header=%s", rt->cfg.route_header);
     msg_reset(cc); /* releases rt: nothing uses it after this */
     return SMFIS_CONTINUE;
 }
 
+/* A message that ends without EOM (client abort, RSET, lost connection):
+ * every recipient is still logged once, accepted ones as aborted. */
+static void msg_log_unfinished(SMFICTX *ctx, conn_ctx *cc)
+{
+    const char *qid;
+
+    if (cc->msg == NULL)
+        return;
+    qid = queue_id(ctx, cc);
+    for (size_t i = 0; i < cc->msg->ndom; i++) {
+        sts_decision *d = &cc->msg->dom[i];
+
+        if (d->action != STS_ACT_SKIP) {
+            d->action = STS_ACT_ABORTED;
+            (void)snprintf(d->reason, sizeof(d->reason), "message aborted by the client");
+        }
+        for (unsigned k = 0; k < cc->msg->nrcpt[i]; k++)
+            log_decision(qid, d);
+    }
+    msg_reset(cc);
+}
+
 static sfsistat cb_abort(SMFICTX *ctx)
 {
     conn_ctx *cc = smfi_getpriv(ctx);
 
-    if (cc != NULL && cc->msg != NULL) {
-        const char *qid = queue_id(ctx, cc);
-
-        for (size_t i = 0; i < cc->msg->ndom; i++) {
-            cc->msg->dom[i].action = STS_ACT_ABORTED;
-            (void)snprintf(cc->msg->dom[i].reason, sizeof(cc->msg->dom[i].reason),
-                           "message aborted by the client");
-            for (unsigned k = 0; k < cc->msg->nrcpt[i]; k++)
-                log_decision(qid, &cc->msg->dom[i]);
-        }
-        msg_reset(cc);
-    }
+    if (cc != NULL)
+        msg_log_unfinished(ctx, cc);
     return SMFIS_CONTINUE;
 }
 
@@ -453,8 +493,8 @@ static sfsistat cb_close(SMFICTX *ctx)
 
     if (cc == NULL)
         return SMFIS_CONTINUE;
+    msg_log_unfinished(ctx, cc); /* a lost connection mid-message */
     (void)smfi_setpriv(ctx, NULL); /* before the free: nothing may reach it after */
-    msg_reset(cc);
     free(cc);
     atomic_fetch_sub(&active_conns, 1);
     return SMFIS_CONTINUE;

@@ -15,12 +15,21 @@ enforce.test (enforce), testing.test (testing), nopolicy.test (no TXT).
 
 The plumbing case runs first, without the milter (header_checks applies the
 routing rule to a header the test writes itself): it tells a broken test
-set-up apart from a broken daemon.  Needs root and the postfix package;
+set-up apart from a broken daemon.  The milter cases then run twice: over
+TCP, and over a unix-domain socket (where the daemon also negotiates MAIL
+without a reply and no DATA step) with the daemon dropped to UserID
+nobody:postfix.  Postfix's smtpd runs as user postfix, group postfix, so
+it gets in through the socket's group bits (mode 0660) -- the documented
+set-up with the primary group instead of "adduser postfix mtasts", and no
+user or group to create on the test machine.  Needs root and the postfix package;
 skips (77) otherwise.  MTASTS_KEEP_WORKDIR=1 keeps the work dir.
 """
 
+import grp
 import json
 import os
+import pwd
+import stat
 import sys
 import time
 
@@ -40,6 +49,7 @@ SENDER = "sender@client.test"
 DELIVERY_TIMEOUT = 30.0
 ENF = WORLD["enforce.test"]
 TST = WORLD["testing.test"]
+UNIX_USER, UNIX_GROUP = "nobody", "postfix"      # UserID of the unix-socket phase
 
 
 class Env:
@@ -91,10 +101,11 @@ class Env:
         self.fx.cleanup()
 
 
-def submit(env, rcpts, extra_headers=(), subject=None, label=None):
+def submit(env, rcpts, extra_headers=(), subject=None, label=None, sender=SENDER):
     msg = mtautil.make_message(rcpts, subject=subject or "to " + ", ".join(rcpts),
-                               extra_headers=extra_headers, mail_from=SENDER)
-    r = env.pf.submit(SENDER, rcpts, msg)
+                               extra_headers=extra_headers,
+                               mail_from=sender or "MAILER-DAEMON@client.test")
+    r = env.pf.submit(sender, rcpts, msg)
     if r.queue_id:
         env.queue_ids.append((label or subject or rcpts[0], r.queue_id))
     return r
@@ -165,18 +176,31 @@ def shipped_header_checks():
     return p if os.path.exists(p) else None
 
 
-def start_milter_env(env):
+def start_milter_env(env, unix=False):
+    """unix: the daemon listens on WORK/daemon/run/milter.sock (run: owned
+    by UNIX_USER:UNIX_GROUP, mode 0750, like a production socket directory)
+    and drops to UserID UNIX_USER:UNIX_GROUP."""
     dns_port, https_port = start_world(env.fx)
     env.a = env.sink("A")
     env.b = env.sink("B", tls=True)
+    sock, settings = None, None
+    if unix:
+        run = os.path.join(env.work, "daemon", "run")
+        os.makedirs(run)
+        os.chown(run, pwd.getpwnam(UNIX_USER).pw_uid, grp.getgrnam(UNIX_GROUP).gr_gid)
+        os.chmod(run, 0o750)
+        mtautil.make_traversable(os.path.dirname(run))   # smtpd must reach run/
+        sock = "unix:" + os.path.join(run, "milter.sock")
+        settings = {"UserID": "%s:%s" % (UNIX_USER, UNIX_GROUP),
+                    "PidFile": os.path.join(run, "mtasts-milter.pid")}
     env.milter = MilterDaemon(os.path.join(env.work, "daemon"), dns_port, https_port,
-                              env.fx.ca_file)
+                              env.fx.ca_file, milter_socket=sock, settings=settings)
     t0 = time.monotonic()
     env.milter.start()
     note("mtasts-milter listening after %.2f s" % (time.monotonic() - t0))
     env.pf = PostfixInstance(os.path.join(env.work, "postfix"), relay_port=env.a.port,
                              enforce_port=env.b.port,
-                             milter="inet:127.0.0.1:%d" % env.milter.milter_port,
+                             milter=env.milter.postfix_milter,
                              milter_default_action="tempfail", enforce_ca=env.fx.ca_file,
                              enforce_match="mx1.enforce.test",
                              header_checks_file=shipped_header_checks())
@@ -185,8 +209,28 @@ def start_milter_env(env):
     note("postfix started in %.1f s" % (time.monotonic() - t0))
 
 
-def cases_with_milter(report, env):
+def cases_with_milter(report, env, unix=False):
     state = {}
+
+    def run(name, fn):
+        return report.run(name + (" [unix socket]" if unix else ""), fn)
+
+    def socket_owner_mode():
+        uid, gid = pwd.getpwnam(UNIX_USER).pw_uid, grp.getgrnam(UNIX_GROUP).gr_gid
+        st = os.stat(env.milter.milter_path)
+        got = (stat.S_ISSOCK(st.st_mode), oct(st.st_mode & 0o7777), st.st_uid, st.st_gid)
+        note("%s: socket=%s mode=%s uid=%d gid=%d" % ((env.milter.milter_path,) + got))
+        assert got == (True, oct(0o660), uid, gid), \
+            "socket (is socket, mode, uid, gid) %r, want %r" % (got, (True, oct(0o660), uid, gid))
+        with open("/proc/%d/status" % env.milter.popen.pid) as fh:
+            ids = {l.split(":")[0]: l.split(":")[1].split() for l in fh
+                   if l.startswith(("Uid:", "Gid:", "Groups:"))}
+        note("daemon process: %r" % ids)
+        assert ids == {"Uid": [str(uid)] * 4, "Gid": [str(gid)] * 4, "Groups": [str(gid)]}, \
+            "daemon ids %r, want uid %d, gid %d, groups [%d]" % (ids, uid, gid, gid)
+    if unix:
+        run("socket is mode 0660, owned by UserID %s:%s; the daemon runs as them"
+            % (UNIX_USER, UNIX_GROUP), socket_owner_mode)
 
     def enforce_to_sink_b():
         na, nb = len(env.a.messages()), len(env.b.messages())
@@ -209,8 +253,8 @@ def cases_with_milter(report, env):
         assert len(env.a.messages()) == na, "enforce mail also reached sink A"
         env.pf.wait_log(r"filter: header X-MTA-STS-Route: enforce", queue_id=r.queue_id)
         note("delivered: " + m.summary())
-    report.run("enforce.test: tagged policy/enforce, routed to the enforce transport over TLS",
-               enforce_to_sink_b)
+    run("enforce.test: tagged policy/enforce, routed to the enforce transport over TLS",
+        enforce_to_sink_b)
 
     def other_to_sink_a():
         want = {"testing.test": {"result": "policy", "mode": "testing", "id": TST["id"]},
@@ -229,8 +273,8 @@ def cases_with_milter(report, env):
             expect_fields(tags[d], fields, "X-MTA-STS for " + d)
             assert m.header("X-MTA-STS-Route") == "none", m.headers("X-MTA-STS-Route")
             assert len(env.b.messages()) == nb, "%s mail reached the enforce sink" % d
-    report.run("testing.test and nopolicy.test: tagged, relayed normally (route none)",
-               other_to_sink_a)
+    run("testing.test and nopolicy.test: tagged, relayed normally (route none)",
+        other_to_sink_a)
 
     def testing_and_none_together():
         na = len(env.a.messages())
@@ -246,8 +290,8 @@ def cases_with_milter(report, env):
         assert set(tags) == {"testing.test", "nopolicy.test"}, \
             "want one tag per recipient domain: %r" % m.headers("X-MTA-STS")
         assert m.header("X-MTA-STS-Route") == "none", m.headers("X-MTA-STS-Route")
-    report.run("one message to testing.test + nopolicy.test: one tag header per domain",
-               testing_and_none_together)
+    run("one message to testing.test + nopolicy.test: one tag header per domain",
+        testing_and_none_together)
 
     def forged_headers_removed():
         na, nb = len(env.a.messages()), len(env.b.messages())
@@ -266,7 +310,7 @@ def cases_with_milter(report, env):
         assert m.headers("X-MTA-STS-Route") == ["none"], \
             "route headers: %r" % m.headers("X-MTA-STS-Route")
         assert len(env.b.messages()) == nb, "a forged route header reached the enforce sink"
-    report.run("forged X-MTA-STS / X-MTA-STS-Route headers are replaced", forged_headers_removed)
+    run("forged X-MTA-STS / X-MTA-STS-Route headers are replaced", forged_headers_removed)
 
     def mixed_classes():
         # enforce first: the testing.test recipient is the other class.
@@ -295,7 +339,7 @@ def cases_with_milter(report, env):
         m = env.new_messages(env.a, na)[0]
         assert m.rcpt_to == ["hank@testing.test"], m.rcpt_to
         assert m.header("X-MTA-STS-Route") == "none"
-    report.run("mixed enforce/other recipients: later class gets 452 4.5.3", mixed_classes)
+    run("mixed enforce/other recipients: later class gets 452 4.5.3", mixed_classes)
 
     def decision_log():
         if not state:
@@ -338,9 +382,9 @@ def cases_with_milter(report, env):
         note("decision log (%d lines):" % len(ds))
         note("\n".join(json.dumps(d, sort_keys=True) for d in ds))
         assert not problems, "\n".join(problems)
-    report.run("decision log: queue ids as in the Postfix log; each recipient domain, "
-               "refused (split) recipients too",
-               decision_log)
+    run("decision log: queue ids as in the Postfix log; each recipient domain, "
+        "refused (split) recipients too",
+        decision_log)
 
     def decision_per_recipient():
         # ARCHITECTURE.md: "one JSON object per line, one line per recipient
@@ -356,8 +400,51 @@ def cases_with_milter(report, env):
         assert len(mine) == len(rcpts), \
             "%d decision line(s) for %d recipients of testing.test (queue id %s)" % (
                 len(mine), len(rcpts), r.queue_id)
-    report.run("decision log: one line per recipient, also for recipients in one domain",
-               decision_per_recipient)
+    run("decision log: one line per recipient, also for recipients in one domain",
+        decision_per_recipient)
+
+    def null_sender():
+        # A bounce (MAIL FROM:<>): not looked up, every recipient accepted
+        # (no split), delivered as usual; a forged route header is still
+        # removed and none is added.  Over a unix socket MAIL gets no reply.
+        na, nb = len(env.a.messages()), len(env.b.messages())
+        before = len(env.milter.decisions())
+        rcpts = ["nina@enforce.test", "olaf@testing.test"]
+        r = submit(env, rcpts, sender="", extra_headers=["X-MTA-STS-Route: enforce"],
+                   label="null sender")
+        assert r.mail[0] == 250, "MAIL FROM:<> got %r" % (r.mail,)
+        for x in rcpts:
+            assert r.rcpt[x][0] == 250, "null sender: want 250 for each: %r" % r.rcpt
+        assert_queued(r, env)
+        m = env.new_messages(env.a, na)[0]
+        assert m.mail_from == "" and sorted(m.rcpt_to) == sorted(rcpts), \
+            (m.mail_from, m.rcpt_to)
+        assert m.headers("X-MTA-STS") == [] and m.headers("X-MTA-STS-Route") == [], \
+            "bounce: tag %r route %r, want none" % (m.headers("X-MTA-STS"),
+                                                     m.headers("X-MTA-STS-Route"))
+        assert len(env.b.messages()) == nb, "a bounce reached the enforce sink"
+        # The only message in flight: its lines are the ones added since.
+        mine = env.milter.wait_decisions(lambda ds: len(ds) >= before + len(rcpts))[before:]
+        note("\n".join(json.dumps(d, sort_keys=True) for d in mine))
+        got = [(d.get("domain"), d.get("action"), "null sender" in d.get("reason", ""))
+               for d in mine]
+        assert got == [("enforce.test", "skip", True), ("testing.test", "skip", True)], \
+            "decision lines (domain, action, null-sender reason) %r" % got
+        state_null["lines"] = (r.queue_id, mine)
+    state_null = {}
+    run("null sender: recipients skipped and logged, relayed as usual, forged route "
+        "header removed", null_sender)
+
+    def null_sender_queue_id():
+        if "lines" not in state_null:
+            raise harness.Skip("the null-sender message was not delivered")
+        qid, lines = state_null["lines"]
+        # Skip lines are written at end of message: Postfix
+        # (smtpd_delay_open_until_valid_rcpt = yes) has no queue id at the
+        # first RCPT, so a line written then would carry our connection id.
+        bad = [d.get("queue_id") for d in lines if d.get("queue_id") != qid]
+        assert not bad, "skip lines with queue id %r, want %s" % (bad, qid)
+    run("null sender: every skip line carries the queue id", null_sender_queue_id)
 
     def log_dump():
         for label, qid in env.queue_ids:
@@ -368,7 +455,7 @@ def cases_with_milter(report, env):
         note("\n".join(rej) or "(none)")
         note("--- mtasts-milter log (tail)")
         note(mtautil.tail(env.milter.log, 30))
-    report.run("Postfix log lines of every message (shown above)", log_dump)
+    run("Postfix log lines of every message (shown above)", log_dump)
 
     def postmap_socketmap():
         # Postfix's own socketmap client against the daemon's socketmap,
@@ -389,8 +476,8 @@ def cases_with_milter(report, env):
         for d in ("testing.test", "nopolicy.test"):
             rc, out = got[d]
             assert rc == 1 and out == "", "%s: exit %d %r, want not found (exit 1)" % (d, rc, out)
-    report.run("postmap -q through Postfix's socketmap client: enforce.test is secure",
-               postmap_socketmap)
+    run("postmap -q through Postfix's socketmap client: enforce.test is secure",
+        postmap_socketmap)
 
     def milter_down_tempfails():
         # Last: stops the daemon.  milter_default_action = tempfail, the
@@ -405,9 +492,9 @@ def cases_with_milter(report, env):
         assert any(400 <= c < 500 for c in codes) and r.data is None, \
             "with the milter down want a 4xx and no DATA, got %r" % r
         note("with the daemon stopped: %r" % r)
-    report.run("SIGTERM stops the daemon (exit 0); then Postfix tempfails "
-               "(milter_default_action=tempfail)",
-               milter_down_tempfails)
+    run("SIGTERM stops the daemon (exit 0); then Postfix tempfails "
+        "(milter_default_action=tempfail)",
+        milter_down_tempfails)
 
 
 def main():
@@ -426,14 +513,17 @@ def main():
         if why:
             report.skip("cases with the daemon", why)
         else:
-            env = Env(os.path.join(work, "milter"))
-            try:
-                if report.run("start mtasts-milter and postfix", start_milter_env, env):
-                    cases_with_milter(report, env)
-                else:
-                    note(env.diagnostics())
-            finally:
-                env.cleanup()
+            for unix in (False, True):
+                env = Env(os.path.join(work, "milter-unix" if unix else "milter"))
+                try:
+                    if report.run("start mtasts-milter and postfix" +
+                                  (" [unix socket, UserID %s:%s]" % (UNIX_USER, UNIX_GROUP)
+                                   if unix else ""), start_milter_env, env, unix):
+                        cases_with_milter(report, env, unix)
+                    else:
+                        note(env.diagnostics())
+                finally:
+                    env.cleanup()
     return report.finish()
 
 

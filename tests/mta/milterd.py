@@ -6,7 +6,7 @@ the MTA tests share.
     d = MilterDaemon(workdir, dns_port=dns_port, https_port=https_port,
                      ca_file=fx.ca_file)
     d.start()                                       # waits for the milter port
-    "inet:127.0.0.1:%d" % d.milter_port             # for Postfix smtpd_milters
+    d.postfix_milter                                # for Postfix smtpd_milters
     d.decisions()                                   # parsed DecisionLog lines
     d.stop()
 
@@ -18,6 +18,7 @@ import atexit
 import json
 import os
 import signal
+import socket
 import time
 import weakref
 
@@ -109,19 +110,22 @@ class MilterDaemon:
     """mtasts-milter -f -c WORKDIR/mtasts-milter.conf.
 
     settings: extra or overriding config keys (dict, "Key": "value"); a
-    value of None drops a default key."""
+    value of None drops a default key.
+    milter_socket: "unix:PATH" to listen there instead of a TCP port
+      (milter_port is then None; the directory must exist)."""
 
     def __init__(self, workdir, dns_port, https_port, ca_file, milter_port=None,
-                 socketmap_port=None, settings=None, binary=None):
+                 socketmap_port=None, settings=None, binary=None, milter_socket=None):
         self.workdir = os.path.abspath(workdir)
         self.binary = binary or milter_binary()
-        self.milter_port = milter_port or mtautil.free_tcp_port()
+        self.milter_path = milter_socket.split(":", 1)[1] if milter_socket else None
+        self.milter_port = None if milter_socket else milter_port or mtautil.free_tcp_port()
         self.socketmap_port = socketmap_port or mtautil.free_tcp_port()
         self.conf = os.path.join(self.workdir, "mtasts-milter.conf")
         self.log = os.path.join(self.workdir, "milter.log")
         self.decision_log = os.path.join(self.workdir, "decisions.jsonl")
         self.settings = {
-            "Socket": "inet:%d@127.0.0.1" % self.milter_port,
+            "Socket": milter_socket or "inet:%d@127.0.0.1" % self.milter_port,
             "SocketmapSocket": "inet:%d@127.0.0.1" % self.socketmap_port,
             "DNSServers": "127.0.0.1:%d" % dns_port,
             "DNSTimeout": "1000ms",
@@ -147,6 +151,13 @@ class MilterDaemon:
                 self.settings[k] = v
         self.popen = None
         _LIVE.add(self)
+
+    @property
+    def postfix_milter(self):
+        """The milter as Postfix's smtpd_milters spells it."""
+        if self.milter_path:
+            return "unix:" + self.milter_path
+        return "inet:127.0.0.1:%d" % self.milter_port
 
     @staticmethod
     def available():
@@ -174,12 +185,33 @@ class MilterDaemon:
             self.popen = mtautil.spawn([self.binary, "-f", "-c", self.conf],
                                        stdout=fh, stderr=fh, cwd=self.workdir)
         try:
-            mtautil.wait_port(self.milter_port, timeout, alive=self.running,
-                              what="mtasts-milter")
+            if self.milter_path:
+                self._wait_unix(timeout)
+            else:
+                mtautil.wait_port(self.milter_port, timeout, alive=self.running,
+                                  what="mtasts-milter")
         except AssertionError as e:
             raise AssertionError("%s (exit status %s)\n--- milter log\n%s"
                                  % (e, self.popen.poll(), mtautil.tail(self.log))) from None
         return self.milter_port
+
+    def _wait_unix(self, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(0.5)
+                try:
+                    s.connect(self.milter_path)
+                    return
+                except OSError:
+                    pass
+            if not self.running():
+                raise AssertionError("mtasts-milter died before listening on "
+                                     + self.milter_path)
+            if time.monotonic() > deadline:
+                raise AssertionError("mtasts-milter not listening on %s after %.0f s"
+                                     % (self.milter_path, timeout))
+            time.sleep(0.05)
 
     def running(self):
         return self.popen is not None and self.popen.poll() is None
