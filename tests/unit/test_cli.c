@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sysexits.h>
 #include <unistd.h>
+#include "unit_tmp.h"
 
 #include "cli.h"
 
@@ -48,21 +49,15 @@ static const cli_case cases[] = {
 
 static char *write_temp(const char *text)
 {
-    const char *dir = getenv("TMPDIR");
-    size_t sz;
-    char *path;
-    int fd;
+    char *path = malloc(1024);
+    FILE *f;
 
-    if (dir == NULL || *dir == '\0')
-        dir = "/tmp";
-    sz = strlen(dir) + sizeof("/test_cli.XXXXXX");
-    path = malloc(sz);
     assert_non_null(path);
-    (void)snprintf(path, sz, "%s/test_cli.XXXXXX", dir);
-    fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    assert_int_equal(close(fd), 0);
+    assert_true(unit_mkstemp(path, 1024, "test_cli"));
+    f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
     return path;
 }
 

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "unit_tmp.h"
 
 #include <zlib.h>
 
@@ -904,12 +905,7 @@ static const char *const file_lines[] = {
 
 static void make_temp(char *path, size_t sz)
 {
-    int fd;
-
-    (void)snprintf(path, sz, "%s/test_rlog.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    fd = mkstemp(path);
-    assert_true(fd >= 0);
-    (void)close(fd);
+    assert_true(unit_mkstemp(path, sz, "test_rlog"));
 }
 
 /* Write the file lines plain or gzip'd, with CRLF line ends and no final

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "unit_tmp.h"
 
 #include <openssl/evp.h>
 #include <zlib.h>
@@ -317,17 +318,13 @@ static char tmpdir[64];
 static int make_tmpdir(void **state)
 {
     (void)state;
-    (void)snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_rsend.XXXXXX");
-    return mkdtemp(tmpdir) != NULL ? 0 : -1;
+    return unit_mkdtemp(tmpdir, sizeof(tmpdir), "test_rsend") ? 0 : -1;
 }
 
 static int remove_tmpdir(void **state)
 {
-    char cmd[128];
-
     (void)state;
-    (void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return unit_rmtree(tmpdir);
 }
 
 static void test_submit(void **state)

@@ -41,6 +41,7 @@
 #include "store.h"
 #include "store_impl.h"
 #include "store_fixture.h"
+#include "unit_tmp.h"
 
 #define REDIS_SERVER "/usr/bin/redis-server"
 #define TEST_BACKOFF_MS "100"
@@ -915,33 +916,10 @@ static void test_host_forms(void **state)
 
 /* ------------------------------------------------------------ setup */
 
-static int remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[1024];
-
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        (void)snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        (void)unlink(p);
-    }
-    closedir(d);
-    return rmdir(dir);
-}
-
 static int group_setup(void **state)
 {
-    const char *base = getenv("TMPDIR");
-
     (void)state;
-    if (base == NULL || *base == '\0')
-        base = "/tmp";
-    (void)snprintf(tmpdir, sizeof(tmpdir), "%s/test_store_redis.XXXXXX", base);
-    if (mkdtemp(tmpdir) == NULL)
+    if (!unit_mkdtemp(tmpdir, sizeof(tmpdir), "test_store_redis"))
         return -1;
     main_port = free_port();
     main_pid = server_start(main_port);
@@ -952,7 +930,7 @@ static int group_teardown(void **state)
 {
     (void)state;
     server_stop(main_pid, SIGTERM);
-    return remove_tree(tmpdir);
+    return unit_rmtree(tmpdir);
 }
 
 int main(void)

@@ -29,6 +29,7 @@
 #include "policy.h"
 #include "store.h"
 #include "store_fixture.h"
+#include "unit_tmp.h"
 
 static char tmpdir[512];
 
@@ -844,44 +845,16 @@ static void test_null_why_accepted(void **state)
 
 /* ------------------------------------------------------------ setup */
 
-static int remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[1024];
-
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL) {
-        struct stat sb;
-
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        (void)snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            (void)remove_tree(p);
-        else
-            (void)unlink(p);
-    }
-    closedir(d);
-    return rmdir(dir);
-}
-
 static int group_setup(void **state)
 {
-    const char *base = getenv("TMPDIR");
-
     (void)state;
-    if (base == NULL || *base == '\0')
-        base = "/tmp";
-    (void)snprintf(tmpdir, sizeof(tmpdir), "%s/test_store_sqlite.XXXXXX", base);
-    return mkdtemp(tmpdir) != NULL ? 0 : -1;
+    return unit_mkdtemp(tmpdir, sizeof(tmpdir), "test_store_sqlite") ? 0 : -1;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    return remove_tree(tmpdir);
+    return unit_rmtree(tmpdir);
 }
 
 int main(void)
