@@ -53,6 +53,14 @@ typedef struct conn_ctx {
 } conn_ctx;
 
 static atomic_uint active_conns;
+/* The milter listens on a unix-domain socket: the one opened at start,
+ * not the config's Socket, which a reload may change without effect. */
+static atomic_bool listening_local;
+
+void mt_milter_set_local_socket(bool local)
+{
+    atomic_store(&listening_local, local);
+}
 static atomic_ulong next_conn_id;
 
 unsigned mt_active_connections(void)
@@ -182,17 +190,11 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
     unsigned long local_only = SMFIP_NR_MAIL | SMFIP_NODATA;
     unsigned long need = SMFIF_ADDHDRS | SMFIF_CHGHDRS;
     conn_ctx *cc;
-    mt_runtime *rt;
-    bool local;
 
     (void)f2;
     (void)f3;
-    rt = mt_runtime_acquire();
-    local = rt != NULL && rt->cfg.socket != NULL &&
-            (strncmp(rt->cfg.socket, "unix:", 5) == 0 || strncmp(rt->cfg.socket, "local:", 6) == 0);
-    if (rt != NULL)
-        mt_runtime_release(rt);
-    cc = local && (f1 & local_only) == local_only ? conn_get(ctx) : NULL;
+    cc = atomic_load(&listening_local) && (f1 & local_only) == local_only ? conn_get(ctx)
+                                                                          : NULL;
     if (cc != NULL) {
         want |= local_only;
         cc->mail_noreply = true;

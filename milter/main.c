@@ -275,6 +275,7 @@ static int open_milter_socket(const char *spec)
                 strerror(errno));
         return -1;
     }
+    mt_milter_set_local_socket(unix_socket_path(spec) != NULL);
     if (strncmp(spec, "inet", 4) == 0)
         nodelay_new_listeners(before);
     else if (unix_socket_path(spec) != NULL && chmod(unix_socket_path(spec), 0660) != 0)

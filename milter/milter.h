@@ -55,4 +55,9 @@ const struct smfiDesc *mt_milter_desc(void);
 /* Connections currently open (for a bounded drain at exit). */
 unsigned mt_active_connections(void);
 
+/* Tell the callbacks that the milter socket opened at start is a
+ * unix-domain socket (MAIL without reply and no DATA step are negotiated
+ * only there). */
+void mt_milter_set_local_socket(bool local);
+
 #endif
