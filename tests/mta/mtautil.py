@@ -14,6 +14,7 @@ Nothing here kills by name.
 import ctypes
 import ctypes.util
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -326,3 +327,50 @@ if __name__ == "__main__":
     import sys
     if len(sys.argv) == 3 and sys.argv[1] == "guard":
         _guard_main(int(sys.argv[2]))
+
+
+class MtaLog:
+    """Reading an MTA's log file, for PostfixInstance and SendmailInstance:
+    the class names its log (LOG_WHAT, e.g. "Postfix") and gives
+    log_path() and diagnostics()."""
+
+    LOG_WHAT = "MTA"
+
+    def log_path(self):
+        raise NotImplementedError
+
+    def diagnostics(self):
+        return ""
+
+    def log_text(self):
+        try:
+            with open(self.log_path(), errors="replace") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return ""
+
+    def log_lines(self, queue_id=None, pattern=None):
+        """Log lines, optionally only those with queue_id and/or matching
+        the regex pattern."""
+        out = []
+        for line in self.log_text().splitlines():
+            if queue_id and (queue_id + ":") not in line:
+                continue
+            if pattern and not re.search(pattern, line):
+                continue
+            out.append(line)
+        return out
+
+    def wait_log(self, pattern, timeout=30.0, queue_id=None):
+        """Wait for a log line matching pattern; returns it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.log_lines(queue_id, pattern)
+            if lines:
+                return lines[0]
+            if time.monotonic() > deadline:
+                raise AssertionError("no %s log line matching %r%s after %.0f s\n%s"
+                                     % (self.LOG_WHAT, pattern,
+                                        " for " + queue_id if queue_id else "", timeout,
+                                        self.diagnostics()))
+            time.sleep(0.05)

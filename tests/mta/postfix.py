@@ -50,7 +50,6 @@ import os
 import re
 import shutil
 import signal
-import time
 import weakref
 
 import mtautil
@@ -144,7 +143,7 @@ mtasts-enforce unix -   -       n       -       -       smtp
 """
 
 
-class PostfixInstance:
+class PostfixInstance(mtautil.MtaLog):
     """One private Postfix under workdir (see the module doc).
 
     relay_port: sink for all ordinary mail (relayhost [127.0.0.1]:port);
@@ -357,37 +356,10 @@ class PostfixInstance:
         return ""
 
     # ------------------------------------------------------------- logs
-    def log_text(self):
-        try:
-            with open(self.maillog, errors="replace") as fh:
-                return fh.read()
-        except FileNotFoundError:
-            return ""
+    LOG_WHAT = "Postfix"
 
-    def log_lines(self, queue_id=None, pattern=None):
-        """maillog lines, optionally only those with queue_id and/or
-        matching the regex pattern."""
-        out = []
-        for line in self.log_text().splitlines():
-            if queue_id and (queue_id + ":") not in line:
-                continue
-            if pattern and not re.search(pattern, line):
-                continue
-            out.append(line)
-        return out
-
-    def wait_log(self, pattern, timeout=30.0, queue_id=None):
-        """Wait for a maillog line matching pattern; returns it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            lines = self.log_lines(queue_id, pattern)
-            if lines:
-                return lines[0]
-            if time.monotonic() > deadline:
-                raise AssertionError("no Postfix log line matching %r%s after %.0f s\n%s"
-                                     % (pattern, " for " + queue_id if queue_id else "",
-                                        timeout, self.diagnostics()))
-            time.sleep(0.05)
+    def log_path(self):
+        return self.maillog
 
     def diagnostics(self, lines=60):
         """Text for a failure message: maillog tail, master output, queue."""

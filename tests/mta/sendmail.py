@@ -44,7 +44,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import weakref
 
 import mtautil
@@ -165,7 +164,7 @@ exec "$@"
 """
 
 
-class SendmailInstance:
+class SendmailInstance(mtautil.MtaLog):
     """One unpacked Sendmail under workdir.
 
     relay_port: sink all mail is relayed to (SMART_HOST relay:[127.0.0.1]).
@@ -392,33 +391,10 @@ class SendmailInstance:
     def submit(self, mail_from, rcpts, message, timeout=60.0):
         return mtautil.smtp_submit(self.smtp_port, mail_from, rcpts, message, timeout=timeout)
 
-    def log_text(self):
-        try:
-            with open(self.log, errors="replace") as fh:
-                return fh.read()
-        except FileNotFoundError:
-            return ""
+    LOG_WHAT = "Sendmail"
 
-    def log_lines(self, queue_id=None, pattern=None):
-        out = []
-        for line in self.log_text().splitlines():
-            if queue_id and (queue_id + ":") not in line:
-                continue
-            if pattern and not re.search(pattern, line):
-                continue
-            out.append(line)
-        return out
-
-    def wait_log(self, pattern, timeout=30.0, queue_id=None):
-        deadline = time.monotonic() + timeout
-        while True:
-            lines = self.log_lines(queue_id, pattern)
-            if lines:
-                return lines[0]
-            if time.monotonic() > deadline:
-                raise AssertionError("no Sendmail log line matching %r after %.0f s\n%s"
-                                     % (pattern, timeout, self.diagnostics()))
-            time.sleep(0.05)
+    def log_path(self):
+        return self.log
 
     def queue_files(self):
         try:
