@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "unit_run.h"
+
 #include "buf.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -662,9 +664,5 @@ int main(void)
     TABLE_TESTS(eq_cases, run_eq);
     for (size_t i = 0; i < ARRAY_LEN(single); i++)
         tests[n++] = single[i];
-    if (n != ARRAY_LEN(tests)) {
-        print_error("test table holds %zu tests, want %zu\n", n, ARRAY_LEN(tests));
-        return 1;
-    }
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return UNIT_RUN("buf", tests, n);
 }

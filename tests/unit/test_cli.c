@@ -10,6 +10,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "unit_run.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,5 +134,5 @@ int main(void)
         tests[i] = (struct CMUnitTest)cmocka_unit_test_prestate(run_case, (void *)&cases[i]);
         tests[i].name = cases[i].name;
     }
-    return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
+    return UNIT_RUN("cli", tests, N_CASES);
 }

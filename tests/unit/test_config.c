@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "unit_run.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -970,7 +972,7 @@ int main(void)
     for (size_t j = 0; j < COUNT(single_tests); j++)
         tests[i++] = single_tests[j];
 
-    failed = _cmocka_run_group_tests("config", tests, n, NULL, NULL);
+    failed = unit_run("config", tests, i, n, NULL, NULL);
     (void)unlink(ca_path);
     free(ca_path);
     free(tests);

@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "unit_run.h"
+
 #include "domain.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -348,9 +350,5 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_refusal_clears_out);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_null_input_refused);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_hostname_null_refused);
-    if (n != ARRAY_LEN(tests)) {
-        print_error("test table holds %zu tests, want %zu\n", n, ARRAY_LEN(tests));
-        return 1;
-    }
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return UNIT_RUN("domain", tests, n);
 }

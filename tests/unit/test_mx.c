@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "unit_run.h"
+
 #include "mx.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -181,9 +183,5 @@ int main(void)
                                           &match_cases[i] };
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_null_arguments);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_pattern_length_bounds);
-    if (n != ARRAY_LEN(tests)) {
-        print_error("test table holds %zu tests, want %zu\n", n, ARRAY_LEN(tests));
-        return 1;
-    }
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return UNIT_RUN("mx", tests, n);
 }

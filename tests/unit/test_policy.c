@@ -9,6 +9,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "unit_run.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -452,5 +454,5 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_length_bounds_input);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_mx_match);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_mode_names);
-    return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
+    return UNIT_RUN("policy", tests, n);
 }

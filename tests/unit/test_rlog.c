@@ -14,6 +14,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "unit_run.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1066,7 +1068,7 @@ static void test_first_time(void **state)
 
 int main(void)
 {
-    struct CMUnitTest tests[N_KIND + N_SCEN + 12];
+    struct CMUnitTest tests[N_KIND + N_SCEN + 10];
     size_t n = 0;
 
     /* BSD syslog stamps are local time: pin it. */
@@ -1090,5 +1092,5 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_files);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_file_long_line);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_first_time);
-    return cmocka_run_group_tests_name("rlog", tests, NULL, NULL);
+    return UNIT_RUN("rlog", tests, n);
 }

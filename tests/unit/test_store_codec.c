@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "unit_run.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -604,7 +606,7 @@ static void test_arguments_checked(void **state)
 
 int main(void)
 {
-    struct CMUnitTest tests[N_DECODE + N_CHECK + N_SPECS + 12];
+    struct CMUnitTest tests[N_DECODE + N_CHECK + N_SPECS + 11];
     size_t n = 0;
 
     for (size_t i = 0; i < N_DECODE; i++) {
@@ -634,5 +636,5 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_record_clear);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_none_store);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_arguments_checked);
-    return cmocka_run_group_tests_name("store_codec", tests, NULL, NULL);
+    return UNIT_RUN("store_codec", tests, n);
 }

@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "unit_run.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -859,7 +861,7 @@ static int group_teardown(void **state)
 
 int main(void)
 {
-    struct CMUnitTest tests[N_CORRUPT + 16];
+    struct CMUnitTest tests[N_CORRUPT + 14];
     size_t n = 0;
 
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_round_trip_each_kind);
@@ -881,5 +883,5 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_bad_paths);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_bad_rows_skipped_and_counted);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_null_why_accepted);
-    return cmocka_run_group_tests_name("store_sqlite", tests, group_setup, group_teardown);
+    return UNIT_RUN_WITH("store_sqlite", tests, n, group_setup, group_teardown);
 }

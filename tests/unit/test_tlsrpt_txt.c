@@ -9,6 +9,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "unit_run.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -407,5 +409,5 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_uri_limit);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_long_uri);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_uri_fields);
-    return cmocka_run_group_tests_name("tlsrpt_txt", tests, NULL, NULL);
+    return UNIT_RUN("tlsrpt_txt", tests, n);
 }

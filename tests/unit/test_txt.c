@@ -9,6 +9,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "unit_run.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -336,5 +338,5 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_length_bounds_input);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_out_untouched_on_failure);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_field_walker);
-    return cmocka_run_group_tests_name("txt", tests, NULL, NULL);
+    return UNIT_RUN("txt", tests, n);
 }
