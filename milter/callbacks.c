@@ -1,7 +1,7 @@
 /*
  * callbacks.c - the libmilter callbacks of mtasts-milter: thin
  * translation between the MTA and the engine (no RFC logic here; that is
- * in src/decide.c and src/engine.c).
+ * in src/decision/decide.c and src/engine/engine.c).
  *
  *   MAIL     start a message context (null sender noted)
  *   RCPT     look the recipient domain up within EnvelopeTimeout, decide,
@@ -25,9 +25,9 @@
 
 #include <libmilter/mfapi.h>
 
-#include "buf.h"
-#include "domain.h"
-#include "log.h"
+#include "base/buf.h"
+#include "sts/domain.h"
+#include "base/log.h"
 #include "milter.h"
 
 #define MT_MAX_DOMAINS 256     /* distinct recipient domains tracked per message */

@@ -37,12 +37,13 @@
 
 #include <libmilter/mfapi.h>
 
-#include "buf.h"
-#include "domain.h"
-#include "log.h"
+#include "base/buf.h"
+#include "sts/domain.h"
+#include "base/log.h"
 #include "milter.h"
 #include "socketmap.h"
-#include "sockspec.h"
+#include "base/sockspec.h"
+#include "conf/opts.h"
 
 #define MT_DRAIN_SECONDS 10
 
@@ -573,8 +574,8 @@ int main(int argc, char **argv)
         sts_log(STS_LOG_ERR, "-", "startup", "out of memory opening the cache store");
         return EX_OSERR;
     }
-    sts_engine_opts_from_config(&rt->cfg, &eopts);
-    if (sts_engine_new(&rt->cfg, &eopts, store, &mt_engine, &why) != STS_OK ||
+    sts_opts_engine(&rt->cfg, &eopts);
+    if (sts_engine_new(&eopts, store, &mt_engine, &why) != STS_OK ||
         (sts_engine_set_dane(mt_engine, sts_smap_profiles_want_dane(rt->profiles)),
          sts_engine_start(mt_engine, &why)) != STS_OK) {
         sts_log(STS_LOG_ERR, "-", "startup", "engine: %s", why.text);

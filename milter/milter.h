@@ -9,11 +9,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
-#include "decide.h"
-#include "dlog.h"
-#include "engine.h"
-#include "smap_profile.h"
+#include "conf/config.h"
+#include "decision/decide.h"
+#include "decision/dlog.h"
+#include "engine/engine.h"
+#include "smap/smap_profile.h"
 
 /* The settings callbacks read, as one immutable reference-counted
  * snapshot; SIGHUP builds a new one and swaps it in (CONVENTIONS.md "State

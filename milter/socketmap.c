@@ -45,13 +45,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "log.h"
+#include "base/buf.h"
+#include "base/log.h"
 #include "milter.h"
-#include "netstring.h"
-#include "smap.h"
+#include "smap/netstring.h"
+#include "smap/smap.h"
 #include "socketmap.h"
-#include "sockspec.h"
+#include "base/sockspec.h"
 
 #define SM_MAX_WORKERS 8
 #define SM_MAX_REQUEST 1024      /* payload bytes: "name key" */

@@ -6,8 +6,8 @@
 #ifndef MT_SOCKETMAP_H
 #define MT_SOCKETMAP_H
 
-#include "engine.h"
-#include "status.h"
+#include "engine/engine.h"
+#include "base/status.h"
 
 typedef struct mt_socketmap mt_socketmap;
 

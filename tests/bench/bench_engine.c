@@ -45,12 +45,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "engine.h"
-#include "log.h"
-#include "outcome.h"
-#include "policy.h"
-#include "status.h"
+#include "conf/config.h"
+#include "conf/opts.h"
+#include "engine/engine.h"
+#include "base/log.h"
+#include "sts/outcome.h"
+#include "sts/policy.h"
+#include "base/status.h"
 
 #define HIT_DOMAINS 10000u
 #define HIT_REPS 3 /* lookups/s: best of this many runs */
@@ -308,13 +309,13 @@ static sts_engine *make_engine(const sts_config *cfg, const args *a, size_t min_
     sts_why why = { { 0 } };
     size_t entries;
 
-    sts_engine_opts_from_config(cfg, o);
+    sts_opts_engine(cfg, o);
     if (a->max_inflight != 0)
         o->max_inflight = a->max_inflight;
     entries = o->max_entries != 0 ? o->max_entries : 100000;
     if (entries < min_entries)
         o->max_entries = min_entries;
-    if (sts_engine_new(cfg, o, NULL, &e, &why) != STS_OK)
+    if (sts_engine_new(o, NULL, &e, &why) != STS_OK)
         die("sts_engine_new: %s", why.text);
     /* 0 means the engine's default (engine.h). */
     printf("engine: max_inflight %u, queue_limit %u, max_entries %zu, store none\n",

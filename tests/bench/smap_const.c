@@ -32,8 +32,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "netstring.h"
+#include "base/buf.h"
+#include "smap/netstring.h"
 
 #define CONST_MAX_THREADS 64
 #define CONST_MAX_REQUEST 1024 /* payload bytes, as the daemon */

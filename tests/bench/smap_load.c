@@ -45,8 +45,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "netstring.h"
+#include "base/buf.h"
+#include "smap/netstring.h"
 
 #define LOAD_MAX_CONNS 10000
 #define LOAD_MAX_THREADS 64

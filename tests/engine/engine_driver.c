@@ -42,11 +42,12 @@
 
 #include <jansson.h>
 
-#include "buf.h"
-#include "config.h"
-#include "engine.h"
-#include "log.h"
-#include "store.h"
+#include "base/buf.h"
+#include "conf/config.h"
+#include "conf/opts.h"
+#include "engine/engine.h"
+#include "base/log.h"
+#include "engine/store.h"
 
 #define DRIVER_MAX_THREADS 1000
 #define DRIVER_MAX_ASYNC 20000
@@ -75,7 +76,8 @@ static int engine_up(driver *d)
         fprintf(stderr, "engine_driver: out of memory opening the store\n");
         return -1;
     }
-    if (sts_engine_new(&d->cfg, &d->opts, store, &d->engine, &why) != STS_OK ||
+    sts_opts_discover(&d->cfg, &d->opts.discover);
+    if (sts_engine_new(&d->opts, store, &d->engine, &why) != STS_OK ||
         sts_engine_start(d->engine, &why) != STS_OK) {
         fprintf(stderr, "engine_driver: engine: %s\n", why.text);
         return -1;

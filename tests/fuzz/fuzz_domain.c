@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "domain.h"
-#include "mx.h"
+#include "base/buf.h"
+#include "sts/domain.h"
+#include "sts/mx.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "netstring.h"
-#include "smap.h"
-#include "smap_profile.h"
+#include "smap/netstring.h"
+#include "smap/smap.h"
+#include "smap/smap_profile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "mx.h"
-#include "policy.h"
+#include "base/buf.h"
+#include "sts/mx.h"
+#include "sts/policy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "status.h"
-#include "txt.h"
+#include "base/status.h"
+#include "sts/txt.h"
 
 /* Split in at '\n' into at most max records (views into in); the last one
  * takes the rest, '\n' included.  Returns how many (at least 1). */

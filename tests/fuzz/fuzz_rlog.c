@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "domain.h"
-#include "rlog.h"
+#include "sts/domain.h"
+#include "tlsrpt/rlog.h"
 
 #define FUZZ_MAX_LINES 4096
 #define FUZZ_NOW 1795874400 /* 2026-11-28T14:00:00Z */

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store.h"
-#include "store_impl.h"
+#include "engine/store.h"
+#include "engine/store_impl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "domain.h"
+#include "base/buf.h"
+#include "sts/domain.h"
 #include "fuzz_records.h"
-#include "tlsrpt_txt.h"
+#include "tlsrpt/tlsrpt_txt.h"
 
 #define FUZZ_MAX_RECS 64
 

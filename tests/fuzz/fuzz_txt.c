@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
+#include "base/buf.h"
 #include "fuzz_records.h"
-#include "txt.h"
+#include "sts/txt.h"
 
 #define FUZZ_MAX_RECS 64
 

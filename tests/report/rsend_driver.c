@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "log.h"
-#include "rmail.h"
-#include "rsend.h"
+#include "base/buf.h"
+#include "base/log.h"
+#include "tlsrpt/rmail.h"
+#include "tlsrpt/rsend.h"
 
 static int usage(void)
 {

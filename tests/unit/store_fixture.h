@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store.h"
+#include "engine/store.h"
 
 #define FIXTURE_UNUSED __attribute__((unused))
 

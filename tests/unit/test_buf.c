@@ -14,7 +14,7 @@
 
 #include "unit_run.h"
 
-#include "buf.h"
+#include "base/buf.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define S(lit) lit, sizeof(lit) - 1

@@ -19,7 +19,7 @@
 #include <unistd.h>
 #include "unit_tmp.h"
 
-#include "cli.h"
+#include "conf/cli.h"
 
 #define FILE_MARK "@FILE@" /* replaced by the temporary config file's path */
 

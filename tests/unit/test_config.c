@@ -20,8 +20,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "status.h"
+#include "conf/config.h"
+#include "base/status.h"
 
 /* ------------------------------------------------------------ helpers */
 

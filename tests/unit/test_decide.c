@@ -11,9 +11,9 @@
 
 #include <cmocka.h>
 
-#include "decide.h"
-#include "dlog.h"
-#include "policy.h"
+#include "decision/decide.h"
+#include "decision/dlog.h"
+#include "sts/policy.h"
 
 static sts_policy *make_policy(const char *text)
 {

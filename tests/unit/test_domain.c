@@ -14,7 +14,7 @@
 
 #include "unit_run.h"
 
-#include "domain.h"
+#include "sts/domain.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

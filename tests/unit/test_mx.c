@@ -13,7 +13,7 @@
 
 #include "unit_run.h"
 
-#include "mx.h"
+#include "sts/mx.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define S(lit) lit, sizeof(lit) - 1

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy.h"
+#include "sts/policy.h"
 
 #define LIT(s) s, sizeof(s) - 1 /* a literal that may contain NUL bytes */
 #define MAX_WANT_MX 4

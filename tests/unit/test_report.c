@@ -19,7 +19,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "report.h"
+#include "tlsrpt/report.h"
 
 #define D 1795737600LL /* 2026-11-27T00:00:00Z */
 #define RT_INDEX_VALIDATION 4 /* sts_report_result_name(4) == "validation-failure" */

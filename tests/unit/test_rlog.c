@@ -25,7 +25,7 @@
 
 #include <zlib.h>
 
-#include "rlog.h"
+#include "tlsrpt/rlog.h"
 
 #define NOW 1795874400 /* 2026-11-28T14:00:00Z */
 #define T_132559 1795873765 /* 2026-11-28T13:49:25Z */

@@ -28,9 +28,9 @@
 #include <openssl/evp.h>
 #include <zlib.h>
 
-#include "buf.h"
-#include "rmail.h"
-#include "rsend.h"
+#include "base/buf.h"
+#include "tlsrpt/rmail.h"
+#include "tlsrpt/rsend.h"
 
 #define REPORT_JSON "{\"organization-name\":\"Example\",\"report-id\":\"x\"}"
 

@@ -11,10 +11,10 @@
 
 #include <cmocka.h>
 
-#include "netstring.h"
-#include "policy.h"
-#include "smap.h"
-#include "smap_profile.h"
+#include "smap/netstring.h"
+#include "sts/policy.h"
+#include "smap/smap.h"
+#include "smap/smap_profile.h"
 
 typedef struct ns_case {
     const char *name, *in;

@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy.h"
-#include "store.h"
-#include "store_impl.h"
+#include "sts/policy.h"
+#include "engine/store.h"
+#include "engine/store_impl.h"
 #include "store_fixture.h"
 
 #define LIT(s) s, sizeof(s) - 1

@@ -38,8 +38,8 @@
 
 #include <hiredis/hiredis.h>
 
-#include "store.h"
-#include "store_impl.h"
+#include "engine/store.h"
+#include "engine/store_impl.h"
 #include "store_fixture.h"
 #include "unit_tmp.h"
 

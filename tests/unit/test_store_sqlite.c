@@ -28,8 +28,8 @@
 
 #include <sqlite3.h>
 
-#include "policy.h"
-#include "store.h"
+#include "sts/policy.h"
+#include "engine/store.h"
 #include "store_fixture.h"
 #include "unit_tmp.h"
 

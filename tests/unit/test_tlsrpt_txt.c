@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tlsrpt_txt.h"
+#include "tlsrpt/tlsrpt_txt.h"
 
 #define LIT(s) s, sizeof(s) - 1 /* a literal that may contain NUL bytes */
 #define V "v=TLSRPTv1;"

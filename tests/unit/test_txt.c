@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "txt.h"
+#include "sts/txt.h"
 
 #define LIT(s) s, sizeof(s) - 1 /* a literal that may contain NUL bytes */
 #define ID32 "abcdefghijklmnopqrstuvwxyz012345"

@@ -1,0 +1,105 @@
+/*
+ * config.h - the configuration file shared by mtasts-milter and
+ * mtasts-query (OpenDKIM-style "Key value" lines).
+ *
+ * One table of keys (config.c) drives the parser, the range checks,
+ * `mtasts-milter -n` / sts_config_print and the documentation test: every
+ * key in the table must appear in doc/mtasts-milter.conf.5.
+ */
+#ifndef STS_CONFIG_H
+#define STS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "base/status.h"
+
+#ifndef STS_DEFAULT_CONFIG
+#define STS_DEFAULT_CONFIG "/etc/mtasts-milter.conf"
+#endif
+
+typedef struct sts_config {
+    /* daemon faces */
+    char *socket;             /* Socket: inet:PORT@HOST or unix:PATH */
+    char *socketmap_socket;   /* SocketmapSocket: same syntax */
+    char *socketmap_profiles; /* SocketmapProfile: one "NAME option=value ..." per line
+                                 ('\n'-joined, canonical form); NULL = built-ins only */
+    char *user_id;            /* UserID: user[:group] to run as */
+    char *pid_file;           /* PidFile */
+    char *syslog_facility;    /* SyslogFacility: mail, local0..local7, daemon */
+    char *decision_log;       /* DecisionLog: path, NULL = none */
+    /* discovery */
+    char *dns_servers;        /* DNSServers: "host[:port],..." ; NULL = system resolver */
+    unsigned dns_timeout_ms;  /* DNSTimeout (ms): per try */
+    unsigned dns_tries;       /* DNSTries */
+    char *ca_file;            /* CAFile: PEM bundle; NULL = system store */
+    unsigned https_connect_timeout_ms; /* HTTPSConnectTimeout (ms) */
+    unsigned https_timeout_ms;         /* HTTPSTimeout (ms): whole fetch */
+    unsigned policy_port;     /* PolicyPort: TESTS ONLY, 443 in production */
+    /* cache */
+    char *cache_store;        /* CacheStore: sqlite:PATH, redis://HOST[:PORT][/DB] or none */
+    unsigned cache_size;      /* CacheSize: entries */
+    unsigned negative_ttl;    /* NegativeCacheTime (s) */
+    unsigned recheck_interval; /* RecheckInterval (s) */
+    unsigned retry_interval;  /* RetryInterval (s) */
+    unsigned refresh_idle;    /* RefreshIdle (s) */
+    /* engine bounds */
+    unsigned max_discoveries; /* MaxDiscoveries */
+    unsigned discovery_queue; /* DiscoveryQueue */
+    /* milter */
+    unsigned envelope_timeout_ms; /* EnvelopeTimeout (ms) */
+    char *lookup_fail_action; /* LookupFailAction: accept | tempfail */
+    char *tag_header;         /* TagHeader */
+    char *route_header;       /* RouteHeader */
+    bool split_mixed;         /* SplitMixed */
+    bool early_tempfail;      /* EarlyTempfail */
+    char *local_domains;      /* LocalDomains: comma list; NULL = none */
+    /* mtasts-report */
+    char *report_organization; /* ReportOrganization; NULL = host name */
+    char *report_contact;     /* ReportContact; NULL = postmaster@host name */
+    char *report_from;        /* ReportFrom; NULL = the contact address */
+    char *report_submitter;   /* ReportSubmitter; NULL = host's domain */
+    char *report_sending_ip;  /* ReportSendingIP: comma list; NULL = from the MTA log */
+    char *report_spool;       /* ReportSpool: directory */
+    char *report_sendmail;    /* ReportSendmail: shell command, message on stdin */
+    unsigned report_retry_time; /* ReportRetryTime (s) */
+} sts_config;
+
+/* Fill cfg with the embedded defaults (allocates; free with sts_config_free).
+ * Returns STS_OK or STS_NOMEM. */
+sts_status sts_config_defaults(sts_config *cfg) STS_MUST_CHECK;
+
+/* Parse configuration text on top of the current values of cfg.
+ * `name` is used in error messages ("FILE:LINE: ...").  Blank lines and
+ * lines whose first non-blank is '#' are ignored; a key is
+ * case-insensitive; the value is the rest of the line with surrounding
+ * whitespace removed.  An unknown key, a missing or bad value, or a key
+ * given twice is STS_PERMFAIL with "name:line: reason" in why; cfg is
+ * left unchanged on any failure. */
+sts_status sts_config_parse(const char *text, size_t len, const char *name, sts_config *cfg,
+                            sts_why *why) STS_MUST_CHECK;
+
+/* Read and parse the file at path (at most 1 MiB).  A file that cannot be
+ * opened is STS_PERMFAIL with the errno text. */
+sts_status sts_config_load(const char *path, sts_config *cfg, sts_why *why) STS_MUST_CHECK;
+
+/* Set one key from its text value exactly as a config line "key value"
+ * would (same checks, same normalisation); for command-line overrides such
+ * as mtasts-query --dns / --ca-file.  STS_PERMFAIL with "key: reason" in
+ * why for an unknown key or a bad value, STS_NOMEM; cfg is unchanged on
+ * failure. */
+sts_status sts_config_set(sts_config *cfg, const char *key, const char *value,
+                          sts_why *why) STS_MUST_CHECK;
+
+void sts_config_free(sts_config *cfg);
+
+/* Print the effective configuration, one "Key value" line per key in table
+ * order, unset keys as "# Key (unset)". */
+void sts_config_print(const sts_config *cfg, FILE *fp);
+
+/* The name of the i-th key in table order, NULL past the end (for the
+ * documentation test and for tools that list keys). */
+const char *sts_config_key_name(size_t i);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * opts.c - each subsystem's options from the configuration (see opts.h).
+ */
+#include <string.h>
+
+#include "conf/opts.h"
+
+void sts_opts_discover(const sts_config *cfg, sts_discover_opts *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->dns.servers = cfg->dns_servers;
+    out->dns.timeout_ms = cfg->dns_timeout_ms;
+    out->dns.tries = cfg->dns_tries;
+    out->fetch.ca_file = cfg->ca_file;
+    out->fetch.connect_timeout_ms = cfg->https_connect_timeout_ms;
+    out->fetch.timeout_ms = cfg->https_timeout_ms;
+    out->fetch.port = cfg->policy_port;
+}
+
+void sts_opts_engine(const sts_config *cfg, sts_engine_opts *out)
+{
+    memset(out, 0, sizeof(*out));
+    sts_opts_discover(cfg, &out->discover);
+    out->max_inflight = cfg->max_discoveries;
+    out->queue_limit = cfg->discovery_queue;
+    out->negative_ttl = cfg->negative_ttl;
+    out->retry_interval = cfg->retry_interval;
+    out->recheck_interval = cfg->recheck_interval;
+    out->refresh_idle = cfg->refresh_idle;
+    out->max_entries = cfg->cache_size;
+}

@@ -1,0 +1,257 @@
+/*
+ * smap.c - socketmap requests and replies (see smap.h): RFC 8461 section
+ * 4 expressed in Postfix's TLS policy table syntax (postconf(5)
+ * smtp_tls_policy_maps: "secure match=... servername=hostname") and in
+ * transport(5) results; RFC 8461 section 2 (DANE first) as Postfix's
+ * "dane" / "dane-only" levels.
+ */
+#include "smap/smap.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sts/mx.h"
+#include "sts/policy.h"
+
+bool sts_smap_split(sts_cur req, sts_cur *name, sts_cur *key)
+{
+    if (!sts_cur_take_until(&req, ' ', name) || name->len == 0)
+        return false;
+    (void)sts_cur_take_char(&req, ' ');
+    *key = req;
+    return key->len > 0;
+}
+
+sts_status sts_smap_key_domain(sts_cur key, char out[STS_DOMAIN_MAX + 1], sts_why *why)
+{
+    char tmp[64];
+    struct in6_addr a6;
+    struct in_addr a4;
+
+    /* transport(5) ends its search with the wildcard "*". */
+    if (sts_cur_eq(&key, "*"))
+        return STS_NOTFOUND;
+    /* transport_maps looks up "user+ext@domain" and "user@domain" first:
+     * the policy is the domain's (the local part may itself hold '@'). */
+    for (size_t i = key.len; i > 0; i--)
+        if (key.p[i - 1] == '@') {
+            key = sts_cur_make(key.p + i, key.len - i);
+            if (key.len == 0) {
+                sts_why_set(why, "address without a domain");
+                return STS_PERMFAIL;
+            }
+            break;
+        }
+    /* "[host]" and "[host]:port" are next hops given without MX lookup;
+     * the host inside is still the policy domain. */
+    if (key.len > 0 && key.p[0] == '[') {
+        sts_cur inner;
+
+        key.p++;
+        key.len--;
+        if (!sts_cur_take_until(&key, ']', &inner)) {
+            sts_why_set(why, "unbalanced '[' in the key");
+            return STS_PERMFAIL;
+        }
+        key = inner;
+    } else {
+        /* "host:port" */
+        for (size_t i = 0; i < key.len; i++)
+            if (key.p[i] == ':') {
+                key.len = i;
+                break;
+            }
+    }
+    if (key.len > 0 && key.p[0] == '.')
+        return STS_NOTFOUND; /* parent-domain probe: policies are per exact domain (3.4) */
+    if (key.len > 0 && key.len < sizeof(tmp)) {
+        memcpy(tmp, key.p, key.len);
+        tmp[key.len] = '\0';
+        if (inet_pton(AF_INET, tmp, &a4) == 1 || inet_pton(AF_INET6, tmp, &a6) == 1 ||
+            (key.len > 5 && sts_mem_eq_nocase(tmp, "ipv6:", 5)))
+            return STS_NOTFOUND; /* no policy for address literals (3.4) */
+    }
+    return sts_domain_normalize(key.p, key.len, out, why);
+}
+
+unsigned sts_smap_lookup_flags(const sts_smap_profile *p)
+{
+    return p->kind == STS_SMAP_KIND_TLS && p->match == STS_SMAP_MATCH_EXACT ? STS_LOOKUP_NEED_MX
+                                                                             : 0;
+}
+
+/* Nothing usable in time (no policy cached, discovery failed or late). */
+static sts_status reply_fail(const sts_smap_profile *p, const sts_answer *a, sts_buf *out)
+{
+    if (p->on_fail == STS_SMAP_FAIL_TEMP)
+        return sts_buf_printf(out, "TEMP %.200s",
+                              a->error[0] != '\0' ? a->error : "MTA-STS lookup failed");
+    return sts_buf_append_str(out, "NOTFOUND ");
+}
+
+static sts_status reply_transport(const sts_smap_profile *p, const sts_answer *a, sts_buf *out)
+{
+    const sts_policy *pol = a->result == STS_RESULT_POLICY ? a->policy : NULL;
+    const char *t;
+
+    if (a->result == STS_RESULT_TEMPERROR)
+        return reply_fail(p, a, out);
+    /* invalid with nothing cached: as if the domain had no MTA-STS (3.3). */
+    if (pol == NULL || pol->mode == STS_MODE_NONE)
+        t = p->transport[STS_SMAP_T_NONE];
+    else if (pol->mode == STS_MODE_ENFORCE)
+        t = p->transport[STS_SMAP_T_ENFORCE];
+    else
+        t = p->transport[STS_SMAP_T_TESTING];
+    if (t[0] == '\0')
+        return sts_buf_append_str(out, "NOTFOUND ");
+    return sts_buf_printf(out, "OK %s", t);
+}
+
+/* Append one match= name, ':'-separated, unless it is there already. */
+static sts_status add_name(sts_buf *out, size_t start, const char *name, size_t *count)
+{
+    size_t nlen = strlen(name);
+    const char *list = out->data + start, *end = out->data + out->len;
+
+    while (*count > 0 && list < end) {
+        const char *colon = memchr(list, ':', (size_t)(end - list));
+        size_t len = colon != NULL ? (size_t)(colon - list) : (size_t)(end - list);
+
+        if (len == nlen && sts_mem_eq_nocase(list, name, nlen))
+            return STS_OK;
+        list += len + 1;
+    }
+    if (*count > 0) {
+        sts_status st = sts_buf_append(out, ":", 1);
+
+        if (st != STS_OK)
+            return st;
+    }
+    (*count)++;
+    return sts_buf_append(out, name, nlen);
+}
+
+/* The match= list.  wildcard: each pattern, "*.d" written ".d" (Postfix
+ * then accepts any depth below d).  exact: literal patterns as they are,
+ * each "*.d" replaced by the domain's MX hosts it matches (one label,
+ * RFC 8461 4.1), so the certificate must name an MX host the policy
+ * allows and the DNS now lists.  *count is the number of names. */
+static sts_status match_list(const sts_smap_profile *p, const sts_answer *a, sts_buf *out,
+                             size_t *count)
+{
+    const sts_policy *pol = a->policy;
+    size_t start = out->len;
+    sts_status st = STS_OK;
+
+    *count = 0;
+    for (size_t i = 0; st == STS_OK && i < pol->n_mx; i++) {
+        const char *m = pol->mx[i];
+
+        if (m[0] != '*')
+            st = add_name(out, start, m, count);
+        else if (p->match == STS_SMAP_MATCH_WILDCARD)
+            st = add_name(out, start, m + 1, count);
+        else
+            for (size_t j = 0; st == STS_OK && j < a->n_mx; j++)
+                if (sts_mx_match(m, a->mx_hosts[j]))
+                    st = add_name(out, start, a->mx_hosts[j], count);
+    }
+    return st;
+}
+
+/* Postfix 3.10 TLSRPT attributes of an STS policy.  The syntax, as Postfix
+ * parses it in smtp_tls_policy.c (tls_policy_lookup_one) and checks it in
+ * smtp_tls_policy_test.c:
+ *     "secure match=example:.example servername=example policy_ttl=123
+ *      policy_type=sts policy_string=one policy_string=two
+ *      policy_domain=example mx_host_pattern=example
+ *      mx_host_pattern=*.example"
+ * with "{ name = value }" for a value holding spaces (Postfix's extpar()
+ * attribute syntax), one policy_string per line of the policy (RFC 8460
+ * 4.4 policy-string) and one mx_host_pattern per mx line as published.
+ * Before 3.10 these names are unknown and Postfix refuses the whole
+ * policy ("invalid attribute name", 4.7.5 "client TLS configuration
+ * problem": mail deferred), hence off by default. */
+static sts_status tlsrpt_attrs(const char *domain, const sts_policy *pol, sts_buf *out)
+{
+    sts_cur text = sts_cur_make(pol->text != NULL ? pol->text : "", pol->text_len), line;
+    sts_status st = sts_buf_printf(out, " policy_type=sts policy_domain=%s", domain);
+
+    for (size_t i = 0; st == STS_OK && i < pol->n_mx; i++)
+        st = sts_buf_printf(out, " mx_host_pattern=%s", pol->mx[i]);
+    while (st == STS_OK && sts_cur_take_item(&text, '\n', &line)) {
+        bool ok = line.len > 0;
+
+        if (line.len > 0 && line.p[line.len - 1] == '\r')
+            line.len--;
+        sts_cur_rtrim_wsp(&line);
+        /* A line the attribute syntax cannot carry (braces, control or
+         * non-ASCII bytes: only unknown extension keys can have them) is
+         * left out rather than garbling the policy. */
+        for (size_t i = 0; ok && i < line.len; i++) {
+            unsigned char c = (unsigned char)line.p[i];
+
+            ok = c >= 0x20 && c <= 0x7e && c != '{' && c != '}';
+        }
+        if (ok && line.len > 0)
+            st = sts_buf_printf(out, " { policy_string = %.*s }", (int)line.len, line.p);
+    }
+    return st;
+}
+
+static sts_status reply_tls(const sts_smap_profile *p, const char *domain, const sts_answer *a,
+                            sts_buf *out)
+{
+    const sts_policy *pol = a->result == STS_RESULT_POLICY ? a->policy : NULL;
+    bool secure = pol != NULL && (pol->mode == STS_MODE_ENFORCE ||
+                                  (pol->mode == STS_MODE_TESTING && p->strict_testing));
+    size_t count, base;
+    sts_status st;
+
+    if (!secure) {
+        if (a->result == STS_RESULT_TEMPERROR)
+            return reply_fail(p, a, out);
+        return sts_buf_append_str(out, "NOTFOUND ");
+    }
+    /* RFC 8461 2: a valid MTA-STS policy must not override DANE. */
+    if (p->dane == STS_SMAP_DANE_DANE && a->dane == STS_DANE_ALL)
+        return sts_buf_append_str(out, "OK dane");
+    if (p->dane == STS_SMAP_DANE_ONLY && (a->dane == STS_DANE_ALL || a->dane == STS_DANE_PARTIAL))
+        return sts_buf_append_str(out, "OK dane-only");
+    if (p->match == STS_SMAP_MATCH_EXACT && !a->mx_known)
+        return sts_buf_printf(out, "TEMP MX hosts of %s not known yet (match=exact)", domain);
+    st = sts_buf_append_str(out, "OK secure match=");
+    if (st == STS_OK)
+        st = match_list(p, a, out, &count);
+    if (st == STS_OK && count == 0) {
+        /* Only possible with match=exact: no MX host the DNS lists now is
+         * one the policy allows.  Deferring beats a "match=" Postfix would
+         * refuse or a list no certificate can satisfy. */
+        sts_buf_reset(out);
+        return sts_buf_printf(out, "TEMP the MTA-STS policy of %s allows none of its MX hosts",
+                              domain);
+    }
+    if (st == STS_OK && p->servername)
+        st = sts_buf_append_str(out, " servername=hostname");
+    if (st != STS_OK || !p->tlsrpt)
+        return st;
+    base = out->len;
+    st = tlsrpt_attrs(domain, pol, out);
+    if (st == STS_PERMFAIL) {
+        /* Too long to carry the report details: the policy itself matters. */
+        out->len = base;
+        out->data[base] = '\0';
+        st = STS_OK;
+    }
+    return st;
+}
+
+sts_status sts_smap_reply(const sts_smap_profile *p, const char *domain, const sts_answer *a,
+                          sts_buf *out)
+{
+    if (p->kind == STS_SMAP_KIND_TRANSPORT)
+        return reply_transport(p, a, out);
+    return reply_tls(p, domain, a, out);
+}

@@ -1,0 +1,57 @@
+/*
+ * smap.h - the socketmap face of the engine: TLS policy answers for
+ * Postfix smtp_tls_policy_maps and Sendmail FEATURE(`sts'), compatible
+ * with postfix-mta-sts-resolver, and transport answers for Postfix
+ * transport_maps.  Pure functions (no I/O).
+ *
+ * Request "NAME KEY"; NAME selects a profile (smap_profile.h), KEY is the
+ * next-hop domain as the MTA sends it ("example.com", "example.com.",
+ * "[example.com]", "[example.com]:25", any case) or, from transport_maps,
+ * an address ("user@example.com", "@example.com").
+ *
+ * TLS profile replies:
+ *   enforce policy     "OK secure match=MX1:.DOMAIN2 servername=hostname"
+ *                      match=wildcard: "*.d" becomes ".d", which Postfix
+ *                      matches at any depth (wider than RFC 8461 4.1's one
+ *                      label); match=exact: "*.d" becomes the domain's
+ *                      current MX hosts that match it (sts_mx_match), and
+ *                      with no name left the reply is TEMP (defer);
+ *                      tlsrpt=yes appends Postfix 3.10 TLSRPT attributes;
+ *                      with dane and validated TLSA: "OK dane" / "OK dane-only"
+ *   testing            "NOTFOUND " (or like enforce with strict_testing)
+ * Transport profile replies: "OK <transport>" for the class's configured
+ * transport, "NOTFOUND " when it is empty.
+ * Both: none/no policy/invalid, parent-domain probes (".d"), IP literals
+ * and the transport wildcard "*": "NOTFOUND "; lookup failed with nothing
+ * cached: "NOTFOUND " or "TEMP reason" per on_fail.
+ */
+#ifndef STS_SMAP_H
+#define STS_SMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/buf.h"
+#include "sts/domain.h"
+#include "engine/engine.h"
+#include "smap/smap_profile.h"
+#include "base/status.h"
+
+/* Split a request payload at its first space. */
+bool sts_smap_split(sts_cur req, sts_cur *name, sts_cur *key);
+
+/* Turn a key into a normalised domain.  STS_OK, STS_NOTFOUND (parent-domain
+ * probe, IP literal, "*": no policy by definition), STS_PERMFAIL (not a
+ * domain: why says).  An address key gives its domain part. */
+sts_status sts_smap_key_domain(sts_cur key, char out[STS_DOMAIN_MAX + 1], sts_why *why);
+
+/* The sts_engine_lookup_flags() a profile needs. */
+unsigned sts_smap_lookup_flags(const sts_smap_profile *p);
+
+/* The reply payload (without netstring framing) for the engine's answer
+ * about domain (normalised).  STS_OK, or STS_PERMFAIL / STS_NOMEM when out
+ * cannot hold it (out may then hold part of it: reset it). */
+sts_status sts_smap_reply(const sts_smap_profile *p, const char *domain, const sts_answer *a,
+                          sts_buf *out) STS_MUST_CHECK;
+
+#endif

@@ -1,0 +1,518 @@
+/*
+ * fetch.c - HTTPS policy retrieval with libcurl's multi interface
+ * (RFC 8461 3.3 policy retrieval, 3.2 media type, 8.4 no HTTP caching).
+ *
+ * Every security property is set explicitly on each transfer rather than
+ * trusted to defaults: HTTPS only, peer and host verification, TLS >= 1.2,
+ * no redirects, no proxies from the environment, no name resolution by curl
+ * (addresses come from our resolver through CURLOPT_RESOLVE), bounded time
+ * and size.  The hostname in the URL is what curl verifies the certificate
+ * against and sends as SNI: mta-sts.<domain>.
+ */
+#include "buildconf.h"
+#include "sts/fetch.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "base/buf.h"
+#include "sts/domain.h"
+
+#define FETCH_MAX_EXTRA_FDS 64
+#define FETCH_USER_AGENT "mtasts-milter/" PACKAGE_VERSION " (MTA-STS, RFC 8461)"
+
+typedef struct transfer {
+    struct transfer *prev, *next;
+    sts_fetch *f;
+    CURL *easy;
+    struct curl_slist *resolve;
+    struct curl_slist *headers;
+    sts_buf body;
+    bool too_big;
+    char errbuf[CURL_ERROR_SIZE];
+    sts_fetch_cb *cb;
+    void *arg;
+} transfer;
+
+struct sts_fetch {
+    CURLM *multi;
+    char *ca_file;
+    unsigned connect_timeout_ms;
+    unsigned timeout_ms;
+    unsigned port;
+    size_t max_body;
+    size_t pending;
+    transfer *head;
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc = CURLE_FAILED_INIT;
+
+static void global_init(void)
+{
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+sts_status sts_fetch_new(const sts_fetch_opts *opts, sts_fetch **out, sts_why *why)
+{
+    sts_fetch *f;
+
+    *out = NULL;
+    (void)pthread_once(&global_once, global_init);
+    if (global_rc != CURLE_OK) {
+        sts_why_set(why, "libcurl initialisation failed: %s", curl_easy_strerror(global_rc));
+        return STS_TEMPFAIL;
+    }
+    f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        goto nomem;
+    if (opts != NULL && opts->ca_file != NULL && (f->ca_file = strdup(opts->ca_file)) == NULL)
+        goto nomem;
+    f->connect_timeout_ms = opts != NULL && opts->connect_timeout_ms ? opts->connect_timeout_ms : 10000;
+    f->timeout_ms = opts != NULL && opts->timeout_ms ? opts->timeout_ms : 60000;
+    f->port = opts != NULL && opts->port ? opts->port : 443;
+    f->max_body = opts != NULL && opts->max_body ? opts->max_body : 65536;
+    f->multi = curl_multi_init();
+    if (f->multi == NULL)
+        goto nomem;
+    *out = f;
+    return STS_OK;
+nomem:
+    if (f != NULL)
+        free(f->ca_file);
+    free(f);
+    sts_why_set(why, "out of memory");
+    return STS_NOMEM;
+}
+
+static void transfer_free(transfer *t)
+{
+    sts_fetch *f = t->f;
+
+    if (t->prev != NULL)
+        t->prev->next = t->next;
+    else
+        f->head = t->next;
+    if (t->next != NULL)
+        t->next->prev = t->prev;
+    if (t->easy != NULL) {
+        (void)curl_multi_remove_handle(f->multi, t->easy);
+        curl_easy_cleanup(t->easy);
+    }
+    curl_slist_free_all(t->resolve);
+    curl_slist_free_all(t->headers);
+    sts_buf_free(&t->body);
+    free(t);
+}
+
+void sts_fetch_free(sts_fetch *f)
+{
+    if (f == NULL)
+        return;
+    while (f->head != NULL) {
+        transfer *t = f->head;
+        sts_fetch_result res = { STS_FETCH_LOCAL, 0, "", 0, "policy fetch cancelled: shutting down" };
+
+        f->pending--;
+        t->cb(t->arg, &res);
+        transfer_free(t);
+    }
+    curl_multi_cleanup(f->multi);
+    free(f->ca_file);
+    free(f);
+}
+
+size_t sts_fetch_pending(const sts_fetch *f)
+{
+    return f->pending;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+    transfer *t = userp;
+    size_t n = size * nmemb; /* curl guarantees size == 1 */
+
+    switch (sts_buf_append(&t->body, data, n)) {
+    case STS_OK:
+        return n;
+    case STS_PERMFAIL:
+        t->too_big = true;
+        return 0; /* abort: a policy over the cap is rejected, not truncated */
+    default:
+        return 0;
+    }
+}
+
+/* The CURLOPT_RESOLVE list "+PREFIXHOST:PORT:ADDR[,ADDR...]" (IPv6 in
+ * brackets): curl never resolves a name itself.  '+': the entry ages out
+ * of curl's DNS cache like a looked-up one, so a long-running daemon does
+ * not accumulate one entry per domain.  STS_OK or STS_NOMEM. */
+static sts_status resolve_list(const char *prefix, const char *host, unsigned port,
+                               const char *const *addrs, size_t naddrs, struct curl_slist **out)
+{
+    sts_buf b;
+    sts_status st = STS_NOMEM;
+
+    sts_buf_init(&b, 4096);
+    if (sts_buf_printf(&b, "+%s%s:%u:", prefix, host, port) != STS_OK)
+        goto done;
+    for (size_t i = 0; i < naddrs; i++) {
+        bool v6 = strchr(addrs[i], ':') != NULL;
+
+        if (sts_buf_printf(&b, "%s%s%s%s", i == 0 ? "" : ",", v6 ? "[" : "", addrs[i],
+                           v6 ? "]" : "") != STS_OK)
+            goto done;
+    }
+    if ((*out = curl_slist_append(NULL, b.data)) != NULL)
+        st = STS_OK;
+done:
+    sts_buf_free(&b);
+    return st;
+}
+
+/* In a function with `sts_status st`, `sts_why *why` and a done label. */
+#define SETOPT(easy, opt, val)                                                           \
+    do {                                                                                 \
+        if (curl_easy_setopt(easy, opt, val) != CURLE_OK) {                              \
+            sts_why_set(why, "libcurl refused option %s", #opt);                         \
+            st = STS_PERMFAIL;                                                           \
+            goto done;                                                                   \
+        }                                                                                \
+    } while (0)
+
+/* The options the policy fetch and the report upload share (see the top):
+ * HTTPS only, peer and host verified, TLS >= 1.2, an explicit ca_file is
+ * the whole trust (no system directory besides), addresses only from
+ * resolve, never a proxy from http(s)_proxy, no redirects (RFC 8461 3.3;
+ * for an upload a redirect is no acceptance either), no cookies,
+ * HTTP/1.1, errors into errbuf (CURL_ERROR_SIZE bytes). */
+static sts_status setopt_https(CURL *easy, const char *url, const char *ca_file,
+                               struct curl_slist *resolve, struct curl_slist *headers,
+                               unsigned connect_timeout_ms, unsigned timeout_ms, char *errbuf,
+                               sts_why *why)
+{
+    sts_status st = STS_OK;
+
+    SETOPT(easy, CURLOPT_URL, url);
+    SETOPT(easy, CURLOPT_PROTOCOLS_STR, "https");
+    SETOPT(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    SETOPT(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+    SETOPT(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+    SETOPT(easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (ca_file != NULL) {
+        SETOPT(easy, CURLOPT_CAINFO, ca_file);
+        SETOPT(easy, CURLOPT_CAPATH, (char *)NULL);
+    }
+    SETOPT(easy, CURLOPT_RESOLVE, resolve);
+    SETOPT(easy, CURLOPT_NOPROXY, "*");
+    SETOPT(easy, CURLOPT_PROXY, "");
+    SETOPT(easy, CURLOPT_HTTPHEADER, headers);
+    SETOPT(easy, CURLOPT_USERAGENT, FETCH_USER_AGENT);
+    SETOPT(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_timeout_ms);
+    SETOPT(easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    SETOPT(easy, CURLOPT_ERRORBUFFER, errbuf);
+    SETOPT(easy, CURLOPT_NOSIGNAL, 1L);
+    SETOPT(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    SETOPT(easy, CURLOPT_COOKIEFILE, (char *)NULL);
+done:
+    return st;
+}
+
+sts_status sts_fetch_start(sts_fetch *f, const char *domain, const char *const *addrs,
+                           size_t naddrs, sts_fetch_cb *cb, void *arg, sts_why *why)
+{
+    char url[STS_DOMAIN_MAX + 64];
+    transfer *t = NULL;
+    sts_status st = STS_NOMEM;
+    struct curl_slist *sl;
+    int n;
+
+    if (naddrs == 0) {
+        sts_why_set(why, "no address for mta-sts.%s", domain);
+        st = STS_PERMFAIL;
+        goto done;
+    }
+    if (strlen(domain) > STS_DOMAIN_MAX - 8) {
+        sts_why_set(why, "policy host name mta-sts.%s is too long", domain);
+        st = STS_PERMFAIL;
+        goto done;
+    }
+    if (f->port == 443)
+        n = snprintf(url, sizeof(url), "https://mta-sts.%s/.well-known/mta-sts.txt", domain);
+    else
+        n = snprintf(url, sizeof(url), "https://mta-sts.%s:%u/.well-known/mta-sts.txt", domain,
+                     f->port);
+    if (n < 0 || (size_t)n >= sizeof(url)) {
+        sts_why_set(why, "policy URL too long");
+        st = STS_PERMFAIL;
+        goto done;
+    }
+    t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        goto nomem;
+    t->f = f;
+    t->cb = cb;
+    t->arg = arg;
+    sts_buf_init(&t->body, f->max_body);
+    t->easy = curl_easy_init();
+    if (t->easy == NULL)
+        goto nomem;
+    if (resolve_list("mta-sts.", domain, f->port, addrs, naddrs, &t->resolve) != STS_OK)
+        goto nomem;
+    /* RFC 8461 3.3: HTTP caching MUST NOT be used; also tell intermediaries. */
+    if ((sl = curl_slist_append(NULL, "Cache-Control: no-cache")) == NULL)
+        goto nomem;
+    t->headers = sl;
+    if ((sl = curl_slist_append(t->headers, "Pragma: no-cache")) == NULL)
+        goto nomem;
+    t->headers = sl;
+
+    if ((st = setopt_https(t->easy, url, f->ca_file, t->resolve, t->headers,
+                           f->connect_timeout_ms, f->timeout_ms, t->errbuf, why)) != STS_OK)
+        goto done;
+    SETOPT(t->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->max_body);
+    SETOPT(t->easy, CURLOPT_WRITEFUNCTION, on_body);
+    SETOPT(t->easy, CURLOPT_WRITEDATA, t);
+    SETOPT(t->easy, CURLOPT_PRIVATE, t);
+    SETOPT(t->easy, CURLOPT_ACCEPT_ENCODING, (char *)NULL); /* the cap applies to what is sent */
+
+    if (curl_multi_add_handle(f->multi, t->easy) != CURLM_OK) {
+        sts_why_set(why, "libcurl refused a new transfer");
+        st = STS_TEMPFAIL;
+        goto done;
+    }
+    t->next = f->head;
+    if (f->head != NULL)
+        f->head->prev = t;
+    f->head = t;
+    f->pending++;
+    t = NULL;
+    st = STS_OK;
+    goto done;
+nomem:
+    sts_why_set(why, "out of memory");
+    st = STS_NOMEM;
+done:
+    if (t != NULL) {
+        if (t->easy != NULL)
+            curl_easy_cleanup(t->easy);
+        curl_slist_free_all(t->resolve);
+        curl_slist_free_all(t->headers);
+        sts_buf_free(&t->body);
+        free(t);
+    }
+    return st;
+}
+
+/* RFC 8461 3.2: the media type is text/plain; parameters such as charset
+ * are allowed.  Media types compare case-insensitively (RFC 2045). */
+static bool media_type_ok(const char *ct)
+{
+    sts_cur c = sts_cur_str(ct);
+
+    sts_cur_skip_wsp(&c);
+    if (!sts_cur_take_lit_nocase(&c, "text/plain"))
+        return false;
+    sts_cur_skip_wsp(&c);
+    return sts_cur_empty(&c) || c.p[0] == ';';
+}
+
+static void finish(transfer *t, CURLcode code)
+{
+    sts_fetch_result res;
+    char why[CURL_ERROR_SIZE + 128];
+    long status = 0;
+    char *ct = NULL;
+    const char *detail = t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(code);
+
+    (void)curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    res.http_status = status;
+    res.body = t->body.data != NULL ? t->body.data : "";
+    res.body_len = t->body.len;
+    why[0] = '\0';
+    if (code == CURLE_PEER_FAILED_VERIFICATION) {
+        res.err = STS_FETCH_WEBPKI;
+        (void)snprintf(why, sizeof(why), "certificate of the policy host rejected: %s", detail);
+    } else if (status != 0 && status != 200) {
+        char *loc = NULL;
+
+        res.err = STS_FETCH_HTTP;
+        (void)curl_easy_getinfo(t->easy, CURLINFO_REDIRECT_URL, &loc);
+        if (status >= 300 && status < 400) {
+            char qloc[200];
+
+            /* The Location is peer text: quoted before it reaches a reason. */
+            (void)sts_quote(qloc, sizeof(qloc), loc != NULL ? loc : "", loc != NULL ? strlen(loc) : 0);
+            (void)snprintf(why, sizeof(why),
+                           "HTTP status %ld (redirect%s%s not followed, RFC 8461 3.3)", status,
+                           loc != NULL ? " to " : "", qloc);
+        } else {
+            (void)snprintf(why, sizeof(why), "HTTP status %ld, only 200 is accepted", status);
+        }
+    } else if (code == CURLE_FILESIZE_EXCEEDED || (code == CURLE_WRITE_ERROR && t->too_big)) {
+        res.err = STS_FETCH_TOO_BIG;
+        (void)snprintf(why, sizeof(why), "policy body larger than %zu bytes", t->f->max_body);
+    } else if (code == CURLE_OUT_OF_MEMORY || code == CURLE_WRITE_ERROR ||
+               code == CURLE_SSL_CACERT_BADFILE || code == CURLE_FAILED_INIT) {
+        res.err = STS_FETCH_LOCAL;
+        (void)snprintf(why, sizeof(why), "local error fetching the policy: %s", detail);
+    } else if (code != CURLE_OK) {
+        res.err = STS_FETCH_NETWORK;
+        (void)snprintf(why, sizeof(why), "policy fetch failed: %s", detail);
+    } else {
+        (void)curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ct);
+        if (ct == NULL) {
+            res.err = STS_FETCH_MEDIA_TYPE;
+            (void)snprintf(why, sizeof(why), "no Content-Type, text/plain is required");
+        } else if (!media_type_ok(ct)) {
+            char esc[128];
+
+            (void)sts_quote(esc, sizeof(esc), ct, strlen(ct)); /* peer text */
+            res.err = STS_FETCH_MEDIA_TYPE;
+            (void)snprintf(why, sizeof(why), "Content-Type '%s', text/plain is required", esc);
+        } else {
+            res.err = STS_FETCH_OK;
+        }
+    }
+    res.why = why;
+    t->f->pending--;
+    t->cb(t->arg, &res);
+    transfer_free(t);
+}
+
+sts_status sts_fetch_wait(sts_fetch *f, struct pollfd *extra, int nextra, int timeout_ms)
+{
+    struct curl_waitfd wfd[FETCH_MAX_EXTRA_FDS];
+    int n = nextra < FETCH_MAX_EXTRA_FDS ? nextra : FETCH_MAX_EXTRA_FDS;
+    int running = 0, left = 0;
+    CURLMcode mc;
+    CURLMsg *msg;
+
+    for (int i = 0; i < n; i++) {
+        wfd[i].fd = extra[i].fd;
+        wfd[i].events = (short)((extra[i].events & POLLIN ? CURL_WAIT_POLLIN : 0) |
+                                (extra[i].events & POLLOUT ? CURL_WAIT_POLLOUT : 0));
+        wfd[i].revents = 0;
+    }
+    mc = curl_multi_poll(f->multi, wfd, (unsigned)n, timeout_ms, NULL);
+    if (mc != CURLM_OK)
+        return STS_TEMPFAIL;
+    for (int i = 0; i < n; i++) {
+        short re = 0;
+
+        if (wfd[i].revents & CURL_WAIT_POLLIN)
+            re |= POLLIN;
+        if (wfd[i].revents & CURL_WAIT_POLLOUT)
+            re |= POLLOUT;
+        extra[i].revents = re;
+    }
+    mc = curl_multi_perform(f->multi, &running);
+    if (mc != CURLM_OK)
+        return STS_TEMPFAIL;
+    while ((msg = curl_multi_info_read(f->multi, &left)) != NULL) {
+        transfer *t = NULL;
+
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        (void)curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        if (t != NULL)
+            finish(t, msg->data.result);
+    }
+    return STS_OK;
+}
+
+void sts_fetch_wakeup(sts_fetch *f)
+{
+    (void)curl_multi_wakeup(f->multi);
+}
+
+/* ------------------------------------------------------ report upload */
+
+static size_t on_post_reply(char *data, size_t size, size_t nmemb, void *userp)
+{
+    size_t *total = userp;
+    size_t n = size * nmemb;
+
+    (void)data;
+    *total += n;
+    return *total > 1024 * 1024 ? 0 : n; /* a reply is a status, not a download */
+}
+
+sts_status sts_fetch_post(const sts_fetch_post_req *req, long *http_status, sts_why *why)
+{
+    char errbuf[CURL_ERROR_SIZE];
+    struct curl_slist *resolve = NULL, *headers = NULL, *sl;
+    CURL *easy = NULL;
+    sts_status st = STS_NOMEM;
+    size_t reply_len = 0;
+    long status = 0;
+    CURLcode code;
+
+    *http_status = 0;
+    (void)pthread_once(&global_once, global_init);
+    if (global_rc != CURLE_OK) {
+        sts_why_set(why, "libcurl initialisation failed: %s", curl_easy_strerror(global_rc));
+        st = STS_TEMPFAIL;
+        goto done;
+    }
+    if (req->naddrs == 0) {
+        sts_why_set(why, "no address for %s", req->host);
+        st = STS_PERMFAIL;
+        goto done;
+    }
+    if (resolve_list("", req->host, req->port, req->addrs, req->naddrs, &resolve) != STS_OK)
+        goto nomem;
+    {
+        char ct[128];
+
+        (void)snprintf(ct, sizeof(ct), "Content-Type: %s", req->content_type);
+        if ((headers = curl_slist_append(NULL, ct)) == NULL)
+            goto nomem;
+    }
+    /* No "Expect: 100-continue" round trip: the body is small. */
+    if ((sl = curl_slist_append(headers, "Expect:")) == NULL)
+        goto nomem;
+    headers = sl;
+    if ((easy = curl_easy_init()) == NULL)
+        goto nomem;
+    errbuf[0] = '\0';
+    if ((st = setopt_https(easy, req->url, req->ca_file, resolve, headers,
+                           req->connect_timeout_ms != 0 ? req->connect_timeout_ms : 10000,
+                           req->timeout_ms != 0 ? req->timeout_ms : 60000, errbuf,
+                           why)) != STS_OK)
+        goto done;
+    SETOPT(easy, CURLOPT_POST, 1L);
+    SETOPT(easy, CURLOPT_POSTFIELDS, req->body);
+    SETOPT(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    SETOPT(easy, CURLOPT_WRITEFUNCTION, on_post_reply);
+    SETOPT(easy, CURLOPT_WRITEDATA, &reply_len);
+
+    code = curl_easy_perform(easy);
+    (void)curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    *http_status = status;
+    if (status >= 200 && status < 300) {
+        st = STS_OK; /* accepted; what happens to the reply body does not undo that */
+    } else if (status != 0) {
+        sts_why_set(why, "HTTP status %ld%s", status,
+                    status >= 300 && status < 400 ? " (redirects are not followed)" : "");
+        st = STS_TEMPFAIL;
+    } else {
+        sts_why_set(why, "%s", errbuf[0] != '\0' ? errbuf : curl_easy_strerror(code));
+        st = code == CURLE_OUT_OF_MEMORY ? STS_NOMEM : STS_TEMPFAIL;
+    }
+    goto done;
+nomem:
+    sts_why_set(why, "out of memory");
+    st = STS_NOMEM;
+done:
+    if (easy != NULL)
+        curl_easy_cleanup(easy);
+    curl_slist_free_all(resolve);
+    curl_slist_free_all(headers);
+    return st;
+}
