@@ -28,7 +28,8 @@
 #include "base/buf.h"
 #include "sts/domain.h"
 #include "base/log.h"
-#include "milter.h"
+#include "callbacks.h"
+#include "runtime.h"
 
 #define MT_MAX_DOMAINS 256     /* distinct recipient domains tracked per message */
 

@@ -47,7 +47,7 @@
 
 #include "base/buf.h"
 #include "base/log.h"
-#include "milter.h"
+#include "runtime.h"
 #include "smap/netstring.h"
 #include "smap/smap.h"
 #include "socketmap.h"

@@ -1,10 +1,12 @@
 /*
- * milter.h - what the daemon's parts share: the reloadable runtime
- * settings, the engine, the decision log and the libmilter description.
- * Only milter/ includes libmilter; src/ knows nothing of it.
+ * runtime.h - what the daemon's parts share: the reloadable runtime
+ * settings snapshot, the engine and the decision log.  main.c builds and
+ * installs them; the milter callbacks and the socketmap server read them.
+ * This module depends on no other part of milter/, so none of them
+ * depends on main.c.
  */
-#ifndef MT_MILTER_H
-#define MT_MILTER_H
+#ifndef MT_RUNTIME_H
+#define MT_RUNTIME_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -44,20 +46,9 @@ unsigned mt_runtime_generation(void);
 
 bool mt_runtime_is_local(const mt_runtime *rt, const char *domain);
 
-/* Set once before smfi_main, read by callbacks. */
+/* Set once by main.c before the milter and the socketmap start, read by
+ * both. */
 extern sts_engine *mt_engine;
 extern sts_dlog *mt_dlog; /* NULL when DecisionLog is unset */
-
-/* The libmilter callbacks (callbacks.c). */
-struct smfiDesc;
-const struct smfiDesc *mt_milter_desc(void);
-
-/* Connections currently open (for a bounded drain at exit). */
-unsigned mt_active_connections(void);
-
-/* Tell the callbacks that the milter socket opened at start is a
- * unix-domain socket (MAIL without reply and no DATA step are negotiated
- * only there). */
-void mt_milter_set_local_socket(bool local);
 
 #endif
