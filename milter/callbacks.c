@@ -4,8 +4,10 @@
  * in src/decision/decide.c and src/engine/engine.c).
  *
  *   MAIL     start a message context (null sender noted)
- *   RCPT     look the recipient domain up within EnvelopeTimeout, decide,
- *            keep the message to one delivery class (452 4.5.3 otherwise)
+ *   RCPT     skip recipients the MTA does not deliver by SMTP to their
+ *            domain's own MX ({rcpt_mailer}, {rcpt_host}); look the others
+ *            up within EnvelopeTimeout and decide; never let one route be
+ *            wrong for a recipient (452 4.5.3 for one that cannot share it)
  *   header   note forged copies of our headers and TLS-Required: No
  *   EOM      remove the forged headers, add one tag header per domain and
  *            the routing header, write the decision log lines
@@ -26,6 +28,7 @@
 #include <libmilter/mfapi.h>
 
 #include "base/buf.h"
+#include "decision/route.h"
 #include "sts/domain.h"
 #include "base/log.h"
 #include "callbacks.h"
@@ -36,8 +39,11 @@
 typedef struct msg_ctx {
     mt_runtime *rt; /* the settings snapshot for the whole message (taken at MAIL) */
     bool null_sender;
-    bool have_class;
-    sts_class cls;
+    /* Routing: FILTER mtasts-enforce sends every recipient of the message
+     * to its domain's MX, bypassing local delivery and transport maps. */
+    bool has_enforce; /* a recipient needs the enforced-TLS transport */
+    bool has_keep;    /* a recipient must keep the MTA's own route (skipped ones) */
+    bool mixed;       /* both, accepted with SplitMixed off: the message is not routed */
     size_t ndom, cap;
     sts_decision *dom; /* accepted recipients' domains, first seen first (grown on demand:
                           most messages have one), and skipped ones (action SKIP: logged,
@@ -171,6 +177,84 @@ static void msg_skip(msg_ctx *m, const char *qid, const sts_decision *d)
     m->dom[m->ndom++] = *d;
 }
 
+/* Whether the message can take one more recipient of this kind without a
+ * route that is wrong for some recipient.  enforce: the recipient needs
+ * the enforced-TLS transport; otherwise it must keep the MTA's own route.
+ * Recipients delivered by SMTP to their own MX with any other policy suit
+ * both (the enforced-TLS transport answers them as usual), so they never
+ * come here.  On a conflict with SplitMixed on, the recipient is refused
+ * with 452 4.5.3 (the client sends it again in a new transaction) and
+ * logged now; with it off, the message is marked mixed and not routed. */
+static bool msg_admit(SMFICTX *ctx, msg_ctx *m, const char *qid, sts_decision *d, bool enforce)
+{
+    char text[STS_DOMAIN_MAX + 160];
+    char why[sizeof(d->reason)];
+
+    if (enforce ? !m->has_keep : !m->has_enforce) {
+        if (enforce)
+            m->has_enforce = true;
+        else
+            m->has_keep = true;
+        return true;
+    }
+    if (!m->rt->cfg.split_mixed) {
+        m->mixed = true;
+        if (enforce)
+            m->has_enforce = true;
+        else
+            m->has_keep = true;
+        return true;
+    }
+    if (enforce)
+        (void)snprintf(text, sizeof(text),
+                       "%s needs MTA-STS enforced TLS: try again in a separate transaction",
+                       d->domain);
+    else
+        (void)snprintf(text, sizeof(text),
+                       "%s is delivered by another route than MTA-STS enforced TLS: "
+                       "try again in a separate transaction",
+                       d->domain);
+    (void)smfi_setreply(ctx, (char *)"452", (char *)"4.5.3", text);
+    (void)snprintf(why, sizeof(why), "%s", d->reason);
+    d->action = STS_ACT_SPLIT;
+    (void)snprintf(d->reason, sizeof(d->reason), "%s: deferred (452 4.5.3)",
+                   enforce ? "enforce policy, but the message has recipients the MTA "
+                             "delivers by its own route"
+                           : "the message is routed to enforced TLS, this recipient keeps "
+                             "the MTA's own route");
+    if (!enforce && why[0] != '\0') {
+        size_t used = strlen(d->reason);
+
+        (void)snprintf(d->reason + used, sizeof(d->reason) - used, " (%s)", why);
+    }
+    log_decision(qid, d);
+    return false;
+}
+
+/* A recipient that is not looked up, and keeps the MTA's own route. */
+static sfsistat msg_keep(SMFICTX *ctx, msg_ctx *m, const char *qid, sts_decision *d)
+{
+    if (!msg_admit(ctx, m, qid, d, false))
+        return SMFIS_TEMPFAIL;
+    msg_skip(m, qid, d);
+    return SMFIS_CONTINUE;
+}
+
+/* Said once per process: without the macros every recipient is taken as
+ * outbound SMTP to its own MX, as before they were used. */
+static atomic_bool warned_no_macros;
+
+static void warn_no_route_macros(const char *qid)
+{
+    if (atomic_exchange(&warned_no_macros, true))
+        return;
+    sts_log(STS_LOG_WARNING, qid, "rcpt-macros-missing",
+            "the MTA sends no {rcpt_mailer}: every recipient is taken as delivered by SMTP "
+            "to its domain's MX, local and relayed ones included; send {rcpt_mailer} and "
+            "{rcpt_host} at RCPT (Postfix milter_rcpt_macros, Sendmail "
+            "confMILTER_MACROS_ENVRCPT) or list local domains in LocalDomains");
+}
+
 /* ------------------------------------------------------------ negotiate */
 
 static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
@@ -209,11 +293,12 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
     *pf1 = f1 & want;
     *pf2 = 0;
     *pf3 = 0;
-    /* Only the queue id is needed, at every stage that uses it. */
+    /* The queue id at every stage that uses it, and at RCPT the route. */
     if (f0 & SMFIF_SETSYMLIST) {
         *pf0 |= SMFIF_SETSYMLIST;
         (void)smfi_setsymlist(ctx, SMFIM_ENVFROM, (char *)"i");
-        (void)smfi_setsymlist(ctx, SMFIM_ENVRCPT, (char *)"i");
+        /* The MTA's own routing of the recipient: who delivers it, where. */
+        (void)smfi_setsymlist(ctx, SMFIM_ENVRCPT, (char *)"i {rcpt_mailer} {rcpt_host}");
         (void)smfi_setsymlist(ctx, SMFIM_EOM, (char *)"i");
     }
     return SMFIS_CONTINUE;
@@ -263,6 +348,7 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
     sts_decision d;
     sts_answer a;
     sts_why why = { "" };
+    char route_why[STS_WHY_MAX];
     sfsistat r = SMFIS_CONTINUE;
 
     if (cc == NULL || cc->msg == NULL) {
@@ -276,7 +362,7 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
     qid = queue_id(ctx, cc);
     if (!sts_envelope_domain(rcpt, raw, sizeof(raw))) {
         sts_decide_skip("-", "local recipient without a domain", &d);
-        msg_skip(m, qid, &d);
+        r = msg_keep(ctx, m, qid, &d);
         goto done;
     }
     /* Peer bytes: escaped once for every place a skipped name is logged. */
@@ -284,22 +370,35 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
     sts_log_escape(esc, sizeof(esc), raw, rawlen);
     if (sts_domain_is_literal(raw, rawlen)) {
         sts_decide_skip(esc, "address literal: MTA-STS does not apply (RFC 8461 3.4)", &d);
-        msg_skip(m, qid, &d);
+        r = msg_keep(ctx, m, qid, &d);
         goto done;
     }
     if (sts_domain_normalize(raw, rawlen, domain, &why) != STS_OK) {
         sts_decide_skip(esc, why.text, &d);
-        msg_skip(m, qid, &d);
+        r = msg_keep(ctx, m, qid, &d);
         goto done;
     }
     if (mt_runtime_is_local(rt, domain)) {
         sts_decide_skip(domain, "local domain (LocalDomains)", &d);
-        msg_skip(m, qid, &d);
+        r = msg_keep(ctx, m, qid, &d);
         goto done;
+    }
+    switch (sts_route_classify(domain, smfi_getsymval(ctx, (char *)"{rcpt_mailer}"),
+                               smfi_getsymval(ctx, (char *)"{rcpt_host}"),
+                               rt->cfg.smtp_transports, route_why, sizeof(route_why))) {
+    case STS_ROUTE_ELSEWHERE:
+        sts_decide_skip(domain, route_why, &d);
+        r = msg_keep(ctx, m, qid, &d);
+        goto done;
+    case STS_ROUTE_UNKNOWN:
+        warn_no_route_macros(qid);
+        break;
+    case STS_ROUTE_OWN_MX:
+        break;
     }
     if (m->null_sender) {
         sts_decide_skip(domain, "null sender (bounce): not looked up", &d);
-        msg_skip(m, qid, &d);
+        r = msg_keep(ctx, m, qid, &d);
         goto done;
     }
     for (size_t i = 0; i < m->ndom; i++)
@@ -333,28 +432,9 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
         r = SMFIS_TEMPFAIL;
         goto done;
     }
-    if (m->have_class && d.cls != m->cls && rt->cfg.split_mixed) {
-        char text[STS_DOMAIN_MAX + 128];
-
-        (void)snprintf(text, sizeof(text),
-                       "%s needs %s delivery: try again in a separate transaction", domain,
-                       d.cls == STS_CLASS_ENFORCE ? "MTA-STS enforced TLS" : "ordinary");
-        (void)smfi_setreply(ctx, (char *)"452", (char *)"4.5.3", text);
-        d.action = STS_ACT_SPLIT;
-        (void)snprintf(d.reason, sizeof(d.reason),
-                       "message already routed as %s, recipient needs %s: deferred",
-                       sts_class_name(m->cls), sts_class_name(d.cls));
-        log_decision(qid, &d);
+    if (d.cls == STS_CLASS_ENFORCE && !msg_admit(ctx, m, qid, &d, true)) {
         r = SMFIS_TEMPFAIL;
         goto done;
-    }
-    if (!m->have_class) {
-        m->have_class = true;
-        m->cls = d.cls;
-    } else if (d.cls != m->cls) {
-        /* SplitMixed off: enforce wins, the stricter delivery for all. */
-        if (d.cls == STS_CLASS_ENFORCE)
-            m->cls = STS_CLASS_ENFORCE;
     }
     if (msg_grow(m)) {
         m->nrcpt[m->ndom] = 1;
@@ -426,12 +506,16 @@ static sfsistat cb_eom(SMFICTX *ctx)
         sts_log(STS_LOG_NOTICE, qid, "forged-headers-removed", "tag=%u route=%u",
                 m->forged_tag, m->forged_route);
 
-    cls = m->have_class ? m->cls : STS_CLASS_NORMAL;
+    cls = m->has_enforce && !m->mixed ? STS_CLASS_ENFORCE : STS_CLASS_NORMAL;
     if (cls == STS_CLASS_ENFORCE && m->tls_required_no) {
         cls = STS_CLASS_NORMAL;
         sts_log(STS_LOG_INFO, qid, "tls-required-no",
                 "message asks for delivery without TLS requirements (RFC 8689): not routed");
     }
+    if (m->mixed)
+        sts_log(STS_LOG_WARNING, qid, "not-routed",
+                "enforce recipients share the message with recipients the MTA delivers by "
+                "its own route (SplitMixed no): not routed to enforced TLS");
     for (size_t i = 0; i < m->ndom; i++) {
         sts_decision *d = &m->dom[i];
 
@@ -443,8 +527,12 @@ static sfsistat cb_eom(SMFICTX *ctx)
         ntagged++;
         if (cls != STS_CLASS_ENFORCE && d->action == STS_ACT_ROUTE_ENFORCE) {
             d->action = STS_ACT_ACCEPT;
-            (void)snprintf(d->reason, sizeof(d->reason),
-                           "enforce policy, but TLS-Required: No (RFC 8689): delivered as usual");
+            (void)snprintf(d->reason, sizeof(d->reason), "%s",
+                           m->mixed ? "enforce policy, but the message also has recipients "
+                                      "the MTA delivers by its own route (SplitMixed no): "
+                                      "delivered as usual"
+                                    : "enforce policy, but TLS-Required: No (RFC 8689): "
+                                      "delivered as usual");
         }
         (void)sts_decision_tag(d, value, sizeof(value));
         if (smfi_addheader(ctx, rt->cfg.tag_header, value) != MI_SUCCESS)
