@@ -1,0 +1,246 @@
+/*
+ * rlog_sendmail.c - Sendmail lines (S1-S5 at the top of rlog.c) into the
+ * connections and attempts of rlog_mta.c: STARTTLS=client and its
+ * ${verify} open a connection and say how its TLS went, the reason lines
+ * and tls_server refine it, the delivery lines tie it to a queue id and
+ * recipients (also across Sendmail's connection cache), and the words
+ * logged give the RFC 8460 4.3 result type.
+ */
+#include "tlsrpt/rlog.h"
+
+#include "base/buf.h"
+#include "tlsrpt/rlog_impl.h"
+
+/* Sendmail "NAME[.]", "[IP]", "NAME. [IP]", "[IP] [IP] (may be forged)". */
+static bool parse_sm_relay(sts_rlog *r, sts_cur v, const char **host, const char **ip)
+{
+    sts_cur w;
+
+    *host = "";
+    *ip = "";
+    if (!sts_cur_take_while(&v, sts_rlog_is_not_space, &w))
+        return false;
+    if (w.len >= 2 && w.p[0] == '[' && w.p[w.len - 1] == ']') {
+        *ip = sts_rlog_intern_ip(r, sts_cur_make(w.p + 1, w.len - 2));
+    } else {
+        *host = sts_rlog_intern_host(r, w);
+    }
+    if (*host == NULL || *ip == NULL)
+        return false;
+    if (sts_cur_take_lit(&v, " [") && sts_cur_take_until(&v, ']', &w) && (*ip)[0] == '\0' &&
+        (*ip = sts_rlog_intern_ip(r, w)) == NULL)
+        return false;
+    return true;
+}
+
+/* Sendmail ${verify}. */
+static bool sm_verify(sts_cur w, uint8_t *tls, const char **rt)
+{
+    static const struct {
+        const char *word;
+        sts_rlog_tls tls;
+        const char *rt;
+    } map[] = {
+        { "OK", STS_RLOG_TLS_TRUSTED, NULL },
+        { "TRUSTED", STS_RLOG_TLS_TRUSTED, NULL },
+        { "DANE_PASS", STS_RLOG_TLS_VERIFIED, NULL },
+        { "FAIL", STS_RLOG_TLS_UNTRUSTED, NULL },
+        { "DANE_FAIL", STS_RLOG_TLS_UNTRUSTED, sts_rlog_rt_validation },
+        { "NO", STS_RLOG_TLS_ANONYMOUS, sts_rlog_rt_validation },
+        { "NOT", STS_RLOG_TLS_ANONYMOUS, sts_rlog_rt_validation },
+        { "NONE", STS_RLOG_TLS_NOT_OFFERED, sts_rlog_rt_starttls },
+        { "DANE_NOTLS", STS_RLOG_TLS_NOT_OFFERED, sts_rlog_rt_starttls },
+        { "TEMP", STS_RLOG_TLS_FAILED, sts_rlog_rt_validation },
+        { "DANE_TEMP", STS_RLOG_TLS_FAILED, sts_rlog_rt_validation },
+        { "PROTOCOL", STS_RLOG_TLS_FAILED, sts_rlog_rt_validation },
+        { "SOFTWARE", STS_RLOG_TLS_FAILED, sts_rlog_rt_validation },
+    };
+
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (sts_cur_eq(&w, map[i].word)) {
+            *tls = (uint8_t)map[i].tls;
+            *rt = map[i].rt;
+            return true;
+        }
+    return false;
+}
+
+static sts_rlog_line_kind sendmail_delivery(sts_rlog *r, pidstate *p, int64_t t, const char *qid,
+                                            sts_cur line, sts_cur f)
+{
+    sts_cur key, val, to = { NULL, 0 }, relay = { NULL, 0 }, stat = { NULL, 0 }, mailer = { NULL, 0 };
+    sts_cur word, addr, first, rest;
+    const char *host, *ip;
+    bool not_offered, sent;
+    conn *c;
+
+    while (sts_rlog_take_field(&f, "stat", &key, &val)) {
+        if (sts_cur_eq(&key, "to") && to.p == NULL)
+            to = val;
+        else if (sts_cur_eq(&key, "relay"))
+            relay = val;
+        else if (sts_cur_eq(&key, "stat"))
+            stat = val;
+        else if (sts_cur_eq(&key, "mailer"))
+            mailer = val;
+    }
+    if (to.p == NULL || stat.p == NULL)
+        return sts_rlog_malformed(r, "Sendmail delivery line without to= or stat=", line);
+    if (relay.p == NULL || sts_cur_eq(&mailer, "local") || sts_cur_eq(&mailer, "prog") ||
+        sts_cur_eq(&mailer, "*file*") || sts_cur_eq(&mailer, "*include*"))
+        return STS_RLOG_IGNORED;
+    if (!parse_sm_relay(r, relay, &host, &ip))
+        return r->nomem ? STS_RLOG_SENDMAIL : sts_rlog_malformed(r, "bad Sendmail relay=", line);
+    if (ip[0] == '\0')
+        return STS_RLOG_IGNORED; /* no connection made */
+    if (!sts_cur_take_while(&stat, sts_is_alpha, &word))
+        return sts_rlog_malformed(r, "bad Sendmail stat=", line);
+    sent = sts_cur_eq(&word, "Sent");
+    rest = to;
+    if (!sts_cur_take_item(&rest, ',', &first))
+        first = to;
+    not_offered = sts_rlog_cur_has(&stat, "does not support STARTTLS");
+    p->pend_rt = p->pend_detail = NULL;
+    c = sts_rlog_conn_cur(p);
+    if (not_offered &&
+        (c == NULL || c->tls != STS_RLOG_TLS_NOT_OFFERED || !sts_rlog_same_relay(c, host, ip))) {
+        c = sts_rlog_conn_new(r, p, t, host, ip);
+        c->tls = STS_RLOG_TLS_NOT_OFFERED;
+    } else if (c != NULL && sts_rlog_same_relay(c, host, ip) && c->qid == NULL &&
+               t - c->time <= CONN_STALE) {
+        /* the first message on the connection the STARTTLS line opened */
+    } else if (c != NULL && sts_rlog_same_relay(c, host, ip) && c->qid == qid &&
+               !sts_rlog_rcpt_seen(c, sts_rlog_hash_bytes(first.p, first.len))) {
+        /* another recipient list on the same connection */
+    } else if (c != NULL && sts_rlog_same_relay(c, host, ip) && c->qid != qid &&
+               c->tls != STS_RLOG_TLS_NONE) {
+        /* Sendmail's connection cache: the next message on it. */
+        sts_rlog_conn_purge_bound(p, c);
+        c = sts_rlog_conn_cur(p);
+        if (c == NULL)
+            return STS_RLOG_SENDMAIL; /* cannot happen: c was kept */
+        c->qid = NULL;
+        c->ndom = 0;
+        c->nrcpt = 0;
+    } else {
+        c = sts_rlog_conn_new(r, p, t, host, ip);
+    }
+    if (c->host[0] == '\0')
+        c->host = host;
+    if (c->ip[0] == '\0')
+        c->ip = ip;
+    if ((not_offered || c->tls != STS_RLOG_TLS_NONE) && !sent && c->detail[0] == '\0' &&
+        (c->detail = sts_rlog_intern_quoted(r, stat.p, stat.len)) == NULL)
+        c->detail = "";
+    /* The recipient list: "<a>,<b>" (or bare addresses). */
+    while (sts_cur_take_item(&to, ',', &addr))
+        if (addr.len > 0)
+            c = sts_rlog_deliver(r, p, c, qid, addr, t, sent);
+    return STS_RLOG_SENDMAIL;
+}
+
+sts_rlog_line_kind sts_rlog_sendmail_line(sts_rlog *r, pidstate *p, int64_t t, sts_cur m)
+{
+    sts_cur s = m, key, val, qidc;
+    const char *host = "", *ip = "";
+    conn *c;
+    size_t pos;
+
+    if (sts_cur_take_lit(&s, "STARTTLS=client, relay=")) {
+        sts_cur verify = { NULL, 0 }, relay;
+        uint8_t tls;
+        const char *rt;
+
+        s = sts_cur_make(s.p - 6, s.len + 6); /* back to "relay=" */
+        relay.p = NULL;
+        relay.len = 0;
+        while (sts_rlog_take_field(&s, "", &key, &val)) {
+            if (sts_cur_eq(&key, "relay"))
+                relay = val;
+            else if (sts_cur_eq(&key, "verify"))
+                verify = val;
+        }
+        if (relay.p == NULL || verify.p == NULL || !sm_verify(verify, &tls, &rt) ||
+            !parse_sm_relay(r, relay, &host, &ip))
+            return r->nomem ? STS_RLOG_SENDMAIL
+                            : sts_rlog_malformed(r, "bad Sendmail STARTTLS line", m);
+        sts_rlog_node_of(p->service)->logs_tls = true;
+        r->st.tls_lines++;
+        c = sts_rlog_conn_new(r, p, t, host, ip);
+        c->tls = tls;
+        c->rt = rt;
+        if (tls == STS_RLOG_TLS_UNTRUSTED && rt == NULL && p->pend_rt != NULL) {
+            c->rt = p->pend_rt;
+            c->detail = p->pend_detail;
+        }
+        p->pend_rt = p->pend_detail = NULL;
+        return STS_RLOG_SENDMAIL;
+    }
+    s = m;
+    if (sts_cur_take_lit(&s, "STARTTLS=client, cert-subject=")) {
+        if (!sts_rlog_cur_find(&s, ", verifymsg=", &pos))
+            return STS_RLOG_IGNORED;
+        val = sts_cur_make(s.p + pos + 12, s.len - pos - 12);
+        c = sts_rlog_conn_cur(p);
+        if (c != NULL && c->qid == NULL && c->tls == STS_RLOG_TLS_UNTRUSTED && c->rt == NULL &&
+            !sts_cur_eq(&val, "ok")) {
+            c->rt = sts_rlog_reason_rt(val);
+            if ((c->detail = sts_rlog_intern_quoted(r, val.p, val.len)) == NULL)
+                c->detail = "";
+        }
+        return STS_RLOG_SENDMAIL;
+    }
+    s = m;
+    if (sts_cur_take_lit(&s, "STARTTLS: TLS cert verify: ")) {
+        if (!sts_rlog_cur_find(&s, ", reason=", &pos))
+            return sts_rlog_malformed(r, "Sendmail cert verify line without reason=", m);
+        val = sts_cur_make(s.p + pos + 9, s.len - pos - 9);
+        if (p->pend_rt == NULL) {
+            p->pend_rt = sts_rlog_reason_rt(val);
+            if ((p->pend_detail = sts_rlog_intern_quoted(r, val.p, val.len)) == NULL)
+                p->pend_rt = NULL;
+        }
+        return STS_RLOG_SENDMAIL;
+    }
+    s = m;
+    if (sts_cur_take_lit(&s, "ruleset=tls_server, ")) {
+        sts_cur arg1 = { NULL, 0 }, relay = { NULL, 0 }, reject = { NULL, 0 };
+        uint8_t tls;
+        const char *rt;
+
+        while (sts_rlog_take_field(&s, "reject", &key, &val)) {
+            if (sts_cur_eq(&key, "arg1"))
+                arg1 = val;
+            else if (sts_cur_eq(&key, "relay"))
+                relay = val;
+            else if (sts_cur_eq(&key, "reject"))
+                reject = val;
+        }
+        if (arg1.p == NULL || relay.p == NULL || !parse_sm_relay(r, relay, &host, &ip))
+            return r->nomem ? STS_RLOG_SENDMAIL
+                            : sts_rlog_malformed(r, "bad Sendmail tls_server line", m);
+        if (!sm_verify(arg1, &tls, &rt))
+            return STS_RLOG_IGNORED;
+        c = sts_rlog_conn_cur(p);
+        if (c == NULL || c->qid != NULL || c->tls == STS_RLOG_TLS_NONE ||
+            !sts_rlog_same_relay(c, host, ip)) {
+            /* No STARTTLS line for it: STARTTLS was not even tried. */
+            c = sts_rlog_conn_new(r, p, t, host, ip);
+            c->tls = tls;
+            c->rt = rt;
+        }
+        if (c->detail[0] == '\0' && reject.p != NULL &&
+            (c->detail = sts_rlog_intern_quoted(r, reject.p, reject.len)) == NULL)
+            c->detail = "";
+        return STS_RLOG_SENDMAIL;
+    }
+    s = m;
+    if (sts_rlog_take_qid(&s, &qidc) && sts_cur_take_lit(&s, "to=")) {
+        const char *qid = sts_rlog_intern(r, qidc.p, qidc.len);
+
+        if (qid == NULL)
+            return STS_RLOG_SENDMAIL;
+        return sendmail_delivery(r, p, t, qid, m, sts_cur_make(s.p - 3, s.len + 3));
+    }
+    return STS_RLOG_IGNORED;
+}
