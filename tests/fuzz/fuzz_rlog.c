@@ -1,6 +1,6 @@
 /*
  * fuzz_rlog.c - libFuzzer target for the log reader of mtasts-report
- * (src/rlog.c): the input is split at '\n' into log lines (decision log
+ * (src/tlsrpt/rlog*.c): the input is split at '\n' into log lines (decision log
  * JSON, Postfix and Sendmail syslog lines, anything) and fed to one
  * reader; then the sessions are built.  Checked, aborting on violation:
  * every line is counted once, every session is well formed (NUL-terminated

@@ -1,5 +1,5 @@
 /*
- * test_rlog.c - the log reader of mtasts-report (src/rlog.c): each line
+ * test_rlog.c - the log reader of mtasts-report (src/tlsrpt/rlog*.c): each line
  * kind of the decision log, Postfix 3.7 and Sendmail 8.17 (the line text
  * is what those versions wrote in our test runs, with host names and
  * addresses changed where a case needs them), the connection and join
