@@ -1,15 +1,15 @@
 #!/bin/sh
 # check-docs.sh - every key of the config table is documented.
 #
-# Reads the STS_KEY("Name", TYPE, default, ...) lines of src/conf/config.c (no
-# compiling) and checks that doc/mtasts-milter.conf.5 has, for each key, an
+# Reads the STS_KEY("Name", TYPE, default, ...) lines of src/conf/config_keys.c
+# (no compiling) and checks that doc/mtasts-milter.conf.5 has, for each key, an
 # entry headed ".TP" + ".B Name" or ".BI "Name " ...", whose text states the default
 # (or says "unset" for a key without one).  Fails if fewer than 10 keys are
 # found, which means the table format changed and this grep broke.
 # Run by `make check` with top_srcdir set; also runs by hand from anywhere.
 
 top_srcdir=${top_srcdir:-$(dirname "$0")/..}
-src=$top_srcdir/src/conf/config.c
+src=$top_srcdir/src/conf/config_keys.c
 man=$top_srcdir/doc/mtasts-milter.conf.5
 min_keys=10
 

@@ -2,7 +2,7 @@
  * config.h - the configuration file shared by mtasts-milter and
  * mtasts-query (OpenDKIM-style "Key value" lines).
  *
- * One table of keys (config.c) drives the parser, the range checks,
+ * One table of keys (config_keys.c) drives the parser, the range checks,
  * `mtasts-milter -n` / sts_config_print and the documentation test: every
  * key in the table must appear in doc/mtasts-milter.conf.5.
  */

@@ -4,8 +4,8 @@
  * The subsystems below conf/ (discovery, the engine) know nothing of the
  * configuration file: they take an options struct of their own.  This
  * module is the one place that maps config keys onto those structs, so a
- * new key is added to the table (config.c) and, if a subsystem needs it,
- * here.
+ * new key is added to the table (config_keys.c) and, if a subsystem needs
+ * it, here.
  */
 #ifndef STS_OPTS_H
 #define STS_OPTS_H

@@ -10,6 +10,8 @@
  * a broken certificate) does not keep the report from being delivered.
  * The message goes to the local submission command (sendmail -i -t by
  * default), which lets the MTA DKIM-sign it as section 3 requires.
+ * sts_rmail_deliver is the mail step of rsend.c's delivery: one report to
+ * one mailto: rua.
  */
 #include "buildconf.h"
 #include "tlsrpt/rmail.h"
@@ -26,6 +28,9 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+
+#include "sts/domain.h"
+#include "tlsrpt/rspool.h"
 
 #define RMAIL_HDR_MAX 900  /* a header value; RFC 5322 lines stop at 998 */
 #define RMAIL_B64_IN 57    /* 57 bytes -> one 76-character base64 line */
@@ -381,5 +386,50 @@ done:
     close_fd(&out[0]);
     close_fd(&out[1]);
     (void)sigaction(SIGPIPE, &old_pipe, NULL);
+    return st;
+}
+
+/* --------------------------------------------------- one report, one rua */
+
+sts_status sts_rmail_deliver(const sts_rsend_opts *o, int64_t now, const sts_rsend_report *r,
+                             const char *submitter, const char *filename, unsigned ruaidx,
+                             const char *to, const unsigned char *gz, size_t gzlen, sts_why *why)
+{
+    char msgid[STS_DOMAIN_MAX + 128], name[STS_RSPOOL_NAME_MAX];
+    sts_rmail m;
+    sts_buf msg;
+    sts_status st;
+
+    if (o->from == NULL || o->from[0] == '\0') {
+        sts_why_set(why, "no From address (ReportFrom)");
+        return STS_TEMPFAIL;
+    }
+    if (sts_rspool_name(r->report_id, name) != STS_OK) {
+        sts_why_set(why, "out of memory");
+        return STS_NOMEM;
+    }
+    /* Unique per attempt: the receiver dedups by Report-ID, not this. */
+    (void)snprintf(msgid, sizeof(msgid), "tlsrpt.%.32s.%lld.%u@%s", name + 2,
+                   (long long)now, ruaidx, submitter);
+    memset(&m, 0, sizeof(m));
+    m.from = o->from;
+    m.to = to;
+    m.policy_domain = r->policy_domain;
+    m.submitter = submitter;
+    m.report_id = r->report_id;
+    m.message_id = msgid;
+    m.begin = r->begin;
+    m.end = r->end;
+    m.date = now;
+    m.filename = filename;
+    m.gz = gz;
+    m.gz_len = gzlen;
+    sts_buf_init(&msg, STS_RMAIL_MAX);
+    st = sts_rmail_build(&m, &msg, why);
+    if (st == STS_OK)
+        st = sts_rmail_submit(o->sendmail_cmd, msg.data, msg.len, o->sendmail_timeout_ms, why);
+    else if (st == STS_PERMFAIL)
+        st = STS_TEMPFAIL; /* a configuration problem (From); retried after a fix */
+    sts_buf_free(&msg);
     return st;
 }

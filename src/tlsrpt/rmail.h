@@ -1,6 +1,7 @@
 /*
  * rmail.h - TLS report mail (RFC 8460 section 5.3): building the MIME
- * message and handing it to the local submission command.
+ * message, handing it to the local submission command, and the two
+ * together as the mail step of report delivery (rsend.h).
  */
 #ifndef STS_RMAIL_H
 #define STS_RMAIL_H
@@ -10,6 +11,7 @@
 
 #include "base/buf.h"
 #include "base/status.h"
+#include "tlsrpt/rsend.h"
 
 #define STS_RMAIL_MAX (64u * 1024 * 1024) /* cap on a built message */
 
@@ -48,5 +50,17 @@ sts_status sts_rmail_build(const sts_rmail *m, sts_buf *out, sts_why *why) STS_M
  * of its output. */
 sts_status sts_rmail_submit(const char *cmd, const char *msg, size_t len, unsigned timeout_ms,
                             sts_why *why) STS_MUST_CHECK;
+
+/* Mail report r, gzip'd (gz, gzlen) and named filename (RFC 8460 5.1), to
+ * the mailto: address `to`: build the message with o->from, Date: now and
+ * a Message-ID unique to this attempt (now, and ruaidx, the rua's place in
+ * the record), then submit it with o's ReportSendmail command and timeout.
+ * Returns what sts_rmail_submit returns, except that a message that cannot
+ * be built (no ReportFrom, a From: a header cannot carry) is STS_TEMPFAIL:
+ * a configuration problem, retried after a fix; STS_NOMEM. */
+sts_status sts_rmail_deliver(const sts_rsend_opts *o, int64_t now, const sts_rsend_report *r,
+                             const char *submitter, const char *filename, unsigned ruaidx,
+                             const char *to, const unsigned char *gz, size_t gzlen,
+                             sts_why *why) STS_MUST_CHECK;
 
 #endif

@@ -1,28 +1,19 @@
 /*
- * rsend.c - delivering RFC 8460 aggregate reports (see rsend.h).
+ * rsend.c - delivering RFC 8460 aggregate reports (see rsend.h): the
+ * public entry points, and the run that takes each spooled report through
+ * its attempts.
  *
  * RFC 8460 section 3 (where: the _smtp._tls TXT record, tlsrpt_txt.c),
  * 5.1 (file name), 5.2 (gzip), 5.3 (mail, rmail.c), 5.4 (HTTPS POST,
- * fetch.c), 5.5 (retry with exponential backoff for up to a day).
+ * rhttps.c), 5.5 (retry with exponential backoff for up to a day).
  *
- * The spool directory (ReportSpool) holds:
- *   r-<sha256(report id), 32 hex>.json  one report: a JSON envelope
- *       {"format": 1, "report_id", "policy_domain", "submitter", "begin",
- *        "end", "spooled" (wall clock at enqueue), "first_attempt",
- *        "attempts", "next_attempt" (UTC seconds, 0 = not yet),
- *        "rua": {URI: {"attempts": n, "delivered": t (0 = not yet),
- *                      "last_error": "..."}},
- *        "report": the report JSON text}
- *   sent.idx  one line "report-id SP time LF" per finished report
- *       (delivered, given up or not wanted), appended + fsync'd before
- *       the spool file is removed, pruned after max(2 * retry, 14 days).
- *   .tmp.*    files being written; corrupt-r-*.json  unreadable files
- *       moved aside.
- * Every write is temp file + fsync + rename (link for a new report, so an
- * existing one is never replaced) + fsync of the directory, and each rua
- * delivery is recorded before the next one starts: a crash after rua 1 of
- * 2 does not send to rua 1 again.  An flock on the directory serialises
- * enqueue and run, so two runs never send the same report twice.
+ * The spool's files and its index of finished reports are rspool.c; what
+ * a spool file holds (the report, and the state of its delivery to each
+ * rua) is made, read and updated here.  Each rua delivery is recorded
+ * before the next one starts: a crash after rua 1 of 2 does not send to
+ * rua 1 again.  An flock on the directory serialises enqueue and run, so
+ * two runs never send the same report twice.  DNS (the TXT record, an
+ * https rua's addresses) is resolved here, with one resolver per run.
  */
 #include "buildconf.h"
 #include "tlsrpt/rsend.h"
@@ -37,34 +28,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <zlib.h>
 
 #include "base/buf.h"
 #include "sts/dns.h"
 #include "sts/domain.h"
-#include "sts/fetch.h"
 #include "base/log.h"
+#include "tlsrpt/rhttps.h"
 #include "tlsrpt/rmail.h"
+#include "tlsrpt/rspool.h"
 #include "tlsrpt/tlsrpt_txt.h"
 
 #define RSEND_FORMAT 1
 #define RSEND_REPORT_MAX (32u * 1024 * 1024) /* report JSON */
 #define RSEND_FILE_MAX (6u * RSEND_REPORT_MAX + 1024 * 1024) /* JSON-escaped envelope */
-#define RSEND_INDEX_MAX (16u * 1024 * 1024)
-#define RSEND_INDEX "sent.idx"
-#define RSEND_NAME_MAX 64
 #define RSEND_BACKOFF_FIRST 300
 #define RSEND_BACKOFF_MAX (4 * 3600)
-#define RSEND_KEEP_MIN (14 * 86400)
 #define RSEND_LOCK_WAIT_MS (10 * 60 * 1000)
 #define RSEND_DNS_WAIT_MS 120000
-#define RSEND_MEDIA_TYPE "application/tlsrpt+gzip"
 
 static int64_t mono_ms(void)
 {
@@ -111,26 +96,6 @@ bool sts_rsend_id_valid(const char *id)
         return id_dot_atom(id, n);
     return id_dot_atom(id, (size_t)(at - id)) &&
            id_dot_atom(at + 1, n - (size_t)(at - id) - 1);
-}
-
-/* Spool file name of a report: its id may be longer than a file name. */
-static sts_status spool_name(const char *id, char out[RSEND_NAME_MAX])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-
-    if (EVP_Digest(id, strlen(id), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < 16)
-        return STS_NOMEM;
-    memcpy(out, "r-", 2);
-    o = 2;
-    for (unsigned i = 0; i < 16; i++) {
-        out[o++] = hex[md[i] >> 4];
-        out[o++] = hex[md[i] & 15];
-    }
-    memcpy(out + o, ".json", 6);
-    return STS_OK;
 }
 
 /* --------------------------------------------------------- file name, gzip */
@@ -200,28 +165,11 @@ sts_status sts_rsend_gzip(const void *data, size_t len, unsigned char **out, siz
     return STS_OK;
 }
 
-/* ------------------------------------------------------------ spool files */
+/* ------------------------------------------------------------- spool lock */
 
-static sts_status spool_open(const sts_rsend_opts *o, bool create, int *dirfd, sts_why *why)
-{
-    *dirfd = -1;
-    if (o->spool_dir == NULL || o->spool_dir[0] == '\0') {
-        sts_why_set(why, "no ReportSpool directory");
-        return STS_PERMFAIL;
-    }
-    if (create && mkdir(o->spool_dir, 0700) != 0 && errno != EEXIST) {
-        sts_why_set(why, "cannot create spool %s: %s", o->spool_dir, strerror(errno));
-        return STS_TEMPFAIL;
-    }
-    *dirfd = open(o->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (*dirfd < 0) {
-        sts_why_set(why, "cannot open spool %s: %s", o->spool_dir, strerror(errno));
-        return errno == ENOENT ? STS_NOTFOUND : STS_TEMPFAIL;
-    }
-    return STS_OK;
-}
-
-/* Exclusive lock of the spool; released when dirfd is closed. */
+/* Exclusive lock of the spool; released when dirfd is closed.  It is what
+ * makes enqueue and run atomic towards each other (rsend.h), so it is
+ * taken here, around each of them, not by rspool.c's single steps. */
 static sts_status spool_lock(int dirfd, const char *dir, sts_why *why)
 {
     int64_t deadline = mono_ms() + RSEND_LOCK_WAIT_MS;
@@ -240,265 +188,13 @@ static sts_status spool_lock(int dirfd, const char *dir, sts_why *why)
     return STS_OK;
 }
 
-/* Read a whole file of at most max bytes; *data is NUL-terminated. */
-static sts_status read_file(int dirfd, const char *name, size_t max, char **data, size_t *len,
-                            sts_why *why)
-{
-    sts_buf b;
-    char tmp[65536];
-    sts_status st = STS_OK;
-    int fd;
-
-    *data = NULL;
-    *len = 0;
-    fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        sts_why_set(why, "cannot open %s: %s", name, strerror(errno));
-        return errno == ENOENT ? STS_NOTFOUND : STS_TEMPFAIL;
-    }
-    sts_buf_init(&b, max);
-    for (;;) {
-        ssize_t r = read(fd, tmp, sizeof(tmp));
-
-        if (r == 0)
-            break;
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            sts_why_set(why, "cannot read %s: %s", name, strerror(errno));
-            st = STS_TEMPFAIL;
-            break;
-        }
-        st = sts_buf_append(&b, tmp, (size_t)r);
-        if (st != STS_OK) {
-            sts_why_set(why, st == STS_NOMEM ? "out of memory" : "%s is larger than %zu bytes",
-                        name, max);
-            break;
-        }
-    }
-    (void)close(fd);
-    if (st != STS_OK) {
-        sts_buf_free(&b);
-        return st;
-    }
-    *len = b.len;
-    *data = sts_buf_steal(&b);
-    if (*data == NULL && (*data = calloc(1, 1)) == NULL)
-        return STS_NOMEM;
-    return STS_OK;
-}
-
-static bool write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-/* Atomically make name hold data: temp file, fsync, then rename (or link
- * when exclusive, so that an existing file is never replaced: *existed),
- * then fsync the directory. */
-static sts_status write_atomic(int dirfd, const char *name, const char *data, size_t len,
-                               bool exclusive, bool *existed, sts_why *why)
-{
-    char tmp[RSEND_NAME_MAX + 32];
-    sts_status st = STS_TEMPFAIL;
-    int fd;
-
-    if (existed != NULL)
-        *existed = false;
-    (void)snprintf(tmp, sizeof(tmp), ".tmp.%ld.%s", (long)getpid(), name);
-    fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        sts_why_set(why, "cannot create %s: %s", tmp, strerror(errno));
-        return STS_TEMPFAIL;
-    }
-    if (!write_all(fd, data, len) || fsync(fd) != 0) {
-        sts_why_set(why, "cannot write %s: %s", tmp, strerror(errno));
-        (void)close(fd);
-        goto done;
-    }
-    if (close(fd) != 0) {
-        sts_why_set(why, "cannot write %s: %s", tmp, strerror(errno));
-        goto done;
-    }
-    if (exclusive) {
-        if (linkat(dirfd, tmp, dirfd, name, 0) != 0) {
-            if (errno == EEXIST && existed != NULL) {
-                *existed = true;
-                st = STS_OK;
-            } else {
-                sts_why_set(why, "cannot link %s: %s", name, strerror(errno));
-            }
-            goto done;
-        }
-    } else if (renameat(dirfd, tmp, dirfd, name) != 0) {
-        sts_why_set(why, "cannot rename %s: %s", name, strerror(errno));
-        goto done;
-    }
-    if (fsync(dirfd) != 0) {
-        sts_why_set(why, "cannot sync the spool directory: %s", strerror(errno));
-        goto done;
-    }
-    st = STS_OK;
-done:
-    (void)unlinkat(dirfd, tmp, 0); /* gone already after a rename */
-    return st;
-}
-
-/* ------------------------------------------------------------ sent index */
-
-typedef struct idx_entry {
-    char *id;
-    int64_t t;
-} idx_entry;
-
-typedef struct sent_index {
-    idx_entry *e;
-    size_t n, cap;
-} sent_index;
-
-static void index_free(sent_index *x)
-{
-    for (size_t i = 0; i < x->n; i++)
-        free(x->e[i].id);
-    free(x->e);
-    memset(x, 0, sizeof(*x));
-}
-
-static sts_status index_add_mem(sent_index *x, const char *id, size_t n, int64_t t)
-{
-    idx_entry *ne = sts_array_reserve(x->e, x->n, &x->cap, 64, sizeof(*ne));
-
-    if (ne == NULL)
-        return STS_NOMEM;
-    x->e = ne;
-    if ((x->e[x->n].id = sts_strndup(id, n)) == NULL)
-        return STS_NOMEM;
-    x->e[x->n++].t = t;
-    return STS_OK;
-}
-
-static bool index_has(const sent_index *x, const char *id)
-{
-    for (size_t i = 0; i < x->n; i++)
-        if (strcmp(x->e[i].id, id) == 0)
-            return true;
-    return false;
-}
-
-static bool is_id_char(unsigned char ch)
-{
-    return id_atom_char(ch) || ch == '.' || ch == '@';
-}
-
-/* Lines "id SP time LF"; a malformed line (a torn append after a crash)
- * is skipped. */
-static sts_status index_load(int dirfd, sent_index *x, sts_why *why)
-{
-    char *data = NULL;
-    size_t len = 0;
-    sts_cur c, line;
-    sts_status st;
-
-    memset(x, 0, sizeof(*x));
-    st = read_file(dirfd, RSEND_INDEX, RSEND_INDEX_MAX, &data, &len, why);
-    if (st == STS_NOTFOUND)
-        return STS_OK;
-    if (st != STS_OK)
-        return st;
-    c = sts_cur_make(data, len);
-    while (sts_cur_take_until(&c, '\n', &line)) {
-        sts_cur id;
-        uint64_t t;
-
-        (void)sts_cur_take_char(&c, '\n');
-        if (sts_cur_take_while(&line, is_id_char, &id) && sts_cur_take_char(&line, ' ') &&
-            sts_cur_take_number(&line, 19, INT64_MAX, &t) && sts_cur_empty(&line) &&
-            id.len <= STS_RSEND_ID_MAX) {
-            st = index_add_mem(x, id.p, id.len, (int64_t)t);
-            if (st != STS_OK) {
-                sts_why_set(why, "out of memory");
-                break;
-            }
-        }
-    }
-    free(data);
-    return st;
-}
-
-static sts_status index_append(int dirfd, sent_index *x, const char *id, int64_t t, sts_why *why)
-{
-    char line[STS_RSEND_ID_MAX + 32];
-    int n = snprintf(line, sizeof(line), "%s %lld\n", id, (long long)(t > 0 ? t : 0));
-    int fd;
-    bool ok;
-
-    fd = openat(dirfd, RSEND_INDEX, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-                0600);
-    if (fd < 0) {
-        sts_why_set(why, "cannot open %s: %s", RSEND_INDEX, strerror(errno));
-        return STS_TEMPFAIL;
-    }
-    ok = write_all(fd, line, (size_t)n) && fsync(fd) == 0;
-    if (close(fd) != 0)
-        ok = false;
-    if (!ok) {
-        sts_why_set(why, "cannot write %s: %s", RSEND_INDEX, strerror(errno));
-        return STS_TEMPFAIL;
-    }
-    return index_add_mem(x, id, strlen(id), t);
-}
-
-/* Drop entries older than keep seconds before now (rewrite only if any). */
-static void index_prune(int dirfd, sent_index *x, int64_t now, int64_t keep)
-{
-    sts_buf b;
-    size_t kept = 0;
-    sts_why why;
-
-    for (size_t i = 0; i < x->n; i++)
-        if (x->e[i].t >= now - keep)
-            kept++;
-    if (kept == x->n)
-        return;
-    sts_buf_init(&b, RSEND_INDEX_MAX);
-    for (size_t i = 0; i < x->n; i++) {
-        if (x->e[i].t < now - keep)
-            continue;
-        if (sts_buf_printf(&b, "%s %lld\n", x->e[i].id, (long long)x->e[i].t) != STS_OK) {
-            sts_buf_free(&b);
-            return; /* keep the old index: pruning can wait */
-        }
-    }
-    if (write_atomic(dirfd, RSEND_INDEX, b.data != NULL ? b.data : "", b.len, false, NULL,
-                     &why) != STS_OK)
-        sts_log(STS_LOG_WARNING, "-", "report-spool", "op=prune error=\"%s\"", why.text);
-    sts_buf_free(&b);
-}
-
-static int64_t keep_time(const sts_rsend_opts *o)
-{
-    int64_t k = 2 * (int64_t)o->retry_time_s;
-
-    return k > RSEND_KEEP_MIN ? k : RSEND_KEEP_MIN;
-}
-
 /* ----------------------------------------------------------------- enqueue */
 
 sts_status sts_rsend_enqueue(const sts_rsend_opts *o, const sts_rsend_report *r,
                              sts_rsend_stats *stats, sts_why *why)
 {
-    char domain[STS_DOMAIN_MAX + 1], name[RSEND_NAME_MAX];
-    sent_index idx = { 0 };
+    char domain[STS_DOMAIN_MAX + 1], name[STS_RSPOOL_NAME_MAX];
+    sts_rspool_index idx = { 0 };
     json_t *env = NULL, *check = NULL;
     char *text = NULL;
     size_t jlen;
@@ -534,17 +230,17 @@ sts_status sts_rsend_enqueue(const sts_rsend_opts *o, const sts_rsend_report *r,
         sts_why_set(why, "report is not a JSON object");
         goto done;
     }
-    if ((st = spool_name(r->report_id, name)) != STS_OK) {
+    if ((st = sts_rspool_name(r->report_id, name)) != STS_OK) {
         sts_why_set(why, "cannot hash the report id");
         goto done;
     }
-    if ((st = spool_open(o, true, &dirfd, why)) != STS_OK)
+    if ((st = sts_rspool_open(o, true, &dirfd, why)) != STS_OK)
         goto done;
     if ((st = spool_lock(dirfd, o->spool_dir, why)) != STS_OK)
         goto done;
-    if ((st = index_load(dirfd, &idx, why)) != STS_OK)
+    if ((st = sts_rspool_index_load(dirfd, &idx, why)) != STS_OK)
         goto done;
-    if (index_has(&idx, r->report_id)) {
+    if (sts_rspool_index_has(&idx, r->report_id)) {
         existed = true;
         goto dup;
     }
@@ -559,7 +255,7 @@ sts_status sts_rsend_enqueue(const sts_rsend_opts *o, const sts_rsend_report *r,
         st = STS_NOMEM;
         goto done;
     }
-    st = write_atomic(dirfd, name, text, strlen(text), true, &existed, why);
+    st = sts_rspool_write(dirfd, name, text, strlen(text), true, &existed, why);
     if (st != STS_OK)
         goto done;
 dup:
@@ -578,7 +274,7 @@ dup:
 done:
     if (dirfd >= 0)
         (void)close(dirfd); /* releases the lock */
-    index_free(&idx);
+    sts_rspool_index_free(&idx);
     json_decref(env);
     json_decref(check);
     free(text);
@@ -593,7 +289,7 @@ typedef struct run_ctx {
     int dirfd;
     sts_rsend_stats *stats;
     sts_dns *dns; /* made on first use */
-    sent_index idx;
+    sts_rspool_index idx;
 } run_ctx;
 
 static sts_status get_dns(run_ctx *x, sts_why *why)
@@ -700,13 +396,13 @@ static void on_addrs(void *arg, sts_status st, const sts_dns_addrs *res, const c
 
 /* ---------------------------------------------------------------- delivery */
 
+/* The rua's host is resolved by the run's resolver (DNSServers), not by
+ * libcurl; rhttps.c posts to the addresses found. */
 static sts_status deliver_https(run_ctx *x, const sts_tlsrpt_uri *u, const unsigned char *gz,
                                 size_t gzlen, sts_why *why)
 {
     addrs_wait w;
     const char *ptrs[STS_DNS_MAX_ADDRS];
-    sts_fetch_post_req req;
-    long status = 0;
     sts_status st;
 
     memset(&w, 0, sizeof(w));
@@ -720,65 +416,7 @@ static sts_status deliver_https(run_ctx *x, const sts_tlsrpt_uri *u, const unsig
     }
     for (size_t i = 0; i < w.n; i++)
         ptrs[i] = w.addr[i];
-    memset(&req, 0, sizeof(req));
-    req.url = u->url;
-    req.host = u->host;
-    req.port = u->port;
-    req.addrs = ptrs;
-    req.naddrs = w.n;
-    req.content_type = RSEND_MEDIA_TYPE;
-    req.body = gz;
-    req.body_len = gzlen;
-    req.ca_file = x->o->ca_file;
-    req.timeout_ms = x->o->https_timeout_ms;
-    req.connect_timeout_ms = x->o->https_timeout_ms != 0 && x->o->https_timeout_ms < 10000
-                                 ? x->o->https_timeout_ms
-                                 : 10000;
-    return sts_fetch_post(&req, &status, why);
-}
-
-static sts_status deliver_mail(run_ctx *x, const sts_rsend_report *r, const char *submitter,
-                               const char *filename, unsigned ruaidx, const sts_tlsrpt_uri *u,
-                               const unsigned char *gz, size_t gzlen, sts_why *why)
-{
-    char msgid[STS_DOMAIN_MAX + 128], name[RSEND_NAME_MAX];
-    sts_rmail m;
-    sts_buf msg;
-    sts_status st;
-
-    if (x->o->from == NULL || x->o->from[0] == '\0') {
-        sts_why_set(why, "no From address (ReportFrom)");
-        return STS_TEMPFAIL;
-    }
-    if (spool_name(r->report_id, name) != STS_OK) {
-        sts_why_set(why, "out of memory");
-        return STS_NOMEM;
-    }
-    /* Unique per attempt: the receiver dedups by Report-ID, not this. */
-    (void)snprintf(msgid, sizeof(msgid), "tlsrpt.%.32s.%lld.%u@%s", name + 2,
-                   (long long)x->now, ruaidx, submitter);
-    memset(&m, 0, sizeof(m));
-    m.from = x->o->from;
-    m.to = u->addr;
-    m.policy_domain = r->policy_domain;
-    m.submitter = submitter;
-    m.report_id = r->report_id;
-    m.message_id = msgid;
-    m.begin = r->begin;
-    m.end = r->end;
-    m.date = x->now;
-    m.filename = filename;
-    m.gz = gz;
-    m.gz_len = gzlen;
-    sts_buf_init(&msg, STS_RMAIL_MAX);
-    st = sts_rmail_build(&m, &msg, why);
-    if (st == STS_OK)
-        st = sts_rmail_submit(x->o->sendmail_cmd, msg.data, msg.len, x->o->sendmail_timeout_ms,
-                              why);
-    else if (st == STS_PERMFAIL)
-        st = STS_TEMPFAIL; /* a configuration problem (From); retried after a fix */
-    sts_buf_free(&msg);
-    return st;
+    return sts_rhttps_post(x->o, u, ptrs, w.n, gz, gzlen, why);
 }
 
 /* ------------------------------------------------------------------- run */
@@ -798,7 +436,7 @@ static bool envelope_ok(const json_t *env, const char *fname, sts_rsend_report *
 {
     static const char *const ints[] = { "format", "begin", "end", "first_attempt", "attempts",
                                         "next_attempt" };
-    char name[RSEND_NAME_MAX];
+    char name[STS_RSPOOL_NAME_MAX];
     const char *sub;
 
     if (!json_is_object(env) || !json_is_object(json_object_get(env, "rua")) ||
@@ -818,7 +456,7 @@ static bool envelope_ok(const json_t *env, const char *fname, sts_rsend_report *
         !sts_hostname_valid(r->policy_domain, strlen(r->policy_domain)) || sub == NULL ||
         !sts_hostname_valid(sub, strlen(sub)) || r->begin < 0 || r->end < r->begin)
         return false;
-    return spool_name(r->report_id, name) == STS_OK && strcmp(name, fname) == 0;
+    return sts_rspool_name(r->report_id, name) == STS_OK && strcmp(name, fname) == 0;
 }
 
 static bool rua_delivered(const json_t *env, const char *uri)
@@ -850,24 +488,9 @@ static sts_status envelope_save(run_ctx *x, const json_t *env, const char *fname
         sts_why_set(why, "out of memory");
         return STS_NOMEM;
     }
-    st = write_atomic(x->dirfd, fname, text, strlen(text), false, NULL, why);
+    st = sts_rspool_write(x->dirfd, fname, text, strlen(text), false, NULL, why);
     free(text);
     return st;
-}
-
-/* Finished (delivered, given up or not wanted): remembered, then removed. */
-static void finish(run_ctx *x, const char *id, const char *fname)
-{
-    sts_why why;
-
-    if (index_append(x->dirfd, &x->idx, id, x->now, &why) != STS_OK) {
-        sts_log(STS_LOG_ERR, "-", "report-spool", "report_id=%s op=finish error=\"%s\"", id,
-                why.text);
-        return;
-    }
-    if (unlinkat(x->dirfd, fname, 0) != 0 && errno != ENOENT)
-        sts_log(STS_LOG_ERR, "-", "report-spool", "report_id=%s op=remove file=%s error=\"%s\"",
-                id, fname, strerror(errno));
 }
 
 static int64_t backoff(int64_t attempts)
@@ -881,14 +504,7 @@ static int64_t backoff(int64_t attempts)
 
 static void corrupt(run_ctx *x, const char *fname, const char *why)
 {
-    char moved[RSEND_NAME_MAX + 16];
-
-    (void)snprintf(moved, sizeof(moved), "corrupt-%s", fname);
-    sts_log(STS_LOG_ERR, "-", "report-corrupt", "file=%s moved_to=%s reason=\"%s\"", fname,
-            moved, why);
-    if (renameat(x->dirfd, fname, x->dirfd, moved) != 0)
-        sts_log(STS_LOG_ERR, "-", "report-spool", "op=move file=%s error=\"%s\"", fname,
-                strerror(errno));
+    sts_rspool_set_aside(x->dirfd, fname, why);
     if (x->stats != NULL)
         x->stats->given_up++;
 }
@@ -909,7 +525,7 @@ static void process_one(run_ctx *x, const char *fname)
     sts_why why;
     sts_status st;
 
-    st = read_file(x->dirfd, fname, RSEND_FILE_MAX, &data, &len, &why);
+    st = sts_rspool_read(x->dirfd, fname, RSEND_FILE_MAX, &data, &len, &why);
     if (st == STS_NOTFOUND)
         goto done; /* removed by hand meanwhile */
     if (st != STS_OK) {
@@ -923,7 +539,7 @@ static void process_one(run_ctx *x, const char *fname)
         goto done;
     }
     submitter = jstr(env, "submitter");
-    if (index_has(&x->idx, r.report_id)) {
+    if (sts_rspool_index_has(&x->idx, r.report_id)) {
         /* Finished before a crash removed the file. */
         (void)unlinkat(x->dirfd, fname, 0);
         goto done;
@@ -956,7 +572,7 @@ static void process_one(run_ctx *x, const char *fname)
                 r.policy_domain, esc);
         if (x->stats != NULL)
             x->stats->no_rua++;
-        finish(x, r.report_id, fname);
+        sts_rspool_finish(x->dirfd, &x->idx, r.report_id, fname, x->now);
         goto done;
     }
     if (st != STS_OK) {
@@ -988,7 +604,8 @@ static void process_one(run_ctx *x, const char *fname)
         (void)json_object_set_new(
             rs, "attempts", json_integer(json_integer_value(json_object_get(rs, "attempts")) + 1));
         if (u->scheme == STS_TLSRPT_MAILTO)
-            st = deliver_mail(x, &r, submitter, filename, (unsigned)i, u, gz, gzlen, &why);
+            st = sts_rmail_deliver(x->o, x->now, &r, submitter, filename, (unsigned)i, u->addr,
+                                   gz, gzlen, &why);
         else
             st = deliver_https(x, u, gz, gzlen, &why);
         (void)sts_log_escape(esc, sizeof(esc), u->uri, strlen(u->uri));
@@ -1022,7 +639,7 @@ static void process_one(run_ctx *x, const char *fname)
     if (failures == 0) {
         sts_log(STS_LOG_INFO, "-", "report-done", "report_id=%s domain=%s sent=%u",
                 r.report_id, r.policy_domain, sent);
-        finish(x, r.report_id, fname);
+        sts_rspool_finish(x->dirfd, &x->idx, r.report_id, fname, x->now);
         goto done;
     }
 failed:
@@ -1033,7 +650,7 @@ failed:
                 r.report_id, r.policy_domain, failures, (long long)first, x->o->retry_time_s, esc);
         if (x->stats != NULL)
             x->stats->given_up += failures;
-        finish(x, r.report_id, fname);
+        sts_rspool_finish(x->dirfd, &x->idx, r.report_id, fname, x->now);
     } else {
         int64_t attempts = jint(env, "attempts") + 1;
         int64_t next = x->now + backoff(attempts);
@@ -1069,14 +686,6 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static bool is_spool_name(const char *n)
-{
-    size_t len = strlen(n);
-
-    return len > 7 && len < RSEND_NAME_MAX && strncmp(n, "r-", 2) == 0 &&
-           strcmp(n + len - 5, ".json") == 0;
-}
-
 sts_status sts_rsend_run(const sts_rsend_opts *o, int64_t now, sts_rsend_stats *stats,
                          sts_why *why)
 {
@@ -1093,7 +702,7 @@ sts_status sts_rsend_run(const sts_rsend_opts *o, int64_t now, sts_rsend_stats *
     x.o = o;
     x.now = now;
     x.stats = stats;
-    st = spool_open(o, false, &x.dirfd, why);
+    st = sts_rspool_open(o, false, &x.dirfd, why);
     if (st == STS_NOTFOUND)
         return STS_OK; /* nothing was ever queued */
     if (st != STS_OK)
@@ -1106,9 +715,9 @@ sts_status sts_rsend_run(const sts_rsend_opts *o, int64_t now, sts_rsend_stats *
     (void)sigaction(SIGPIPE, &ign, &old_pipe);
     if ((st = spool_lock(x.dirfd, o->spool_dir, why)) != STS_OK)
         goto done;
-    if ((st = index_load(x.dirfd, &x.idx, why)) != STS_OK)
+    if ((st = sts_rspool_index_load(x.dirfd, &x.idx, why)) != STS_OK)
         goto done;
-    index_prune(x.dirfd, &x.idx, now, keep_time(o));
+    sts_rspool_index_prune(x.dirfd, &x.idx, o, now);
 
     if ((fd2 = fcntl(x.dirfd, F_DUPFD_CLOEXEC, 0)) < 0 || (d = fdopendir(fd2)) == NULL) {
         if (fd2 >= 0)
@@ -1118,7 +727,7 @@ sts_status sts_rsend_run(const sts_rsend_opts *o, int64_t now, sts_rsend_stats *
         goto done;
     }
     while ((e = readdir(d)) != NULL) {
-        if (!is_spool_name(e->d_name))
+        if (!sts_rspool_is_name(e->d_name))
             continue;
         if ((nn = sts_array_reserve(names, n, &cap, 64, sizeof(*nn))) == NULL)
             goto nomem;
@@ -1145,7 +754,7 @@ done:
     free(names);
     if (x.dns != NULL)
         sts_dns_free(x.dns);
-    index_free(&x.idx);
+    sts_rspool_index_free(&x.idx);
     if (x.dirfd >= 0)
         (void)close(x.dirfd);
     (void)sigaction(SIGPIPE, &old_pipe, NULL);
