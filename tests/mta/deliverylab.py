@@ -57,7 +57,10 @@ lab.pf.maillog is Postfix's log, lab.daemon.decision_log the daemon's
 decision log, lab.ca_file the test CA, 127.0.0.1:53 the DNS (also the
 system resolver inside the namespace), lab.sendmail_argv() Postfix's
 sendmail(1) -i -t for this instance and lab.send_local() submits through
-it; start_postfix() adds instances of other shapes.  Postfix checks
+it; start_postfix() adds instances of other shapes (extra main.cf and
+master.cf settings), and start_daemon() replaces a stopped daemon by one
+with other settings (e.g. a unix milter socket and another UserID, which
+instances started afterwards then use).  Postfix checks
 certificate names only at levels verify/secure: a testing-mode or
 no-policy MX with a wrong-name test-CA certificate logs "Trusted TLS
 connection established"; self-signed, expired or untrusted ones log
@@ -253,6 +256,7 @@ class DeliveryLab:
         self.https_hosts = {}
         self.fx = None
         self.daemon = None
+        self.daemons = []            # every daemon started; lab.daemon is the last
         self.pf = None
         self.instances = []
         self.sinks = {}              # MX host -> SmtpSink
@@ -370,17 +374,8 @@ class DeliveryLab:
         os.chmod(ca, 0o644)
         self.ca_copy = ca
 
-        settings = {"DNSServers": None, "PolicyPort": None, "DNSTimeout": None,
-                    "DNSTries": None, "HTTPSConnectTimeout": None, "HTTPSTimeout": "10000ms",
-                    "LookupFailAction": None}
-        settings.update(self.daemon_settings)
-        self.daemon = MilterDaemon(os.path.join(self.workdir, "daemon"), 53, 443,
-                                   self.fx.ca_file, milter_port=MILTER_PORT,
-                                   socketmap_port=SOCKETMAP_PORT, settings=settings)
         t1 = time.monotonic()
-        self.daemon.start()
-        mtautil.wait_port(SOCKETMAP_PORT, 10, alive=self.daemon.running,
-                          what="mtasts-milter socketmap")
+        self.start_daemon()
         self.timings["daemon"] = time.monotonic() - t1
 
         if self.postfix:
@@ -391,14 +386,46 @@ class DeliveryLab:
         self.timings["start"] = time.monotonic() - t0
         return self
 
-    def start_postfix(self, name, milter=True, global_map=False, main_extra=None):
+    def start_daemon(self, name="daemon", settings=None, milter_socket=None):
+        """Start mtasts-milter in WORKDIR/NAME with the lab's settings
+        (module doc, daemon_settings, then settings); it becomes lab.daemon.
+        start() calls this once; call it again only after lab.daemon.stop()
+        (the socketmap port is the same).  milter_socket: "unix:PATH" (its
+        directory must exist) instead of the packaged inet:8462; Postfix
+        instances started afterwards call the milter there."""
+        if self.daemon is not None and self.daemon.running():
+            raise RuntimeError("lab.daemon still runs: stop it first")
+        s = {"DNSServers": None, "PolicyPort": None, "DNSTimeout": None,
+             "DNSTries": None, "HTTPSConnectTimeout": None, "HTTPSTimeout": "10000ms",
+             "LookupFailAction": None}
+        s.update(self.daemon_settings)
+        s.update(settings or {})
+        d = MilterDaemon(os.path.join(self.workdir, name), 53, 443, self.fx.ca_file,
+                         milter_port=None if milter_socket else MILTER_PORT,
+                         socketmap_port=SOCKETMAP_PORT, settings=s,
+                         milter_socket=milter_socket)
+        self.daemon = d
+        self.daemons.append(d)
+        d.start()
+        mtautil.wait_port(SOCKETMAP_PORT, 10, alive=d.running, what="mtasts-milter socketmap")
+        return d
+
+    def start_postfix(self, name, milter=True, global_map=False, main_extra=None,
+                      master_extra=""):
         """Start one more Postfix instance (own smtpd port, queue and
         WORKDIR/NAME/maillog) delivering into the same world; returns the
-        PostfixInstance (pass it to send(pf=...)).  lab.pf is the first."""
+        PostfixInstance (pass it to send(pf=...)).  lab.pf is the first.
+        milter: the packaged smtpd_milters/non_smtpd_milters, or, when
+        lab.daemon listens on a unix socket, that socket (the instance is
+        not chrooted: the full path for both).  main_extra: main.cf
+        settings on top (milter_default_action included); master_extra:
+        master.cf text appended (e.g. a virtual service)."""
         main = packaged_postfix_main(global_map)
         main.pop("milter_header_checks", None)     # the instance's copy of the same file
         milters = main.pop("smtpd_milters", "")
         nsmilters = main.pop("non_smtpd_milters", "")
+        if milter and self.daemon is not None and self.daemon.milter_path:
+            milters = nsmilters = self.daemon.postfix_milter
         if not milter:
             milters = nsmilters = ""
         main["non_smtpd_milters"] = nsmilters
@@ -409,7 +436,7 @@ class DeliveryLab:
             milter_default_action=main.pop("milter_default_action", "tempfail"),
             header_checks_file=os.path.join(_srcdir(), "packaging", "postfix",
                                             "mtasts_header_checks"),
-            enforce_service=packaged_enforce_service(), main=main)
+            enforce_service=packaged_enforce_service(), main=main, master_extra=master_extra)
         pf.lab_shape = "%s%s" % ("milter" if milter else "no milter",
                                  ", global smtp_tls_policy_maps" if global_map else "")
         self.instances.append(pf)
@@ -442,8 +469,8 @@ class DeliveryLab:
             pf.stop()
         self.instances = []
         self.pf = None
-        if self.daemon:
-            self.daemon.stop()
+        for d in self.daemons:
+            d.stop()
         for s in self.sinks.values():
             s.stop()
         if self.fx:
