@@ -150,7 +150,7 @@ static void log_decision(const char *qid, const sts_decision *d)
     sts_why why = { "" };
 
     sts_log(d->action == STS_ACT_TEMPFAIL ? STS_LOG_WARNING : STS_LOG_INFO, qid, "decision",
-            "domain=%s result=%s mode=%s id=%s action=%s cache=%s reason=\"%s\"", d->domain, d->action == STS_ACT_SKIP ? "skipped" : sts_result_name(d->result),
+            "domain=%s result=%s mode=%s id=%s action=%s cache=%s reason=\"%s\"", d->domain, d->skipped ? "skipped" : sts_result_name(d->result),
             d->has_policy ? sts_mode_name(d->mode) : "-", d->id[0] != '\0' ? d->id : "-",
             sts_action_name(d->action), d->from_cache ? "yes" : "no", d->reason);
     if (mt_dlog != NULL && sts_dlog_write(mt_dlog, (int64_t)time(NULL), qid, d, &why) != STS_OK)

@@ -53,6 +53,7 @@
 #define FIELD_KT_HEADER FIELD_STR
 #define FIELD_KT_FAILACTION FIELD_STR
 #define FIELD_KT_DOMAINLIST FIELD_STR
+#define FIELD_KT_NAMELIST FIELD_STR
 #define FIELD_KT_SMAP_PROFILE FIELD_STR
 
 /* Keep name, type and default on the STS_KEY line: check-docs.sh reads them. */
@@ -113,9 +114,11 @@ const sts_config_key sts_config_keys[] = {
     STS_KEY("RouteHeader", HEADER, "X-MTA-STS-Route", 0, 0, route_header,
             "header naming the delivery class, for Postfix milter_header_checks"),
     STS_KEY("SplitMixed", BOOL, "yes", 0, 0, split_mixed,
-            "defer (452 4.5.3) recipients of another class than the first one"),
+            "452 4.5.3 to split an enforce recipient from one the MTA routes itself"),
     STS_KEY("EarlyTempfail", BOOL, "no", 0, 0, early_tempfail,
             "451 4.7.5 at RCPT for enforce domains whose policy allows none of their MX"),
+    STS_KEY("SMTPTransports", NAMELIST, "smtp,relay,esmtp,smtp8,dsmtp", 0, 0, smtp_transports,
+            "MTA transports/mailers that deliver by SMTP to the recipient domain's MX"),
     STS_KEY("LocalDomains", DOMAINLIST, NULL, 0, 0, local_domains,
             "recipient domains delivered locally: never looked up"),
     /* mtasts-report (RFC 8460) */
@@ -551,6 +554,37 @@ static sts_status apply_bool(const sts_config_key *k, sts_cur v, sts_config *cfg
 
 /* Syntax of the text types; the value is kept as written apart from the
  * case of scheme and facility names. */
+/* Comma list of Postfix transport / Sendmail mailer names: letters,
+ * digits, '-', '_' and '.', 1..64 each (master.cf service names). */
+static bool name_list_ok(sts_cur v, sts_why *why)
+{
+    sts_cur item;
+    size_t n = 0;
+
+    while (sts_cur_take_item(&v, ',', &item)) {
+        sts_config_shown s;
+
+        if (item.len == 0) {
+            sts_why_set(why, "empty element in the transport list");
+            return false;
+        }
+        for (size_t i = 0; i < item.len; i++) {
+            unsigned char ch = (unsigned char)item.p[i];
+
+            if (item.len > 64 || !(sts_is_alnum(ch) || ch == '-' || ch == '_' || ch == '.')) {
+                sts_why_set(why, "'%s' is not a transport name (letters, digits, '-', '_', "
+                            "'.', at most 64)", sts_config_keys_show(&s, item));
+                return false;
+            }
+        }
+        if (++n > 100) {
+            sts_why_set(why, "more than 100 transports");
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Comma list of domains, each as sts_domain_normalize accepts it. */
 static bool domain_list_ok(sts_cur v, sts_why *why)
 {
@@ -609,6 +643,8 @@ static bool text_ok(const sts_config_key *k, sts_cur v, sts_why *why)
         return false;
     case STS_KT_DOMAINLIST:
         return domain_list_ok(v, why);
+    case STS_KT_NAMELIST:
+        return name_list_ok(v, why);
     default:
         return true;
     }

@@ -36,6 +36,7 @@ typedef enum sts_config_key_type {
     STS_KT_HEADER,      /* a header field name (RFC 5322 ftext), at most 64 bytes */
     STS_KT_FAILACTION,  /* accept or tempfail, stored lower-case */
     STS_KT_DOMAINLIST,  /* comma list of domain names */
+    STS_KT_NAMELIST,    /* comma list of transport/mailer names */
     STS_KT_SMAP_PROFILE, /* repeatable, once per name: socketmap profile lines, '\n'-joined */
 } sts_config_key_type;
 

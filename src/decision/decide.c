@@ -21,6 +21,7 @@ void sts_decide_skip(const char *domain, const char *reason, sts_decision *out)
     out->result = STS_RESULT_NONE;
     out->cls = STS_CLASS_NORMAL;
     out->action = STS_ACT_SKIP;
+    out->skipped = true;
     (void)snprintf(out->reason, sizeof(out->reason), "%s", reason);
 }
 
@@ -117,7 +118,7 @@ size_t sts_decision_tag(const sts_decision *d, char *buf, size_t sz)
         return 0;
     sts_buf_init(&b, sz - 1);
     st = sts_buf_printf(&b, "%s; result=%s", d->domain,
-                        d->action == STS_ACT_SKIP ? "skipped" : sts_result_name(d->result));
+                        d->skipped ? "skipped" : sts_result_name(d->result));
     if (st == STS_OK && d->has_policy)
         st = sts_buf_printf(&b, "; mode=%s", sts_mode_name(d->mode));
     if (st == STS_OK && d->id[0] != '\0')

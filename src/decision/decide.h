@@ -57,6 +57,7 @@ typedef struct sts_decision {
     char id[STS_ID_MAX + 1];
     char mx[STS_TAG_MX_MAX + 1]; /* patterns joined with ',' (",..." when cut) */
     bool pending, from_cache;
+    bool skipped;              /* never looked up (sts_decide_skip): result "skipped" */
     sts_report_type report_type;
     sts_class cls;
     sts_action action;

@@ -94,7 +94,7 @@ char *sts_dlog_format(int64_t when, const char *queue_id, const sts_decision *d)
     json_object_set_new(o, "time", json_string(ts));
     json_object_set_new(o, "queue_id", ascii_string(queue_id != NULL ? queue_id : "-"));
     json_object_set_new(o, "domain", ascii_string(d->domain));
-    json_object_set_new(o, "result", json_string(d->action == STS_ACT_SKIP
+    json_object_set_new(o, "result", json_string(d->skipped
                                                      ? "skipped"
                                                      : sts_result_name(d->result)));
     json_object_set_new(o, "mode", d->has_policy ? json_string(sts_mode_name(d->mode)) : json_null());
@@ -107,7 +107,7 @@ char *sts_dlog_format(int64_t when, const char *queue_id, const sts_decision *d)
         json_object_set_new(o, "mx", ascii_string(d->mx));
     if (d->has_policy)
         json_object_set_new(o, "max_age", json_integer((json_int_t)d->max_age));
-    if (d->action != STS_ACT_SKIP) {
+    if (!d->skipped) {
         json_object_set_new(o, "from_cache", json_boolean(d->from_cache));
         if (d->pending)
             json_object_set_new(o, "pending", json_true());

@@ -197,6 +197,9 @@ static const value_case accept_cases[] = {
     { "split_mixed_off", "SplitMixed off", "SplitMixed", "no" },
     { "local_domains_list", "LocalDomains a.example, b.example", "LocalDomains",
       "a.example, b.example" },
+    { "smtp_transports_custom", "SMTPTransports smtp, smtp-out, relay_2.x", "SMTPTransports",
+      "smtp, smtp-out, relay_2.x" },
+    { "smtp_transports_one", "SMTPTransports esmtp", "SMTPTransports", "esmtp" },
     { "negative_ttl_plain_seconds", "NegativeCacheTime 600", "NegativeCacheTime", "600s" },
     { "negative_ttl_minutes", "NegativeCacheTime 10m", "NegativeCacheTime", "600s" },
     { "recheck_hours", "RecheckInterval 2h", "RecheckInterval", "7200s" },
@@ -361,6 +364,15 @@ static const error_case reject_cases[] = {
     { "envelope_timeout_above_max", "EnvelopeTimeout 31s", 0, "out of range 0ms..30000ms" },
     { "local_domains_literal", "LocalDomains [192.0.2.1]", 0, "is not a domain" },
     { "local_domains_empty_element", "LocalDomains a.example,,b.example", 0, "empty element" },
+    { "smtp_transports_empty_element", "SMTPTransports smtp,,relay", 0,
+      "empty element in the transport list" },
+    { "smtp_transports_colon", "SMTPTransports smtp:[relay]", 0,
+      "'smtp:[relay]' is not a transport name" },
+    { "smtp_transports_space_inside", "SMTPTransports smtp out", 0,
+      "'smtp out' is not a transport name" },
+    { "smtp_transports_too_long", "SMTPTransports "
+      "t2345678901234567890123456789012345678901234567890123456789012345", 0,
+      "is not a transport name" },
     { "retry_below_rfc_minimum", "RetryInterval 59s", 0,
       "RetryInterval: 59s is out of range 60s..86400s" },
     { "negative_ttl_bad_unit", "NegativeCacheTime 5w", 0, "is not a duration in seconds" },
@@ -548,6 +560,7 @@ static const char all_keys_text[] =
     "TagHeader X-STS-Result\n"
     "RouteHeader X-STS-Class\n"
     "SplitMixed no\n"
+    "SMTPTransports smtp, smtp-out\n"
     "LocalDomains example.org, B\xc3\xbc" "cher.example\n"
     "ReportOrganization Example Mail Ops\n"
     "ReportContact tlsrpt@example.org\n"
@@ -642,6 +655,7 @@ static void test_print_format(void **state)
         "RouteHeader X-MTA-STS-Route\n"
         "SplitMixed yes\n"
         "EarlyTempfail no\n"
+        "SMTPTransports smtp,relay,esmtp,smtp8,dsmtp\n"
         "# LocalDomains (unset)\n"
         "# ReportOrganization (unset)\n"
         "# ReportContact (unset)\n"

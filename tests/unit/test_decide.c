@@ -214,6 +214,16 @@ static void test_dlog_line(void **state)
     if (line == NULL || strcmp(line, want) != 0)
         fail_msg("line: got\n%s\nwant\n%s", line != NULL ? line : "(null)", want);
     free(line);
+    /* A skipped recipient that is then split stays "skipped", never a
+     * lookup result it never had. */
+    sts_decide_skip("internal.example", "transport map to an internal host", &d);
+    d.action = STS_ACT_SPLIT;
+    line = sts_dlog_format(0, "Q", &d);
+    if (line == NULL || strstr(line, "\"result\":\"skipped\"") == NULL ||
+        strstr(line, "\"action\":\"split\"") == NULL || strstr(line, "from_cache") != NULL)
+        fail_msg("split of a skipped recipient: got %s, want result skipped, action split, "
+                 "no from_cache", line != NULL ? line : "(null)");
+    free(line);
     /* Peer bytes never break the JSON. */
     sts_decide_skip("x", "bad \x01\xff byte", &d);
     line = sts_dlog_format(0, "q\"\n", &d);
