@@ -39,7 +39,10 @@ __all__ = ["Fixtures", "FixtureError", "TestReport", "Skip", "free_port",
            "wait_for", "srcdir", "builddir", "fixtures_dir", "python3",
            "have_dnslib", "note", "workdir", "skipped"]
 
-READY_TIMEOUT = 10.0
+# How long a fixture may take to start: a wait, not a performance check.
+# The HTTPS fixture first makes its certificates with openssl, which took
+# over 10 s for the larger scenarios on a busy 2-core machine.
+READY_TIMEOUT = 60.0
 
 
 class FixtureError(Exception):
