@@ -1,25 +1,58 @@
 #!/usr/bin/python3
-"""mtasts-milter in a real Sendmail: tagging through the milter, and the
-socketmap as Sendmail's FEATURE(`sts') map.
+"""mtasts-milter in a real Sendmail set up as deployments are (issue 10):
+Sendmail delivers by MX lookup, hosts a domain of its own with the local
+mailer, and a second Sendmail sends everything through a SMART_HOST.
 
-Sendmail cannot be installed next to Postfix, so tests/mta/sendmail.py
-unpacks Debian's sendmail-bin/-base/-cf and libwrap0 (.debs cached in
-$MTASTS_SENDMAIL_DEBS or /var/cache/mtasts-test/debs, fetched once with
-`apt-get download`) and runs it in its own UTS, mount and PID namespaces
-(own host name, a private /dev with /dev/log to the test's log listener).
-All mail is relayed to one SMTP sink on loopback.  DNS and HTTPS fixtures
-serve enforce.test (enforce), testing.test (testing), nopolicy.test.
+The milter skips every recipient Sendmail does not deliver by SMTP to its
+own domain's MX ({rcpt_mailer} not smtp/esmtp/..., or {rcpt_host} not the
+recipient domain): no lookup, no tag, a decision line "skip" with the
+reason.  This test checks that against what Sendmail really sends.
 
-The socketmap case asks `sendmail -bt` for `/map sts DOMAIN` with a cf made
-with FEATURE(`sts') pointing at the daemon's SocketmapSocket; it is skipped
-when that port does not answer.  Needs root; skips (77) without it, without
-unshare/m4, or when the .debs cannot be had.  MTASTS_KEEP_WORKDIR=1 keeps
-the work dir.
+Everything runs in a private network namespace (tests/mta/netns.py; this
+script re-runs itself inside one) through tests/mta/deliverylab.py without
+Postfix: DNS on 127.0.0.1:53 is the only resolver, policies are served on
+:443, each MX host is an SMTP sink with STARTTLS on 127.0.0.N:25.  Domains:
+enforce.test (enforce), testing.test (testing), nopolicy.test (no policy),
+hosted.test (an enforce policy and an MX of its own, but Sendmail's own
+domain: class w, LOCAL_DOMAIN) and relay.test, whose host
+smarthost.relay.test is the smart host.  Sendmail is Debian's, unpacked by
+tests/mta/sendmail.py (sendmail-bin conflicts with postfix), without
+FEATURE(`nocanonify') (recipient hosts canonified through DNS, as in a
+default install), CACertFile = the test CA, and its local mailer a small
+script that stores each message (Debian's procmail is not there).
+
+Instances and cases:
+  * no milter: Sendmail delivers to the MX it finds in DNS (plumbing);
+  * packaging/sendmail/mtasts.mc.snippet verbatim (FEATURE(`sts') on the
+    socketmap, INPUT_MAIL_FILTER on the milter) and LOCAL_DOMAIN(hosted.test):
+    enforce.test tagged policy/enforce (route header enforce) at its MX;
+    one message to enforce, testing and no-policy domains: no 452, every
+    MX copy tagged per recipient domain; forged tag and route headers
+    replaced; root@hosted.test: mailer local, decision "skip" naming the
+    transport local, no tag, delivered locally, nothing at hosted.test's
+    MX; local and esmtp recipients in one transaction: 452 4.5.3 for the
+    later one, which goes through in a transaction of its own; the decision
+    log under Sendmail's queue id; `sendmail -bt` /parse (the mailer and
+    host Sendmail sends as {rcpt_mailer} and {rcpt_host}) and /map sts;
+  * the milter line of the snippet and SMART_HOST relay:[smarthost.relay.test]
+    (FEATURE(`sts') left out: Sendmail would check the relay against each
+    recipient domain's policy and defer, see mtasts-milter(8)): every
+    recipient skipped with a reason naming the relay next hop, forged
+    headers still removed, the message reaches the smart host;
+  * SIGTERM: the daemon exits 0.
+
+Needs root, iproute2, unshare, m4, the sendmail .debs (downloaded once to
+/var/cache/mtasts-test/debs by packaging/install-deps.sh --test) and
+python3-dnslib; skips (77) otherwise.  MTASTS_KEEP_WORKDIR=1 keeps the work
+dir.
 """
 
 import json
 import os
+import re
+import shutil
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -28,102 +61,265 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "mta"))
 import harness  # noqa: E402
 import mtautil  # noqa: E402
+import netns  # noqa: E402
 from harness import note  # noqa: E402
-from milterd import (MilterDaemon, start_world, WORLD, tag_fields, tags_by_domain,  # noqa: E402
-                     expect_fields)
-from sendmail import SendmailInstance, sendmail_available  # noqa: E402
-from smtpsink import SmtpSink  # noqa: E402
+from deliverylab import DeliveryLab, MX, Sent, lab_available, packaged_sendmail_mc  # noqa: E402
+from milterd import tag_fields, tags_by_domain, expect_fields  # noqa: E402
+from sendmail import SendmailInstance  # noqa: E402
 
 SENDER = "sender@client.test"
-DELIVERY_TIMEOUT = 30.0
-ENF = WORLD["enforce.test"]
+TIMEOUT = 30.0
+ENF_ID, TST_ID, HOSTED_ID = "enf20240101", "tst20240101", "hst20240101"
+HOSTED = "hosted.test"
+SMART_HOST = "smarthost.relay.test"
+# The local mailer has F=w: the user must be in the passwd file.
+LOCAL_USER = "root"
+# Under /tmp: without TrustStickyBit Sendmail calls the CA file and the
+# local mailer's directory unsafe (the same line as DeliveryLab's).
+TRUST_STICKY = "define(`confDONT_BLAME_SENDMAIL', `TrustStickyBit')dnl\n"
 
 
-class Env:
+def snippet_milter_only():
+    """mtasts.mc.snippet without its FEATURE(`sts') line: the milter only."""
+    text = packaged_sendmail_mc()
+    lines = [l for l in text.splitlines() if l.startswith("INPUT_MAIL_FILTER(")]
+    assert len(lines) == 1, "mtasts.mc.snippet: want one INPUT_MAIL_FILTER line:\n" + text
+    return lines[0] + "\n"
+
+
+class Run:
+    """The lab, the Sendmail instances and what was sent."""
+
     def __init__(self, work):
         self.work = work
-        self.fx = harness.Fixtures(os.path.join(work, "fixtures"))
-        self.sink = None
-        self.milter = None
-        self.sm = None
-        self.queue_ids = []
+        self.lab = DeliveryLab(os.path.join(work, "lab"), postfix=False)
+        self.lab.add_domain("enforce.test", "enforce", [MX("mx1.enforce.test")],
+                            policy_id=ENF_ID)
+        self.lab.add_domain("testing.test", "testing", [MX("mx1.testing.test")],
+                            policy_id=TST_ID)
+        self.lab.add_domain("nopolicy.test", None, [MX("mx1.nopolicy.test")])
+        self.lab.add_domain(HOSTED, "enforce", [MX("mx1." + HOSTED)], policy_id=HOSTED_ID)
+        self.lab.add_domain("relay.test", None, [MX(SMART_HOST)])
+        self.sm = None                  # the packaged snippet, hosted.test local
+        self.smart = None               # SMART_HOST
+        self.sent = []                  # Sent, for the log dump
+        self.state = {}
 
-    def start(self):
-        dns_port, https_port = start_world(self.fx)
-        self.sink = SmtpSink(os.path.join(self.work, "sink"), name="A")
-        self.sink.start()
-        self.milter = MilterDaemon(os.path.join(self.work, "daemon"), dns_port, https_port,
-                                   self.fx.ca_file)
-        self.milter.start()
-        self.sm = SendmailInstance(os.path.join(self.work, "sendmail"), relay_port=self.sink.port,
-                                   milter="inet:%d@127.0.0.1" % self.milter.milter_port)
+    def start_lab(self):
         t0 = time.monotonic()
-        self.sm.start()
-        note("sendmail listening after %.1f s (unpack, m4, start)" % (time.monotonic() - t0))
+        self.lab.start()
+        note("lab started in %.1f s; MX hosts: %s" % (
+            time.monotonic() - t0,
+            ", ".join("%s=%s" % (m.host, m.ip) for d in self.lab.domains.values()
+                      for m in d.mx)))
 
-    def submit(self, rcpts, extra_headers=(), label=None):
+    def sendmail(self, name, mc_extra, **kw):
+        """An unpacked Sendmail delivering into the lab (no smart host unless
+        mc_extra sets one), canonifying through the lab's DNS; started, and
+        stopped with the lab."""
+        sm = SendmailInstance(os.path.join(self.lab.workdir, name), relay_port=None,
+                              mc_extra=mc_extra + TRUST_STICKY, ca_file=self.lab.ca_copy,
+                              canonify=True, **kw)
+        self.lab.sendmails.append(sm)
+        t0 = time.monotonic()
+        sm.start()
+        note("Sendmail %s listening after %.1f s (unpack, m4, start)"
+             % (name, time.monotonic() - t0))
+        return sm
+
+    def submit(self, sm, rcpts, extra_headers=(), label=None, want_queued=True):
         msg = mtautil.make_message(rcpts, subject="to " + ", ".join(rcpts),
                                    extra_headers=extra_headers, mail_from=SENDER)
-        r = self.sm.submit(SENDER, rcpts, msg)
+        msgid = re.search(rb"^Message-ID: (\S+)\r$", msg, re.M | re.I).group(1).decode()
+        r = sm.submit(SENDER, rcpts, msg)
+        s = Sent(rcpts, msgid, r.queue_id, sm, label or ", ".join(rcpts), result=r)
         if r.queue_id:
-            self.queue_ids.append((label or rcpts[0], r.queue_id))
-        return r
+            self.sent.append(s)
+        if want_queued and not (r.data and r.data[0] == 250 and r.queue_id):
+            raise AssertionError("message to %s not queued: %r\n%s"
+                                 % (rcpts, r, self.diagnostics(sm)))
+        return s
 
-    def delivered(self, before, count=1):
-        try:
-            return self.sink.wait_for(before + count, DELIVERY_TIMEOUT)[before:]
-        except AssertionError as e:
-            raise AssertionError("%s\n%s" % (e, self.diagnostics())) from None
+    # ------------------------------------------------------------ waiting
+    def wait(self, what, fn, sm, timeout=TIMEOUT):
+        """Poll fn() until it returns something true; returns that."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = fn()
+            if got:
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError("%s: not after %.0f s\n%s"
+                                     % (what, timeout, self.diagnostics(sm)))
+            time.sleep(0.05)
 
-    def diagnostics(self):
+    def at_mx(self, s, rcpts):
+        """Wait for Sendmail's stat=Sent for each of rcpts and for the
+        message at the MX sinks; returns {rcpt: SinkMessage}."""
+        def done():
+            got = {}
+            for m in self.lab.delivered(s):
+                for r in m.rcpt_to:
+                    got[r] = m
+            # One line per delivery: "to=<a>,<b>, ..." for one transaction.
+            sent = all(s.pf.log_lines(s.queue_id, r"to=\S*<%s>\S*, .*stat=Sent"
+                                      % re.escape(r)) for r in rcpts)
+            return got if sent and all(r in got for r in rcpts) else None
+        return self.wait("%s at the MX of %s" % (s, rcpts), done, s.pf)
+
+    def local(self, s, rcpt):
+        """Wait for the local mailer's stat=Sent for rcpt and the stored
+        message; returns (user, email.message.Message)."""
+        def done():
+            if not s.pf.log_lines(s.queue_id, r"to=<%s>, .*mailer=local, .*stat=Sent"
+                                  % re.escape(rcpt)):
+                return None
+            mine = [(u, m) for u, m in s.pf.local_messages()
+                    if m.get("Message-ID", "").strip() == s.msgid]
+            return mine[0] if mine else None
+        return self.wait("%s delivered locally to %s" % (s, rcpt), done, s.pf)
+
+    def decisions(self, s, count):
+        """Wait for count decision lines under s's queue id; returns them."""
+        ds = self.lab.daemon.wait_decisions(
+            lambda ds: len([d for d in ds if d.get("queue_id") == s.queue_id]) >= count,
+            timeout=10)
+        return [d for d in ds if d.get("queue_id") == s.queue_id]
+
+    def diagnostics(self, sm=None):
         out = []
-        if self.sm:
-            out.append(self.sm.diagnostics())
-        if self.milter:
-            out.append(self.milter.diagnostics())
-        if self.sink:
-            out.append(self.sink.describe(tail=15))
+        if sm is not None:
+            out.append(sm.diagnostics())
+        if self.lab.daemon:
+            out.append(self.lab.daemon.diagnostics(20))
+            out.append("--- decisions\n" + "\n".join(
+                json.dumps(d, sort_keys=True) for d in self.lab.daemon.decisions()[-10:]))
+        for h in self.lab.sinks:
+            out.append(self.lab.sink(h).describe(tail=8))
         return "\n".join(out)
 
-    def cleanup(self):
-        # Sendmail first: it holds milter connections.
-        if self.sm:
-            self.sm.stop()
-        if self.milter:
-            self.milter.stop()
-        if self.sink:
-            self.sink.stop()
-        self.fx.cleanup()
+
+def no_tags(headers_of, what):
+    """headers_of(name) -> list; neither the tag nor the route header."""
+    for h in ("X-MTA-STS", "X-MTA-STS-Route"):
+        vals = headers_of(h)
+        assert not vals, "%s carries %s: %r" % (what, h, vals)
 
 
-def run_cases(report, env):
-    state = {}
+def local_headers(msg):
+    return lambda name: msg.get_all(name) or []
+
+
+def expect_local_skip(d, what):
+    assert d.get("action") == "skip" and d.get("domain") == HOSTED, \
+        "%s: decision %r, want action skip for %s" % (what, d, HOSTED)
+    assert "transport local is not outbound SMTP" in d.get("reason", ""), \
+        "%s: reason %r does not name the transport local" % (what, d.get("reason"))
+
+
+def case_plumbing(run):
+    """No milter: Sendmail unpacks, starts, logs and delivers to the MX."""
+    sm = SendmailInstance(os.path.join(run.lab.workdir, "plain"), relay_port=None,
+                          mc_extra=TRUST_STICKY, ca_file=run.lab.ca_copy, canonify=True)
+    run.lab.sendmails.append(sm)
+    try:
+        t0 = time.monotonic()
+        sm.start()
+        note("sendmail listening after %.1f s (unpack, m4, start)" % (time.monotonic() - t0))
+        with open(sm.cf) as fh:
+            assert not re.search(r"^X|^Ksts ", fh.read(), re.M), "milter or sts map in the cf"
+        rcpt = "u@nopolicy.test"
+        s = run.submit(sm, [rcpt], label="plumbing")
+        m = run.at_mx(s, [rcpt])[rcpt]
+        assert m.meta["sink"] == "mx1.nopolicy.test" and m.rcpt_to == [rcpt], m.summary()
+        assert m.tls, "delivered without STARTTLS"
+        no_tags(m.headers, "a message through Sendmail without the milter")
+        note(sm.log_lines(s.queue_id, r"stat=Sent")[0])
+    finally:
+        sm.stop()
+        run.lab.sendmails.remove(sm)
+
+
+def start_main(run):
+    run.sm = run.sendmail("sendmail", packaged_sendmail_mc(), local_domains=[HOSTED])
+    with open(run.sm.cf) as fh:
+        cf = fh.read()
+    for rx in (r"^Ksts socket -d5 -T<TMPF> inet:8461@127\.0\.0\.1$",
+               r"^Xmtasts, S=inet:8462@127\.0\.0\.1, T=S:10s;R:30s;E:1m$",
+               r"^C\{w\}%s$" % re.escape(HOSTED),
+               r"^Mlocal,\s+P=%s," % re.escape(run.sm.local_mailer)):
+        m = re.search(rx, cf, re.M)
+        assert m, "generated sendmail.cf lacks %r" % rx
+        note("sendmail.cf: " + m.group(0))
+    assert not re.search(r"^DS.", cf, re.M), "a smart host in the cf"
+
+
+def run_main_cases(report, run):
+    sm = run.sm
+
+    def parse_bt():
+        rcpts = ["alice@enforce.test", "%s@%s" % (LOCAL_USER, HOSTED)]
+        out = sm.bt("".join("/parse %s\n" % r for r in rcpts))
+        got = [l.strip() for l in out.splitlines() if l.startswith("mailer ")]
+        note("\n".join("/parse %s -> %s" % rg for rg in zip(rcpts, got)))
+        assert len(got) == 2, out[-2000:]
+        assert re.match(r"mailer esmtp, host enforce\.test\.?, user alice@enforce\.test$",
+                        got[0]), got[0]
+        assert re.match(r"mailer local, user %s$" % LOCAL_USER, got[1]), got[1]
+    report.run("sendmail -bt /parse: enforce.test by esmtp to its own name, %s by the "
+               "local mailer ({rcpt_mailer}, {rcpt_host})" % HOSTED, parse_bt)
 
     def enforce_tagged():
-        n = len(env.sink.messages())
-        r = env.submit(["alice@enforce.test"], label="enforce")
-        assert r.rcpt["alice@enforce.test"][0] == 250 and r.queue_id, \
-            "%r\n%s" % (r, env.diagnostics())
-        state["enforce"] = r
-        m = env.delivered(n)[0]
+        rcpt = "alice@enforce.test"
+        s = run.submit(sm, [rcpt], label="enforce")
+        run.state["enforce"] = s
+        m = run.at_mx(s, [rcpt])[rcpt]
+        assert m.meta["sink"] == "mx1.enforce.test" and m.tls, m.summary()
         tags = tags_by_domain(m)
         assert set(tags) == {"enforce.test"}, "tag headers: %r\n%s" % (
-            m.headers("X-MTA-STS"), env.diagnostics())
+            m.headers("X-MTA-STS"), run.diagnostics(sm))
         expect_fields(tags["enforce.test"], {"result": "policy", "mode": "enforce",
-                                             "id": ENF["id"]}, "X-MTA-STS")
-        assert m.header("X-MTA-STS-Route") == "enforce", m.headers("X-MTA-STS-Route")
-        env.sm.wait_log(r"Milter", queue_id=r.queue_id, timeout=5)
+                                             "id": ENF_ID}, "X-MTA-STS")
+        assert m.headers("X-MTA-STS-Route") == ["enforce"], m.headers("X-MTA-STS-Route")
+        assert sm.log_lines(s.queue_id, r"Milter \(mtasts\) add: header: X-MTA-STS:"), \
+            "\n".join(sm.log_lines(s.queue_id))
+        d = run.decisions(s, 1)
+        assert len(d) == 1 and d[0].get("action") == "route-enforce", d
         note("delivered: " + m.summary())
-    report.run("enforce.test through Sendmail: X-MTA-STS policy/enforce and route header",
-               enforce_tagged)
+    report.run("enforce.test by MX: X-MTA-STS policy/enforce and route header at "
+               "mx1.enforce.test", enforce_tagged)
+
+    def tags_per_domain():
+        rcpts = ["carol@enforce.test", "dave@testing.test", "erin@nopolicy.test"]
+        s = run.submit(sm, rcpts, label="three domains")
+        bad = {r: c for r, c in s.result.rcpt.items() if c[0] != 250}
+        assert not bad, "recipients refused (SMTP to their own MX: none should be): %r" % bad
+        got = run.at_mx(s, rcpts)
+        want = {"enforce.test": {"result": "policy", "mode": "enforce", "id": ENF_ID},
+                "testing.test": {"result": "policy", "mode": "testing", "id": TST_ID},
+                "nopolicy.test": {"result": "none"}}
+        for r in rcpts:
+            m = got[r]
+            dom = r.split("@")[1]
+            assert m.meta["sink"] == "mx1." + dom and m.rcpt_to == [r], m.summary()
+            tags = tags_by_domain(m)
+            assert set(tags) == set(want), "%s: tags %r" % (r, m.headers("X-MTA-STS"))
+            for d, f in want.items():
+                expect_fields(tags[d], f, "X-MTA-STS (%s copy)" % dom)
+            assert m.headers("X-MTA-STS-Route") == ["enforce"], m.headers("X-MTA-STS-Route")
+        acts = {d["domain"]: d["action"] for d in run.decisions(s, 3)}
+        assert acts == {"enforce.test": "route-enforce", "testing.test": "accept",
+                        "nopolicy.test": "accept"}, acts
+        note("tags of the testing.test copy: %r" % got[rcpts[1]].headers("X-MTA-STS"))
+    report.run("enforce, testing and no-policy recipients in one message: no 452, each MX "
+               "copy tagged per recipient domain", tags_per_domain)
 
     def forged_replaced():
-        n = len(env.sink.messages())
         forged = ["X-MTA-STS: nopolicy.test; result=policy; mode=enforce; id=forged",
                   "X-MTA-STS-Route: enforce"]
-        r = env.submit(["erin@nopolicy.test"], extra_headers=forged, label="forged")
-        assert r.queue_id, r
-        m = env.delivered(n)[0]
+        rcpt = "frank@nopolicy.test"
+        s = run.submit(sm, [rcpt], extra_headers=forged, label="forged")
+        m = run.at_mx(s, [rcpt])[rcpt]
         vals = m.headers("X-MTA-STS")
         assert len(vals) == 1 and "forged" not in vals[0], \
             "want only the milter's X-MTA-STS header, got %r" % vals
@@ -133,109 +329,212 @@ def run_cases(report, env):
     report.run("forged tag and route headers are replaced (Sendmail header indexes)",
                forged_replaced)
 
-    def mixed_452():
-        n = len(env.sink.messages())
-        rcpts = ["frank@enforce.test", "gina@testing.test"]
-        r = env.submit(rcpts, label="mixed")
-        code, text = r.rcpt["gina@testing.test"]
-        assert code == 452 and "4.5.3" in text, \
-            "second recipient: got %d %r, want 452 4.5.3" % (code, text)
-        assert r.rcpt["frank@enforce.test"][0] == 250 and r.queue_id, r
-        m = env.delivered(n)[0]
-        assert m.rcpt_to == ["frank@enforce.test"], m.rcpt_to
-        note("RCPT reply for the second recipient: %d %s" % (code, text))
-    report.run("mixed enforce/testing recipients: 452 4.5.3 for the second", mixed_452)
+    def hosted_local():
+        rcpt = "%s@%s" % (LOCAL_USER, HOSTED)
+        s = run.submit(sm, [rcpt], label="local")
+        user, msg = run.local(s, rcpt)
+        assert user == LOCAL_USER, user
+        no_tags(local_headers(msg), "the locally delivered message")
+        assert not sm.log_lines(s.queue_id, r"Milter \(mtasts\) add:"), \
+            "\n".join(sm.log_lines(s.queue_id))
+        ds = run.decisions(s, 1)
+        assert len(ds) == 1, ds
+        expect_local_skip(ds[0], rcpt)
+        assert not run.lab.delivered(s), "%s reached an MX" % s
+        note("decision: " + json.dumps(ds[0], sort_keys=True))
+        note("\n".join(sm.log_lines(s.queue_id, r"to=<")))
+    report.run("%s (enforce policy, Sendmail's own: class w): mailer local, skipped with "
+               "the transport named, no tag, delivered locally" % HOSTED, hosted_local)
 
-    def decisions():
-        r = state.get("enforce")
-        if r is None:
+    def mixed(first, second, retry_local):
+        rcpts = [first, second]
+        s = run.submit(sm, rcpts, label="mixed %s, %s" % tuple(rcpts))
+        code, text = s.result.rcpt[second]
+        assert code == 452 and "4.5.3" in text, \
+            "second recipient %s: got %d %r, want 452 4.5.3" % (second, code, text)
+        assert s.result.rcpt[first][0] == 250, s.result
+        note("RCPT reply for %s: %d %s" % (second, code, text))
+        ds = {d["domain"]: d for d in run.decisions(s, 2)}
+        assert ds[second.split("@")[1]]["action"] == "split", ds
+        if retry_local:                 # second is the local one
+            m = run.at_mx(s, [first])[first]
+            assert m.rcpt_to == [first], m.rcpt_to
+            assert set(tags_by_domain(m)) == {"enforce.test"}, m.headers("X-MTA-STS")
+            assert m.headers("X-MTA-STS-Route") == ["enforce"], m.headers("X-MTA-STS-Route")
+            assert "transport local" in ds[HOSTED]["reason"], ds[HOSTED]
+            s2 = run.submit(sm, [second], label="retry " + second)
+            user, msg = run.local(s2, second)
+            no_tags(local_headers(msg), "the retried local message")
+            expect_local_skip(run.decisions(s2, 1)[0], "retry")
+        else:                           # first is the local one
+            user, msg = run.local(s, first)
+            no_tags(local_headers(msg), "the local message")
+            expect_local_skip(ds[HOSTED], "local first")
+            assert not run.lab.delivered(s), "%s reached an MX" % s
+            s2 = run.submit(sm, [second], label="retry " + second)
+            m = run.at_mx(s2, [second])[second]
+            assert set(tags_by_domain(m)) == {"enforce.test"}, m.headers("X-MTA-STS")
+            assert m.headers("X-MTA-STS-Route") == ["enforce"], m.headers("X-MTA-STS-Route")
+        note("decisions: " + json.dumps(ds, sort_keys=True))
+
+    local_rcpt = "%s@%s" % (LOCAL_USER, HOSTED)
+    report.run("esmtp enforce recipient, then a local one in the same transaction: 452 "
+               "4.5.3 for the local one, delivered in a transaction of its own",
+               mixed, "gina@enforce.test", local_rcpt, True)
+    report.run("local recipient, then an esmtp enforce one: 452 4.5.3 for the enforce one, "
+               "tagged at its MX in a transaction of its own",
+               mixed, local_rcpt, "hank@enforce.test", False)
+
+    def hosted_mx_untouched():
+        sink = run.lab.sink("mx1." + HOSTED)
+        with sink._lock:
+            trans = list(sink.transcript)
+        assert not sink.messages() and not any("<<< MAIL" in l for l in trans), \
+            sink.describe()
+        lines = sm.log_lines(pattern=r"relay=mx1\.%s" % re.escape(HOSTED))
+        assert not lines, "\n".join(lines)
+    report.run("mx1.%s never got mail, and Sendmail never connected to it" % HOSTED,
+               hosted_mx_untouched)
+
+    def decisions_qid():
+        s = run.state.get("enforce")
+        if s is None:
             raise harness.Skip("the enforce message was not accepted")
-        ds = env.milter.wait_decisions(
-            lambda ds: any(d.get("queue_id") == r.queue_id for d in ds), timeout=10)
-        mine = [d for d in ds if d.get("queue_id") == r.queue_id]
-        note("decision log:\n" + "\n".join(json.dumps(d, sort_keys=True) for d in ds))
+        mine = run.decisions(s, 1)
+        note("decision log:\n" + "\n".join(json.dumps(d, sort_keys=True)
+                                          for d in run.lab.daemon.decisions()))
         assert len(mine) == 1 and mine[0].get("domain") == "enforce.test", \
-            "want one enforce.test line with Sendmail queue id %s, got %r" % (r.queue_id, mine)
-        assert env.sm.log_lines(r.queue_id), "queue id %s not in the Sendmail log" % r.queue_id
-    report.run("decision log carries Sendmail's queue id", decisions)
+            "want one enforce.test line with Sendmail queue id %s, got %r" % (s.queue_id, mine)
+        assert sm.log_lines(s.queue_id), "queue id %s not in the Sendmail log" % s.queue_id
+    report.run("decision log carries Sendmail's queue id", decisions_qid)
+
+    def map_bt():
+        doms = ["enforce.test", "testing.test", "nopolicy.test", HOSTED]
+        out = sm.bt("".join("/map sts %s\n" % d for d in doms), cf=sm.cf)
+        got = {d: next((l.strip() for l in out.splitlines() if "(%s)" % d in l), "")
+               for d in doms}
+        for d in doms:
+            note("/map sts %s -> %s" % (d, got[d]))
+        assert "returns secure match=mx1.enforce.test" in got["enforce.test"], \
+            "enforce.test: %r, want 'returns secure match=mx1.enforce.test'" % \
+            got["enforce.test"]
+        assert "no match" in got["nopolicy.test"], \
+            "nopolicy.test: %r, want no match" % got["nopolicy.test"]
+        assert "secure" not in got["testing.test"], \
+            "testing.test must not be enforced: %r" % got["testing.test"]
+    report.run("FEATURE(`sts') map: sendmail -bt /map sts <domain> with the daemon's cf "
+               "(the map knows nothing of local delivery)", map_bt)
+
+
+def run_smart_cases(report, run):
+    def start_smart():
+        run.smart = run.sendmail(
+            "smarthost", snippet_milter_only() +
+            "define(`SMART_HOST', `relay:[%s]')dnl\n" % SMART_HOST)
+        with open(run.smart.cf) as fh:
+            cf = fh.read()
+        assert re.search(r"^DSrelay:\[%s\]$" % re.escape(SMART_HOST), cf, re.M), \
+            "no SMART_HOST in the cf"
+        assert re.search(r"^Xmtasts, S=inet:8462@", cf, re.M), "no milter in the cf"
+    if not report.run("start Sendmail with SMART_HOST relay:[%s] and the snippet's "
+                      "INPUT_MAIL_FILTER" % SMART_HOST, start_smart):
+        return
+    sm = run.smart
+
+    def parse_bt():
+        out = sm.bt("/parse ivan@enforce.test\n")
+        got = [l.strip() for l in out.splitlines() if l.startswith("mailer ")]
+        note("/parse ivan@enforce.test -> %s" % got)
+        assert got == ["mailer relay, host [%s], user ivan@enforce.test" % SMART_HOST], got
+    report.run("sendmail -bt /parse: every recipient by the relay mailer to [%s]"
+               % SMART_HOST, parse_bt)
+
+    def relayed():
+        rcpts = ["ivan@enforce.test", "judy@testing.test", "kim@nopolicy.test"]
+        forged = ["X-MTA-STS: enforce.test; result=policy; mode=enforce; id=forged",
+                  "X-MTA-STS-Route: enforce"]
+        s = run.submit(sm, rcpts, extra_headers=forged, label="smart host")
+        bad = {r: c for r, c in s.result.rcpt.items() if c[0] != 250}
+        assert not bad, "recipients refused: %r" % bad
+        got = run.at_mx(s, rcpts)
+        msgs = {id(m): m for m in got.values()}
+        assert len(msgs) == 1, "want one transaction to the smart host, got %r" % (
+            [m.summary() for m in msgs.values()])
+        m = next(iter(msgs.values()))
+        assert m.meta["sink"] == SMART_HOST and sorted(m.rcpt_to) == sorted(rcpts), \
+            m.summary()
+        assert m.tls, "the smart host got the message without STARTTLS"
+        no_tags(m.headers, "the message at the smart host (forged copies included)")
+        ds = run.decisions(s, 3)
+        assert sorted(d["domain"] for d in ds) == sorted(r.split("@")[1] for r in rcpts), ds
+        for d in ds:
+            assert d.get("action") == "skip", d
+            assert "transport relay next hop [%s]" % SMART_HOST in d.get("reason", "") and \
+                "MTA-STS applies at the relay" in d["reason"], d
+        note("decisions:\n" + "\n".join(json.dumps(d, sort_keys=True) for d in ds))
+        note("\n".join(sm.log_lines(s.queue_id, r"to=<")))
+        assert sm.log_lines(s.queue_id, r"relay=%s\. \[127\.0\.0\.\d+\], dsn=2\.0\.0, "
+                            r"stat=Sent" % re.escape(SMART_HOST)), \
+            "\n".join(sm.log_lines(s.queue_id))
+        note("\n".join(sm.log_lines(s.queue_id, r"Milter")))
+    report.run("enforce, testing and no-policy recipients through the smart host: all "
+               "skipped naming the relay next hop, forged headers removed, nothing lost",
+               relayed)
+
+
+def run_cases(report, run):
+    report.run("plumbing without milter: unpacked Sendmail delivers to the MX found in DNS",
+               case_plumbing, run)
+    if report.run("start Sendmail with packaging/sendmail/mtasts.mc.snippet and "
+                  "LOCAL_DOMAIN(`%s')" % HOSTED, start_main, run):
+        run_main_cases(report, run)
+    run_smart_cases(report, run)
 
     def log_dump():
-        for label, qid in env.queue_ids:
-            note("--- %s (queue id %s)" % (label, qid))
-            note("\n".join(env.sm.log_lines(qid)) or "(no log lines)")
+        for s in run.sent:
+            note("--- %s (queue id %s)" % (s.label, s.queue_id))
+            note("\n".join(re.sub(r"^\w+ +\d+ [\d:]+ ", "", l)
+                           for l in s.pf.log_lines(s.queue_id)) or "(no log lines)")
     report.run("Sendmail log lines of every message (shown above)", log_dump)
 
-    def socketmap_bt():
-        if not env.milter.socketmap_answers():
-            raise harness.Skip("socketmap port %d does not answer (SocketmapSocket not "
-                               "served yet)" % env.milter.socketmap_port)
-        cf = env.sm.make_cf("sts", daemon=False, milter=False,
-                            sts_socketmap=env.milter.socketmap_port)
-        doms = ["enforce.test", "testing.test", "nopolicy.test"]
-        out = env.sm.bt("".join("/map sts %s\n" % d for d in doms), cf=cf)
-        note(out)
-        lines = {d: next((l for l in out.splitlines() if "(%s)" % d in l), "")
-                 for d in doms}
-        assert "returns secure" in lines["enforce.test"] and \
-            "mx1.enforce.test" in lines["enforce.test"], \
-            "enforce.test: %r, want 'returns secure match=...mx1.enforce.test'" % \
-            lines["enforce.test"]
-        assert "no match" in lines["nopolicy.test"], \
-            "nopolicy.test: %r, want no match" % lines["nopolicy.test"]
-        assert "secure" not in lines["testing.test"], \
-            "testing.test must not be enforced: %r" % lines["testing.test"]
-    report.run("FEATURE(`sts') map: sendmail -bt /map sts <domain> against the socketmap",
-               socketmap_bt)
-
-
-def case_plumbing(work):
-    """No milter: Sendmail unpacks, starts, logs, and relays to the sink."""
-    sink = SmtpSink(os.path.join(work, "sink"), name="A")
-    sink.start()
-    sm = SendmailInstance(os.path.join(work, "sendmail"), relay_port=sink.port)
-    try:
-        t0 = time.monotonic()
-        sm.start()
-        note("sendmail listening after %.1f s (unpack, m4, start)" % (time.monotonic() - t0))
-        msg = mtautil.make_message(["u@nopolicy.test"], mail_from=SENDER)
-        r = sm.submit(SENDER, ["u@nopolicy.test"], msg)
-        assert r.queue_id, "%r\n%s" % (r, sm.diagnostics())
-        try:
-            m = sink.wait_for(1, DELIVERY_TIMEOUT)[0]
-        except AssertionError as e:
-            raise AssertionError("%s\n%s" % (e, sm.diagnostics())) from None
-        assert m.rcpt_to == ["u@nopolicy.test"], m.rcpt_to
-        line = sm.wait_log(r"stat=Sent", queue_id=r.queue_id, timeout=5)
-        note(line)
-    finally:
-        sm.stop()
-        sink.stop()
+    def clean_exit():
+        for sm in run.lab.sendmails:    # they hold milter and socketmap connections
+            sm.stop()
+        rc = run.lab.daemon.stop()
+        log = run.lab.daemon.log_text()
+        bad = [l for l in log.splitlines()
+               if re.search(r"Sanitizer|runtime error:|\bcrit\b|\balert\b|\bemerg\b", l)]
+        assert rc == 0 and not bad, "daemon exit status %r, log:\n%s" % (
+            rc, "\n".join(bad) or log[-3000:])
+    report.run("SIGTERM: the daemon exits 0, no sanitizer report in its log", clean_exit)
 
 
 def main():
-    report = harness.TestReport("sendmail + mtasts-milter")
-    why = sendmail_available()
+    why = lab_available("sendmail")
     if why:
-        report.skip("sendmail tests", why)
-        return report.finish()
-    if not harness.have_dnslib():
-        report.skip("sendmail tests", "python3-dnslib missing (DNS fixture)")
-        return report.finish()
-    with harness.workdir("mtasts-sendmail-test.") as work:
-        report.run("plumbing without milter: unpacked Sendmail relays to the sink",
-                   case_plumbing, os.path.join(work, "plumbing"))
-        why = MilterDaemon.available()
-        if why:
-            report.skip("cases with the daemon", why)
+        return harness.skipped("sendmail + mtasts-milter", "sendmail tests", why)
+    rc = netns.run_inside("test_sendmail")
+    if rc is not None:
+        return rc
+    report = harness.TestReport("sendmail + mtasts-milter: MX delivery, local mailer, "
+                                "SMART_HOST (netns %s)" % netns.inside())
+    work = tempfile.mkdtemp(prefix="mtasts-sendmail-test.")
+    keep = bool(os.environ.get("MTASTS_KEEP_WORKDIR"))
+    t0 = time.monotonic()
+    run = Run(work)
+    try:
+        if report.run("start DNS :53, HTTPS :443, MX sinks :25 and mtasts-milter",
+                      run.start_lab):
+            run_cases(report, run)
         else:
-            env = Env(os.path.join(work, "milter"))
-            try:
-                if report.run("start mtasts-milter and sendmail", env.start):
-                    run_cases(report, env)
-                else:
-                    note(env.diagnostics())
-            finally:
-                env.cleanup()
+            note(run.diagnostics())
+    finally:
+        run.lab.stop()
+        note("total %.1f s" % (time.monotonic() - t0))
+        if keep:
+            note("work dir kept: " + work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     return report.finish()
 
 

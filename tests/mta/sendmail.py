@@ -26,16 +26,22 @@ How it runs:
     zero, random, urandom, fd and a /dev/log symlink to a datagram socket
     in the work dir, served by a thread here that writes WORKDIR/sendmail.log.
     (No syslog daemon is needed, and the host's /dev is not touched.)
-  * The .cf is generated from a small .mc with the unpacked m4 macros; all
-    mail goes to SMART_HOST relay:[127.0.0.1] on relay_port (a sink);
-    host names are resolved from a private hosts file only (service switch
-    "hosts files"), so no DNS is used.
+  * The .cf is generated from a small .mc with the unpacked m4 macros;
+    with relay_port all mail goes to SMART_HOST relay:[127.0.0.1] on that
+    port (a sink) and host names are resolved from a private hosts file
+    only (service switch "hosts files"), so no DNS is used; with
+    relay_port=None it delivers to MX hosts through DNS (a DeliveryLab).
+  * local_domains= puts domains in class w (LOCAL_DOMAIN): their mail goes
+    to the local mailer, here a small script that stores each message in
+    WORKDIR/local/ (local_messages() reads them), instead of procmail.
   * The binary is copied without its set-gid bit, and LD_LIBRARY_PATH
     points at the unpacked libwrap0.
 Needs root (namespaces, mount, mknod), unshare and m4.
 """
 
 import atexit
+import email
+import email.policy
 import glob
 import os
 import re
@@ -164,6 +170,17 @@ exec "$@"
 """
 
 
+# The local mailer of local_domains (P=, A=local-mailer.sh $u; F=f puts
+# "-f SENDER" first, so the user is the last argument): one file per
+# delivery, renamed into place when complete.
+_LOCAL_MAILER = r"""#!/bin/sh
+umask 022
+for u; do :; done
+f="%s/$u.$(/bin/date +%%s%%N).$$"
+/bin/cat > "$f.tmp" && /bin/mv "$f.tmp" "$f.eml"
+"""
+
+
 class SendmailInstance(mtautil.MtaLog):
     """One unpacked Sendmail under workdir.
 
@@ -177,11 +194,17 @@ class SendmailInstance(mtautil.MtaLog):
       recipient domain on port 25, host names resolved with "hosts files dns"
       (the resolver of /etc/resolv.conf, e.g. a DeliveryLab's DNS).
     ca_file: CACertFile (and CACertPath = its directory) for verifying
-      the certificates of the servers it delivers to."""
+      the certificates of the servers it delivers to.
+    canonify: leave out FEATURE(`nocanonify'), as a default install does:
+      host names canonified through DNS.  (Seen either way: the next hop
+      of an SMTP recipient, {rcpt_host}, ends in a dot, "example.com.".)
+    local_domains: domains Sendmail delivers itself (class w, mailer
+      local), with the local mailer storing messages in WORKDIR/local/."""
 
     def __init__(self, workdir, relay_port, milter=None,
                  milter_flags="T=S:10s;R:30s;E:1m", smtp_port=None, sts_socketmap=None,
-                 mc_extra="", hostname=HOSTNAME, ca_file=None):
+                 mc_extra="", hostname=HOSTNAME, ca_file=None, canonify=False,
+                 local_domains=()):
         self.workdir = os.path.abspath(workdir)
         self.root = os.path.join(self.workdir, "root")
         self.relay_port = relay_port
@@ -192,6 +215,10 @@ class SendmailInstance(mtautil.MtaLog):
         self.mc_extra = mc_extra
         self.hostname = hostname
         self.ca_file = ca_file
+        self.canonify = canonify
+        self.local_domains = list(local_domains)
+        self.local_dir = os.path.join(self.workdir, "local")
+        self.local_mailer = os.path.join(self.workdir, "local-mailer.sh")
         self.log = os.path.join(self.workdir, "sendmail.log")
         self.logsock = os.path.join(self.workdir, "log.sock")
         self.out = os.path.join(self.workdir, "sendmail.out")
@@ -255,9 +282,15 @@ class SendmailInstance(mtautil.MtaLog):
             "define(`confDELIVERY_MODE', `background')dnl",
             "FEATURE(`no_default_msa')dnl",
             "FEATURE(`accept_unresolvable_domains')dnl",
-            "FEATURE(`nocanonify')dnl",
             "FEATURE(`promiscuous_relay')dnl",
         ]
+        if not self.canonify:
+            lines.append("FEATURE(`nocanonify')dnl")
+        if self.local_domains:
+            # After OSTYPE's FEATURE(local_procmail), before MAILER(`local').
+            lines += ["LOCAL_DOMAIN(`%s')dnl" % d for d in self.local_domains]
+            lines += ["define(`LOCAL_MAILER_PATH', `%s')dnl" % self.local_mailer,
+                      "define(`LOCAL_MAILER_ARGS', `local-mailer.sh $u')dnl"]
         if self.relay_port is not None:
             lines += ["define(`SMART_HOST', `relay:[127.0.0.1]')dnl",
                       "define(`RELAY_MAILER_ARGS', `TCP $h %d')dnl" % self.relay_port,
@@ -299,6 +332,12 @@ class SendmailInstance(mtautil.MtaLog):
                 with open(path, "w") as fh:
                     fh.write(text)
                 os.chmod(path, 0o644)
+        if self.local_domains:
+            os.makedirs(self.local_dir, exist_ok=True)
+            os.chmod(self.local_dir, 0o1777)
+            with open(self.local_mailer, "w") as fh:
+                fh.write(_LOCAL_MAILER % self.local_dir)
+            os.chmod(self.local_mailer, 0o755)
 
     def make_cf(self, name, daemon=True, milter=True, sts_socketmap=None):
         """Write NAME.mc and generate NAME.cf; returns the .cf path."""
@@ -395,6 +434,21 @@ class SendmailInstance(mtautil.MtaLog):
 
     def log_path(self):
         return self.log
+
+    def local_messages(self):
+        """What the local mailer stored, oldest first: (user, message) with
+        message an email.message.Message."""
+        out = []
+        try:
+            names = [n for n in os.listdir(self.local_dir) if n.endswith(".eml")]
+        except OSError:
+            return out
+        paths = sorted((os.path.join(self.local_dir, n) for n in names), key=os.path.getmtime)
+        for path in paths:
+            with open(path, "rb") as fh:
+                msg = email.message_from_binary_file(fh, policy=email.policy.compat32)
+            out.append((os.path.basename(path).split(".", 1)[0], msg))
+        return out
 
     def queue_files(self):
         try:
