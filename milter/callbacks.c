@@ -40,7 +40,11 @@ typedef struct msg_ctx {
     mt_runtime *rt; /* the settings snapshot for the whole message (taken at MAIL) */
     bool null_sender;
     /* Routing: FILTER mtasts-enforce sends every recipient of the message
-     * to its domain's MX, bypassing local delivery and transport maps. */
+     * to its domain's MX, bypassing local delivery and transport maps.
+     * Only Postfix acts on the route header (milter_header_checks); an MTA
+     * that applies the socketmap to every delivery itself (Sendmail's
+     * FEATURE(`sts')) has no route to get wrong, so it never splits. */
+    bool header_routing;
     bool has_enforce; /* a recipient needs the enforced-TLS transport */
     bool has_keep;    /* a recipient must keep the MTA's own route (skipped ones) */
     bool mixed;       /* both, accepted with SplitMixed off: the message is not routed */
@@ -190,7 +194,7 @@ static bool msg_admit(SMFICTX *ctx, msg_ctx *m, const char *qid, sts_decision *d
     char text[STS_DOMAIN_MAX + 160];
     char why[sizeof(d->reason)];
 
-    if (enforce ? !m->has_keep : !m->has_enforce) {
+    if (!m->header_routing || (enforce ? !m->has_keep : !m->has_enforce)) {
         if (enforce)
             m->has_enforce = true;
         else
@@ -296,7 +300,8 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
     /* The queue id at every stage that uses it, and at RCPT the route. */
     if (f0 & SMFIF_SETSYMLIST) {
         *pf0 |= SMFIF_SETSYMLIST;
-        (void)smfi_setsymlist(ctx, SMFIM_ENVFROM, (char *)"i");
+        /* v: the MTA's name and version ("Postfix 3.7.11"; Sendmail: "8.17.1.9"). */
+        (void)smfi_setsymlist(ctx, SMFIM_ENVFROM, (char *)"i v");
         /* The MTA's own routing of the recipient: who delivers it, where. */
         (void)smfi_setsymlist(ctx, SMFIM_ENVRCPT, (char *)"i {rcpt_mailer} {rcpt_host}");
         (void)smfi_setsymlist(ctx, SMFIM_EOM, (char *)"i");
@@ -305,6 +310,16 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 }
 
 /* ------------------------------------------------------------ envelope */
+
+/* Whether the MTA routes by our header: Postfix (its milter macro v is
+ * "Postfix VERSION" unless milter_macro_v was changed), or an MTA that
+ * does not say (splitting is the safe side).  Sendmail's v is its bare
+ * version number ("8.17.1.9"): it enforces with FEATURE(`sts') at every
+ * delivery and ignores the header. */
+static bool mta_routes_by_header(const char *v)
+{
+    return v == NULL || !sts_is_digit((unsigned char)v[0]);
+}
 
 static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 {
@@ -330,6 +345,7 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
         return cc->mail_noreply ? SMFIS_NOREPLY : r;
     }
     cc->msg->null_sender = strcmp(from, "<>") == 0 || from[0] == '\0';
+    cc->msg->header_routing = mta_routes_by_header(smfi_getsymval(ctx, (char *)"v"));
     /* One snapshot per message: header names cannot change between the
      * header callbacks and EOM, and headers take no lock. */
     cc->msg->rt = mt_runtime_acquire();

@@ -40,8 +40,12 @@ class Script:
         self.lines.append(line)
         return self
 
-    def mail(self, sender, qid="QID1"):
-        return self.add('mt.macro(conn, SMFIC_MAIL, "i", %s)' % lua_str(qid)).add(
+    def mail(self, sender, qid="QID1", mta=None):
+        """mta: the macro v the MTA sends ("Postfix 3.7.11", Sendmail "8.17.1.9")."""
+        macros = [lua_str("i"), lua_str(qid)]
+        if mta is not None:
+            macros += [lua_str("v"), lua_str(mta)]
+        return self.add('mt.macro(conn, SMFIC_MAIL, %s)' % ", ".join(macros)).add(
             'if mt.mailfrom(conn, %s) ~= nil then error("mailfrom") end' % lua_str(sender)).add(
             'if mt.getreply(conn) ~= SMFIR_CONTINUE then error("MAIL not accepted") end')
 
@@ -282,6 +286,25 @@ def run_tests(report, work, sock, dlog, proc, conf, errfile):
         assert d["local.example"]["action"] == "skip", d
     report.run("enforce with a recipient the MTA delivers itself: the later one gets "
                "452 4.5.3, whichever came first", mixed_keep)
+
+    def sendmail_never_splits():
+        # Sendmail (v is its bare version) enforces with FEATURE(`sts') at
+        # every delivery and ignores the route header: no 452 needed.
+        s = Script(sock).mail("<a@example.net>", "QIDS", mta="8.17.1.9").rcpt(
+            "<bob@enforce.test>", qid="QIDS", route=("esmtp", "enforce.test.")).rcpt(
+            "<root@hosted.example>", qid="QIDS", route=("local", "")).headers(
+            ("Subject", "hi")).added("X-MTA-STS", TAG_ENF)
+        run_script(work, "sendmail-mixed", s)
+        d = {x["domain"]: x["action"] for x in decisions(dlog) if x["queue_id"] == "QIDS"}
+        assert d == {"enforce.test": "route-enforce", "hosted.example": "skip"}, d
+        # Postfix named in v: the split stays.
+        s = Script(sock).mail("<a@example.net>", "QIDP", mta="Postfix 3.7.11").rcpt(
+            "<bob@enforce.test>", qid="QIDP", route=SMTP("enforce.test")).rcpt(
+            "<root@hosted.example>", "SMFIR_REPLYCODE", qid="QIDP",
+            route=("virtual", "hosted.example")).headers(("Subject", "hi"))
+        run_script(work, "postfix-mixed", s)
+    report.run("Sendmail (macro v a bare version) never gets a 452 for mixed recipients; "
+               "Postfix does", sendmail_never_splits)
 
     def no_macros():
         # Every other case of this file that sends no route macros counts
