@@ -12,7 +12,7 @@
  * and fills the cache.  A server that must not hold a thread per cold
  * domain asks with sts_engine_lookup_async(): a miss is answered later by
  * a callback on the loop thread, at completion or deadline.  RFC 8461
- * caching rules (3.3, 5.1, 8.1, 8.3) are applied here; see engine.c.
+ * caching rules (3.3, 5.1, 8.1, 8.3) are applied here; see engine_rules.c.
  */
 #ifndef STS_ENGINE_H
 #define STS_ENGINE_H
