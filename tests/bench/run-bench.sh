@@ -7,9 +7,12 @@
 #   engine   starts the DNS and HTTPS fixtures on 127.0.0.1 and runs
 #            tests/bench/bench_engine through tests/bench/bench_fixtures.py,
 #            which prints every figure and a summary table (about a minute);
-#   postfix  tests/bench/bench_postfix.py: a private Postfix, smtp-source and
-#            smtp-sink, tests/bench/noop_milter and the daemon, alternated over
-#            3 rounds (about two minutes; skipped, saying why, without root
+#   postfix  tests/bench/bench_postfix.py: a private Postfix delivering by MX
+#            lookup (no relayhost, in a private network namespace: DNS on
+#            :53, an smtp-sink per MX host on 127.0.0.N:25) so that the
+#            daemon looks up, tags and routes every recipient; smtp-source,
+#            tests/bench/noop_milter and the daemon, alternated over 3 rounds
+#            (about two minutes; skipped, saying why, without root, ip netns
 #            or Postfix).
 #   socketmap  tests/bench/bench_socketmap.py: tests/bench/smap_load against
 #            the daemon's socketmap, the peer (run in a private network
