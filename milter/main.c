@@ -211,9 +211,10 @@ static int drop_privileges(const char *spec, const char *const *own, size_t nown
     return 0;
 }
 
-/* Every socketmap connection is a file descriptor (SM_MAX_CONNECTIONS,
- * socketmap.c), beside the milter's and the engine's: the common soft
- * limit of 1024 would refuse connections long before that.  Raise the
+/* Every socketmap connection is a file descriptor (SocketmapMaxConnections,
+ * and as many again on their way out), beside the milter's and the
+ * engine's: the common soft limit of 1024 would refuse connections long
+ * before that.  Raise the
  * soft limit to the hard one, as root before the drop. */
 static void raise_fd_limit(void)
 {
@@ -308,18 +309,20 @@ static void reload(const char *path, const char *sock, const char *user, const c
                     (cur->cfg.f != NULL && strcmp(cur->cfg.f, rt->cfg.f) != 0))
 #define NCHANGED(f) (cur->cfg.f != rt->cfg.f)
     /* Only the milter's own settings (envelope budget, fail action, header
-     * names, SplitMixed, EarlyTempfail, LocalDomains) change on reload; the
-     * rest was used to build sockets, the engine and the logs. */
+     * names, SplitMixed, EarlyTempfail, LocalDomains) and the socketmap's
+     * profiles, timeouts and per-peer limit change on reload; the rest was
+     * used to build sockets, the engine, the connection table and the logs. */
     if (CHANGED(socket) || CHANGED(socketmap_socket) || CHANGED(user_id) ||
         CHANGED(cache_store) || CHANGED(dns_servers) || CHANGED(ca_file) ||
         CHANGED(decision_log) || CHANGED(pid_file) || CHANGED(syslog_facility) ||
         NCHANGED(dns_timeout_ms) || NCHANGED(dns_tries) || NCHANGED(https_timeout_ms) ||
         NCHANGED(https_connect_timeout_ms) || NCHANGED(policy_port) || NCHANGED(cache_size) ||
         NCHANGED(negative_ttl) || NCHANGED(recheck_interval) || NCHANGED(retry_interval) ||
-        NCHANGED(refresh_idle) || NCHANGED(max_discoveries) || NCHANGED(discovery_queue))
+        NCHANGED(refresh_idle) || NCHANGED(max_discoveries) || NCHANGED(discovery_queue) ||
+        NCHANGED(socketmap_max_connections))
         sts_log(STS_LOG_WARNING, "-", "reload",
-                "changes to sockets, UserID, DecisionLog, PidFile, SyslogFacility, DNS, HTTPS "
-                "or cache settings take effect at the next restart");
+                "changes to sockets, UserID, DecisionLog, PidFile, SyslogFacility, DNS, HTTPS, "
+                "cache settings or SocketmapMaxConnections take effect at the next restart");
 #undef NCHANGED
 #undef CHANGED
     mt_runtime_release(cur);

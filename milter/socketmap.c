@@ -11,15 +11,29 @@
  * domains are cold.  The lookup's callback, on the engine's loop thread,
  * writes the reply and re-arms the connection; a worker then sends it and
  * answers the requests behind it.  Bounded: request size, connection
- * buffers, connection count, and (in the engine) waiting lookups.
+ * buffers, and (in the engine) waiting lookups.
+ *
+ * Connections are bounded too, without letting idle ones lock the MTA out
+ * (issue 15): the acceptor admits each into a table (smap/smap_conns.h)
+ * that counts them in all (SocketmapMaxConnections) and per peer, a user
+ * of this host or a remote address (SocketmapMaxPerPeer); at a limit the
+ * longest-idle connection (of that peer, or in all) is shut down to make
+ * room, never one with a request in progress, and a warning says so once
+ * a second.  The acceptor also closes connections idle for
+ * SocketmapIdleTimeout, longer than Postfix keeps its own (10 s idle, 100 s
+ * in all), and those stalled mid-request or not reading their replies for
+ * SocketmapRequestTimeout.  It only shuts a socket down (under the table's
+ * lock, so the socket is still open): the worker that gets the resulting
+ * event sees the connection CLOSED and frees it, so ownership below holds.
  *
  * Ownership of a connection, the invariant that makes it race-free
  * without a lock per connection: at any time exactly one of
  *   ARMED   the epoll set (EPOLLONESHOT: nobody touches it until an event),
  *   SERVING the worker that took its event,
  *   PARKED  its pending engine lookup (the callback),
- * owns it, and only the owner reads or writes it (but for the links of
- * the connection list, under list_mu).  SERVING -> ARMED and
+ * owns it, and only the owner reads or writes it (but for its entry in
+ * the connection table, which the table may turn from IDLE or WAITING to
+ * CLOSED, under its lock).  SERVING -> ARMED and
  * PARKED -> ARMED by epoll_ctl(MOD); ARMED -> SERVING by epoll_wait;
  * SERVING -> PARKED when sts_engine_lookup_async() parks (the worker
  * touches nothing of it afterwards: the callback may already run);
@@ -33,6 +47,7 @@
 #include "buildconf.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,15 +58,18 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/buf.h"
 #include "base/log.h"
+#include "base/sockpeer.h"
+#include "base/sockspec.h"
 #include "runtime.h"
 #include "smap/netstring.h"
 #include "smap/smap.h"
+#include "smap/smap_conns.h"
 #include "socketmap.h"
-#include "base/sockspec.h"
 
 #define SM_MAX_WORKERS 8
 #define SM_MAX_REQUEST 1024      /* payload bytes: "name key" */
@@ -60,13 +78,16 @@
 #define SM_MAX_REPLY 16384       /* one reply payload (TLSRPT attributes make it long) */
 #define SM_OUT_HIGH (SM_MAX_OUTBUF - SM_MAX_REPLY - 16) /* no new request above this:
                                                            room for one framed reply */
-#define SM_MAX_CONNECTIONS 4096
 #define SM_BATCH 32              /* ready connections taken per epoll_wait */
+#define SM_ACCEPT_BATCH 64       /* connections accepted between two looks at the clock */
+#define SM_SLOT_WAIT_MS 1000     /* most a newcomer waits for the workers to free a slot */
 
 typedef struct conn {
-    struct conn *prev, *next; /* every open connection, for the final close */
     mt_socketmap *sm;
     int fd;
+    unsigned slot;    /* in sm->table */
+    int64_t progress; /* us: last request received whole, replies drained, or
+                         nothing pending: WAITING counts from here */
     sts_buf in;
     sts_buf out;
     size_t out_off;
@@ -90,10 +111,12 @@ struct mt_socketmap {
     int nworkers;
     bool acceptor_started;
     atomic_bool stopping;
-    atomic_int nconns;
-    pthread_mutex_t list_mu;
-    conn *conns;
+    sts_smap_conns *table; /* every open connection */
     sts_buf cb_reply; /* the callbacks' reply buffer (the engine runs them one at a time) */
+    /* The acceptor's own. */
+    sts_sockpeer_finder finder;
+    bool said_peer_unknown;
+    unsigned max_conns;
 };
 
 /* Per worker: the settings snapshot it answers with, re-taken only when a
@@ -148,7 +171,6 @@ sts_status mt_socketmap_open(const char *spec, mt_socketmap **out, sts_why *why)
         return STS_NOMEM;
     }
     sm->lfd = sm->epfd = sm->wakefd = -1;
-    pthread_mutex_init(&sm->list_mu, NULL);
     if (sts_sockspec_parse(spec, &ss, &sl, why) != STS_OK)
         goto fail;
     fam = ss.ss_family;
@@ -157,7 +179,8 @@ sts_status mt_socketmap_open(const char *spec, mt_socketmap **out, sts_why *why)
         memcpy(sm->unix_path, ((struct sockaddr_un *)&ss)->sun_path, sizeof(sm->unix_path));
         (void)unlink(sm->unix_path); /* stale socket of an earlier run */
     }
-    sm->lfd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Non-blocking: the acceptor polls it beside its clock. */
+    sm->lfd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (sm->lfd < 0)
         goto syserr;
     if (fam != AF_UNIX)
@@ -173,22 +196,23 @@ syserr:
 fail:
     if (sm->lfd >= 0)
         (void)close(sm->lfd);
-    pthread_mutex_destroy(&sm->list_mu);
     free(sm->spec);
     free(sm);
     return STS_PERMFAIL;
 }
 
+static int64_t now_us(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Out of the table first: from then on the table never touches its socket. */
 static void conn_free(mt_socketmap *sm, conn *c)
 {
-    pthread_mutex_lock(&sm->list_mu);
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        sm->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    pthread_mutex_unlock(&sm->list_mu);
+    sts_smap_conns_remove(sm->table, c->slot);
     (void)epoll_ctl(sm->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     (void)close(c->fd);
     sts_buf_free(&c->in);
@@ -196,7 +220,25 @@ static void conn_free(mt_socketmap *sm, conn *c)
     if (c->wait_rt != NULL)
         mt_runtime_release(c->wait_rt); /* parked when the daemon stopped */
     free(c);
-    atomic_fetch_sub(&sm->nconns, 1);
+}
+
+/* The table's close_fn, under its lock: the EPOLLHUP this raises hands
+ * the connection to a worker, which finds it CLOSED and frees it. */
+static void conn_shut(void *owner)
+{
+    const conn *c = owner;
+
+    (void)shutdown(c->fd, SHUT_RDWR);
+}
+
+/* Before handing c back to epoll: idle, or waiting for its peer since its
+ * last progress (a request half received, or replies not read yet). */
+static void conn_rest(mt_socketmap *sm, conn *c)
+{
+    if (c->in.len > 0 || c->out.len > 0)
+        sts_smap_conns_wait(sm->table, c->slot, c->progress);
+    else
+        sts_smap_conns_idle(sm->table, c->slot, now_us());
 }
 
 /* Send what can be sent now; -1 on a dead peer. */
@@ -214,6 +256,8 @@ static int flush_out(conn *c)
         }
         c->out_off += (size_t)w;
     }
+    if (c->out.len > 0)
+        c->progress = now_us(); /* the peer has read every reply */
     sts_buf_reset(&c->out);
     c->out_off = 0;
     return 0;
@@ -260,6 +304,8 @@ static void on_answer(void *arg, const sts_answer *a)
     mt_runtime_release(c->wait_rt);
     c->wait_rt = NULL;
     c->wait_p = NULL;
+    c->progress = now_us();
+    conn_rest(sm, c);
     ev.events = interest(c);
     ev.data.ptr = c;
     if (epoll_ctl(sm->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
@@ -389,6 +435,7 @@ static bool process(mt_socketmap *sm, conn *c)
         memmove(c->in.data, c->in.data + used, c->in.len - used);
         c->in.len -= used;
         c->in.data[c->in.len] = '\0';
+        c->progress = now_us();
         switch (answer(sm, c, payload)) {
         case REQ_PARKED:
             return true;
@@ -415,6 +462,8 @@ static serve_result serve(mt_socketmap *sm, conn *c)
 {
     char chunk[4096];
 
+    if (c->in.len == 0 && c->out.len == 0)
+        c->progress = now_us(); /* nothing was pending until this event */
     if (flush_out(c) != 0)
         return SERVE_CLOSE;
     if (process(sm, c))
@@ -467,6 +516,10 @@ static void *worker_main(void *arg)
 
             if (c == NULL) /* the stop eventfd; the close frees the rest */
                 goto out;
+            if (!sts_smap_conns_take(sm->table, c->slot)) {
+                conn_free(sm, c); /* the table closed it: idle too long, or to make room */
+                continue;
+            }
             switch (serve(sm, c)) {
             case SERVE_PARKED:
                 continue;
@@ -476,6 +529,7 @@ static void *worker_main(void *arg)
             case SERVE_REARM:
                 break;
             }
+            conn_rest(sm, c);
             ev.events = interest(c);
             if (epoll_ctl(sm->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
                 conn_free(sm, c);
@@ -486,44 +540,182 @@ out:
     return NULL;
 }
 
+/* A flood makes the limits close or refuse thousands of connections a
+ * second: a line at once, then at most one a second with the numbers
+ * since (as the engine's overload warning). */
+typedef struct tally {
+    unsigned n[2]; /* evicted and refused, or idle and stalled */
+    unsigned limit;
+    int64_t said; /* the second of the last line */
+    /* The peer named: the one that hit its limit most since the last line
+     * (a majority vote, Boyer-Moore: the flooder, whoever else hit it). */
+    sts_sockpeer peer;
+    unsigned votes;
+} tally;
+
+typedef struct acceptor_state {
+    tally full, peer, timeout;
+} acceptor_state;
+
+/* The counts since the last line into n, when a line is due (one a
+ * second at most, none for nothing). */
+static bool tally_take(tally *t, int64_t now, unsigned n[2])
+{
+    if ((t->n[0] | t->n[1]) == 0 || now / 1000000 == t->said)
+        return false;
+    t->said = now / 1000000;
+    n[0] = t->n[0];
+    n[1] = t->n[1];
+    t->n[0] = t->n[1] = 0;
+    return true;
+}
+
+static void say_tallies(acceptor_state *a, int64_t now)
+{
+    unsigned n[2];
+
+    if (tally_take(&a->full, now, n))
+        sts_log(STS_LOG_WARNING, "-", "socketmap-limit", "reason=full limit=%u evicted=%u refused=%u",
+                a->full.limit, n[0], n[1]);
+    if (tally_take(&a->peer, now, n)) {
+        char peer[STS_SOCKPEER_SHOW_MAX];
+
+        sts_log(STS_LOG_WARNING, "-", "socketmap-limit",
+                "reason=peer peer=%s limit=%u evicted=%u refused=%u",
+                sts_sockpeer_show(&a->peer.peer, peer, sizeof(peer)), a->peer.limit, n[0], n[1]);
+        a->peer.votes = 0;
+    }
+    if (tally_take(&a->timeout, now, n))
+        sts_log(STS_LOG_INFO, "-", "socketmap-timeout", "idle=%u stalled=%u", n[0], n[1]);
+}
+
+/* Who is at the other end, for SocketmapMaxPerPeer (unknown when it is
+ * off: no lookup then). */
+static void identify(mt_socketmap *sm, int fd, unsigned per_peer, sts_sockpeer *peer)
+{
+    sts_why why = { "" };
+
+    if (per_peer == 0 || sts_sockpeer_identify(&sm->finder, fd, peer, &why) == STS_OK)
+        return;
+    if (sm->finder.broken && !sm->said_peer_unknown) {
+        sm->said_peer_unknown = true;
+        sts_log(STS_LOG_WARNING, "-", "socketmap-peer-unknown",
+                "reason=\"%s\" local TCP clients cannot be told apart: SocketmapMaxPerPeer "
+                "counts UNIX socket users and remote addresses only", why.text);
+    }
+}
+
+/* Into the table (making room, or refused: tallied), then into epoll. */
+static void admit(mt_socketmap *sm, acceptor_state *a, int fd, unsigned per_peer)
+{
+    sts_sockpeer peer = { .kind = STS_SOCKPEER_UNKNOWN };
+    struct epoll_event ev;
+    sts_smap_admit r = STS_SMAP_NO_SLOT;
+    unsigned slot = 0;
+    conn *c = calloc(1, sizeof(*c));
+
+    if (c == NULL) {
+        (void)close(fd);
+        return;
+    }
+    identify(sm, fd, per_peer, &peer);
+    c->sm = sm;
+    c->fd = fd;
+    c->progress = now_us();
+    /* No slot: the workers have not yet freed the connections closed to
+     * make room.  Wait for them (the flood waits in the backlog) rather
+     * than refuse the newcomer, who may be the MTA. */
+    for (int ms = 0; ms < SM_SLOT_WAIT_MS && !atomic_load(&sm->stopping); ms++) {
+        r = sts_smap_conns_admit(sm->table, &peer, c, per_peer, c->progress, &slot);
+        if (r != STS_SMAP_NO_SLOT)
+            break;
+        usleep(1000);
+    }
+    if (r == STS_SMAP_NO_SLOT)
+        r = STS_SMAP_REFUSED_FULL;
+    if (r == STS_SMAP_ADMITTED_FULL || r == STS_SMAP_REFUSED_FULL) {
+        a->full.n[r == STS_SMAP_REFUSED_FULL]++;
+        a->full.limit = sm->max_conns;
+    } else if (r == STS_SMAP_ADMITTED_PEER || r == STS_SMAP_REFUSED_PEER) {
+        a->peer.n[r == STS_SMAP_REFUSED_PEER]++;
+        a->peer.limit = per_peer;
+        if (a->peer.votes == 0)
+            a->peer.peer = peer;
+        if (sts_sockpeer_same(&peer, &a->peer.peer))
+            a->peer.votes++;
+        else
+            a->peer.votes--;
+    }
+    if (r == STS_SMAP_REFUSED_FULL || r == STS_SMAP_REFUSED_PEER) {
+        free(c);
+        (void)close(fd);
+        return;
+    }
+    c->slot = slot;
+    sts_buf_init(&c->in, SM_MAX_INBUF);
+    sts_buf_init(&c->out, SM_MAX_OUTBUF);
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+    ev.data.ptr = c;
+    if (epoll_ctl(sm->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+        conn_free(sm, c);
+}
+
+/* Accept what is waiting, a batch at a time; false after a failure that
+ * is not "none left". */
+static bool accept_some(mt_socketmap *sm, acceptor_state *a, unsigned per_peer)
+{
+    for (int i = 0; i < SM_ACCEPT_BATCH; i++) {
+        int fd = accept4(sm->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+        if (fd >= 0) {
+            admit(sm, a, fd, per_peer);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || atomic_load(&sm->stopping))
+            return true;
+        sts_log(STS_LOG_WARNING, "-", "socketmap-accept", "%s", strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* Accepts, and every quarter of the shorter timeout (at least every 0.1 s,
+ * at most every second) closes what has been idle or stalled too long.
+ * The limits and timeouts are the current settings' (SIGHUP changes them
+ * for what comes next); the table's size is fixed at start. */
 static void *acceptor_main(void *arg)
 {
     mt_socketmap *sm = arg;
+    acceptor_state a;
+    int64_t next_sweep = 0;
 
+    memset(&a, 0, sizeof(a));
     while (!atomic_load(&sm->stopping)) {
-        int fd = accept4(sm->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        struct epoll_event ev;
-        conn *c;
+        const mt_runtime *rt = current_runtime();
+        int64_t idle = (int64_t)rt->cfg.socketmap_idle_timeout * 1000000;
+        int64_t stall = (int64_t)rt->cfg.socketmap_request_timeout * 1000000;
+        int64_t period = (idle < stall ? idle : stall) / 4, now = now_us();
+        struct pollfd pf[2] = { { sm->lfd, POLLIN, 0 }, { sm->wakefd, POLLIN, 0 } };
 
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN)
-                continue;
-            if (atomic_load(&sm->stopping))
-                break;
-            sts_log(STS_LOG_WARNING, "-", "socketmap-accept", "%s", strerror(errno));
+        period = period < 100000 ? 100000 : period > 1000000 ? 1000000 : period;
+        if (now >= next_sweep) {
+            sts_smap_conns_sweep(sm->table, idle, stall, now, &a.timeout.n[0], &a.timeout.n[1]);
+            next_sweep = now + period;
+        }
+        say_tallies(&a, now);
+        if (poll(pf, 2, (int)((next_sweep - now + 999) / 1000)) < 0 && errno != EINTR) {
+            sts_log(STS_LOG_WARNING, "-", "socketmap-accept", "poll: %s", strerror(errno));
+            usleep(100000);
+            continue;
+        }
+        if (pf[1].revents != 0) /* stopping */
+            break;
+        if (pf[0].revents != 0 && !accept_some(sm, &a, rt->cfg.socketmap_max_per_peer))
             usleep(100000); /* EMFILE and friends: do not spin */
-            continue;
-        }
-        if (atomic_load(&sm->nconns) >= SM_MAX_CONNECTIONS || (c = calloc(1, sizeof(*c))) == NULL) {
-            (void)close(fd);
-            continue;
-        }
-        c->sm = sm;
-        c->fd = fd;
-        sts_buf_init(&c->in, SM_MAX_INBUF);
-        sts_buf_init(&c->out, SM_MAX_OUTBUF);
-        atomic_fetch_add(&sm->nconns, 1);
-        pthread_mutex_lock(&sm->list_mu);
-        c->next = sm->conns;
-        if (sm->conns != NULL)
-            sm->conns->prev = c;
-        sm->conns = c;
-        pthread_mutex_unlock(&sm->list_mu);
-        ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
-        ev.data.ptr = c;
-        if (epoll_ctl(sm->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
-            conn_free(sm, c);
     }
+    worker_state_free();
     return NULL;
 }
 
@@ -531,7 +723,17 @@ sts_status mt_socketmap_start(mt_socketmap *sm, sts_engine *engine, sts_why *why
 {
     struct epoll_event ev;
 
+    mt_runtime *rt = mt_runtime_acquire();
+
+    sm->max_conns = rt->cfg.socketmap_max_connections;
+    mt_runtime_release(rt);
     sm->engine = engine;
+    sts_sockpeer_finder_init(&sm->finder);
+    sm->table = sts_smap_conns_new(sm->max_conns, conn_shut);
+    if (sm->table == NULL) {
+        sts_why_set(why, "socketmap: out of memory");
+        return STS_NOMEM;
+    }
     sm->epfd = epoll_create1(EPOLL_CLOEXEC);
     sm->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (sm->epfd < 0 || sm->wakefd < 0) {
@@ -560,14 +762,15 @@ sts_status mt_socketmap_start(mt_socketmap *sm, sts_engine *engine, sts_why *why
         return STS_TEMPFAIL;
     }
     sm->acceptor_started = true;
-    sts_log(STS_LOG_INFO, "-", "socketmap", "listening on %s with %d workers", sm->spec,
-            sm->nworkers);
+    sts_log(STS_LOG_INFO, "-", "socketmap", "listening on %s with %d workers, max_connections=%u",
+            sm->spec, sm->nworkers, sm->max_conns);
     return STS_OK;
 }
 
 void mt_socketmap_close(mt_socketmap *sm)
 {
     uint64_t one = 1;
+    conn *c;
 
     if (sm == NULL)
         return;
@@ -589,12 +792,13 @@ void mt_socketmap_close(mt_socketmap *sm)
      * and it is freed, once. */
     if (sm->engine != NULL)
         sts_engine_lookup_cancel(sm->engine, on_answer, NULL, "socketmap stopping");
-    while (sm->conns != NULL) {
-        (void)flush_out(sm->conns);
-        conn_free(sm, sm->conns);
+    while (sm->table != NULL && (c = sts_smap_conns_any(sm->table)) != NULL) {
+        (void)flush_out(c);
+        conn_free(sm, c);
     }
+    sts_smap_conns_free(sm->table);
+    sts_sockpeer_finder_close(&sm->finder);
     sts_buf_free(&sm->cb_reply);
-    pthread_mutex_destroy(&sm->list_mu);
     (void)close(sm->lfd);
     if (sm->epfd >= 0)
         (void)close(sm->epfd);

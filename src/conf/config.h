@@ -25,6 +25,10 @@ typedef struct sts_config {
     char *socketmap_socket;   /* SocketmapSocket: same syntax */
     char *socketmap_profiles; /* SocketmapProfile: one "NAME option=value ..." per line
                                  ('\n'-joined, canonical form); NULL = built-ins only */
+    unsigned socketmap_max_connections; /* SocketmapMaxConnections */
+    unsigned socketmap_max_per_peer;    /* SocketmapMaxPerPeer: 0 = no per-peer limit */
+    unsigned socketmap_idle_timeout;    /* SocketmapIdleTimeout (s) */
+    unsigned socketmap_request_timeout; /* SocketmapRequestTimeout (s) */
     char *user_id;            /* UserID: user[:group] to run as */
     char *pid_file;           /* PidFile */
     char *syslog_facility;    /* SyslogFacility: mail, local0..local7, daemon */

@@ -124,6 +124,10 @@ static const value_case default_cases[] = {
     { "default_https_timeout_one_minute", "", "HTTPSTimeout", "60000ms" },
     { "default_policy_port_443", "", "PolicyPort", "443" },
     { "default_cache_store_sqlite", "", "CacheStore", "sqlite:/var/lib/mtasts-milter/cache.db" },
+    { "default_socketmap_max_connections", "", "SocketmapMaxConnections", "4096" },
+    { "default_socketmap_max_per_peer_half_the_connections", "", "SocketmapMaxPerPeer", "2048" },
+    { "default_socketmap_idle_timeout_above_postfix_ttl", "", "SocketmapIdleTimeout", "300s" },
+    { "default_socketmap_request_timeout", "", "SocketmapRequestTimeout", "30s" },
 };
 
 /* Good values, one or more per key, and the value they give. */
@@ -142,6 +146,15 @@ static const value_case accept_cases[] = {
       "inet:18461@127.0.0.1" },
     { "socketmap_socket_unix", "SocketmapSocket unix:/run/sm.sock", "SocketmapSocket",
       "unix:/run/sm.sock" },
+    /* Socketmap connection limits (issue 15) */
+    { "socketmap_max_connections_min", "SocketmapMaxConnections 16", "SocketmapMaxConnections",
+      "16" },
+    { "socketmap_max_per_peer_zero_is_no_limit", "SocketmapMaxPerPeer 0", "SocketmapMaxPerPeer",
+      "0" },
+    { "socketmap_idle_timeout_minutes", "SocketmapIdleTimeout 10m", "SocketmapIdleTimeout",
+      "600s" },
+    { "socketmap_request_timeout_min", "SocketmapRequestTimeout 1", "SocketmapRequestTimeout",
+      "1s" },
     /* UserID */
     { "user_id_user", "UserID postfix", "UserID", "postfix" },
     { "user_id_user_group", "UserID mtasts:mail", "UserID", "mtasts:mail" },
@@ -346,6 +359,12 @@ static const error_case reject_cases[] = {
       "DNSTimeout: 99 is out of range 100ms..60000ms" },
     { "dns_timeout_above_max", "DNSTimeout 60001", 0, "60001 is out of range 100ms..60000ms" },
     { "dns_timeout_above_max_in_seconds", "DNSTimeout 61s", 0, "61s is out of range" },
+    { "socketmap_max_connections_below_min", "SocketmapMaxConnections 15", 0,
+      "SocketmapMaxConnections: 15 is out of range 16..100000" },
+    { "socketmap_idle_timeout_zero", "SocketmapIdleTimeout 0", 0,
+      "SocketmapIdleTimeout: 0 is out of range 1s..86400s" },
+    { "socketmap_request_timeout_above_max", "SocketmapRequestTimeout 2h", 0,
+      "SocketmapRequestTimeout: 2h is out of range 1s..3600s" },
     { "dns_timeout_zero", "DNSTimeout 0s", 0, "0s is out of range" },
     { "dns_timeout_huge_seconds_no_overflow", "DNSTimeout 18446744073709552s", 0,
       "is out of range 100ms..60000ms" },
@@ -537,6 +556,10 @@ static void test_later_text_overrides_earlier(void **state)
 static const char all_keys_text[] =
     "Socket unix:/run/m.sock\n"
     "SocketmapSocket inet6:18461@[::1]\n"
+    "SocketmapMaxConnections 512\n"
+    "SocketmapMaxPerPeer 64\n"
+    "SocketmapIdleTimeout 2m\n"
+    "SocketmapRequestTimeout 10\n"
     "UserID postfix:mail\n"
     "PidFile /run/m.pid\n"
     "SyslogFacility LOCAL3\n"
@@ -630,6 +653,10 @@ static void test_print_format(void **state)
         "budget=3000ms match=wildcard tlsrpt=no dane=no\n"
         "SocketmapProfile sts kind=tls servername=yes strict_testing=no on_fail=notfound "
         "budget=3000ms match=wildcard tlsrpt=no dane=no\n"
+        "SocketmapMaxConnections 4096\n"
+        "SocketmapMaxPerPeer 2048\n"
+        "SocketmapIdleTimeout 300s\n"
+        "SocketmapRequestTimeout 30s\n"
         "UserID mtasts\n"
         "# PidFile (unset)\n"
         "SyslogFacility mail\n"
@@ -679,7 +706,7 @@ static void test_struct_fields_match_keys(void **state)
 {
     sts_config cfg;
     sts_why why;
-    char text[1024];
+    char text[4096];
 
     (void)state;
     (void)snprintf(text, sizeof(text), "%sCAFile %s\n", all_keys_text, ca_path);
@@ -687,6 +714,10 @@ static void test_struct_fields_match_keys(void **state)
     check_ok(parse_text(&cfg, text, strlen(text), &why), &why);
     assert_string_equal(cfg.socket, "unix:/run/m.sock");
     assert_string_equal(cfg.socketmap_socket, "inet6:18461@[::1]");
+    assert_int_equal(cfg.socketmap_max_connections, 512);
+    assert_int_equal(cfg.socketmap_max_per_peer, 64);
+    assert_int_equal(cfg.socketmap_idle_timeout, 120);
+    assert_int_equal(cfg.socketmap_request_timeout, 10);
     assert_string_equal(cfg.user_id, "postfix:mail");
     assert_string_equal(cfg.pid_file, "/run/m.pid");
     assert_string_equal(cfg.syslog_facility, "local3");
