@@ -28,6 +28,7 @@
 #include <libmilter/mfapi.h>
 
 #include "base/buf.h"
+#include "decision/rcpt.h"
 #include "decision/route.h"
 #include "sts/domain.h"
 #include "base/log.h"
@@ -302,8 +303,10 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
         *pf0 |= SMFIF_SETSYMLIST;
         /* v: the MTA's name and version ("Postfix 3.7.11"; Sendmail: "8.17.1.9"). */
         (void)smfi_setsymlist(ctx, SMFIM_ENVFROM, (char *)"i v");
-        /* The MTA's own routing of the recipient: who delivers it, where. */
-        (void)smfi_setsymlist(ctx, SMFIM_ENVRCPT, (char *)"i {rcpt_mailer} {rcpt_host}");
+        /* The MTA's own routing of the recipient: who delivers it, where,
+         * and the address as it parsed it (whose domain it routes to). */
+        (void)smfi_setsymlist(ctx, SMFIM_ENVRCPT,
+                              (char *)"i {rcpt_mailer} {rcpt_host} {rcpt_addr}");
         (void)smfi_setsymlist(ctx, SMFIM_EOM, (char *)"i");
     }
     return SMFIS_CONTINUE;
@@ -376,8 +379,23 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
     m = cc->msg;
     rt = m->rt;
     qid = queue_id(ctx, cc);
-    if (!sts_envelope_domain(rcpt, raw, sizeof(raw))) {
+    /* The domain the MTA routes the recipient to: {rcpt_addr} is the
+     * address as the MTA itself parsed it (Postfix: resolved, after its
+     * local-domain and percent-hack rewriting), so it wins over our
+     * reading of the RCPT argument, which is kept for an MTA that does not
+     * send the macro and for Sendmail's local recipients (rcpt.h). */
+    switch (sts_rcpt_domain(rcpt, smfi_getsymval(ctx, (char *)"{rcpt_addr}"), raw, sizeof(raw),
+                            &why)) {
+    case STS_RCPT_DOMAIN:
+        break;
+    case STS_RCPT_NO_DOMAIN:
         sts_decide_skip("-", "local recipient without a domain", &d);
+        r = msg_keep(ctx, m, qid, &d);
+        goto done;
+    case STS_RCPT_MALFORMED:
+        sts_decide_skip("-", "", &d);
+        (void)snprintf(d.reason, sizeof(d.reason), "recipient address not understood: %s",
+                       why.text);
         r = msg_keep(ctx, m, qid, &d);
         goto done;
     }
