@@ -382,6 +382,46 @@ def run_tests(report, work, sock, dlog, proc, conf, errfile):
         assert d == [("hosted.example", "skip")], d
     report.run("{rcpt_addr}, the address the MTA parsed, decides the domain", rcpt_addr_macro)
 
+    def domain_cap():
+        # 256 recipient domains fill the message's table; the 257th gets
+        # 452 4.5.3 and is never logged as routed.  A domain already in the
+        # table still joins.
+        s = Script(sock).mail("<a@example.net>", "QIDC1").rcpt(
+            "<c@testing.test>", qid="QIDC1", route=SMTP("testing.test"))
+        for i in range(1, 256):
+            s.rcpt("<x@n%d.test>" % i, qid="QIDC1", route=SMTP("n%d.test" % i))
+        s.rcpt("<bob@enforce.test>", "SMFIR_REPLYCODE", qid="QIDC1",
+               route=SMTP("enforce.test")).rcpt(
+            "<c2@testing.test>", qid="QIDC1", route=SMTP("testing.test")).headers(
+            ("Subject", "hi")).added(
+            "X-MTA-STS", "testing.test; result=policy; mode=testing; id=testing1; "
+            "mx=mx1.testing.test,*.mx.testing.test").added(
+            "X-MTA-STS", "n255.test; result=none").added("X-MTA-STS-Route", "none")
+        run_script(work, "domain-cap", s)
+        d = [x for x in decisions(dlog) if x["queue_id"] == "QIDC1"]
+        enf = [x for x in d if x["domain"] == "enforce.test"]
+        assert len(enf) == 1 and enf[0]["action"] == "split", enf
+        assert "too many recipient domains" in enf[0]["reason"], enf
+        assert not any(x["action"] == "route-enforce" for x in d), d
+        assert [x["action"] for x in d if x["domain"] == "testing.test"] == ["accept"] * 2, d
+        assert len([x for x in d if x["action"] == "accept"]) == 257, len(d)
+        # Skipped recipients take entries too (Sendmail, where nothing is
+        # split for the route): past 256, a new one gets 452 as well.
+        s = Script(sock).mail("<a@example.net>", "QIDC2", mta="8.17.1.9")
+        for i in range(256):
+            s.rcpt("<x@[10.0.%d.%d]>" % (i // 200, i % 200), qid="QIDC2")
+        s.rcpt("<bob@enforce.test>", "SMFIR_REPLYCODE", qid="QIDC2").rcpt(
+            "<y@[10.0.1.56]>", "SMFIR_REPLYCODE", qid="QIDC2").rcpt(
+            "<z@[10.0.0.7]>", qid="QIDC2").headers(("Subject", "hi")).not_added("X-MTA-STS")
+        run_script(work, "domain-cap-skipped", s)
+        d = [x for x in decisions(dlog) if x["queue_id"] == "QIDC2"]
+        split = sorted(x["domain"] for x in d if x["action"] == "split")
+        assert split == ["[10.0.1.56]", "enforce.test"], split
+        assert not any(x["action"] == "route-enforce" for x in d), d
+        assert len([x for x in d if x["action"] == "skip"]) == 257, len(d)
+    report.run("past 256 recipient domains a new one gets 452 4.5.3, logged as split, "
+               "never as routed", domain_cap)
+
     def early_tempfail():
         s = Script(sock).mail("<a@example.net>").rcpt("<x@badmx.test>", "SMFIR_REPLYCODE").rcpt(
             "<bob@enforce.test>").headers(("Subject", "hi")).added("X-MTA-STS", TAG_ENF)
