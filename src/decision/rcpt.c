@@ -61,17 +61,14 @@ static bool rd_is_special(unsigned char ch)
     return ch != '\0' && strchr("()<>[]:;@,.\"", ch) != NULL;
 }
 
+/* Say what is wrong with the byte at off (one the reader has seen). */
 static void rd_fail(const rd *r, size_t off, const char *what)
 {
     char q[16];
 
-    if (r->why == NULL)
-        return;
-    if (off < (size_t)(r->c.p + r->c.len - r->base))
+    if (r->why != NULL)
         sts_why_set(r->why, "%s at offset %zu ('%s')", what, off,
                     sts_quote(q, sizeof(q), r->base + off, 1));
-    else
-        sts_why_set(r->why, "%s at the end", what);
 }
 
 static void rd_take(rd *r, size_t n)
