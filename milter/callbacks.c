@@ -28,6 +28,7 @@
 #include <libmilter/mfapi.h>
 
 #include "base/buf.h"
+#include "decision/rcpt.h"
 #include "decision/route.h"
 #include "sts/domain.h"
 #include "base/log.h"
@@ -116,30 +117,39 @@ static void msg_reset(conn_ctx *cc)
     cc->msg = NULL;
 }
 
-/* Room for one more domain; false at MT_MAX_DOMAINS or on OOM. */
-static bool msg_grow(msg_ctx *m)
+/* Room for one more entry: STS_OK, STS_PERMFAIL when the message holds
+ * MT_MAX_DOMAINS already, STS_NOMEM when memory runs out. */
+static sts_status msg_grow(msg_ctx *m)
 {
     size_t cap;
     sts_decision *dom;
     unsigned *nrcpt;
 
     if (m->ndom < m->cap)
-        return true;
+        return STS_OK;
     if (m->cap >= MT_MAX_DOMAINS)
-        return false;
+        return STS_PERMFAIL;
     cap = m->cap == 0 ? 2 : m->cap * 2;
     if (cap > MT_MAX_DOMAINS)
         cap = MT_MAX_DOMAINS;
     dom = sts_realloc_array(m->dom, cap, sizeof(*dom));
     if (dom == NULL)
-        return false;
+        return STS_NOMEM;
     m->dom = dom;
     nrcpt = sts_realloc_array(m->nrcpt, cap, sizeof(*nrcpt));
     if (nrcpt == NULL)
-        return false;
+        return STS_NOMEM;
     m->nrcpt = nrcpt;
     m->cap = cap;
-    return true;
+    return STS_OK;
+}
+
+/* Store a recipient in the room msg_grow made: logged at the end of the
+ * message, and tagged unless skipped. */
+static void msg_store(msg_ctx *m, const sts_decision *d)
+{
+    m->nrcpt[m->ndom] = 1;
+    m->dom[m->ndom++] = *d;
 }
 
 static sfsistat fail_action(const mt_runtime *rt)
@@ -159,26 +169,6 @@ static void log_decision(const char *qid, const sts_decision *d)
             sts_action_name(d->action), d->from_cache ? "yes" : "no", d->reason);
     if (mt_dlog != NULL && sts_dlog_write(mt_dlog, (int64_t)time(NULL), qid, d, &why) != STS_OK)
         sts_log(STS_LOG_ERR, qid, "decision-log-error", "reason=\"%s\"", why.text);
-}
-
-/* A skipped recipient is logged at end of message like the others, when
- * the MTA has given the message its queue id (Postfix opens the queue file
- * only once a first recipient is accepted); the same domain and reason
- * count once.  Without room it is logged now, with what id there is. */
-static void msg_skip(msg_ctx *m, const char *qid, const sts_decision *d)
-{
-    for (size_t i = 0; i < m->ndom; i++)
-        if (m->dom[i].action == STS_ACT_SKIP && strcmp(m->dom[i].domain, d->domain) == 0 &&
-            strcmp(m->dom[i].reason, d->reason) == 0) {
-            m->nrcpt[i]++;
-            return;
-        }
-    if (!msg_grow(m)) {
-        log_decision(qid, d);
-        return;
-    }
-    m->nrcpt[m->ndom] = 1;
-    m->dom[m->ndom++] = *d;
 }
 
 /* Whether the message can take one more recipient of this kind without a
@@ -235,12 +225,60 @@ static bool msg_admit(SMFICTX *ctx, msg_ctx *m, const char *qid, sts_decision *d
     return false;
 }
 
-/* A recipient that is not looked up, and keeps the MTA's own route. */
+/* A recipient that would need a new entry when the message has
+ * MT_MAX_DOMAINS: refused with 452 4.5.3, the reply for too many
+ * recipients (RFC 5321 4.5.3.1.10), which the client sends again in
+ * another transaction, and logged as split.  Accepted, it could be
+ * neither tagged nor logged at the end of the message, and the route the
+ * message gets would not have been decided with it. */
+static sfsistat msg_full(SMFICTX *ctx, const char *qid, sts_decision *d)
+{
+    char why[sizeof(d->reason)];
+
+    (void)smfi_setreply(ctx, (char *)"452", (char *)"4.5.3",
+                        (char *)"too many recipient domains in one message: try again in a "
+                                "separate transaction");
+    (void)snprintf(why, sizeof(why), "%s", d->reason);
+    d->action = STS_ACT_SPLIT;
+    (void)snprintf(d->reason, sizeof(d->reason),
+                   "too many recipient domains in one message (%d at most): deferred "
+                   "(452 4.5.3)%s%.160s%s",
+                   MT_MAX_DOMAINS, why[0] != '\0' ? " (" : "", why, why[0] != '\0' ? ")" : "");
+    log_decision(qid, d);
+    return SMFIS_TEMPFAIL;
+}
+
+/* A recipient that is not looked up, and keeps the MTA's own route.  It is
+ * logged at the end of the message like the others, when the MTA has given
+ * the message its queue id (Postfix opens the queue file only once a first
+ * recipient is accepted); the same domain and reason count once. */
 static sfsistat msg_keep(SMFICTX *ctx, msg_ctx *m, const char *qid, sts_decision *d)
 {
+    for (size_t i = 0; i < m->ndom; i++)
+        if (m->dom[i].action == STS_ACT_SKIP && strcmp(m->dom[i].domain, d->domain) == 0 &&
+            strcmp(m->dom[i].reason, d->reason) == 0) {
+            m->nrcpt[i]++; /* admitted with the first of them */
+            return SMFIS_CONTINUE;
+        }
+    switch (msg_grow(m)) {
+    case STS_OK:
+        break;
+    case STS_PERMFAIL:
+        return msg_full(ctx, qid, d);
+    default:
+        sts_log(STS_LOG_ERR, qid, "nomem", "domain=%s no memory to record a recipient",
+                d->domain);
+        if (fail_action(m->rt) == SMFIS_TEMPFAIL)
+            return SMFIS_TEMPFAIL;
+        /* Accepted: its route still counts, and it is logged now, as it is. */
+        if (!msg_admit(ctx, m, qid, d, false))
+            return SMFIS_TEMPFAIL;
+        log_decision(qid, d);
+        return SMFIS_CONTINUE;
+    }
     if (!msg_admit(ctx, m, qid, d, false))
         return SMFIS_TEMPFAIL;
-    msg_skip(m, qid, d);
+    msg_store(m, d);
     return SMFIS_CONTINUE;
 }
 
@@ -302,8 +340,10 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
         *pf0 |= SMFIF_SETSYMLIST;
         /* v: the MTA's name and version ("Postfix 3.7.11"; Sendmail: "8.17.1.9"). */
         (void)smfi_setsymlist(ctx, SMFIM_ENVFROM, (char *)"i v");
-        /* The MTA's own routing of the recipient: who delivers it, where. */
-        (void)smfi_setsymlist(ctx, SMFIM_ENVRCPT, (char *)"i {rcpt_mailer} {rcpt_host}");
+        /* The MTA's own routing of the recipient: who delivers it, where,
+         * and the address as it parsed it (whose domain it routes to). */
+        (void)smfi_setsymlist(ctx, SMFIM_ENVRCPT,
+                              (char *)"i {rcpt_mailer} {rcpt_host} {rcpt_addr}");
         (void)smfi_setsymlist(ctx, SMFIM_EOM, (char *)"i");
     }
     return SMFIS_CONTINUE;
@@ -376,8 +416,23 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
     m = cc->msg;
     rt = m->rt;
     qid = queue_id(ctx, cc);
-    if (!sts_envelope_domain(rcpt, raw, sizeof(raw))) {
+    /* The domain the MTA routes the recipient to: {rcpt_addr} is the
+     * address as the MTA itself parsed it (Postfix: resolved, after its
+     * local-domain and percent-hack rewriting), so it wins over our
+     * reading of the RCPT argument, which is kept for an MTA that does not
+     * send the macro and for Sendmail's local recipients (rcpt.h). */
+    switch (sts_rcpt_domain(rcpt, smfi_getsymval(ctx, (char *)"{rcpt_addr}"), raw, sizeof(raw),
+                            &why)) {
+    case STS_RCPT_DOMAIN:
+        break;
+    case STS_RCPT_NO_DOMAIN:
         sts_decide_skip("-", "local recipient without a domain", &d);
+        r = msg_keep(ctx, m, qid, &d);
+        goto done;
+    case STS_RCPT_MALFORMED:
+        sts_decide_skip("-", "", &d);
+        (void)snprintf(d.reason, sizeof(d.reason), "recipient address not understood: %s",
+                       why.text);
         r = msg_keep(ctx, m, qid, &d);
         goto done;
     }
@@ -422,7 +477,20 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
             m->nrcpt[i]++; /* same domain as an earlier recipient: same decision */
             goto done;
         }
-
+    /* Room first: a recipient that cannot be stored is never looked up,
+     * admitted to the message's route or accepted under a decision line. */
+    switch (msg_grow(m)) {
+    case STS_OK:
+        break;
+    case STS_PERMFAIL:
+        sts_decide_skip(domain, "", &d);
+        r = msg_full(ctx, qid, &d);
+        goto done;
+    default:
+        sts_log(STS_LOG_ERR, qid, "nomem", "domain=%s no memory to record a recipient", domain);
+        r = fail_action(rt);
+        goto done;
+    }
     if (sts_engine_lookup(mt_engine, domain, (int)rt->cfg.envelope_timeout_ms, &a) != STS_OK) {
         sts_log(STS_LOG_ERR, qid, "nomem", "domain=%s lookup out of memory", domain);
         r = fail_action(rt);
@@ -452,12 +520,7 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
         r = SMFIS_TEMPFAIL;
         goto done;
     }
-    if (msg_grow(m)) {
-        m->nrcpt[m->ndom] = 1;
-        m->dom[m->ndom++] = d;
-    } else {
-        log_decision(qid, &d); /* not tagged, but never unrecorded */
-    }
+    msg_store(m, &d);
 done:
     return r;
 }

@@ -84,10 +84,4 @@ const char *sts_action_name(sts_action a);
 /* "enforce" / "none": the routing header value for a class. */
 const char *sts_class_name(sts_class c);
 
-/* Extract the domain of an SMTP envelope address ("<user@Example.COM>",
- * with or without angle brackets, possibly with ESMTP source route
- * "@a,@b:user@d") into out (not normalised).  False when there is no
- * domain part (a local recipient such as "<postmaster>", or "<>"). */
-bool sts_envelope_domain(const char *addr, char *out, size_t outsz);
-
 #endif

@@ -49,17 +49,22 @@ class Script:
             'if mt.mailfrom(conn, %s) ~= nil then error("mailfrom") end' % lua_str(sender)).add(
             'if mt.getreply(conn) ~= SMFIR_CONTINUE then error("MAIL not accepted") end')
 
-    def rcpt(self, rcpt, want="SMFIR_CONTINUE", qid="QID1", route=None):
+    def rcpt(self, rcpt, want="SMFIR_CONTINUE", qid="QID1", route=None, addr=None):
         """route: (transport, nexthop) sent as {rcpt_mailer} and {rcpt_host},
-        as Postfix and Sendmail do; None sends neither (an MTA set up not to)."""
+        as Postfix and Sendmail do; None sends neither (an MTA set up not to).
+        addr: the address the MTA parsed, sent as {rcpt_addr} (Postfix: the
+        resolved address, local part RFC 821-quoted); None: not sent."""
         macros = [lua_str("i"), lua_str(qid)]
         if route is not None:
             macros += [lua_str("{rcpt_mailer}"), lua_str(route[0]),
                        lua_str("{rcpt_host}"), lua_str(route[1])]
+        if addr is not None:
+            macros += [lua_str("{rcpt_addr}"), lua_str(addr)]
         return self.add('mt.macro(conn, SMFIC_RCPT, %s)' % ", ".join(macros)).add(
             'if mt.rcptto(conn, %s) ~= nil then error("rcptto") end' % lua_str(rcpt)).add(
-            'if mt.getreply(conn) ~= %s then error("RCPT %s: reply " .. '
-            'tostring(mt.getreply(conn)) .. ", want %s") end' % (want, rcpt, want))
+            'if mt.getreply(conn) ~= %s then error(%s .. '
+            'tostring(mt.getreply(conn)) .. ", want %s") end'
+            % (want, lua_str("RCPT %s: reply " % rcpt), want))
 
     def headers(self, *pairs):
         for name, value in pairs:
@@ -328,6 +333,94 @@ def run_tests(report, work, sock, dlog, proc, conf, errfile):
         assert d["action"] == "skip" and "null sender" in d["reason"], d
     report.run("address literals, local domains and the null sender are skipped and logged",
                literal_local_null)
+
+    def rcpt_syntax():
+        # RFC 5321 forms a naive split gets wrong; the MTA routes each to
+        # enforce.test, so the milter must decide for enforce.test.
+        for n, rcpt in enumerate(('<"a>b"@enforce.test>', "<bob@(c)enforce.test>",
+                                  "<bob@enforce.test >", '<"x\\"@>y"@enforce.test>',
+                                  "<@relay.example,@[192.0.2.9]:bob@enforce.test>")):
+            qid = "QIDQ%d" % n
+            s = Script(sock).mail("<a@example.net>", qid).rcpt(
+                rcpt, qid=qid, route=SMTP("enforce.test")).headers(("Subject", "hi")).added(
+                "X-MTA-STS", TAG_ENF).added("X-MTA-STS-Route", "enforce")
+            run_script(work, "rcpt-syntax-%d" % n, s)
+            d = [x for x in decisions(dlog) if x["queue_id"] == qid]
+            assert [(x["domain"], x["action"]) for x in d] == [
+                ("enforce.test", "route-enforce")], "%s: got %r" % (rcpt, d)
+        # Not one address: skipped, never looked up, the reason logged.
+        s = Script(sock).mail("<a@example.net>", "QIDQX").rcpt(
+            '<"bob@enforce.test>', qid="QIDQX", route=SMTP("enforce.test")).headers(
+            ("Subject", "hi")).not_added("X-MTA-STS").not_added("X-MTA-STS-Route")
+        run_script(work, "rcpt-syntax-bad", s)
+        d = [x for x in decisions(dlog) if x["queue_id"] == "QIDQX"]
+        assert len(d) == 1 and d[0]["action"] == "skip", d
+        assert "not understood: unclosed quoted string" in d[0]["reason"], d
+    report.run("quoted local parts, comments, trailing space, source routes: the domain "
+               "the MTA routes to", rcpt_syntax)
+
+    def rcpt_addr_macro():
+        # {rcpt_addr} is the address the MTA resolved: it wins over the
+        # RCPT argument (Postfix's percent hack for a local domain routes
+        # bob%enforce.test@local.example to enforce.test by SMTP).
+        s = Script(sock).mail("<a@example.net>", "QIDA1").rcpt(
+            "<bob%enforce.test@local.example>", qid="QIDA1", route=SMTP("enforce.test"),
+            addr="bob@enforce.test").rcpt(
+            '<"a>b"@enforce.test>', qid="QIDA1", route=SMTP("enforce.test"),
+            addr='"a>b"@enforce.test').headers(("Subject", "hi")).added(
+            "X-MTA-STS", TAG_ENF).added("X-MTA-STS-Route", "enforce")
+        run_script(work, "rcpt-addr", s)
+        d = [(x["domain"], x["action"]) for x in decisions(dlog) if x["queue_id"] == "QIDA1"]
+        assert d == [("enforce.test", "route-enforce")] * 2, d
+        # Sendmail's {rcpt_addr} of a local recipient has no domain: the
+        # RCPT argument still names it in the log.
+        s = Script(sock).mail("<a@example.net>", "QIDA2", mta="8.17.1.9").rcpt(
+            "<root@hosted.example>", qid="QIDA2", route=("local", ""), addr="root").headers(
+            ("Subject", "hi")).not_added("X-MTA-STS")
+        run_script(work, "rcpt-addr-local", s)
+        d = [(x["domain"], x["action"]) for x in decisions(dlog) if x["queue_id"] == "QIDA2"]
+        assert d == [("hosted.example", "skip")], d
+    report.run("{rcpt_addr}, the address the MTA parsed, decides the domain", rcpt_addr_macro)
+
+    def domain_cap():
+        # 256 recipient domains fill the message's table; the 257th gets
+        # 452 4.5.3 and is never logged as routed.  A domain already in the
+        # table still joins.
+        s = Script(sock).mail("<a@example.net>", "QIDC1").rcpt(
+            "<c@testing.test>", qid="QIDC1", route=SMTP("testing.test"))
+        for i in range(1, 256):
+            s.rcpt("<x@n%d.test>" % i, qid="QIDC1", route=SMTP("n%d.test" % i))
+        s.rcpt("<bob@enforce.test>", "SMFIR_REPLYCODE", qid="QIDC1",
+               route=SMTP("enforce.test")).rcpt(
+            "<c2@testing.test>", qid="QIDC1", route=SMTP("testing.test")).headers(
+            ("Subject", "hi")).added(
+            "X-MTA-STS", "testing.test; result=policy; mode=testing; id=testing1; "
+            "mx=mx1.testing.test,*.mx.testing.test").added(
+            "X-MTA-STS", "n255.test; result=none").added("X-MTA-STS-Route", "none")
+        run_script(work, "domain-cap", s)
+        d = [x for x in decisions(dlog) if x["queue_id"] == "QIDC1"]
+        enf = [x for x in d if x["domain"] == "enforce.test"]
+        assert len(enf) == 1 and enf[0]["action"] == "split", enf
+        assert "too many recipient domains" in enf[0]["reason"], enf
+        assert not any(x["action"] == "route-enforce" for x in d), d
+        assert [x["action"] for x in d if x["domain"] == "testing.test"] == ["accept"] * 2, d
+        assert len([x for x in d if x["action"] == "accept"]) == 257, len(d)
+        # Skipped recipients take entries too (Sendmail, where nothing is
+        # split for the route): past 256, a new one gets 452 as well.
+        s = Script(sock).mail("<a@example.net>", "QIDC2", mta="8.17.1.9")
+        for i in range(256):
+            s.rcpt("<x@[10.0.%d.%d]>" % (i // 200, i % 200), qid="QIDC2")
+        s.rcpt("<bob@enforce.test>", "SMFIR_REPLYCODE", qid="QIDC2").rcpt(
+            "<y@[10.0.1.56]>", "SMFIR_REPLYCODE", qid="QIDC2").rcpt(
+            "<z@[10.0.0.7]>", qid="QIDC2").headers(("Subject", "hi")).not_added("X-MTA-STS")
+        run_script(work, "domain-cap-skipped", s)
+        d = [x for x in decisions(dlog) if x["queue_id"] == "QIDC2"]
+        split = sorted(x["domain"] for x in d if x["action"] == "split")
+        assert split == ["[10.0.1.56]", "enforce.test"], split
+        assert not any(x["action"] == "route-enforce" for x in d), d
+        assert len([x for x in d if x["action"] == "skip"]) == 257, len(d)
+    report.run("past 256 recipient domains a new one gets 452 4.5.3, logged as split, "
+               "never as routed", domain_cap)
 
     def early_tempfail():
         s = Script(sock).mail("<a@example.net>").rcpt("<x@badmx.test>", "SMFIR_REPLYCODE").rcpt(

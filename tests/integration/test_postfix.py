@@ -71,7 +71,7 @@ import harness  # noqa: E402
 import mtautil  # noqa: E402
 import netns  # noqa: E402
 from harness import note  # noqa: E402
-from deliverylab import DeliveryLab, MX, lab_available, SOCKETMAP_PORT  # noqa: E402
+from deliverylab import DeliveryLab, MX, Sent, lab_available, SOCKETMAP_PORT  # noqa: E402
 from milterd import tag_fields, tags_by_domain, expect_fields  # noqa: E402
 
 SENDER = "sender@client.test"
@@ -445,6 +445,30 @@ def cases_with_milter(report, ph):
         note("delivered: " + m.summary())
     run("enforce.test: tagged policy/enforce, routed through mtasts-enforce to %s "
         "(the MX the policy allows) over verified TLS" % MX1, enforce_routed)
+
+    def rcpt_spellings():
+        # RFC 5321 spellings of enforce.test recipients that Postfix routes
+        # to enforce.test (tok822 drops the comment and the space); the
+        # milter must decide for enforce.test too (issue 15).
+        spelled = {"<carol@(c)enforce.test>": "carol@enforce.test",
+                   "<dave@enforce.test >": "dave@enforce.test",
+                   '<"e f"@enforce.test>': '"e f"@enforce.test'}
+        rcpts = list(spelled.values())
+        msg = mtautil.make_message(rcpts, subject="rcpt spellings", mail_from=SENDER)
+        msgid = re.search(rb"^Message-ID: (\S+)\r$", msg, re.M | re.I).group(1).decode()
+        r = mtautil.smtp_submit(ph.pf.smtpd_port, SENDER, list(spelled), msg, raw_rcpt=True)
+        assert r.queue_id and all(c[0] == 250 for c in r.rcpt.values()), r
+        s = Sent(rcpts, msgid, r.queue_id, ph.pf, "rcpt spellings", result=r)
+        ph.sent.append(("rcpt spellings", s))
+        state["rcpt spellings"] = (s, [("enforce.test", "route-enforce")] * len(rcpts))
+        c, dl = expect_delivered(ph, s, {x: (ENFORCE, MX1) for x in rcpts})
+        m = c[rcpts[0]]
+        tags = tags_of(m, ["enforce.test"])
+        expect_fields(tags["enforce.test"], {"result": "policy", "mode": "enforce"}, "X-MTA-STS")
+        assert m.header("X-MTA-STS-Route") == "enforce", m.headers("X-MTA-STS-Route")
+        note(log_transports(dl))
+    run("RCPT TO with a comment, a trailing space, a quoted local part: looked up as "
+        "enforce.test, routed through mtasts-enforce to %s" % MX1, rcpt_spellings)
 
     def others_ordinary():
         want = {"testing.test": ({"result": "policy", "mode": "testing", "id": TST_ID},

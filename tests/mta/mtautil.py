@@ -276,11 +276,13 @@ _QID_RES = (r"queued as ([0-9A-Za-z]+)",                   # Postfix
 
 
 def smtp_submit(port, mail_from, rcpts, message, host="127.0.0.1", timeout=60.0,
-                helo="client.test"):
+                helo="client.test", raw_rcpt=False):
     """One SMTP transaction with smtplib, recipient by recipient so that
     each RCPT reply is seen (smtplib.sendmail hides partial refusals).
     message: bytes or str (CRLF or LF line ends).  DATA is sent when at
-    least one recipient was accepted.  Returns a SubmitResult."""
+    least one recipient was accepted.  raw_rcpt: each rcpt is the RCPT TO
+    argument exactly as given ("<bob@(c)example.com>"), which smtplib
+    would otherwise reduce to a plain <address>.  Returns a SubmitResult."""
     import re
     import smtplib
     res = SubmitResult()
@@ -293,7 +295,7 @@ def smtp_submit(port, mail_from, rcpts, message, host="127.0.0.1", timeout=60.0,
         if code >= 300:
             return res
         for r in rcpts:
-            code, text = s.rcpt(r)
+            code, text = s.docmd("RCPT", "TO:" + r) if raw_rcpt else s.rcpt(r)
             res.rcpt[r] = (code, text.decode("latin-1"))
         if res.accepted():
             code, text = s.data(message)

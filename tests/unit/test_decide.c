@@ -1,6 +1,6 @@
 /*
- * test_decide.c - recipient decisions, tag header text, envelope domain
- * extraction and decision log lines (src/decide.c, src/dlog.c).
+ * test_decide.c - recipient decisions, tag header text and decision log
+ * lines (src/decision/decide.c, src/decision/dlog.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -159,38 +159,6 @@ static void test_skip(void **state)
         fail_msg("skip tag: got '%s'", tag);
 }
 
-typedef struct env_case {
-    const char *name, *addr, *want; /* want NULL: no domain */
-} env_case;
-
-static const env_case env_cases[] = {
-    { "angle_brackets", "<bob@Example.COM>", "Example.COM" },
-    { "no_brackets", "bob@example.com", "example.com" },
-    { "quoted_local_part_with_at", "<\"a@b\"@example.com>", "example.com" },
-    { "source_route", "<@relay.example,@r2.example:bob@example.com>", "example.com" },
-    { "address_literal", "<bob@[192.0.2.1]>", "[192.0.2.1]" },
-    { "trailing_dot_kept_for_normalisation", "<bob@example.com.>", "example.com." },
-    { "local_only", "<postmaster>", NULL },
-    { "null", "<>", NULL },
-    { "empty_domain", "<bob@>", NULL },
-    { "leading_space", " <bob@example.com>", "example.com" },
-};
-
-static void test_envelope_domain(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof(env_cases) / sizeof(env_cases[0]); i++) {
-        const env_case *c = &env_cases[i];
-        char out[300];
-        bool ok = sts_envelope_domain(c->addr, out, sizeof(out));
-
-        if (c->want == NULL && ok)
-            fail_msg("case %s: got domain '%s', want none", c->name, out);
-        if (c->want != NULL && (!ok || strcmp(out, c->want) != 0))
-            fail_msg("case %s: got %s, want '%s'", c->name, ok ? out : "(none)", c->want);
-    }
-}
-
 static void test_dlog_line(void **state)
 {
     sts_policy *p = make_policy(ENF);
@@ -241,7 +209,6 @@ int main(void)
         cmocka_unit_test(test_tag_mx_list_is_cut_visibly),
         cmocka_unit_test(test_early_verdict),
         cmocka_unit_test(test_skip),
-        cmocka_unit_test(test_envelope_domain),
         cmocka_unit_test(test_dlog_line),
     };
 
