@@ -6,7 +6,18 @@
  * open the sockets as root, create or open the pid file and the decision
  * log (base/safefile.h), drop to the service user (setgroups, setgid,
  * setuid, then verify root cannot be regained), and only then open the
- * cache store and start threads (engine loop, libmilter).
+ * cache store and start threads (engine loop, libmilter).  Until then the
+ * process has one thread, which makes the umask and effective-id switches
+ * around the sockets' bind() safe.
+ *
+ * Unix sockets are created the way Postfix's master creates its own: with
+ * the effective uid and gid of the service user (seteuid/setegid; the real
+ * and saved ids stay root, so root comes back right after) and the final
+ * mode from the umask at bind().  The socket file is born with its owner,
+ * group and mode: nothing is changed by path afterwards, and whatever the
+ * service user may have planted in the socket's directory is met with the
+ * service user's rights only.  (A socket's inode is made by bind(), so
+ * fchown/fchmod on the descriptor cannot reach it.)
  *
  * Signals: libmilter's own signal thread treats SIGHUP like SIGTERM
  * (stop).  The main thread therefore sigwaits for HUP, TERM, INT and USR1
@@ -49,6 +60,7 @@
 #include "conf/opts.h"
 
 #define MT_DRAIN_SECONDS 10
+#define MT_MILTER_UMASK 0117 /* socket mode 0660: the MTA connects as a group member */
 #define MT_PIDFILE_MODE 0644
 
 /* The account the daemon runs as once started (UserID), resolved while
@@ -148,12 +160,15 @@ static void startup_error(const char *event, const char *text)
 }
 
 /* libmilter spells unix sockets "unix:" or "local:", inet as we do.  A
- * unix socket is made as root: it gets mode 0660 here and the service
- * user and group when privileges are dropped, so that the MTA connects
- * as a member of that group (as with OpenDKIM). */
+ * unix socket gets mode 0660 from the umask at bind() (libmilter binds
+ * inside smfi_opensocket) and, made under the service user's effective
+ * ids (main), its owner and group: the MTA connects as a member of that
+ * group (as with OpenDKIM). */
 static int open_milter_socket(const char *spec)
 {
     static bool before[MT_MAX_FD_SCAN];
+    mode_t old_mask;
+    int rc;
 
     if (smfi_setconn((char *)spec) != MI_SUCCESS) {
         sts_log(STS_LOG_ERR, "-", "socket", "socket=%s refused by libmilter", spec);
@@ -165,18 +180,24 @@ static int open_milter_socket(const char *spec)
     }
     for (int fd = 0; fd < MT_MAX_FD_SCAN; fd++)
         before[fd] = is_listener(fd);
-    /* true: remove a stale unix socket left by an earlier run. */
-    if (smfi_opensocket(true) != MI_SUCCESS) {
-        sts_log(STS_LOG_ERR, "-", "socket", "socket=%s cannot be opened: %s", spec,
-                strerror(errno));
+    /* true: remove a stale unix socket left by an earlier run (libmilter
+     * removes only a socket). */
+    old_mask = umask(MT_MILTER_UMASK);
+    rc = smfi_opensocket(true);
+    (void)umask(old_mask);
+    if (rc != MI_SUCCESS) {
+        int err = errno;
+        sts_why msg;
+
+        sts_why_set(&msg, "socket=%s cannot be opened: %s%s", spec, strerror(err),
+                    err == EACCES && geteuid() != 0 ? " (its directory must be writable by UserID)"
+                                                    : "");
+        startup_error("socket", msg.text);
         return -1;
     }
     mt_milter_set_local_socket(unix_socket_path(spec) != NULL);
     if (strncmp(spec, "inet", 4) == 0)
         nodelay_new_listeners(before);
-    else if (unix_socket_path(spec) != NULL && chmod(unix_socket_path(spec), 0660) != 0)
-        sts_log(STS_LOG_WARNING, "-", "socket", "socket=%s: cannot set mode 0660: %s", spec,
-                strerror(errno));
     return 0;
 }
 
@@ -220,20 +241,42 @@ static int resolve_user(const char *spec, mt_user *u)
     return 0;
 }
 
-/* Drop root for good; verify it cannot be regained.  The milter's unix
- * socket, made as root, is handed to the service user first. */
-static int drop_privileges(const mt_user *u, const char *sock_path)
+/* To the service user: its effective ids only while root makes the
+ * sockets (the real and saved uid stay 0, see the top of the file), or
+ * for good. */
+static int to_user(const mt_user *u, bool for_good)
 {
-    if (!u->drop)
-        return 0;
-    if (sock_path != NULL && chown(sock_path, u->id.uid, u->id.gid) != 0)
-        sts_log(STS_LOG_WARNING, "-", "privileges", "cannot hand %s to %s: %s", sock_path,
-                u->name, strerror(errno));
-    if (setgroups(1, &u->id.gid) != 0 || setgid(u->id.gid) != 0 || setuid(u->id.uid) != 0) {
+    if (setgroups(1, &u->id.gid) != 0 ||
+        (for_good ? setgid(u->id.gid) : setegid(u->id.gid)) != 0 ||
+        (for_good ? setuid(u->id.uid) : seteuid(u->id.uid)) != 0) {
         sts_log(STS_LOG_ERR, "-", "privileges", "user=%s cannot switch: %s", u->name,
                 strerror(errno));
         return -1;
     }
+    return 0;
+}
+
+static int as_user(const mt_user *u)
+{
+    return u->drop ? to_user(u, false) : 0;
+}
+
+static int as_root(const mt_user *u)
+{
+    if (u->drop && (seteuid(0) != 0 || setegid(0) != 0)) {
+        sts_log(STS_LOG_ERR, "-", "privileges", "cannot return to root: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Drop root for good; verify it cannot be regained. */
+static int drop_privileges(const mt_user *u)
+{
+    if (!u->drop)
+        return 0;
+    if (to_user(u, true) != 0)
+        return -1;
     if (setuid(0) == 0 || geteuid() == 0 || getegid() == 0) {
         sts_log(STS_LOG_ERR, "-", "privileges", "root could be regained after dropping to %s",
                 u->name);
@@ -451,6 +494,8 @@ int main(int argc, char **argv)
     raise_fd_limit();
     if (resolve_user(rt->cfg.user_id, &user_ids) != 0)
         return EX_NOPERM;
+    if (as_user(&user_ids) != 0)
+        return EX_NOPERM;
     if (open_milter_socket(rt->cfg.socket) != 0)
         return EX_UNAVAILABLE;
     /* The socket libmilter listens on, whatever a reload says later. */
@@ -459,6 +504,8 @@ int main(int argc, char **argv)
         startup_error("socket", why.text);
         return EX_UNAVAILABLE;
     }
+    if (as_root(&user_ids) != 0)
+        return EX_NOPERM;
     if (rt->cfg.pid_file != NULL) {
         /* Absolute: removed at exit, after daemon(3)'s chdir. */
         if (!sts_safefile_abspath(rt->cfg.pid_file, pid_path, sizeof(pid_path)))
@@ -477,7 +524,7 @@ int main(int argc, char **argv)
     }
     if (pid_fd >= 0 && write_pidfile(pid_fd, pid_path) != 0)
         return EX_CANTCREAT;
-    if (drop_privileges(&user_ids, unix_socket_path(rt->cfg.socket)) != 0)
+    if (drop_privileges(&user_ids) != 0)
         return EX_NOPERM;
 
     /* Threads start now, as the service user, with these signals blocked
