@@ -2,11 +2,12 @@
  * main.c - mtasts-milter, the daemon: command line, configuration,
  * sockets, privileges, signals, and the libmilter main loop.
  *
- * Start-up order (CONVENTIONS.md "State and threads"): read the config and
- * open the sockets as root, create or open the pid file and the decision
- * log (base/safefile.h), drop to the service user (setgroups, setgid,
- * setuid, then verify root cannot be regained), and only then open the
- * cache store and start threads (engine loop, libmilter).  Until then the
+ * Start-up order (CONVENTIONS.md "State and threads"): read the config,
+ * create or open the decision log and the pid file as root
+ * (base/safefile.h; first, so that a refusal leaves no socket behind),
+ * open the sockets, drop to the service user (setgroups, setgid, setuid,
+ * then verify root cannot be regained), and only then open the cache
+ * store and start threads (engine loop, libmilter).  Until then the
  * process has one thread, which makes the umask and effective-id switches
  * around the sockets' bind() safe.
  *
@@ -494,6 +495,18 @@ int main(int argc, char **argv)
     raise_fd_limit();
     if (resolve_user(rt->cfg.user_id, &user_ids) != 0)
         return EX_NOPERM;
+    if (rt->cfg.decision_log != NULL &&
+        sts_dlog_open(rt->cfg.decision_log, &user_ids.id, &mt_dlog, &why) != STS_OK) {
+        startup_error("decision-log", why.text);
+        return EX_CANTCREAT;
+    }
+    if (rt->cfg.pid_file != NULL) {
+        /* Absolute: removed at exit, after daemon(3)'s chdir. */
+        if (!sts_safefile_abspath(rt->cfg.pid_file, pid_path, sizeof(pid_path)))
+            (void)snprintf(pid_path, sizeof(pid_path), "%s", rt->cfg.pid_file);
+        if ((pid_fd = open_pidfile(pid_path, &user_ids)) < 0)
+            return EX_CANTCREAT;
+    }
     if (as_user(&user_ids) != 0)
         return EX_NOPERM;
     if (open_milter_socket(rt->cfg.socket) != 0)
@@ -506,18 +519,6 @@ int main(int argc, char **argv)
     }
     if (as_root(&user_ids) != 0)
         return EX_NOPERM;
-    if (rt->cfg.pid_file != NULL) {
-        /* Absolute: removed at exit, after daemon(3)'s chdir. */
-        if (!sts_safefile_abspath(rt->cfg.pid_file, pid_path, sizeof(pid_path)))
-            (void)snprintf(pid_path, sizeof(pid_path), "%s", rt->cfg.pid_file);
-        if ((pid_fd = open_pidfile(pid_path, &user_ids)) < 0)
-            return EX_CANTCREAT;
-    }
-    if (rt->cfg.decision_log != NULL &&
-        sts_dlog_open(rt->cfg.decision_log, &user_ids.id, &mt_dlog, &why) != STS_OK) {
-        startup_error("decision-log", why.text);
-        return EX_CANTCREAT;
-    }
     if (!foreground && daemon(0, 0) != 0) {
         sts_log(STS_LOG_ERR, "-", "daemon", "cannot detach: %s", strerror(errno));
         return EX_OSERR;

@@ -154,6 +154,8 @@ def refusal(work, name, settings, *words):
         for w in words:
             if w not in text:
                 return "no %r in the daemon's output:\n%s" % (w, text[-2000:])
+        if "Sanitizer" in text:
+            return "a sanitizer report in the daemon's output:\n%s" % text[-3000:]
         return None
     finally:
         r.stop()
@@ -281,6 +283,7 @@ def good_setup(work):
         stop.set()
         r.stop()
     assert r.proc.returncode == 0, "exit status %s" % r.proc.returncode
+    assert "Sanitizer" not in r.text(), "a sanitizer report in the daemon's output"
 
 
 def wait_output(r, word, after):
