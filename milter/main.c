@@ -2,10 +2,23 @@
  * main.c - mtasts-milter, the daemon: command line, configuration,
  * sockets, privileges, signals, and the libmilter main loop.
  *
- * Start-up order (CONVENTIONS.md "State and threads"): read the config and
- * open the milter socket as root, drop to the service user (setgroups,
- * setgid, setuid, then verify root cannot be regained), and only then open
- * the cache store and start threads (engine loop, libmilter).
+ * Start-up order (CONVENTIONS.md "State and threads"): read the config,
+ * create or open the decision log and the pid file as root
+ * (base/safefile.h; first, so that a refusal leaves no socket behind),
+ * open the sockets, drop to the service user (setgroups, setgid, setuid,
+ * then verify root cannot be regained), and only then open the cache
+ * store and start threads (engine loop, libmilter).  Until then the
+ * process has one thread, which makes the umask and effective-id switches
+ * around the sockets' bind() safe.
+ *
+ * Unix sockets are created the way Postfix's master creates its own: with
+ * the effective uid and gid of the service user (seteuid/setegid; the real
+ * and saved ids stay root, so root comes back right after) and the final
+ * mode from the umask at bind().  The socket file is born with its owner,
+ * group and mode: nothing is changed by path afterwards, and whatever the
+ * service user may have planted in the socket's directory is met with the
+ * service user's rights only.  (A socket's inode is made by bind(), so
+ * fchown/fchmod on the descriptor cannot reach it.)
  *
  * Signals: libmilter's own signal thread treats SIGHUP like SIGTERM
  * (stop).  The main thread therefore sigwaits for HUP, TERM, INT and USR1
@@ -40,6 +53,7 @@
 #include "base/buf.h"
 #include "sts/domain.h"
 #include "base/log.h"
+#include "base/safefile.h"
 #include "callbacks.h"
 #include "runtime.h"
 #include "socketmap.h"
@@ -47,6 +61,18 @@
 #include "conf/opts.h"
 
 #define MT_DRAIN_SECONDS 10
+#define MT_MILTER_UMASK 0117 /* socket mode 0660: the MTA connects as a group member */
+#define MT_PIDFILE_MODE 0644
+
+/* The account the daemon runs as once started (UserID), resolved while
+ * root, before the files and sockets it will own are made. */
+typedef struct mt_user {
+    char name[256];
+    sts_safefile_owner id;
+    bool drop; /* started as root and UserID is not root */
+} mt_user;
+
+static bool foreground;
 
 /* ------------------------------------------------------------ start-up helpers */
 
@@ -125,13 +151,25 @@ static const char *unix_socket_path(const char *spec)
     return NULL;
 }
 
+/* A start-up error that must reach the admin: the log (syslog, and
+ * stderr with -f) and, before detaching without -f, stderr too. */
+static void startup_error(const char *event, const char *text)
+{
+    sts_log(STS_LOG_ERR, "-", event, "%s", text);
+    if (!foreground)
+        fprintf(stderr, "mtasts-milter: %s\n", text);
+}
+
 /* libmilter spells unix sockets "unix:" or "local:", inet as we do.  A
- * unix socket is made as root: it gets mode 0660 here and the service
- * user and group when privileges are dropped, so that the MTA connects
- * as a member of that group (as with OpenDKIM). */
+ * unix socket gets mode 0660 from the umask at bind() (libmilter binds
+ * inside smfi_opensocket) and, made under the service user's effective
+ * ids (main), its owner and group: the MTA connects as a member of that
+ * group (as with OpenDKIM). */
 static int open_milter_socket(const char *spec)
 {
     static bool before[MT_MAX_FD_SCAN];
+    mode_t old_mask;
+    int rc;
 
     if (smfi_setconn((char *)spec) != MI_SUCCESS) {
         sts_log(STS_LOG_ERR, "-", "socket", "socket=%s refused by libmilter", spec);
@@ -143,71 +181,110 @@ static int open_milter_socket(const char *spec)
     }
     for (int fd = 0; fd < MT_MAX_FD_SCAN; fd++)
         before[fd] = is_listener(fd);
-    /* true: remove a stale unix socket left by an earlier run. */
-    if (smfi_opensocket(true) != MI_SUCCESS) {
-        sts_log(STS_LOG_ERR, "-", "socket", "socket=%s cannot be opened: %s", spec,
-                strerror(errno));
+    /* true: remove a stale unix socket left by an earlier run (libmilter
+     * removes only a socket). */
+    old_mask = umask(MT_MILTER_UMASK);
+    rc = smfi_opensocket(true);
+    (void)umask(old_mask);
+    if (rc != MI_SUCCESS) {
+        int err = errno;
+        sts_why msg;
+
+        sts_why_set(&msg, "socket=%s cannot be opened: %s%s", spec, strerror(err),
+                    err == EACCES && geteuid() != 0 ? " (its directory must be writable by UserID)"
+                                                    : "");
+        startup_error("socket", msg.text);
         return -1;
     }
     mt_milter_set_local_socket(unix_socket_path(spec) != NULL);
     if (strncmp(spec, "inet", 4) == 0)
         nodelay_new_listeners(before);
-    else if (unix_socket_path(spec) != NULL && chmod(unix_socket_path(spec), 0660) != 0)
-        sts_log(STS_LOG_WARNING, "-", "socket", "socket=%s: cannot set mode 0660: %s", spec,
-                strerror(errno));
     return 0;
 }
 
-/* Drop root for user[:group]; verify it cannot be regained.  Files made
- * as root that the daemon reopens (decision log) or removes (pid file)
- * are handed to that user first. */
-static int drop_privileges(const char *spec, const char *const *own, size_t nown)
+/* Who the daemon will run as: UserID's account when started as root,
+ * else the account it was started as (nothing to drop). */
+static int resolve_user(const char *spec, mt_user *u)
 {
-    char user[256], *group = NULL;
+    char *group;
     struct passwd *pw;
     struct group *gr;
-    gid_t gid;
 
-    (void)snprintf(user, sizeof(user), "%s", spec);
-    if ((group = strchr(user, ':')) != NULL)
+    memset(u, 0, sizeof(*u));
+    (void)snprintf(u->name, sizeof(u->name), "%s", spec);
+    if ((group = strchr(u->name, ':')) != NULL)
         *group++ = '\0';
+    u->id.uid = geteuid();
+    u->id.gid = getegid();
     if (geteuid() != 0) {
         sts_log(STS_LOG_NOTICE, "-", "privileges", "not started as root: running as uid %u",
                 (unsigned)geteuid());
         return 0;
     }
-    if ((pw = getpwnam(user)) == NULL) {
-        sts_log(STS_LOG_ERR, "-", "privileges", "user=%s unknown", user);
+    if ((pw = getpwnam(u->name)) == NULL) {
+        sts_log(STS_LOG_ERR, "-", "privileges", "user=%s unknown", u->name);
         return -1;
     }
-    gid = pw->pw_gid;
+    u->id.uid = pw->pw_uid;
+    u->id.gid = pw->pw_gid;
     if (group != NULL) {
         if ((gr = getgrnam(group)) == NULL) {
             sts_log(STS_LOG_ERR, "-", "privileges", "group=%s unknown", group);
             return -1;
         }
-        gid = gr->gr_gid;
+        u->id.gid = gr->gr_gid;
     }
     if (pw->pw_uid == 0) {
-        sts_log(STS_LOG_WARNING, "-", "privileges", "UserID %s is root: not dropping", user);
+        sts_log(STS_LOG_WARNING, "-", "privileges", "UserID %s is root: not dropping", u->name);
         return 0;
     }
-    for (size_t i = 0; i < nown; i++)
-        if (own[i] != NULL && chown(own[i], pw->pw_uid, gid) != 0)
-            sts_log(STS_LOG_WARNING, "-", "privileges", "cannot hand %s to %s: %s", own[i], user,
-                    strerror(errno));
-    if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(pw->pw_uid) != 0) {
-        sts_log(STS_LOG_ERR, "-", "privileges", "user=%s cannot switch: %s", user,
+    u->drop = true;
+    return 0;
+}
+
+/* To the service user: its effective ids only while root makes the
+ * sockets (the real and saved uid stay 0, see the top of the file), or
+ * for good. */
+static int to_user(const mt_user *u, bool for_good)
+{
+    if (setgroups(1, &u->id.gid) != 0 ||
+        (for_good ? setgid(u->id.gid) : setegid(u->id.gid)) != 0 ||
+        (for_good ? setuid(u->id.uid) : seteuid(u->id.uid)) != 0) {
+        sts_log(STS_LOG_ERR, "-", "privileges", "user=%s cannot switch: %s", u->name,
                 strerror(errno));
         return -1;
     }
-    if (setuid(0) == 0 || geteuid() == 0 || getegid() == 0) {
-        sts_log(STS_LOG_ERR, "-", "privileges", "root could be regained after dropping to %s",
-                user);
+    return 0;
+}
+
+static int as_user(const mt_user *u)
+{
+    return u->drop ? to_user(u, false) : 0;
+}
+
+static int as_root(const mt_user *u)
+{
+    if (u->drop && (seteuid(0) != 0 || setegid(0) != 0)) {
+        sts_log(STS_LOG_ERR, "-", "privileges", "cannot return to root: %s", strerror(errno));
         return -1;
     }
-    sts_log(STS_LOG_INFO, "-", "privileges", "running as user=%s uid=%u gid=%u", user,
-            (unsigned)pw->pw_uid, (unsigned)gid);
+    return 0;
+}
+
+/* Drop root for good; verify it cannot be regained. */
+static int drop_privileges(const mt_user *u)
+{
+    if (!u->drop)
+        return 0;
+    if (to_user(u, true) != 0)
+        return -1;
+    if (setuid(0) == 0 || geteuid() == 0 || getegid() == 0) {
+        sts_log(STS_LOG_ERR, "-", "privileges", "root could be regained after dropping to %s",
+                u->name);
+        return -1;
+    }
+    sts_log(STS_LOG_INFO, "-", "privileges", "running as user=%s uid=%u gid=%u", u->name,
+            (unsigned)u->id.uid, (unsigned)u->id.gid);
     return 0;
 }
 
@@ -228,22 +305,33 @@ static void raise_fd_limit(void)
                 strerror(errno));
 }
 
-static int write_pidfile(const char *path)
+/* Opened before detaching (a refusal reaches the terminal and the exit
+ * status), written after (the pid is the daemon's). */
+static int open_pidfile(const char *path, const mt_user *u)
+{
+    sts_why why = { "" }, msg;
+    int fd;
+
+    if (sts_safefile_open(path, STS_SAFEFILE_REPLACE, MT_PIDFILE_MODE, &u->id, &fd, &why) !=
+        STS_OK) {
+        sts_why_set(&msg, "cannot open pid file: %s", why.text);
+        startup_error("pidfile", msg.text);
+        return -1;
+    }
+    return fd;
+}
+
+static int write_pidfile(int fd, const char *path)
 {
     char buf[32];
-    int fd, n;
+    int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+    bool ok = n > 0 && write(fd, buf, (size_t)n) == n;
 
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0) {
+    if (close(fd) != 0 || !ok) {
         sts_log(STS_LOG_ERR, "-", "pidfile", "path=%s cannot write: %s", path, strerror(errno));
         return -1;
     }
-    n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-    if (n < 0 || write(fd, buf, (size_t)n) != n) {
-        (void)close(fd);
-        return -1;
-    }
-    return close(fd);
+    return 0;
 }
 
 /* libmilter's listener holds a lock while it waits for a connection, so
@@ -334,7 +422,7 @@ static void reload(const char *path, const char *sock, const char *user, const c
 int main(int argc, char **argv)
 {
     const char *path = STS_DEFAULT_CONFIG, *sock = NULL, *user = NULL, *pidfile = NULL;
-    bool foreground = false, check = false;
+    bool check = false;
     sts_config cfg;
     mt_runtime *rt;
     sts_store *store = NULL;
@@ -342,9 +430,10 @@ int main(int argc, char **argv)
     sts_why why = { "" };
     pthread_t mthread;
     mt_socketmap *smap = NULL;
+    mt_user user_ids;
     char listen_spec[1024], pid_path[4096] = "";
     sigset_t sigs;
-    int ch, rc, milter_rc = 0;
+    int ch, rc, milter_rc = 0, pid_fd = -1;
 
     while ((ch = getopt(argc, argv, "c:fp:u:P:nVh")) != -1) {
         switch (ch) {
@@ -407,34 +496,40 @@ int main(int argc, char **argv)
     mt_runtime_install(rt);
 
     raise_fd_limit();
+    if (resolve_user(rt->cfg.user_id, &user_ids) != 0)
+        return EX_NOPERM;
+    if (rt->cfg.decision_log != NULL &&
+        sts_dlog_open(rt->cfg.decision_log, &user_ids.id, &mt_dlog, &why) != STS_OK) {
+        startup_error("decision-log", why.text);
+        return EX_CANTCREAT;
+    }
+    if (rt->cfg.pid_file != NULL) {
+        /* Absolute: removed at exit, after daemon(3)'s chdir. */
+        if (!sts_safefile_abspath(rt->cfg.pid_file, pid_path, sizeof(pid_path)))
+            (void)snprintf(pid_path, sizeof(pid_path), "%s", rt->cfg.pid_file);
+        if ((pid_fd = open_pidfile(pid_path, &user_ids)) < 0)
+            return EX_CANTCREAT;
+    }
+    if (as_user(&user_ids) != 0)
+        return EX_NOPERM;
     if (open_milter_socket(rt->cfg.socket) != 0)
         return EX_UNAVAILABLE;
     /* The socket libmilter listens on, whatever a reload says later. */
     (void)snprintf(listen_spec, sizeof(listen_spec), "%s", rt->cfg.socket);
     if (mt_socketmap_open(rt->cfg.socketmap_socket, &smap, &why) != STS_OK) {
-        sts_log(STS_LOG_ERR, "-", "socket", "%s", why.text);
+        startup_error("socket", why.text);
         return EX_UNAVAILABLE;
     }
+    if (as_root(&user_ids) != 0)
+        return EX_NOPERM;
     if (!foreground && daemon(0, 0) != 0) {
         sts_log(STS_LOG_ERR, "-", "daemon", "cannot detach: %s", strerror(errno));
         return EX_OSERR;
     }
-    if (rt->cfg.pid_file != NULL)
-        (void)snprintf(pid_path, sizeof(pid_path), "%s", rt->cfg.pid_file);
-    if (rt->cfg.pid_file != NULL && write_pidfile(rt->cfg.pid_file) != 0)
+    if (pid_fd >= 0 && write_pidfile(pid_fd, pid_path) != 0)
         return EX_CANTCREAT;
-    if (rt->cfg.decision_log != NULL &&
-        sts_dlog_open(rt->cfg.decision_log, &mt_dlog, &why) != STS_OK) {
-        sts_log(STS_LOG_ERR, "-", "decision-log", "%s", why.text);
-        return EX_CANTCREAT;
-    }
-    {
-        const char *own[] = { rt->cfg.decision_log, rt->cfg.pid_file,
-                              unix_socket_path(rt->cfg.socket) };
-
-        if (drop_privileges(rt->cfg.user_id, own, 3) != 0)
-            return EX_NOPERM;
-    }
+    if (drop_privileges(&user_ids) != 0)
+        return EX_NOPERM;
 
     /* Threads start now, as the service user, with these signals blocked
      * so that only the main thread's sigwait sees them. */

@@ -156,13 +156,33 @@ static void worker_state_free(void)
     sts_buf_free(&my_state.reply);
 }
 
-/* inet:PORT@HOST, inet6:PORT@HOST, unix:PATH / local:PATH (as for the milter). */
+/* A stale socket of an earlier run is removed; anything else at the path
+ * is left alone (the bind then fails). */
+static sts_status remove_stale(const char *path, sts_why *why)
+{
+    struct stat sb;
+
+    if (lstat(path, &sb) != 0)
+        return STS_OK;
+    if (!S_ISSOCK(sb.st_mode)) {
+        sts_why_set(why, "socketmap socket %s: something other than a socket is there: "
+                    "not removed", path);
+        return STS_PERMFAIL;
+    }
+    (void)unlink(path); /* a name swapped since: only that name goes */
+    return STS_OK;
+}
+
+/* inet:PORT@HOST, inet6:PORT@HOST, unix:PATH / local:PATH (as for the
+ * milter).  A unix socket is made under the caller's effective ids with
+ * mode 0666 from the umask at bind(): nothing is changed by path later. */
 sts_status mt_socketmap_open(const char *spec, mt_socketmap **out, sts_why *why)
 {
     mt_socketmap *sm = calloc(1, sizeof(*sm));
     struct sockaddr_storage ss;
     socklen_t sl = 0;
-    int one = 1, fam;
+    mode_t old_mask;
+    int one = 1, fam, rc;
 
     *out = NULL;
     if (sm == NULL || (sm->spec = strdup(spec)) == NULL) {
@@ -177,7 +197,8 @@ sts_status mt_socketmap_open(const char *spec, mt_socketmap **out, sts_why *why)
     if (fam == AF_UNIX) {
         /* sun_path is NUL-terminated by sts_sockspec_parse and the same size. */
         memcpy(sm->unix_path, ((struct sockaddr_un *)&ss)->sun_path, sizeof(sm->unix_path));
-        (void)unlink(sm->unix_path); /* stale socket of an earlier run */
+        if (remove_stale(sm->unix_path, why) != STS_OK)
+            goto fail;
     }
     /* Non-blocking: the acceptor polls it beside its clock. */
     sm->lfd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -185,10 +206,12 @@ sts_status mt_socketmap_open(const char *spec, mt_socketmap **out, sts_why *why)
         goto syserr;
     if (fam != AF_UNIX)
         (void)setsockopt(sm->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(sm->lfd, (struct sockaddr *)&ss, sl) != 0 || listen(sm->lfd, 1024) != 0)
+    /* Any local process may ask (as with postfix-mta-sts-resolver). */
+    old_mask = umask(0111);
+    rc = bind(sm->lfd, (struct sockaddr *)&ss, sl);
+    (void)umask(old_mask);
+    if (rc != 0 || listen(sm->lfd, 1024) != 0)
         goto syserr;
-    if (fam == AF_UNIX)
-        (void)chmod(((struct sockaddr_un *)&ss)->sun_path, 0666);
     *out = sm;
     return STS_OK;
 syserr:

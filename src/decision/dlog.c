@@ -1,12 +1,13 @@
 /*
  * dlog.c - the decision log writer (see dlog.h).  Each line is formatted
  * completely first and written with one write(2) on an O_APPEND file, so
- * lines from concurrent milter threads never interleave.
+ * lines from concurrent milter threads never interleave.  The file is
+ * opened (and reopened) through sts_safefile_open: the daemon opens it as
+ * root at start-up, in a directory the service user may write.
  */
 #include "decision/dlog.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,33 +17,53 @@
 
 #include <jansson.h>
 
+#include "base/safefile.h"
+
+#define DLOG_MODE 0640
+#define DLOG_PATH_MAX 4096
+
 struct sts_dlog {
     pthread_mutex_t mu;
-    char *path;
+    char *path; /* absolute: a reopen after daemon(3)'s chdir finds the same file */
+    sts_safefile_owner owner;
     int fd;
 };
 
-static int open_log(const char *path)
+static sts_status open_log(const sts_dlog *l, int *fd, const char *verb, sts_why *why)
 {
-    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+    sts_why sub = { "" };
+    sts_status st = sts_safefile_open(l->path, STS_SAFEFILE_APPEND, DLOG_MODE, &l->owner, fd,
+                                      &sub);
+
+    if (st != STS_OK)
+        sts_why_set(why, "cannot %s decision log: %s", verb, sub.text);
+    return st;
 }
 
-sts_status sts_dlog_open(const char *path, sts_dlog **out, sts_why *why)
+sts_status sts_dlog_open(const char *path, const sts_safefile_owner *owner, sts_dlog **out,
+                         sts_why *why)
 {
     sts_dlog *l = calloc(1, sizeof(*l));
+    char full[DLOG_PATH_MAX];
+    sts_status st;
 
     *out = NULL;
-    if (l == NULL || (l->path = strdup(path)) == NULL) {
+    if (!sts_safefile_abspath(path, full, sizeof(full))) {
+        free(l);
+        sts_why_set(why, "decision log %s: path too long", path);
+        return STS_PERMFAIL;
+    }
+    if (l == NULL || (l->path = strdup(full)) == NULL) {
         free(l);
         sts_why_set(why, "out of memory");
         return STS_NOMEM;
     }
-    l->fd = open_log(path);
-    if (l->fd < 0) {
-        sts_why_set(why, "cannot open decision log %s: %s", path, strerror(errno));
+    l->owner = *owner;
+    st = open_log(l, &l->fd, "open", why);
+    if (st != STS_OK) {
         free(l->path);
         free(l);
-        return STS_PERMFAIL;
+        return st;
     }
     pthread_mutex_init(&l->mu, NULL);
     *out = l;
@@ -51,13 +72,13 @@ sts_status sts_dlog_open(const char *path, sts_dlog **out, sts_why *why)
 
 sts_status sts_dlog_reopen(sts_dlog *l, sts_why *why)
 {
-    int fd = open_log(l->path);
+    int fd;
+    sts_status st = open_log(l, &fd, "reopen", why);
 
-    if (fd < 0) {
-        /* Keep writing to the old file rather than losing lines. */
-        sts_why_set(why, "cannot reopen decision log %s: %s", l->path, strerror(errno));
-        return STS_PERMFAIL;
-    }
+    /* Refused or failed: keep writing to the old file rather than losing
+     * lines. */
+    if (st != STS_OK)
+        return st;
     pthread_mutex_lock(&l->mu);
     (void)close(l->fd);
     l->fd = fd;

@@ -11,14 +11,18 @@
 #include <stdint.h>
 
 #include "decision/decide.h"
+#include "base/safefile.h"
 #include "base/status.h"
 
 typedef struct sts_dlog sts_dlog;
 
-/* Open (create, mode 0640, append) the log at path. */
-sts_status sts_dlog_open(const char *path, sts_dlog **out, sts_why *why) STS_MUST_CHECK;
+/* Open (append; create with mode 0640) the log at path by the rules of
+ * sts_safefile_open: a file created as root is handed to owner. */
+sts_status sts_dlog_open(const char *path, const sts_safefile_owner *owner, sts_dlog **out,
+                         sts_why *why) STS_MUST_CHECK;
 
-/* Close and open the same path again (after logrotate moved it). */
+/* Open the same path again (after logrotate moved it), by the same rules;
+ * on failure the old file stays in use. */
 sts_status sts_dlog_reopen(sts_dlog *l, sts_why *why) STS_MUST_CHECK;
 
 /* Append one line (one write(2)); queue_id may be NULL ("-"). */

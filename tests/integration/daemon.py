@@ -25,6 +25,17 @@ MILTER = os.path.join(TOP_BUILDDIR, "milter", "mtasts-milter")
 POLICY = "version: STSv1\r\nmode: %s\r\nmx: mx1.%s\r\nmx: *.mx.%s\r\nmax_age: 86400\r\n"
 
 
+def stop_process(proc):
+    """SIGTERM, then SIGKILL if it has not exited after 15 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Daemon:
     """extra: more config lines.  smap_socket: SocketmapSocket (default a
     free TCP port, self.smap_port); a "unix:PATH" socket is self.smap_path.
@@ -125,13 +136,7 @@ class Daemon:
         self.proc.send_signal(signal.SIGHUP)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.errlog.close()
         tail = open(self.errfile).read()[-3000:]
         print("---- mtasts-milter log (tail) ----\n" + tail)

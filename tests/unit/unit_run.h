@@ -35,4 +35,18 @@ static inline int unit_run(const char *group, const struct CMUnitTest *tests, si
 #define UNIT_RUN_WITH(group, tests, filled, setup, teardown) \
     unit_run((group), (tests), (filled), UNIT_RUN_SLOTS(tests), (setup), (teardown))
 
+/* The main() of a table-driven test: one test per element of the array
+ * cases (each has a .name), run by fn with a pointer to it as its state. */
+#define UNIT_MAIN_CASES(group, cases, fn)                                                   \
+    int main(void)                                                                          \
+    {                                                                                       \
+        struct CMUnitTest tests[UNIT_RUN_SLOTS(cases)];                                     \
+                                                                                            \
+        for (size_t i = 0; i < UNIT_RUN_SLOTS(cases); i++) {                                \
+            tests[i] = (struct CMUnitTest)cmocka_unit_test_prestate(fn, (void *)&(cases)[i]); \
+            tests[i].name = (cases)[i].name;                                                \
+        }                                                                                   \
+        return UNIT_RUN(group, tests, UNIT_RUN_SLOTS(cases));                               \
+    }
+
 #endif
