@@ -20,12 +20,21 @@
  * service user's rights only.  (A socket's inode is made by bind(), so
  * fchown/fchmod on the descriptor cannot reach it.)
  *
- * Signals: libmilter's own signal thread treats SIGHUP like SIGTERM
- * (stop).  The main thread therefore sigwaits for HUP, TERM, INT and USR1
- * itself while libmilter runs in another thread: Linux delivers a
- * process-directed signal to the thread-group leader whenever it is
- * waiting for it, so the main thread sees them and reloads (HUP), reopens
- * the decision log (USR1) or stops cleanly (TERM, INT).
+ * Signals: libmilter's own signal thread sigwaits for HUP, TERM and INT
+ * and treats SIGHUP like SIGTERM: it stops the milter.  Linux hands a
+ * process-directed signal to the thread-group leader whenever the leader
+ * does not block it (and has no other signal waiting), else to any thread
+ * that waits for it.  The main thread used to sigwait as well, so a HUP
+ * that came while it was busy with the previous one went to libmilter,
+ * which stopped answering the MTA (reproduced with a burst of HUPs).  Now
+ * every other thread starts with these signals blocked, and the main
+ * thread never blocks them: a handler writes the signal number to a pipe
+ * and the main thread reads the pipe.  It stops cleanly itself (TERM,
+ * INT) but hands reloads (HUP) and decision-log reopens (USR1) to the
+ * control thread: they look users and groups up, and Debian's nss-systemd
+ * blocks SIGHUP for the length of each lookup, which again let libmilter
+ * take a HUP (reproduced with DecisionLog set).  The main thread calls
+ * nothing that could block a signal.
  */
 #include "buildconf.h"
 
@@ -366,11 +375,115 @@ static void poke_listener(const char *spec)
     (void)close(fd);
 }
 
+/* The signal pipe: written by the handler (async-signal-safe write of one
+ * byte; non-blocking, so a full pipe drops the byte rather than the
+ * handler hanging: the pipe then already holds signals to act on), read by
+ * the main thread.  The milter thread writes MT_MILTER_ENDED there when
+ * smfi_main returns. */
+static int sig_pipe[2] = { -1, -1 };
+#define MT_MILTER_ENDED 255
+
 static void *milter_thread(void *arg)
 {
     int *rc = arg;
+    unsigned char b = MT_MILTER_ENDED;
 
     *rc = smfi_main();
+    /* The main thread may be waiting on the pipe: one byte tells it, also
+     * when libmilter stopped on its own (a signal its thread took). */
+    if (write(sig_pipe[1], &b, 1) < 0) {
+        /* full: it holds bytes the main thread reads first anyway */
+    }
+    return NULL;
+}
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+
+    if (write(sig_pipe[1], &b, 1) < 0) {
+        /* nothing to do in a handler: see above */
+    }
+    errno = saved;
+}
+
+/* Route HUP, TERM, INT and USR1 to on_signal; false (errno set) on failure. */
+static bool signal_pipe_open(const sigset_t *sigs)
+{
+    struct sigaction sa;
+
+    if (pipe2(sig_pipe, O_CLOEXEC) != 0 ||
+        fcntl(sig_pipe[1], F_SETFL, fcntl(sig_pipe[1], F_GETFL) | O_NONBLOCK) != 0)
+        return false;
+    /* No signal is blocked while the handler runs (empty mask, SA_NODEFER):
+     * a signal blocked in the main thread even for a moment would go to
+     * libmilter's thread instead.  The handler only writes, so nesting is
+     * harmless. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(sigs, sig) == 1 && sigaction(sig, &sa, NULL) != 0)
+            return false;
+    return true;
+}
+
+/* The next signal from the pipe (blocks); 0 on a read error. */
+static int signal_next(void)
+{
+    unsigned char b;
+
+    for (;;) {
+        ssize_t n = read(sig_pipe[0], &b, 1);
+
+        if (n == 1)
+            return b;
+        if (n < 0 && errno == EINTR)
+            continue;
+        return 0;
+    }
+}
+
+/* What the control thread needs to reload. */
+typedef struct control_args {
+    const char *path, *sock, *user, *pidfile;
+} control_args;
+
+static void reload(const char *path, const char *sock, const char *user, const char *pidfile);
+
+/* Reloads and reopens, in the order the main thread passes them on
+ * through control_pipe; a batch of signals that came together is done
+ * once (a HUP also reopens the decision log).  Ends when the pipe is
+ * closed. */
+static int control_pipe[2] = { -1, -1 };
+
+static void *control_thread(void *arg)
+{
+    const control_args *a = arg;
+    unsigned char buf[256];
+    sts_why why = { "" };
+
+    for (;;) {
+        ssize_t n = read(control_pipe[0], buf, sizeof(buf));
+        bool hup, usr1;
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        hup = memchr(buf, SIGHUP, (size_t)n) != NULL;
+        usr1 = memchr(buf, SIGUSR1, (size_t)n) != NULL;
+        if (hup)
+            reload(a->path, a->sock, a->user, a->pidfile);
+        if ((hup || usr1) && mt_dlog != NULL) {
+            if (sts_dlog_reopen(mt_dlog, &why) != STS_OK)
+                sts_log(STS_LOG_ERR, "-", "decision-log", "%s", why.text);
+            else if (!hup)
+                sts_log(STS_LOG_INFO, "-", "decision-log", "reopened");
+        }
+    }
     return NULL;
 }
 
@@ -428,12 +541,14 @@ int main(int argc, char **argv)
     sts_store *store = NULL;
     sts_engine_opts eopts;
     sts_why why = { "" };
-    pthread_t mthread;
+    pthread_t mthread, cthread;
+    control_args cargs;
     mt_socketmap *smap = NULL;
     mt_user user_ids;
     char listen_spec[1024], pid_path[4096] = "";
     sigset_t sigs;
     int ch, rc, milter_rc = 0, pid_fd = -1;
+    bool milter_lost = false; /* the milter stopped without being asked */
 
     while ((ch = getopt(argc, argv, "c:fp:u:P:nVh")) != -1) {
         switch (ch) {
@@ -531,8 +646,9 @@ int main(int argc, char **argv)
     if (drop_privileges(&user_ids) != 0)
         return EX_NOPERM;
 
-    /* Threads start now, as the service user, with these signals blocked
-     * so that only the main thread's sigwait sees them. */
+    /* Threads start now, as the service user, with these signals blocked:
+     * they inherit the mask, so only the main thread takes them (see the
+     * comment at the top). */
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGHUP);
     sigaddset(&sigs, SIGTERM);
@@ -540,6 +656,11 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (!signal_pipe_open(&sigs)) {
+        sts_log(STS_LOG_ERR, "-", "startup", "cannot set up signal handling: %s",
+                strerror(errno));
+        return EX_OSERR;
+    }
 
     if (sts_engine_open_store(rt->cfg.cache_store, &store) != STS_OK) {
         sts_log(STS_LOG_ERR, "-", "startup", "out of memory opening the cache store");
@@ -556,6 +677,12 @@ int main(int argc, char **argv)
         sts_log(STS_LOG_ERR, "-", "startup", "%s", why.text);
         return EX_OSERR;
     }
+    cargs = (control_args){ path, sock, user, pidfile };
+    if (pipe2(control_pipe, O_CLOEXEC) != 0 ||
+        pthread_create(&cthread, NULL, control_thread, &cargs) != 0) {
+        sts_log(STS_LOG_ERR, "-", "startup", "cannot start the control thread");
+        return EX_OSERR;
+    }
     if (pthread_create(&mthread, NULL, milter_thread, &milter_rc) != 0) {
         sts_log(STS_LOG_ERR, "-", "startup", "cannot start the milter thread");
         return EX_OSERR;
@@ -563,25 +690,41 @@ int main(int argc, char **argv)
     sts_log(STS_LOG_NOTICE, "-", "started", "version=%s socket=%s socketmap=%s config=%s",
             PACKAGE_VERSION, rt->cfg.socket, rt->cfg.socketmap_socket, path);
 
+    /* Every thread is started: from now on the main thread takes the
+     * signals, including any that came while they were blocked. */
+    pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
     for (;;) {
-        int sig = 0;
+        int sig = signal_next();
 
-        if (sigwait(&sigs, &sig) != 0)
-            continue;
-        if (sig == SIGHUP) {
-            reload(path, sock, user, pidfile);
-            if (mt_dlog != NULL && sts_dlog_reopen(mt_dlog, &why) != STS_OK)
-                sts_log(STS_LOG_ERR, "-", "decision-log", "%s", why.text);
-        } else if (sig == SIGUSR1) {
-            if (mt_dlog != NULL && sts_dlog_reopen(mt_dlog, &why) != STS_OK)
-                sts_log(STS_LOG_ERR, "-", "decision-log", "%s", why.text);
-            else
-                sts_log(STS_LOG_INFO, "-", "decision-log", "reopened");
+        if (sig == 0) {
+            sts_log(STS_LOG_ERR, "-", "signal-pipe", "read failed: %s: stopping",
+                    strerror(errno));
+            break;
+        }
+        if (sig == MT_MILTER_ENDED) {
+            /* Not asked for: libmilter's signal thread took a signal the
+             * main thread could not (two signals within microseconds), or
+             * its listener failed.  Stop visibly rather than run on without
+             * answering the MTA; a supervisor restarts the daemon. */
+            sts_log(STS_LOG_ERR, "-", "milter-stopped",
+                    "the milter stopped on its own (libmilter status %d): stopping", milter_rc);
+            milter_lost = true;
+            break;
+        }
+        if (sig == SIGHUP || sig == SIGUSR1) {
+            unsigned char b = (unsigned char)sig;
+
+            /* A full pipe blocks here, in write(2), with no signal blocked. */
+            while (write(control_pipe[1], &b, 1) < 0 && errno == EINTR)
+                ;
         } else {
             sts_log(STS_LOG_NOTICE, "-", "stopping", "signal=%d", sig);
             break;
         }
     }
+    /* A reload in progress finishes first. */
+    (void)close(control_pipe[1]);
+    pthread_join(cthread, NULL);
     {
         pthread_t st;
 
@@ -616,5 +759,5 @@ int main(int argc, char **argv)
     if (pid_path[0] != '\0')
         (void)unlink(pid_path); /* the file written at start, whatever a reload said */
     sts_log(STS_LOG_NOTICE, "-", "stopped", "active_connections=%u", mt_active_connections());
-    return milter_rc == MI_SUCCESS ? 0 : EX_SOFTWARE;
+    return milter_rc == MI_SUCCESS && !milter_lost ? 0 : EX_SOFTWARE;
 }

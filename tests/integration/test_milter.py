@@ -6,6 +6,7 @@ miltertest Lua script that plays one SMTP transaction and checks the replies
 and the end-of-message header changes; the decision log is checked after.
 """
 
+import ctypes
 import json
 import os
 import signal
@@ -124,7 +125,38 @@ def main():
                 if dmn is not None:
                     dmn.stop()
                 fx.stop()
+        sub = os.path.join(work, "lost")
+        os.mkdir(sub)
+        fx = harness.Fixtures(sub)
+        dmn = None
+        try:
+            dmn = daemon.Daemon(fx, sub)
+            report.run("a milter stopped by libmilter's own signal thread stops the daemon "
+                       "visibly (log line, exit status 70), never silently", milter_lost, dmn)
+        finally:
+            if dmn is not None:
+                dmn.stop()
+            fx.stop()
     return report.finish()
+
+
+def milter_lost(dmn):
+    """SIGHUP sent to each thread but the main one (thread-directed, so the
+    main thread cannot take it): libmilter's signal thread takes it and
+    stops the milter, as it would a process signal it won the race for."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pid = dmn.proc.pid
+    harness.wait_for(lambda: "started" in open(dmn.errfile).read(), timeout=30,
+                     msg="the daemon's threads started")
+    tids = [int(t) for t in os.listdir("/proc/%d/task" % pid) if int(t) != pid]
+    assert tids, "no threads besides the main one"
+    for tid in tids:
+        libc.syscall(234, pid, tid, signal.SIGHUP)    # tgkill (x86_64)
+    rc = dmn.proc.wait(timeout=30)
+    with open(dmn.errfile) as f:
+        log = f.read()
+    assert "milter-stopped" in log, "no milter-stopped line:\n" + log[-2000:]
+    assert rc == 70, "exit status %d, want 70 (EX_SOFTWARE)" % rc
 
 
 class SocketLabel:
@@ -469,6 +501,36 @@ def run_tests(report, work, sock, dlog, proc, conf, errfile):
                      "unix" if local else "TCP"))
         run_script(work, "negotiation", s)
     report.run("unneeded protocol steps are negotiated away", negotiation)
+
+    def hup_burst():
+        # libmilter's signal thread stops the milter on a SIGHUP it gets; the
+        # daemon must take every one itself, even one that comes while it is
+        # still reloading (a burst of 1500 HUPs stopped the milter before).
+        with open(errfile) as f:
+            before = f.read().count("reloaded")
+        for _ in range(1500):
+            proc.send_signal(signal.SIGHUP)
+            t = time.perf_counter()
+            while time.perf_counter() - t < 0.0002:
+                pass
+        time.sleep(1.0)
+        assert proc.poll() is None, "daemon exited during the SIGHUP burst"
+        s = Script(sock).mail("<a@example.net>", "QIDH").rcpt("<bob@enforce.test>", qid="QIDH").headers(
+            ("Subject", "hi")).added("X-MTA-STS-Route", "enforce")
+        try:
+            run_script(work, "after-hup-burst", s)
+        except AssertionError as e:
+            with open(errfile) as f:
+                tail = [l for l in f.read().splitlines() if "reload" not in l][-15:]
+            raise AssertionError("%s\ndaemon log (reload lines left out):\n%s"
+                                 % (e, "\n".join(tail))) from None
+        with open(errfile) as f:
+            after = f.read().count("reloaded")
+        harness.note("reloads logged during the burst: %d (HUPs that come while one is pending "
+             "merge into it)" % (after - before))
+        assert after > before, "no reload logged"
+    report.run("a burst of SIGHUPs: the daemon takes each, the milter keeps answering",
+               hup_burst)
 
     def sigterm():
         proc.send_signal(signal.SIGTERM)
