@@ -84,10 +84,21 @@ unsigned sts_smap_lookup_flags(const sts_smap_profile *p)
 /* Nothing usable in time (no policy cached, discovery failed or late). */
 static sts_status reply_fail(const sts_smap_profile *p, const sts_answer *a, sts_buf *out)
 {
-    if (p->on_fail == STS_SMAP_FAIL_TEMP)
-        return sts_buf_printf(out, "TEMP %.200s",
-                              a->error[0] != '\0' ? a->error : "MTA-STS lookup failed");
-    return sts_buf_append_str(out, "NOTFOUND ");
+    char text[201];
+    size_t n = 0;
+
+    if (p->on_fail != STS_SMAP_FAIL_TEMP)
+        return sts_buf_append_str(out, "NOTFOUND ");
+    /* The reason is ours but may quote a server (escaped where it was
+     * made); whatever it holds, a reply stays one line of printable
+     * ASCII, as the MTA logs it. */
+    for (; n < sizeof(text) - 1 && a->error[n] != '\0'; n++) {
+        unsigned char c = (unsigned char)a->error[n];
+
+        text[n] = c >= 0x20 && c <= 0x7e ? (char)c : '?';
+    }
+    text[n] = '\0';
+    return sts_buf_printf(out, "TEMP %s", n > 0 ? text : "MTA-STS lookup failed");
 }
 
 static sts_status reply_transport(const sts_smap_profile *p, const sts_answer *a, sts_buf *out)

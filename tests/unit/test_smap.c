@@ -341,6 +341,8 @@ static reply_case reply_cases[] = {
       "TEMP policy discovery still running after 3000 ms" },
     { "temperror_on_fail_temp_no_text", "p on_fail=temp", STS_RESULT_TEMPERROR, NULL, NULL, 0, "",
       "TEMP MTA-STS lookup failed" },
+    { "temperror_reason_stays_one_printable_line", "p on_fail=temp", STS_RESULT_TEMPERROR, NULL,
+      NULL, 0, "DNS: a\r\nb\x01" "c\x7f\xc3\xa9 match=x", "TEMP DNS: a??b?c??? match=x" },
     /* match=exact */
     { "exact_expands_wildcards", "p match=exact", STS_RESULT_POLICY, POLICY("enforce"),
       "x.b.example,deep.y.b.example,y.b.example,other.example", 0, "",
