@@ -81,6 +81,8 @@
 #define SM_BATCH 32              /* ready connections taken per epoll_wait */
 #define SM_ACCEPT_BATCH 64       /* connections accepted between two looks at the clock */
 #define SM_SLOT_WAIT_MS 1000     /* most a newcomer waits for the workers to free a slot */
+#define SM_NOTED_MAX 256         /* (domain, policy id) pairs remembered as logged */
+#define SM_NOTED_KEY (STS_DOMAIN_MAX + 1 + STS_ID_MAX + 1)
 
 typedef struct conn {
     mt_socketmap *sm;
@@ -117,6 +119,11 @@ struct mt_socketmap {
     sts_sockpeer_finder finder;
     bool said_peer_unknown;
     unsigned max_conns;
+    /* The policies whose dropped mx patterns were logged: a ring of
+     * "domain id" keys, under noted_mu (workers and the loop thread). */
+    pthread_mutex_t noted_mu;
+    char noted[SM_NOTED_MAX][SM_NOTED_KEY];
+    size_t noted_next;
 };
 
 /* Per worker: the settings snapshot it answers with, re-taken only when a
@@ -191,6 +198,7 @@ sts_status mt_socketmap_open(const char *spec, mt_socketmap **out, sts_why *why)
         return STS_NOMEM;
     }
     sm->lfd = sm->epfd = sm->wakefd = -1;
+    pthread_mutex_init(&sm->noted_mu, NULL);
     if (sts_sockspec_parse(spec, &ss, &sl, why) != STS_OK)
         goto fail;
     fam = ss.ss_family;
@@ -219,6 +227,7 @@ syserr:
 fail:
     if (sm->lfd >= 0)
         (void)close(sm->lfd);
+    pthread_mutex_destroy(&sm->noted_mu);
     free(sm->spec);
     free(sm);
     return STS_PERMFAIL;
@@ -310,6 +319,47 @@ static bool send_reply(conn *c, sts_buf *reply, sts_status st)
     return st == STS_OK && sts_netstring_append(&c->out, reply->data, reply->len) == STS_OK;
 }
 
+/* Say which mx patterns a reply left out and why (smap.h), once per
+ * domain and policy id, not per request: the last SM_NOTED_MAX pairs
+ * logged are remembered, so a busy domain logs once and one that comes
+ * back after many others logs again. */
+static void note_dropped(mt_socketmap *sm, const char *domain, const sts_answer *a,
+                         const sts_smap_dropped *d)
+{
+    char key[SM_NOTED_KEY], words[STS_SMAP_DROPPED_TEXT];
+    bool seen = false;
+
+    if (d->keywords == 0)
+        return;
+    (void)snprintf(key, sizeof(key), "%s %s", domain, a->id);
+    pthread_mutex_lock(&sm->noted_mu);
+    for (size_t i = 0; i < SM_NOTED_MAX && !seen; i++)
+        seen = strcmp(sm->noted[i], key) == 0;
+    if (!seen) {
+        memcpy(sm->noted[sm->noted_next], key, strlen(key) + 1);
+        sm->noted_next = (sm->noted_next + 1) % SM_NOTED_MAX;
+    }
+    pthread_mutex_unlock(&sm->noted_mu);
+    if (seen)
+        return;
+    sts_log(STS_LOG_WARNING, "-", "socketmap-mx-dropped",
+            "domain=%s id=%s dropped=%s left=%zu reason=\"Postfix reads these mx patterns as "
+            "match= keywords, not host names%s\"",
+            domain, a->id[0] != '\0' ? a->id : "-", sts_smap_dropped_text(d->keywords, ",", words),
+            d->left, d->left == 0 ? ": no MX host is left, mail is deferred" : "");
+}
+
+/* The reply payload for an engine answer (reply reset by the caller). */
+static sts_status make_reply(mt_socketmap *sm, const sts_smap_profile *p, const char *domain,
+                             const sts_answer *a, sts_buf *reply)
+{
+    sts_smap_dropped d;
+    sts_status st = sts_smap_reply(p, domain, a, reply, &d);
+
+    note_dropped(sm, domain, a, &d);
+    return st;
+}
+
 /* The answer to a parked request, on the engine's loop thread (at stop:
  * the closer's); the connection is PARKED, so this is its only user.
  * Reply, then hand it back to the workers (EPOLLOUT is set: there is a
@@ -322,7 +372,7 @@ static void on_answer(void *arg, const sts_answer *a)
     struct epoll_event ev;
 
     sts_buf_reset(reply);
-    if (!send_reply(c, reply, sts_smap_reply(c->wait_p, c->domain, a, reply)))
+    if (!send_reply(c, reply, make_reply(sm, c->wait_p, c->domain, a, reply)))
         c->closing = true;
     mt_runtime_release(c->wait_rt);
     c->wait_rt = NULL;
@@ -413,7 +463,7 @@ static req_result answer(mt_socketmap *sm, conn *c, sts_cur req)
         st = sts_buf_append_str(reply, "TEMP out of memory");
         goto send;
     }
-    st = sts_smap_reply(p, domain, &a, reply);
+    st = make_reply(sm, p, domain, &a, reply);
     sts_answer_release(&a);
 send:
     return send_reply(c, reply, st) && ok ? REQ_ANSWERED : REQ_CLOSE;
@@ -822,6 +872,7 @@ void mt_socketmap_close(mt_socketmap *sm)
     sts_smap_conns_free(sm->table);
     sts_sockpeer_finder_close(&sm->finder);
     sts_buf_free(&sm->cb_reply);
+    pthread_mutex_destroy(&sm->noted_mu);
     (void)close(sm->lfd);
     if (sm->epfd >= 0)
         (void)close(sm->epfd);

@@ -84,10 +84,21 @@ unsigned sts_smap_lookup_flags(const sts_smap_profile *p)
 /* Nothing usable in time (no policy cached, discovery failed or late). */
 static sts_status reply_fail(const sts_smap_profile *p, const sts_answer *a, sts_buf *out)
 {
-    if (p->on_fail == STS_SMAP_FAIL_TEMP)
-        return sts_buf_printf(out, "TEMP %.200s",
-                              a->error[0] != '\0' ? a->error : "MTA-STS lookup failed");
-    return sts_buf_append_str(out, "NOTFOUND ");
+    char text[201];
+    size_t n = 0;
+
+    if (p->on_fail != STS_SMAP_FAIL_TEMP)
+        return sts_buf_append_str(out, "NOTFOUND ");
+    /* The reason is ours but may quote a server (escaped where it was
+     * made); whatever it holds, a reply stays one line of printable
+     * ASCII, as the MTA logs it. */
+    for (; n < sizeof(text) - 1 && a->error[n] != '\0'; n++) {
+        unsigned char c = (unsigned char)a->error[n];
+
+        text[n] = c >= 0x20 && c <= 0x7e ? (char)c : '?';
+    }
+    text[n] = '\0';
+    return sts_buf_printf(out, "TEMP %s", n > 0 ? text : "MTA-STS lookup failed");
 }
 
 static sts_status reply_transport(const sts_smap_profile *p, const sts_answer *a, sts_buf *out)
@@ -109,13 +120,65 @@ static sts_status reply_transport(const sts_smap_profile *p, const sts_answer *a
     return sts_buf_printf(out, "OK %s", t);
 }
 
-/* Append one match= name, ':'-separated, unless it is there already. */
-static sts_status add_name(sts_buf *out, size_t start, const char *name, size_t *count)
+/* Words Postfix reads as match= keywords, not names: tls_client.c
+ * (match_servername, add_namechecks) compares each ':'-separated item with
+ * strcasecmp against these before it takes the item as a name.  Bit i of
+ * sts_smap_dropped.keywords stands for keyword_names[i]. */
+static const char *const keyword_names[] = { "hostname", "nexthop", "dot-nexthop" };
+#define N_KEYWORDS (sizeof(keyword_names) / sizeof(keyword_names[0]))
+
+/* The index of name[0..len) among the keywords, or -1. */
+static int keyword_index(const char *name, size_t len)
+{
+    for (size_t i = 0; i < N_KEYWORDS; i++)
+        if (len == strlen(keyword_names[i]) && sts_mem_eq_nocase(name, keyword_names[i], len))
+            return (int)i;
+    return -1;
+}
+
+const char *sts_smap_dropped_text(unsigned keywords, const char *sep,
+                                  char out[STS_SMAP_DROPPED_TEXT])
+{
+    size_t len = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < N_KEYWORDS; i++) {
+        int n;
+
+        if ((keywords & (1u << i)) == 0)
+            continue;
+        n = snprintf(out + len, STS_SMAP_DROPPED_TEXT - len, "%s%s", len > 0 ? sep : "",
+                     keyword_names[i]);
+        if (n < 0 || (size_t)n >= STS_SMAP_DROPPED_TEXT - len) {
+            out[len] = '\0'; /* a longer sep than ", ": the whole words that fit */
+            break;
+        }
+        len += (size_t)n;
+    }
+    return out;
+}
+
+/* The match= list being written at out->data[start..]. */
+typedef struct match_list {
+    size_t start;
+    sts_smap_dropped *note; /* names so far (left), keywords left out */
+} match_list;
+
+/* Append one match= name, ':'-separated, unless it is there already or is
+ * a keyword (RFC 8461 3.2 lets "hostname" be an mx line, a valid
+ * single-label host name; Postfix would read it as "the MX host's own
+ * name" and accept any certificate valid for whichever host it reached). */
+static sts_status add_name(sts_buf *out, match_list *ml, const char *name)
 {
     size_t nlen = strlen(name);
-    const char *list = out->data + start, *end = out->data + out->len;
+    const char *list = out->data + ml->start, *end = out->data + out->len;
+    int kw = keyword_index(name, nlen);
 
-    while (*count > 0 && list < end) {
+    if (kw >= 0) {
+        ml->note->keywords |= 1u << kw;
+        return STS_OK;
+    }
+    while (ml->note->left > 0 && list < end) {
         const char *colon = memchr(list, ':', (size_t)(end - list));
         size_t len = colon != NULL ? (size_t)(colon - list) : (size_t)(end - list);
 
@@ -123,13 +186,13 @@ static sts_status add_name(sts_buf *out, size_t start, const char *name, size_t 
             return STS_OK;
         list += len + 1;
     }
-    if (*count > 0) {
+    if (ml->note->left > 0) {
         sts_status st = sts_buf_append(out, ":", 1);
 
         if (st != STS_OK)
             return st;
     }
-    (*count)++;
+    ml->note->left++;
     return sts_buf_append(out, name, nlen);
 }
 
@@ -137,26 +200,25 @@ static sts_status add_name(sts_buf *out, size_t start, const char *name, size_t 
  * then accepts any depth below d).  exact: literal patterns as they are,
  * each "*.d" replaced by the domain's MX hosts it matches (one label,
  * RFC 8461 4.1), so the certificate must name an MX host the policy
- * allows and the DNS now lists.  *count is the number of names. */
-static sts_status match_list(const sts_smap_profile *p, const sts_answer *a, sts_buf *out,
-                             size_t *count)
+ * allows and the DNS now lists.  Keywords are left out (add_name). */
+static sts_status match_list_build(const sts_smap_profile *p, const sts_answer *a, sts_buf *out,
+                                   sts_smap_dropped *note)
 {
     const sts_policy *pol = a->policy;
-    size_t start = out->len;
+    match_list ml = { out->len, note };
     sts_status st = STS_OK;
 
-    *count = 0;
     for (size_t i = 0; st == STS_OK && i < pol->n_mx; i++) {
         const char *m = pol->mx[i];
 
         if (m[0] != '*')
-            st = add_name(out, start, m, count);
+            st = add_name(out, &ml, m);
         else if (p->match == STS_SMAP_MATCH_WILDCARD)
-            st = add_name(out, start, m + 1, count);
+            st = add_name(out, &ml, m + 1);
         else
             for (size_t j = 0; st == STS_OK && j < a->n_mx; j++)
                 if (sts_mx_match(m, a->mx_hosts[j]))
-                    st = add_name(out, start, a->mx_hosts[j], count);
+                    st = add_name(out, &ml, a->mx_hosts[j]);
     }
     return st;
 }
@@ -202,12 +264,13 @@ static sts_status tlsrpt_attrs(const char *domain, const sts_policy *pol, sts_bu
 }
 
 static sts_status reply_tls(const sts_smap_profile *p, const char *domain, const sts_answer *a,
-                            sts_buf *out)
+                            sts_buf *out, sts_smap_dropped *note)
 {
     const sts_policy *pol = a->result == STS_RESULT_POLICY ? a->policy : NULL;
     bool secure = pol != NULL && (pol->mode == STS_MODE_ENFORCE ||
                                   (pol->mode == STS_MODE_TESTING && p->strict_testing));
-    size_t count, base;
+    char words[STS_SMAP_DROPPED_TEXT];
+    size_t base;
     sts_status st;
 
     if (!secure) {
@@ -224,14 +287,21 @@ static sts_status reply_tls(const sts_smap_profile *p, const char *domain, const
         return sts_buf_printf(out, "TEMP MX hosts of %s not known yet (match=exact)", domain);
     st = sts_buf_append_str(out, "OK secure match=");
     if (st == STS_OK)
-        st = match_list(p, a, out, &count);
-    if (st == STS_OK && count == 0) {
-        /* Only possible with match=exact: no MX host the DNS lists now is
-         * one the policy allows.  Deferring beats a "match=" Postfix would
-         * refuse or a list no certificate can satisfy. */
+        st = match_list_build(p, a, out, note);
+    if (st == STS_OK && note->left == 0) {
+        /* No name Postfix could match: with match=exact, no MX host the
+         * DNS lists now is one the policy allows; or every pattern was a
+         * keyword.  Either way no MX host is usable (RFC 8461 4.1, 5:
+         * one that does not match is treated as unreachable), so defer,
+         * never NOTFOUND (that would deliver an enforce domain's mail
+         * without MTA-STS), and never a "match=" Postfix would refuse. */
         sts_buf_reset(out);
-        return sts_buf_printf(out, "TEMP the MTA-STS policy of %s allows none of its MX hosts",
-                              domain);
+        st = sts_buf_printf(out, "TEMP the MTA-STS policy of %s allows none of its MX hosts",
+                            domain);
+        if (st == STS_OK && note->keywords != 0)
+            st = sts_buf_printf(out, " (left out, read by Postfix as keywords: %s)",
+                                sts_smap_dropped_text(note->keywords, ", ", words));
+        return st;
     }
     if (st == STS_OK && p->servername)
         st = sts_buf_append_str(out, " servername=hostname");
@@ -249,9 +319,15 @@ static sts_status reply_tls(const sts_smap_profile *p, const char *domain, const
 }
 
 sts_status sts_smap_reply(const sts_smap_profile *p, const char *domain, const sts_answer *a,
-                          sts_buf *out)
+                          sts_buf *out, sts_smap_dropped *dropped)
 {
+    sts_smap_dropped none;
+
+    if (dropped == NULL)
+        dropped = &none;
+    dropped->keywords = 0;
+    dropped->left = 0;
     if (p->kind == STS_SMAP_KIND_TRANSPORT)
         return reply_transport(p, a, out);
-    return reply_tls(p, domain, a, out);
+    return reply_tls(p, domain, a, out, dropped);
 }

@@ -16,6 +16,11 @@
  *                      label); match=exact: "*.d" becomes the domain's
  *                      current MX hosts that match it (sts_mx_match), and
  *                      with no name left the reply is TEMP (defer);
+ *                      an mx pattern Postfix would read as a keyword
+ *                      (hostname, nexthop, dot-nexthop) is never written:
+ *                      it is left out and reported, and with no name
+ *                      left the reply is TEMP too (RFC 8461 4.1: no MX
+ *                      host matches, so none may be used);
  *                      tlsrpt=yes appends Postfix 3.10 TLSRPT attributes;
  *                      with dane and validated TLSA: "OK dane" / "OK dane-only"
  *   testing            "NOTFOUND " (or like enforce with strict_testing)
@@ -48,10 +53,25 @@ sts_status sts_smap_key_domain(sts_cur key, char out[STS_DOMAIN_MAX + 1], sts_wh
 /* The sts_engine_lookup_flags() a profile needs. */
 unsigned sts_smap_lookup_flags(const sts_smap_profile *p);
 
+/* What a TLS reply left out of its match= list, for the caller to log
+ * (this module does no I/O). */
+typedef struct sts_smap_dropped {
+    unsigned keywords; /* one bit per Postfix keyword left out (sts_smap_dropped_text) */
+    size_t left;       /* names the match= list kept; 0 with keywords set: TEMP */
+} sts_smap_dropped;
+
 /* The reply payload (without netstring framing) for the engine's answer
  * about domain (normalised).  STS_OK, or STS_PERMFAIL / STS_NOMEM when out
- * cannot hold it (out may then hold part of it: reset it). */
+ * cannot hold it (out may then hold part of it: reset it).  dropped (may
+ * be NULL) is filled in either case; keywords is 0 unless a match= list
+ * was built and some pattern was left out. */
 sts_status sts_smap_reply(const sts_smap_profile *p, const char *domain, const sts_answer *a,
-                          sts_buf *out) STS_MUST_CHECK;
+                          sts_buf *out, sts_smap_dropped *dropped) STS_MUST_CHECK;
+
+/* The keywords of a sts_smap_dropped.keywords mask as text, sep between
+ * them ("hostname, nexthop, dot-nexthop" with ", "); "" for 0.  Returns out. */
+#define STS_SMAP_DROPPED_TEXT 32
+const char *sts_smap_dropped_text(unsigned keywords, const char *sep,
+                                  char out[STS_SMAP_DROPPED_TEXT]);
 
 #endif

@@ -288,7 +288,6 @@ static void fetch_policy(job *j)
 static void on_txt(void *arg, sts_status st, const sts_dns_txt *res, const char *why)
 {
     job *j = arg;
-    sts_txt_rr rr[STS_DNS_MAX_RECORDS];
     sts_txt txt;
     sts_why twhy;
     sts_status sel;
@@ -319,12 +318,8 @@ static void on_txt(void *arg, sts_status st, const sts_dns_txt *res, const char 
         job_finish(j, STS_RESULT_TEMPERROR, STS_RT_NONE, "DNS: ", why);
         return;
     }
-    for (size_t i = 0; i < res->n && i < STS_DNS_MAX_RECORDS; i++) {
-        rr[i].data = res->rec[i];
-        rr[i].len = res->len[i];
-    }
     twhy.text[0] = '\0';
-    sel = sts_txt_select(rr, res->n < STS_DNS_MAX_RECORDS ? res->n : STS_DNS_MAX_RECORDS, &txt, &twhy);
+    sel = sts_txt_select(res->rr, res->n, &txt, &twhy);
     if (sel != STS_OK && j->mode == STS_DISCOVER_REFRESH) {
         memcpy(j->o.id, j->known_id, sizeof(j->o.id));
         fetch_policy(j);

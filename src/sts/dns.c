@@ -322,7 +322,7 @@ static bool answer_name_ok(const char *name)
 
 static void deliver_txt(query *q, sts_status st, const sts_dns_txt *res, const char *why)
 {
-    sts_dns_txt empty = { 0, NULL, NULL };
+    sts_dns_txt empty = { 0, NULL };
 
     ((sts_dns_txt_cb *)q->cb)(q->arg, st, res != NULL ? res : &empty, why);
 }
@@ -401,13 +401,22 @@ static void fail(query *q, sts_status st, const char *why)
  * delivers the records and returns STS_OK, or returns STS_NOTFOUND when the
  * answer holds no record of the asked type (the caller then looks for a
  * CNAME to chase), or another status with a reason in why. */
+
+/* Every record of the answer goes on, each one's strings joined (RFC 8461
+ * 3.1): the RFCs discard the records of other kinds before they count
+ * (RFC 8461 3.1, RFC 8460 3), so a name with hundreds of unrelated TXT
+ * records (site verifications, SPF) still has its one STS or TLSRPT
+ * record, and a limit on records here would answer wrongly (dropping
+ * some could make two v=STSv1 records one).  The bound is the answer's
+ * size: a DNS message holds at most 65535 bytes (over TCP), and its
+ * joined strings are fewer.  Records and bytes are counted first, then
+ * copied into two allocations of exactly that size. */
 static sts_status parse_txt(query *q, const unsigned char *abuf, int alen, char *why, size_t wsz)
 {
     struct ares_txt_ext *head = NULL;
-    sts_buf rec[STS_DNS_MAX_RECORDS];
-    const char *ptr[STS_DNS_MAX_RECORDS];
-    size_t len[STS_DNS_MAX_RECORDS];
-    size_t n = 0;
+    sts_txt_rr *rr = NULL;
+    char *bytes = NULL;
+    size_t n = 0, total = 0, off = 0;
     sts_status st;
     sts_dns_txt res;
     int rc;
@@ -422,34 +431,43 @@ static sts_status parse_txt(query *q, const unsigned char *abuf, int alen, char 
         return rc == ARES_ENOMEM ? STS_NOMEM : STS_TEMPFAIL;
     }
     for (struct ares_txt_ext *t = head; t != NULL; t = t->next) {
+        if (t->record_start || n == 0)
+            n++;
+        total += t->length;
+    }
+    if (total + n > STS_DNS_MAX_TXT_BYTES) {
+        (void)snprintf(why, wsz, "TXT answer of more than %d bytes", STS_DNS_MAX_TXT_BYTES);
+        st = STS_PERMFAIL;
+        goto done;
+    }
+    rr = sts_calloc_array(n, sizeof(*rr));
+    bytes = malloc(total + n); /* bounded just above; + n: a NUL after each record */
+    if (rr == NULL || bytes == NULL) {
+        (void)snprintf(why, wsz, "out of memory");
+        st = STS_NOMEM;
+        goto done;
+    }
+    n = 0;
+    for (struct ares_txt_ext *t = head; t != NULL; t = t->next) {
         if (t->record_start || n == 0) {
-            if (n == STS_DNS_MAX_RECORDS) {
-                /* Dropping records could turn "two v=STSv1 records" into
-                 * one; refuse rather than answer wrongly. */
-                (void)snprintf(why, wsz, "more than %d TXT records", STS_DNS_MAX_RECORDS);
-                st = STS_PERMFAIL;
-                goto done;
-            }
-            sts_buf_init(&rec[n++], 65535); /* a DNS message cannot hold more */
+            if (n > 0)
+                bytes[off++] = '\0';
+            rr[n].data = bytes + off;
+            rr[n++].len = 0;
         }
-        if (t->length > 0 && sts_buf_append(&rec[n - 1], t->txt, t->length) != STS_OK) {
-            (void)snprintf(why, wsz, "out of memory");
-            st = STS_NOMEM;
-            goto done;
-        }
+        if (t->length > 0)
+            memcpy(bytes + off, t->txt, t->length);
+        off += t->length;
+        rr[n - 1].len += t->length;
     }
-    for (size_t i = 0; i < n; i++) {
-        ptr[i] = rec[i].data != NULL ? rec[i].data : "";
-        len[i] = rec[i].len;
-    }
+    bytes[off] = '\0';
     res.n = n;
-    res.rec = ptr;
-    res.len = len;
+    res.rr = rr;
     deliver_txt(q, STS_OK, &res, "");
     st = STS_OK;
 done:
-    for (size_t i = 0; i < n; i++)
-        sts_buf_free(&rec[i]);
+    free(rr);
+    free(bytes);
     ares_free_data(head);
     return st;
 }
@@ -799,7 +817,7 @@ static query *query_new(sts_dns *dns, qkind kind, const char *name, void *cb, vo
 void sts_dns_txt_query(sts_dns *dns, const char *name, sts_dns_txt_cb *cb, void *arg)
 {
     query *q;
-    sts_dns_txt empty = { 0, NULL, NULL };
+    sts_dns_txt empty = { 0, NULL };
 
     if (NAME_TOO_LONG(name)) {
         cb(arg, STS_PERMFAIL, &empty, TOO_LONG_WHY);

@@ -28,10 +28,12 @@
 #include <stddef.h>
 
 #include "base/status.h"
+#include "sts/txt.h"
 
 #define STS_DNS_MAX_CNAME 8
 #define STS_DNS_MAX_ADDRS 16   /* addresses kept per host name */
-#define STS_DNS_MAX_RECORDS 64 /* TXT records / MX hosts kept per answer */
+#define STS_DNS_MAX_RECORDS 64 /* MX hosts kept per answer */
+#define STS_DNS_MAX_TXT_BYTES 65535 /* a TXT answer's joined strings: a DNS message holds less */
 #define STS_DNS_MAX_POLLFDS 32 /* sockets a channel reports for polling */
 
 typedef struct sts_dns sts_dns;
@@ -49,11 +51,12 @@ sts_status sts_dns_new(const sts_dns_opts *opts, sts_dns **out, sts_why *why) ST
 void sts_dns_free(sts_dns *dns);
 
 /* TXT records of one name, each record's character-strings concatenated
- * (record boundaries kept).  Only valid during the callback. */
+ * (record boundaries kept): all of them, however many, as the RFCs'
+ * discard-then-count selection (sts_txt_select, sts_tlsrpt_select) needs
+ * them; bounded by the answer's size.  Only valid during the callback. */
 typedef struct sts_dns_txt {
     size_t n;
-    const char *const *rec; /* rec[i] has len[i] bytes (may contain NUL), NUL-terminated */
-    const size_t *len;
+    const sts_txt_rr *rr; /* rr[i].data: rr[i].len bytes (may contain NUL), NUL-terminated */
 } sts_dns_txt;
 
 /* Host names of MX records sorted by preference (lowest first); valid

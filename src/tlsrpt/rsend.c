@@ -336,8 +336,6 @@ typedef struct txt_wait {
 static void on_txt(void *arg, sts_status st, const sts_dns_txt *res, const char *why)
 {
     txt_wait *w = arg;
-    sts_txt_rr rr[STS_DNS_MAX_RECORDS];
-    size_t n = res->n < STS_DNS_MAX_RECORDS ? res->n : STS_DNS_MAX_RECORDS;
 
     w->done = true;
     if (st != STS_OK) {
@@ -345,11 +343,7 @@ static void on_txt(void *arg, sts_status st, const sts_dns_txt *res, const char 
         sts_why_set(&w->why, "%s", why);
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        rr[i].data = res->rec[i];
-        rr[i].len = res->len[i];
-    }
-    w->st = sts_tlsrpt_select(rr, n, w->out, &w->why);
+    w->st = sts_tlsrpt_select(res->rr, res->n, w->out, &w->why);
 }
 
 /* The TLSRPT record of domain: STS_OK (out filled), STS_NOTFOUND or

@@ -115,14 +115,14 @@ SCENARIOS = [
                                                     max_age="31557601")),
      ok("mx1.bigage.test"),
      (NF, "RFC 8461 3.2: the ABNF allows 1*10DIGIT and the text gives 31557600 as the "
-          "maximum without saying to reject more; we clamp (src/policy.c), the peer "
+          "maximum without saying to reject more; we clamp (src/sts/policy.c), the peer "
           "discards the whole policy and the domain goes unprotected")),
     ("policy: mode given twice (testing, then enforce)",
      "postfix " + domain("dupmode.test", body=policy("testing", ["mx1.dupmode.test"],
                                                      extra=["mode: enforce"])),
      NF, (ok("mx1.dupmode.test"),
           "a repeated key other than mx: the first occurrence counts (our reading of "
-          "RFC 8461 3.2, src/policy.c), so ours is testing; the peer's dict keeps the last "
+          "RFC 8461 3.2, src/sts/policy.c), so ours is testing; the peer's dict keeps the last "
           "one and enforces")),
     ("policy served as text/html",
      "postfix " + domain("html.test", body=policy("enforce", ["mx1.html.test"]),
@@ -151,6 +151,30 @@ SCENARIOS = [
      "postfix " + domain("othertxt.test", txt=["v=STSv1; id=o1;", "google-site-verification=x"],
                          body=policy("enforce", ["mx1.othertxt.test"])),
      ok("mx1.othertxt.test"), None),
+    ("300 unrelated TXT records and one v=STSv1",
+     "postfix " + domain("manytxt.test",
+                         txt=["site-verification=%03d-%s" % (i, "x" * 20) for i in range(300)]
+                         + ["v=STSv1; id=%(id)s;"],
+                         body=policy("enforce", ["mx1.manytxt.test"])),
+     ok("mx1.manytxt.test"), None),
+    ("policy: mx lines that are Postfix match= keywords, beside a host name",
+     "postfix " + domain("kwmix.test", body=policy("enforce", ["hostname", "mx1.kwmix.test",
+                                                               "nexthop", "dot-nexthop"])),
+     ok("mx1.kwmix.test"),
+     (ok("hostname", "mx1.kwmix.test", "nexthop", "dot-nexthop"),
+      "Postfix reads hostname, nexthop and dot-nexthop in match= as keywords (the MX host "
+      "reached, the recipient domain, any name below it; tls_client.c), not as the "
+      "single-label host names RFC 8461 3.2 allows: we leave them out (and log it), the "
+      "peer passes them on and widens the policy")),
+    ("policy: only Postfix match= keywords as mx",
+     "postfix " + domain("kwonly.test", body=policy("enforce", ["hostname", "nexthop",
+                                                                "dot-nexthop"])),
+     "TEMP the MTA-STS policy of kwonly.test allows none of its MX hosts (left out, read by "
+     "Postfix as keywords: hostname, nexthop, dot-nexthop)",
+     (ok("hostname", "nexthop", "dot-nexthop"),
+      "with the keywords left out no name is left: no MX host can match the policy, so "
+      "the enforce domain's mail is deferred (RFC 8461 4.1, 5); the peer's answer lets "
+      "Postfix accept any MX host whose certificate names itself or the domain")),
     ("TXT v=STSv10 (not STSv1)",
      "postfix " + domain("stsv10.test", txt="v=STSv10; id=s1;",
                          body=policy("enforce", ["mx1.stsv10.test"])), NF, None),

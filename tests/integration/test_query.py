@@ -128,6 +128,18 @@ sc("txt-not-sts", txt=[["v=spf1 -all"]], https=None, want=none("v=STSv1"))
 sc("txt-v-stsv10", txt=[["v=STSv10; id=1"]], https=None, want=none("v=STSv1"))
 sc("txt-discard-before-count", txt=[["v=spf1 -all"], ["v=STSv1; id=abc123"]],
    want=enforce_want(D, id_="abc123"))
+# RFC 8461 3.1 discards the other records before counting: 300 unrelated
+# ones (SPF, site verifications; the answer is too big for UDP and comes
+# over TCP) do not hide the one v=STSv1 record, nor make two of one.
+UNRELATED_300 = [["site-verification=%03d-%s" % (i, "x" * 20)] for i in range(300)]
+sc("txt-300-unrelated-then-sts", txt=UNRELATED_300 + [["v=STSv1; id=among300"]],
+   want=enforce_want(D, id_="among300"))
+sc("txt-sts-first-then-300-unrelated", txt=[["v=STSv1; id=first301"]] + UNRELATED_300,
+   want=enforce_want(D, id_="first301"))
+sc("txt-300-unrelated-no-sts", txt=UNRELATED_300, https=None,
+   want=none("no TXT record starts with v=STSv1"))
+sc("txt-300-unrelated-two-sts", txt=[["v=STSv1; id=a1"]] + UNRELATED_300 + [["v=STSv1; id=b2"]],
+   https=None, want=none("found 2 v=STSv1 records"))
 sc("txt-two-sts-records", txt=[["v=STSv1; id=1"], ["v=STSv1; id=2"]], https=None,
    want=none("unusable MTA-STS TXT record"))
 sc("txt-multi-string", txt=[["v=STSv1; ", "id=multi", "string1;"]],
@@ -293,6 +305,16 @@ def main():
 
 def extra_cases(report, fx, work, conf, dns_port, https_port, ca):
     base = ["--json", "--config", conf]
+
+    def big_txt_over_tcp():
+        # 300 records do not fit the 1280-byte EDNS UDP answer: the fixture
+        # sets TC and c-ares asks again over TCP (no scenario above needs
+        # TCP otherwise, so the count is theirs).
+        before = fx.dns_stats()["tcp"]
+        rc, out, err = run_query(base + ["txt-300-unrelated-then-sts.test"])
+        assert rc == 0 and json.loads(out)["id"] == "among300", (rc, out, err)
+        assert fx.dns_stats()["tcp"] > before, "the 300-record TXT answer did not come over TCP"
+    report.run("a TXT answer too big for UDP is asked again over TCP", big_txt_over_tcp)
 
     def idn_domain():
         # U-label input is queried and reported as its A-label.

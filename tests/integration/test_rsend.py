@@ -251,6 +251,9 @@ def run_tests(report, w):
     w.hosts["rpt.crash.test"]["delay_ms"] = 4000
     c = case("two-records")
     c.txt("v=TLSRPTv1; rua=mailto:a@two-records.test", "v=TLSRPTv1; rua=mailto:b@two-records.test")
+    c = case("many-txt")
+    c.txt(*(["site-verification=%03d-%s" % (i, "x" * 20) for i in range(300)]
+            + ["v=TLSRPTv1; rua=mailto:tlsrpt@many-txt.test"]))
     c = case("no-record")
     c = case("unusable")
     c.txt("v=TLSRPTv1; rua=http://rpt.unusable.test/x,mailto:a@unusable.test!10m")
@@ -385,6 +388,18 @@ def run_tests(report, w):
         eq("mails", len(w.mails()), before)
         eq("spool", c.spooled(), [])
     report.run("two v=TLSRPTv1 records: no rua, counted, nothing sent", two_records)
+
+    def many_txt():
+        c = cases["many-txt"]
+        eq("enqueue", c.enqueue(), stats(queued=1))
+        before = len(w.mails())
+        out, err = c.run(T0)
+        eq("run (%s)" % err.strip()[-300:], out, stats(delivered=1))
+        new = w.mails()[before:]
+        eq("messages", len(new), 1)
+        check_mail(new[0], c, "tlsrpt@many-txt.test")
+    report.run("300 unrelated TXT records and one v=TLSRPTv1 (RFC 8460 3: discard, then "
+               "count): the report is sent", many_txt)
 
     def no_record():
         c = cases["no-record"]

@@ -6,7 +6,9 @@ requests, early disconnects, 1,000 concurrent connections, and Postfix's
 own postmap.  Profiles from the config file (SocketmapProfile): servername,
 strict_testing, on_fail with a short budget and with an unreachable DNS
 server, match=exact, tlsrpt, dane / dane-only, a transport map, unknown
-map names, LocalDomains, and a reload that changes a profile.
+map names, LocalDomains, and a reload that changes a profile.  Policies
+whose mx lines are words Postfix reads as match= keywords (hostname,
+nexthop, dot-nexthop): left out of the answer, logged once.
 """
 
 import os
@@ -98,8 +100,9 @@ def main():
         fx = harness.Fixtures(work)
         dmn = None
         try:
-            dmn = daemon.Daemon(fx, work, PROFILES)
+            dmn = daemon.Daemon(fx, work, PROFILES, world=keyword_world)
             run_tests(report, dmn.smap_port, dmn)
+            run_keyword_tests(report, dmn.smap_port, dmn)
             run_profile_tests(report, dmn.smap_port, dmn, fx)
             run_thousand(report, dmn.smap_port, dmn)
         finally:
@@ -276,6 +279,93 @@ def run_profile_tests(report, port, dmn, fx):
         before.close()
     report.run("SIGHUP applies a changed profile, also on open connections; a bad one is refused",
                reload_profile)
+
+
+KEYWORDS = ("hostname", "nexthop", "dot-nexthop")
+
+
+def keyword_world(names, hosts):
+    """Policies with mx lines that are valid single-label host names and
+    Postfix match= keywords: alone (enforce and testing) and mixed with
+    the usual mx1.D and *.mx.D patterns (the MX hosts are mx1.D, b.mx.D)."""
+    for d, mode, mx in (("kwonly.test", "enforce", KEYWORDS),
+                        ("kwmix.test", "enforce", ("hostname", "mx1.kwmix.test", "nexthop",
+                                                   "*.mx.kwmix.test", "Dot-Nexthop")),
+                        ("kwtesting.test", "testing", ("hostname",))):
+        names["_mta-sts." + d] = {"TXT": [["v=STSv1; id=kw%s1;" % mode]]}
+        names["mta-sts." + d] = {"A": ["127.0.0.1"]}
+        names[d] = {"MX": [[10, "mx1." + d], [20, "b.mx." + d]]}
+        hosts["mta-sts." + d] = {"body": "version: STSv1\r\nmode: %s\r\n%smax_age: 86400\r\n"
+                                         % (mode, "".join("mx: %s\r\n" % m for m in mx))}
+
+
+def run_keyword_tests(report, port, dmn):
+    nothing_left = ("TEMP the MTA-STS policy of kwonly.test allows none of its MX hosts "
+                    "(left out, read by Postfix as keywords: hostname, nexthop, dot-nexthop)")
+
+    def dropped_lines():
+        with open(dmn.errfile, errors="replace") as f:
+            return [ln for ln in f if "socketmap-mx-dropped" in ln]
+
+    def replies():
+        c = Client(port)
+        for _ in range(3):
+            eq(c.ask("postfix", "kwmix.test"),
+               "OK secure match=mx1.kwmix.test:.mx.kwmix.test servername=hostname", "mixed")
+            eq(c.ask("sts", "kwmix.test"),
+               "OK secure match=mx1.kwmix.test:.mx.kwmix.test servername=hostname",
+               "mixed, Sendmail map")
+            eq(c.ask("exact", "kwmix.test"),
+               "OK secure match=mx1.kwmix.test:b.mx.kwmix.test servername=hostname",
+               "mixed, match=exact")
+            eq(c.ask("postfix", "kwonly.test"), nothing_left, "keywords only, enforce: defer")
+            eq(c.ask("sts", "kwonly.test"), nothing_left, "keywords only, Sendmail map")
+            eq(c.ask("rpt", "kwonly.test"), nothing_left, "keywords only, tlsrpt=yes")
+            eq(c.ask("postfix", "kwtesting.test"), "NOTFOUND ", "keywords only, testing")
+            eq(c.ask("strict", "kwtesting.test"),
+               nothing_left.replace("kwonly", "kwtesting").replace(", nexthop, dot-nexthop", ""),
+               "keywords only, testing under strict_testing")
+            eq(c.ask("route", "kwonly.test"), "OK mtasts-enforce:", "transport profile")
+        c.close()
+    report.run("mx hostname / nexthop / dot-nexthop never reach match=; none left: TEMP",
+               replies)
+
+    def logged_once():
+        def both():
+            ln = dropped_lines()
+            return (any("domain=kwonly.test" in x for x in ln)
+                    and any("domain=kwmix.test" in x for x in ln))
+        harness.wait_for(both, timeout=5, msg="socketmap-mx-dropped lines")
+        lines = dropped_lines()
+        only = [x for x in lines if "domain=kwonly.test" in x]
+        mix = [x for x in lines if "domain=kwmix.test" in x]
+        eq(len(only), 1, "kwonly.test lines (once per domain and policy id): %r" % only)
+        eq(len(mix), 1, "kwmix.test lines: %r" % mix)
+        for want in ("id=kwenforce1", "dropped=hostname,nexthop,dot-nexthop", "left=0",
+                     "reason=\"Postfix reads these mx patterns as match= keywords, "
+                     "not host names: no MX host is left, mail is deferred\""):
+            assert want in only[0], "kwonly.test line %r lacks %r" % (only[0], want)
+        for want in ("id=kwenforce1", "dropped=hostname,nexthop,dot-nexthop", "left=2",
+                     "reason=\"Postfix reads these mx patterns as match= keywords, "
+                     "not host names\""):
+            assert want in mix[0], "kwmix.test line %r lacks %r" % (mix[0], want)
+        kwt = [x for x in lines if "domain=kwtesting.test" in x]
+        eq(len(kwt), 1, "kwtesting.test lines (strict_testing built a match= list)")
+    report.run("what was dropped is logged once per domain and policy id, with why",
+               logged_once)
+
+    def postmap():
+        got = postmap_q("kwmix.test", "postfix", port)
+        if got is None:
+            raise harness.Skip("postfix not installed (the netstring checks passed)")
+        eq(got[:2], (0, "secure match=mx1.kwmix.test:.mx.kwmix.test servername=hostname"),
+           "postmap -q kwmix.test (%s)" % got[2])
+        rc, out, err = postmap_q("kwonly.test", "postfix", port)
+        assert rc != 0 and out == "", "postmap -q kwonly.test: got %r, want a failed lookup" % (
+            (rc, out, err),)
+        assert "allows none of its MX hosts" in err, "postmap's error: %r" % err
+    report.run("postmap -q through Postfix's socketmap client: mixed policy sane, "
+               "keywords only a lookup failure", postmap)
 
 
 def run_thousand(report, port, dmn):

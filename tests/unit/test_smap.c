@@ -15,6 +15,7 @@
 #include "sts/policy.h"
 #include "smap/smap.h"
 #include "smap/smap_profile.h"
+#include "unit_run.h"
 
 typedef struct ns_case {
     const char *name, *in;
@@ -315,9 +316,11 @@ typedef struct reply_case {
     sts_dane_state dane;
     const char *error;
     const char *want;
+    const char *want_dropped; /* "keywords/left" reported; NULL: nothing left out */
 } reply_case;
 
-static const reply_case reply_cases[] = {
+/* Not const: cmocka takes each case as its test state. */
+static reply_case reply_cases[] = {
     { "enforce_wildcard", "postfix", STS_RESULT_POLICY, POLICY("enforce"), NULL, 0, "", SECURE },
     { "sendmail_name_same", "sts", STS_RESULT_POLICY, POLICY("enforce"), NULL, 0, "", SECURE },
     { "servername_off", "p servername=no", STS_RESULT_POLICY, POLICY("enforce"), NULL, 0, "",
@@ -338,6 +341,8 @@ static const reply_case reply_cases[] = {
       "TEMP policy discovery still running after 3000 ms" },
     { "temperror_on_fail_temp_no_text", "p on_fail=temp", STS_RESULT_TEMPERROR, NULL, NULL, 0, "",
       "TEMP MTA-STS lookup failed" },
+    { "temperror_reason_stays_one_printable_line", "p on_fail=temp", STS_RESULT_TEMPERROR, NULL,
+      NULL, 0, "DNS: a\r\nb\x01" "c\x7f\xc3\xa9 match=x", "TEMP DNS: a??b?c??? match=x" },
     /* match=exact */
     { "exact_expands_wildcards", "p match=exact", STS_RESULT_POLICY, POLICY("enforce"),
       "x.b.example,deep.y.b.example,y.b.example,other.example", 0, "",
@@ -359,6 +364,49 @@ static const reply_case reply_cases[] = {
       POLICY("testing"), "z.b.example", 0, "", "OK secure match=mx1.a.example:z.b.example" },
     { "exact_testing_not_strict", "p match=exact", STS_RESULT_POLICY, POLICY("testing"), NULL, 0,
       "", "NOTFOUND " },
+    /* mx patterns Postfix would read as match= keywords (tls_client.c:
+     * "hostname", "nexthop", "dot-nexthop", any case) are left out */
+#define KW_TEMP "TEMP the MTA-STS policy of a.example allows none of its MX hosts " \
+                "(left out, read by Postfix as keywords: "
+    { "keyword_patterns_dropped", "postfix", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: hostname\nmx: mx1.a.example\nmx: nexthop\n"
+      "mx: *.b.example\nmx: dot-nexthop\nmax_age: 60\n", NULL, 0, "", SECURE,
+      "hostname,nexthop,dot-nexthop/2" },
+    { "keyword_any_case_dropped", "p servername=no", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: HostName\nmx: NEXTHOP.\nmx: mx1.a.example\n"
+      "max_age: 60\n", NULL, 0, "", "OK secure match=mx1.a.example", "hostname,nexthop/1" },
+    { "keyword_below_wildcard_kept", "p servername=no", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: *.hostname\nmax_age: 60\n", NULL, 0, "",
+      "OK secure match=.hostname" },
+    { "keyword_only_enforce_defers", "postfix", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: hostname\nmx: nexthop\nmx: dot-nexthop\n"
+      "max_age: 60\n", NULL, 0, "", KW_TEMP "hostname, nexthop, dot-nexthop)",
+      "hostname,nexthop,dot-nexthop/0" },
+    { "keyword_only_sendmail_defers", "sts", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: nexthop\nmax_age: 60\n", NULL, 0, "",
+      KW_TEMP "nexthop)", "nexthop/0" },
+    { "keyword_only_exact_defers", "p match=exact", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: hostname\nmax_age: 60\n", "hostname,mx.a.example",
+      0, "", KW_TEMP "hostname)", "hostname/0" },
+    { "keyword_exact_literal_dropped", "p match=exact servername=no", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: dot-nexthop\nmx: *.b.example\nmax_age: 60\n",
+      "x.b.example", 0, "", "OK secure match=x.b.example", "dot-nexthop/1" },
+    { "keyword_only_testing_delivers", "postfix", STS_RESULT_POLICY,
+      "version: STSv1\nmode: testing\nmx: hostname\nmax_age: 60\n", NULL, 0, "",
+      "NOTFOUND " },
+    { "keyword_only_strict_testing_defers", "p strict_testing=yes", STS_RESULT_POLICY,
+      "version: STSv1\nmode: testing\nmx: hostname\nmax_age: 60\n", NULL, 0, "",
+      KW_TEMP "hostname)", "hostname/0" },
+    { "keyword_only_dane_answers_dane", "p dane=dane", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: hostname\nmax_age: 60\n", NULL, STS_DANE_ALL, "",
+      "OK dane" },
+    { "keyword_tlsrpt_reports_published_policy", "p tlsrpt=yes servername=no",
+      STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: nexthop\nmx: m.a.example\nmax_age: 60\n", NULL, 0,
+      "", "OK secure match=m.a.example policy_type=sts policy_domain=a.example "
+      "mx_host_pattern=nexthop mx_host_pattern=m.a.example { policy_string = version: STSv1 } "
+      "{ policy_string = mode: enforce } { policy_string = mx: nexthop } "
+      "{ policy_string = mx: m.a.example } { policy_string = max_age: 60 }", "nexthop/1" },
     /* tlsrpt=yes */
     { "tlsrpt_attributes", "p tlsrpt=yes", STS_RESULT_POLICY, POLICY("enforce"), NULL, 0, "",
       SECURE " policy_type=sts policy_domain=a.example mx_host_pattern=mx1.a.example "
@@ -407,7 +455,7 @@ static const reply_case reply_cases[] = {
 };
 
 /* The reply for a case with an output cap of cap bytes. */
-static sts_status reply_with(const reply_case *c, size_t cap, sts_buf *out)
+static sts_status reply_with(const reply_case *c, size_t cap, sts_buf *out, sts_smap_dropped *d)
 {
     sts_smap_profile p = profile(c->profile);
     sts_policy *pol = NULL;
@@ -435,24 +483,53 @@ static sts_status reply_with(const reply_case *c, size_t cap, sts_buf *out)
         a.mx_hosts = hosts;
     }
     sts_buf_init(out, cap);
-    st = sts_smap_reply(&p, "a.example", &a, out);
+    st = sts_smap_reply(&p, "a.example", &a, out, d);
     sts_policy_free(pol);
     return st;
 }
 
-static void test_replies(void **state)
+static void run_reply_case(void **state)
 {
-    (void)state;
-    for (size_t i = 0; i < sizeof(reply_cases) / sizeof(reply_cases[0]); i++) {
-        const reply_case *c = &reply_cases[i];
-        sts_buf out;
-        sts_status st = reply_with(c, 16384, &out);
+    const reply_case *c = *state;
+    sts_buf out;
+    sts_smap_dropped d;
+    char words[STS_SMAP_DROPPED_TEXT], got[64];
+    sts_status st = reply_with(c, 16384, &out, &d);
 
-        if (st != STS_OK)
-            fail_msg("case %s: got %s, want ok", c->name, sts_status_name(st));
-        if (strcmp(out.data, c->want) != 0)
-            fail_msg("case %s: got '%s', want '%s'", c->name, out.data, c->want);
-        sts_buf_free(&out);
+    if (st != STS_OK)
+        fail_msg("case %s: got %s, want ok", c->name, sts_status_name(st));
+    if (strcmp(out.data, c->want) != 0)
+        fail_msg("case %s: got '%s', want '%s'", c->name, out.data, c->want);
+    (void)snprintf(got, sizeof(got), "%s/%zu", sts_smap_dropped_text(d.keywords, ",", words),
+                   d.left);
+    if (c->want_dropped != NULL ? strcmp(got, c->want_dropped) != 0 : d.keywords != 0)
+        fail_msg("case %s: dropped got '%s', want '%s'", c->name, got,
+                 c->want_dropped != NULL ? c->want_dropped : "nothing");
+    sts_buf_free(&out);
+}
+
+/* The keywords of a dropped mask as text: none, some, all; a separator
+ * too long for the buffer gives what fits, still a string. */
+static void test_dropped_text(void **state)
+{
+    static const struct {
+        unsigned mask;
+        const char *sep, *want;
+    } cases[] = {
+        { 0, ", ", "" },
+        { 2, ", ", "nexthop" },
+        { 5, ",", "hostname,dot-nexthop" },
+        { 7, ", ", "hostname, nexthop, dot-nexthop" },
+        { 7, " and also ", "hostname and also nexthop" },
+    };
+    char out[STS_SMAP_DROPPED_TEXT];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got = sts_smap_dropped_text(cases[i].mask, cases[i].sep, out);
+
+        if (got != out || strcmp(out, cases[i].want) != 0)
+            fail_msg("case %zu: got '%s', want '%s'", i, out, cases[i].want);
     }
 }
 
@@ -464,29 +541,35 @@ static void test_tlsrpt_dropped_when_too_long(void **state)
     sts_buf out;
 
     (void)state;
-    assert_int_equal(reply_with(&c, strlen(SECURE) + 40, &out), STS_OK);
+    assert_int_equal(reply_with(&c, strlen(SECURE) + 40, &out, NULL), STS_OK);
     if (strcmp(out.data, SECURE) != 0)
         fail_msg("got '%s', want '%s'", out.data, SECURE);
     sts_buf_free(&out);
     /* The policy itself too long for the buffer: an error the caller maps. */
-    assert_int_not_equal(reply_with(&c, 20, &out), STS_OK);
+    assert_int_not_equal(reply_with(&c, 20, &out, NULL), STS_OK);
     sts_buf_free(&out);
 }
 
+#define N_REPLY (sizeof(reply_cases) / sizeof(reply_cases[0]))
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_netstring_parse),
-        cmocka_unit_test(test_netstring_append),
-        cmocka_unit_test(test_key_domain),
-        cmocka_unit_test(test_split),
-        cmocka_unit_test(test_profile_parse),
-        cmocka_unit_test(test_profile_format_round_trip),
-        cmocka_unit_test(test_profile_set),
-        cmocka_unit_test(test_lookup_flags),
-        cmocka_unit_test(test_replies),
-        cmocka_unit_test(test_tlsrpt_dropped_when_too_long),
-    };
+    struct CMUnitTest tests[N_REPLY + 10];
+    size_t n = 0;
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_netstring_parse);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_netstring_append);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_key_domain);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_split);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_profile_parse);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_profile_format_round_trip);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_profile_set);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_lookup_flags);
+    for (size_t i = 0; i < N_REPLY; i++) {
+        tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate(run_reply_case, &reply_cases[i]);
+        tests[n++].name = reply_cases[i].name;
+    }
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_dropped_text);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_tlsrpt_dropped_when_too_long);
+    return UNIT_RUN("smap", tests, n);
 }

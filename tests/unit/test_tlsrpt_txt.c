@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "unit_records.h"
 #include "unit_run.h"
 
 #include <stdio.h>
@@ -220,10 +221,11 @@ static void run_parse_case(void **state)
 
 typedef struct select_case {
     const char *name;
-    const char *recs[4];
+    const char *recs[UNIT_RECORDS_MAX]; /* NULL after the last */
     sts_status want;
     size_t want_n;
     const char *want_why;
+    size_t n_other; /* unrelated records around them (unit_records.h) */
 } select_case;
 
 static const select_case select_cases[] = {
@@ -245,24 +247,27 @@ static const select_case select_cases[] = {
       STS_OK, 1, NULL },
     { "select_one_invalid", { V " rua=" }, STS_PERMFAIL, 0, "invalid v=TLSRPTv1 record" },
     { "select_valid_no_usable_uri", { V "rua=http://x.example/" }, STS_OK, 0, NULL },
+    /* Discarded first, however many: no limit on the count of records. */
+    { "select_one_among_300_unrelated", { V "rua=mailto:a@b.example" }, STS_OK, 1, NULL, 300 },
+    { "select_none_among_300_unrelated", { NULL }, STS_NOTFOUND, 0,
+      "no v=TLSRPTv1 record among 300 TXT records", 300 },
+    { "select_two_among_300_unrelated", { V "rua=mailto:a@b.example", V "rua=mailto:c@b.example" },
+      STS_PERMFAIL, 0, "found 2 v=TLSRPTv1 records", 300 },
 };
 
 static void run_select_case(void **state)
 {
     const select_case *tc = *state;
-    sts_txt_rr rr[4];
+    size_t n;
+    sts_txt_rr *rr = unit_records(tc->recs, tc->n_other, &n);
     sts_tlsrpt *got = calloc(1, sizeof(*got));
-    size_t n = 0;
     sts_why why;
     sts_status st;
 
     assert_non_null(got);
-    for (; n < 4 && tc->recs[n] != NULL; n++) {
-        rr[n].data = tc->recs[n];
-        rr[n].len = strlen(tc->recs[n]);
-    }
     memset(&why, 0, sizeof(why));
     st = sts_tlsrpt_select(rr, n, got, &why);
+    free(rr);
     if (st != tc->want || (st == STS_OK && got->n != tc->want_n))
         fail_msg("case %s: got %s n=%zu (%s), want %s n=%zu", tc->name, sts_status_name(st),
                  got->n, why.text, sts_status_name(tc->want), tc->want_n);

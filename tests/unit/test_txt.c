@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "unit_records.h"
 #include "unit_run.h"
 
 #include <stdio.h>
@@ -93,10 +94,11 @@ static parse_case parse_cases[] = {
 
 typedef struct select_case {
     const char *name;
-    const char *recs[4]; /* NULL-terminated */
+    const char *recs[UNIT_RECORDS_MAX]; /* NULL after the last */
     sts_status want;
     const char *want_id;
     const char *want_why;
+    size_t n_other; /* unrelated records around them (unit_records.h) */
 } select_case;
 
 static select_case select_cases[] = {
@@ -121,6 +123,13 @@ static select_case select_cases[] = {
       "invalid v=STSv1 record: id contains '-'" },
     { "select_version_only_invalid", { "v=STSv1", "v=spf1 -all", NULL }, STS_PERMFAIL, NULL,
       "required id field missing" },
+    /* Discarded first, however many: no limit on the count of records. */
+    { "select_one_among_300_unrelated", { "v=STSv1; id=among300", NULL }, STS_OK, "among300",
+      NULL, 300 },
+    { "select_none_among_300_unrelated", { NULL }, STS_NOTFOUND, NULL,
+      "no v=STSv1 record among 300 TXT records", 300 },
+    { "select_two_among_300_unrelated_invalid", { "v=STSv1; id=1", "v=STSv1; id=2", NULL },
+      STS_PERMFAIL, NULL, "found 2 v=STSv1 records", 300 },
 };
 
 static void check_result(const char *name, sts_status st, const sts_txt *got, const sts_why *why,
@@ -164,20 +173,16 @@ static void run_parse_case(void **state)
 static void run_select_case(void **state)
 {
     const select_case *tc = *state;
-    sts_txt_rr rrs[4];
-    size_t n = 0;
+    size_t n;
+    sts_txt_rr *rrs = unit_records(tc->recs, tc->n_other, &n);
     sts_txt got;
     sts_why why;
     sts_status st;
 
-    while (n < 4 && tc->recs[n] != NULL) {
-        rrs[n].data = tc->recs[n];
-        rrs[n].len = strlen(tc->recs[n]);
-        n++;
-    }
     memset(&got, 0, sizeof(got));
     memset(&why, 0, sizeof(why));
-    st = sts_txt_select(n > 0 ? rrs : NULL, n, &got, &why);
+    st = sts_txt_select(rrs, n, &got, &why);
+    free(rrs);
     check_result(tc->name, st, &got, &why, tc->want, tc->want_id, tc->want_why);
 }
 
