@@ -100,7 +100,7 @@ const sts_config_key sts_config_keys[] = {
     STS_KEY("CacheStore", STORE, "sqlite:/var/lib/mtasts-milter/cache.db", 0, 0, cache_store,
             "where policies are cached: sqlite:PATH, redis://HOST[:PORT][/DB] or none"),
     STS_KEY("CacheSize", UINT, "100000", 10, 10000000, cache_size,
-            "most domains kept in the cache (least recently used go first)"),
+            "most domains kept in memory (those without a policy make room first)"),
     STS_KEY("NegativeCacheTime", DURATION_S, "3600s", 1, 604800, negative_ttl,
             "how long \"this domain has no MTA-STS\" is remembered"),
     STS_KEY("RecheckInterval", DURATION_S, "3600s", 60, 604800, recheck_interval,

@@ -99,15 +99,15 @@ static void store_delete(sts_engine *e, const char *domain)
 static sts_status cache_put(sts_engine *e, const char *domain, const sts_cache_entry *ce,
                             bool persist)
 {
-    char evicted[STS_DOMAIN_MAX + 1];
-    sts_status st = sts_cache_put(e->cache, domain, ce, evicted);
+    sts_cache_evicted ev;
+    sts_status st = sts_cache_put(e->cache, domain, ce, &ev);
 
     if (st != STS_OK)
         return st;
     if (persist)
         store_put(e, domain, ce);
-    if (evicted[0] != '\0')
-        store_delete(e, evicted);
+    if (ev.domain[0] != '\0')
+        store_delete(e, ev.domain);
     return STS_OK;
 }
 
@@ -124,7 +124,7 @@ static bool load_one(void *arg, const sts_cache_record *r)
     sts_cache_entry ce;
     sts_policy *p = NULL;
     sts_why why = { "" };
-    char evicted[STS_DOMAIN_MAX + 1];
+    sts_cache_evicted ev;
 
     if (r->expires_at <= lc->now) {
         lc->expired++;
@@ -149,12 +149,12 @@ static bool load_one(void *arg, const sts_cache_record *r)
             return true;
         }
     }
-    if (sts_cache_put(lc->e->cache, r->domain, &ce, evicted) == STS_OK)
+    if (sts_cache_put(lc->e->cache, r->domain, &ce, &ev) == STS_OK)
         lc->loaded++;
     /* At start-up the store is being iterated: it keeps its extra records
      * (they are dropped at their expiry); later, memory and store stay one. */
-    if (lc->running && evicted[0] != '\0')
-        store_delete(lc->e, evicted);
+    if (lc->running && ev.domain[0] != '\0')
+        store_delete(lc->e, ev.domain);
     sts_polref_put(ce.pol);
     return true;
 }

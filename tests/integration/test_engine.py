@@ -119,6 +119,7 @@ def main():
             w.add("idle.test", max_age=1000)
             for i in range(6):
                 w.add("q%d.test" % i, delay_ms=1500)
+            w.add("keep.test")
             w.start()
             conf = os.path.join(work, "engine.conf")
             with open(conf, "w") as f:
@@ -447,6 +448,32 @@ def run_tests(report, w, conf, work):
         assert st["entries"] == 3, "entries: got %d, want 3" % st["entries"]
         want(drv.lookup("lru3.test"), from_cache=True)
     report.run("the cache is size-bounded (max entries)", with_driver(lru, "--max-entries", "3"))
+
+    # Issue 15, item 8: a sender trying many random domains must not push
+    # the cached policies out.
+    def policy_host_down(d):
+        w.add(d, status=500)
+        w.push()
+
+    def policy_host_up(d):
+        w.add(d)
+        w.push()
+
+    def flood_keeps_policy(drv):
+        d = "keep.test"
+        want(drv.lookup(d), result="policy", mode="enforce", from_cache=False)
+        drv.cmd("advance 1")        # the policy is now the least recently used entry
+        want(drv.cmd("flood nx 40 5000"), none=40, failed=0)
+        st = drv.cmd("stats")
+        assert st["entries"] == 10, "entries: got %d, want 10" % st["entries"]
+        policy_host_down(d)
+        try:
+            a = drv.lookup(d)
+            want(a, result="policy", mode="enforce", id="id1", from_cache=True)
+        finally:
+            policy_host_up(d)
+    report.run("a flood of domains without MTA-STS does not evict a cached enforce policy",
+               with_driver(flood_keeps_policy, "--max-entries", "10"))
 
     redis_bin = "/usr/bin/redis-server"
 
