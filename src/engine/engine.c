@@ -290,7 +290,7 @@ static void on_done(void *arg, sts_outcome *o)
     sts_answer a;
 
     memset(&a, 0, sizeof(a));
-    if (!e->stopping && sts_engine_rules_apply(e, o, &a)) {
+    if (!e->stopping && sts_engine_rules_apply(e, o, f->mode != STS_DISCOVER_FULL, &a)) {
         f->mode = STS_DISCOVER_REFRESH;
         if (sts_discover_start_mode(e->disc, f->domain, f->mode, o->id, on_done, f) == STS_OK)
             return;

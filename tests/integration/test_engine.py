@@ -6,9 +6,11 @@ tests/engine/engine_driver with an injected clock, so "an hour later" costs
 nothing.  Fixture counters (queries, fetches) show what went on the wire.
 """
 
+import contextlib
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -119,7 +121,8 @@ def main():
             w.add("idle.test", max_age=1000)
             for i in range(6):
                 w.add("q%d.test" % i, delay_ms=1500)
-            w.add("keep.test")
+            for d in ("keep", "sp0", "sp1", "sp2", "sp3", "rcev", "rcev1", "rcev2"):
+                w.add(d + ".test")
             w.start()
             conf = os.path.join(work, "engine.conf")
             with open(conf, "w") as f:
@@ -450,7 +453,7 @@ def run_tests(report, w, conf, work):
     report.run("the cache is size-bounded (max entries)", with_driver(lru, "--max-entries", "3"))
 
     # Issue 15, item 8: a sender trying many random domains must not push
-    # the cached policies out.
+    # the cached policies out, from memory or from the store.
     def policy_host_down(d):
         w.add(d, status=500)
         w.push()
@@ -458,6 +461,10 @@ def run_tests(report, w, conf, work):
     def policy_host_up(d):
         w.add(d)
         w.push()
+
+    def stored(db):
+        with contextlib.closing(sqlite3.connect(db)) as c:
+            return dict(c.execute("SELECT domain, kind FROM mtasts_cache").fetchall())
 
     def flood_keeps_policy(drv):
         d = "keep.test"
@@ -474,6 +481,55 @@ def run_tests(report, w, conf, work):
             policy_host_up(d)
     report.run("a flood of domains without MTA-STS does not evict a cached enforce policy",
                with_driver(flood_keeps_policy, "--max-entries", "10"))
+
+    flood_db = os.path.join(work, "flood.db")
+
+    def evicted_policy_stays_stored(drv):
+        doms = ["sp%d.test" % i for i in range(4)]
+        for d in doms:              # one policy more than memory holds
+            want(drv.lookup(d), result="policy", mode="enforce")
+            drv.cmd("advance 1")
+        want(drv.cmd("flood snx 20 5000"), none=20, failed=0)
+        held = stored(flood_db)
+        assert all(held.get(d) == 1 for d in doms), "store: %s" % held
+        assert not any(k.startswith("snx") for k in held), "negatives stored: %s" % held
+        d = doms[0]                 # the one memory gave up
+        n = w.fetches(d)
+        policy_host_down(d)
+        try:
+            a = drv.lookup(d)
+            want(a, result="policy", mode="enforce", id="id1")
+            assert w.fetches(d) == n, "fetched again instead of read back from the store"
+        finally:
+            policy_host_up(d)
+        # The store lets go of them only at their expiry (a day later for
+        # diagnostics, like memory), in the sweep's pruning.
+        drv.cmd("advance %d" % (2 * 86400 + 60))
+        harness.wait_for(lambda: not any(k in stored(flood_db) for k in doms), timeout=10,
+                         msg="expired policies pruned from the store")
+    report.run("a policy evicted from memory stays in the store until it expires and is "
+               "read back", with_driver(evicted_policy_stays_stored, "--max-entries", "3",
+                                        "--store", "sqlite:" + flood_db))
+
+    def recheck_of_an_evicted_policy(drv):
+        d = "rcev.test"
+        want(drv.lookup(d), result="policy", mode="enforce", id="id1")
+        w.add(d, txt_id="id2", status=500, delay_ms=1500)   # a new id, unfetchable
+        w.push()
+        try:
+            drv.cmd("advance 101")
+            want(drv.lookup(d, 0), result="policy", from_cache=True)  # starts the re-check
+            drv.cmd("advance 1")
+            for other in ("rcev1.test", "rcev2.test"):  # memory gives rcev.test up meanwhile
+                want(drv.lookup(other), result="policy")
+            drv.cmd("wait-idle")
+            a = drv.lookup(d)
+            want(a, result="policy", mode="enforce", id="id1")
+        finally:
+            policy_host_up(d)
+    report.run("a re-check failing after memory gave the policy up keeps the stored policy",
+               with_driver(recheck_of_an_evicted_policy, "--recheck", "100", "--max-entries", "2",
+                           "--store", "sqlite:" + os.path.join(work, "rcev.db")))
 
     redis_bin = "/usr/bin/redis-server"
 
