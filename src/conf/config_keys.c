@@ -112,7 +112,7 @@ const sts_config_key sts_config_keys[] = {
     STS_KEY("MaxDiscoveries", UINT, "128", 1, 10000, max_discoveries,
             "policy discoveries running at once"),
     STS_KEY("DiscoveryQueue", UINT, "10000", 1, 1000000, discovery_queue,
-            "discoveries waiting to start; beyond it lookups answer temperror"),
+            "discoveries waiting to start; beyond it lookups of unknown domains answer temperror"),
     STS_KEY("EnvelopeTimeout", DURATION_MS, "2000ms", 0, 30000, envelope_timeout_ms,
             "how long RCPT TO waits for a policy discovery"),
     STS_KEY("LookupFailAction", FAILACTION, "accept", 0, 0, lookup_fail_action,

@@ -178,7 +178,9 @@ bool sts_engine_rules_lacks_mx(const sts_engine *e, const sts_cache_entry *ce, i
 void sts_engine_rules_sweep(sts_engine *e);
 
 /* Read-through of a domain missing from memory: true with a zeroed *a
- * filled when the store holds a usable record (now cached too). */
-bool sts_engine_rules_read_store(sts_engine *e, const char *domain, sts_answer *a);
+ * filled when the store holds a usable record.  fill: cache it too (the
+ * loop thread only); else only answer (any thread: a lookup the full
+ * discovery queue could not take). */
+bool sts_engine_rules_read_store(sts_engine *e, const char *domain, bool fill, sts_answer *a);
 
 #endif

@@ -16,7 +16,8 @@
  *        domains unused for refresh_idle.
  * The store holds what memory holds plus the policies memory gave up for
  * room (cache.h: those go last), each until it expires; a lookup missing
- * from memory reads it through before any network.
+ * from memory reads it through before any network, also when the
+ * discovery queue is full (5.1: a valid cached policy is applied).
  * Only the loop thread writes the cache (apply, sweep, read-through);
  * seed and purge are for tests and administration.  The store is used
  * under e->store_mu.
@@ -224,14 +225,15 @@ static bool store_entry(sts_engine *e, const char *domain, int64_t now, sts_cach
 /* Read-through: memory may have given the domain's policy up for room,
  * or another daemon sharing the store (Redis) may hold the domain.  A
  * usable record answers without any network. */
-bool sts_engine_rules_read_store(sts_engine *e, const char *domain, sts_answer *a)
+bool sts_engine_rules_read_store(sts_engine *e, const char *domain, bool fill, sts_answer *a)
 {
     int64_t now = engine_now(e);
     sts_cache_entry ce;
 
     if (!store_entry(e, domain, now, &ce))
         return false;
-    (void)cache_put(e, domain, &ce, false);
+    if (fill)
+        (void)cache_put(e, domain, &ce, false);
     sts_engine_answer_from_entry(a, &ce);
     sts_polref_put(ce.pol);
     return true;
