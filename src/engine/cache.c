@@ -1,7 +1,8 @@
 /*
  * cache.c - in-memory policy table (see cache.h): chained hash table under
- * a pthread rwlock, approximate LRU eviction by sampling, reference-counted
- * immutable policies so readers never hold the lock while using one.
+ * striped rwlocks, eviction by rank then approximate LRU over one list per
+ * rank, reference-counted immutable policies so readers never hold a lock
+ * while using one.
  */
 #include "engine/cache.h"
 
@@ -11,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CACHE_EVICT_SAMPLE 8
+#define CACHE_EVICT_WINDOW 8 /* entries of a rank compared per eviction */
 
 struct sts_polref {
     atomic_uint refs;
@@ -123,10 +124,16 @@ const sts_policy *sts_polref_policy(const sts_polref *r)
     return r->p;
 }
 
+/* Eviction ranks, the lowest given up first (see cache.h). */
+enum { RANK_NO_POLICY, RANK_NONE, RANK_TESTING, RANK_ENFORCE, RANK_COUNT };
+
 /* Stored entry: the hot fields first; the failure text only when there is one. */
 typedef struct node {
     struct node *next;
     uint64_t hash;
+    struct node *oprev, *onext; /* its rank's list; under order_mu */
+    bool listed;                /* on that list; false once chosen for eviction */
+    unsigned char rank;         /* fixed when the node is made */
     sts_entry_kind kind;
     char id[STS_ID_MAX + 1];
     sts_polref *pol;
@@ -148,14 +155,17 @@ typedef struct stripe {
     _Alignas(64) pthread_rwlock_t lock;
 } stripe;
 
+/* Locks: a bucket's stripe before order_mu, never the other way.  A node
+ * in a bucket chain is on its rank's list unless an eviction has chosen
+ * it, so "in the chain and not listed" names a chosen victim. */
 struct sts_cache {
     stripe stripes[CACHE_STRIPES];
     node **buckets;
     size_t nbuckets; /* power of two, >= CACHE_STRIPES */
     atomic_size_t count;
     size_t max;
-    pthread_mutex_t evict_mu; /* serialises evictions and the sampling state */
-    uint64_t rng;
+    pthread_mutex_t order_mu; /* the rank lists, in order of placement */
+    node *ohead[RANK_COUNT], *otail[RANK_COUNT];
 };
 
 static pthread_rwlock_t *lock_of(sts_cache *c, size_t bucket)
@@ -198,11 +208,10 @@ sts_status sts_cache_new(size_t max_entries, sts_cache **out)
     }
     for (size_t i = 0; i < CACHE_STRIPES; i++)
         pthread_rwlock_init(&c->stripes[i].lock, NULL);
-    pthread_mutex_init(&c->evict_mu, NULL);
+    pthread_mutex_init(&c->order_mu, NULL);
     atomic_init(&c->count, 0);
     c->nbuckets = nb;
     c->max = max_entries;
-    c->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)c;
     *out = c;
     return STS_OK;
 }
@@ -214,8 +223,13 @@ static void node_free(node *n)
     free(n);
 }
 
+/* Every stripe held (or the cache private to the caller). */
 static void clear_locked(sts_cache *c)
 {
+    pthread_mutex_lock(&c->order_mu);
+    memset(c->ohead, 0, sizeof(c->ohead));
+    memset(c->otail, 0, sizeof(c->otail));
+    pthread_mutex_unlock(&c->order_mu);
     for (size_t i = 0; i < c->nbuckets; i++) {
         node *n = c->buckets[i];
 
@@ -249,7 +263,7 @@ void sts_cache_free(sts_cache *c)
     clear_locked(c);
     for (size_t i = 0; i < CACHE_STRIPES; i++)
         pthread_rwlock_destroy(&c->stripes[i].lock);
-    pthread_mutex_destroy(&c->evict_mu);
+    pthread_mutex_destroy(&c->order_mu);
     free(c->buckets);
     free(c);
 }
@@ -314,83 +328,153 @@ void sts_cache_entry_release(sts_cache_entry *e)
     e->pol = NULL;
 }
 
-static uint64_t next_rand(sts_cache *c)
-{
-    uint64_t x = c->rng; /* xorshift64 */
+/* ---- the rank lists, under order_mu */
 
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    c->rng = x;
-    return x;
+static void order_append(sts_cache *c, node *n)
+{
+    n->onext = NULL;
+    n->oprev = c->otail[n->rank];
+    if (n->oprev != NULL)
+        n->oprev->onext = n;
+    else
+        c->ohead[n->rank] = n;
+    c->otail[n->rank] = n;
+    n->listed = true;
 }
 
-/* Evict the least recently used of a few sampled entries (never `keep`).
- * Each sampled bucket is read under its own stripe, then the victim is
- * removed under its stripe if it is still there. */
-static void evict_one(sts_cache *c, const char *keep, char evicted[STS_DOMAIN_MAX + 1])
+static void order_unlink(sts_cache *c, node *n)
+{
+    if (!n->listed)
+        return;
+    if (n->oprev != NULL)
+        n->oprev->onext = n->onext;
+    else
+        c->ohead[n->rank] = n->onext;
+    if (n->onext != NULL)
+        n->onext->oprev = n->oprev;
+    else
+        c->otail[n->rank] = n->oprev;
+    n->oprev = n->onext = NULL;
+    n->listed = false;
+}
+
+static int64_t used_at(const node *n)
+{
+    return atomic_load_explicit(&n->last_used, memory_order_relaxed);
+}
+
+/* Choose and unlist the victim: in the lowest rank present, the least
+ * recently used of its first CACHE_EVICT_WINDOW entries other than keep
+ * (keep itself when it is all its rank holds).  The others compared move
+ * to the back of the list, so the next choice compares other entries:
+ * every entry of a rank is looked at within a bounded number of
+ * evictions, and one used since stays. */
+static node *order_pick(sts_cache *c, const char *keep)
+{
+    for (int r = 0; r < RANK_COUNT; r++) {
+        node *seen[CACHE_EVICT_WINDOW], *v = NULL, *self = NULL;
+        size_t k = 0;
+
+        for (node *n = c->ohead[r]; n != NULL && k < CACHE_EVICT_WINDOW; n = n->onext) {
+            if (strcmp(n->domain, keep) == 0) {
+                self = n;
+                continue;
+            }
+            seen[k++] = n;
+            if (v == NULL || used_at(n) < used_at(v))
+                v = n;
+        }
+        if (v == NULL)
+            v = self;
+        if (v == NULL)
+            continue;
+        for (size_t i = 0; i < k; i++)
+            if (seen[i] != v) {
+                order_unlink(c, seen[i]);
+                order_append(c, seen[i]);
+            }
+        order_unlink(c, v);
+        return v;
+    }
+    return NULL;
+}
+
+/* Evict one entry (see order_pick).  The victim is chosen under order_mu,
+ * then removed under its stripe if it is still the chosen one. */
+static void evict_one(sts_cache *c, const char *keep, sts_cache_evicted *ev)
 {
     char victim[STS_DOMAIN_MAX + 1];
-    int64_t oldest = INT64_MAX;
-    int seen = 0;
     uint64_t vh = 0;
-    node **pp, *v = NULL;
+    node **pp, *v;
     pthread_rwlock_t *lk;
 
     victim[0] = '\0';
-    pthread_mutex_lock(&c->evict_mu);
-    for (size_t tries = 0; seen < CACHE_EVICT_SAMPLE && tries < 4 * c->nbuckets; tries++) {
-        size_t b = (size_t)(next_rand(c) & (c->nbuckets - 1));
-
-        lk = lock_of(c, b);
-        pthread_rwlock_rdlock(lk);
-        for (node *n = c->buckets[b]; n != NULL; n = n->next) {
-            int64_t lu = atomic_load_explicit(&n->last_used, memory_order_relaxed);
-
-            if (strcmp(n->domain, keep) == 0)
-                continue;
-            seen++;
-            if (lu < oldest) {
-                oldest = lu;
-                vh = n->hash;
-                (void)snprintf(victim, sizeof(victim), "%s", n->domain);
-            }
-        }
-        pthread_rwlock_unlock(lk);
+    pthread_mutex_lock(&c->order_mu);
+    v = order_pick(c, keep);
+    if (v != NULL) {
+        /* Copied while order_mu keeps it alive: whoever frees a node
+         * unlists it under order_mu first. */
+        vh = v->hash;
+        memcpy(victim, v->domain, strlen(v->domain) + 1);
     }
-    pthread_mutex_unlock(&c->evict_mu);
+    pthread_mutex_unlock(&c->order_mu);
     if (victim[0] == '\0')
         return;
     lk = lock_of(c, (size_t)(vh & (c->nbuckets - 1)));
     pthread_rwlock_wrlock(lk);
     pp = find_slot(c, victim, vh);
-    if (*pp != NULL) {
-        v = *pp;
+    v = *pp;
+    if (v != NULL) {
+        pthread_mutex_lock(&c->order_mu);
+        if (v->listed)
+            v = NULL; /* replaced meanwhile by a listed entry: not ours to drop */
+        pthread_mutex_unlock(&c->order_mu);
+    }
+    if (v != NULL) {
         *pp = v->next;
         atomic_fetch_sub(&c->count, 1);
     }
     pthread_rwlock_unlock(lk);
     if (v != NULL) {
-        memcpy(evicted, victim, strlen(victim) + 1);
+        memcpy(ev->domain, victim, strlen(victim) + 1);
+        ev->kind = v->kind;
         node_free(v);
     }
 }
 
+static int entry_rank(const sts_cache_entry *e)
+{
+    if (e->kind != STS_ENTRY_POLICY || e->pol == NULL)
+        return RANK_NO_POLICY;
+    switch (sts_polref_policy(e->pol)->mode) {
+    case STS_MODE_ENFORCE:
+        return RANK_ENFORCE;
+    case STS_MODE_TESTING:
+        return RANK_TESTING;
+    case STS_MODE_NONE:
+        break;
+    }
+    return RANK_NONE;
+}
+
 sts_status sts_cache_put(sts_cache *c, const char *domain, const sts_cache_entry *e,
-                         char evicted[STS_DOMAIN_MAX + 1])
+                         sts_cache_evicted *evicted)
 {
     size_t len = strlen(domain);
     uint64_t h = hash_domain(domain);
     node *n = malloc(sizeof(*n) + len + 1);
-    node **pp;
+    node **pp, *old;
     pthread_rwlock_t *lk;
-    bool inserted;
 
-    evicted[0] = '\0';
+    evicted->domain[0] = '\0';
+    evicted->kind = 0;
     if (n == NULL)
         return STS_NOMEM;
     n->next = NULL;
     n->hash = h;
+    n->oprev = n->onext = NULL;
+    n->listed = false;
+    n->rank = (unsigned char)entry_rank(e);
     n->kind = e->kind;
     memcpy(n->id, e->id, sizeof(n->id));
     n->pol = e->pol;
@@ -413,24 +497,25 @@ sts_status sts_cache_put(sts_cache *c, const char *domain, const sts_cache_entry
     lk = lock_of(c, (size_t)(h & (c->nbuckets - 1)));
     pthread_rwlock_wrlock(lk);
     pp = find_slot(c, domain, h);
-    if (*pp != NULL) {
-        node *old = *pp;
-
+    old = *pp;
+    if (old != NULL) {
         n->next = old->next;
         /* Keep the recency the readers recorded on the old node. */
         if (atomic_load_explicit(&old->last_used, memory_order_relaxed) > e->last_used)
             atomic_store_explicit(&n->last_used,
                                   atomic_load_explicit(&old->last_used, memory_order_relaxed),
                                   memory_order_relaxed);
-        *pp = n;
-        node_free(old);
-        inserted = false;
-    } else {
-        *pp = n;
-        inserted = true;
     }
+    *pp = n;
+    pthread_mutex_lock(&c->order_mu);
+    if (old != NULL)
+        order_unlink(c, old);
+    order_append(c, n);
+    pthread_mutex_unlock(&c->order_mu);
     pthread_rwlock_unlock(lk);
-    if (inserted && atomic_fetch_add(&c->count, 1) + 1 > c->max)
+    if (old != NULL)
+        node_free(old);
+    else if (atomic_fetch_add(&c->count, 1) + 1 > c->max)
         evict_one(c, domain, evicted);
     return STS_OK;
 }
@@ -447,6 +532,9 @@ bool sts_cache_remove(sts_cache *c, const char *domain)
     if (n != NULL) {
         *pp = n->next;
         atomic_fetch_sub(&c->count, 1);
+        pthread_mutex_lock(&c->order_mu);
+        order_unlink(c, n);
+        pthread_mutex_unlock(&c->order_mu);
     }
     pthread_rwlock_unlock(lk);
     if (n != NULL)

@@ -5,9 +5,20 @@
  * threads read at once; the engine's loop thread writes.  Policies are
  * immutable, reference-counted objects (sts_polref), so a reader takes a
  * reference under the read lock and uses the policy after unlocking while
- * the writer replaces the entry.  Size-bounded: inserting into a full table
- * evicts the least recently used of a small random sample of entries
- * (approximate LRU, no list to update on every hit).
+ * the writer replaces the entry.
+ *
+ * Size-bounded: inserting into a full table evicts one entry, chosen by
+ * rank first and recency second, so that what is cheap to learn again
+ * goes before what protects mail (issue 15, item 8):
+ *   1. entries holding no policy: "no MTA-STS" answers and failure
+ *      markers (a DNS query or a retry brings them back);
+ *   2. policies of mode none, then 3. testing, then 4. enforce.
+ * No number of domains without a policy can push a policy out: a
+ * newcomer ranked below everything cached is itself the one dropped.
+ * Within a rank the least recently used goes, approximately: the first
+ * few entries of the rank's list are compared and the others looked at
+ * move to its back (nothing to update on a hit; a bounded cost per
+ * insert).
  */
 #ifndef STS_CACHE_H
 #define STS_CACHE_H
@@ -75,11 +86,18 @@ bool sts_cache_get(sts_cache *c, const char *domain, int64_t now, sts_cache_entr
 /* Release what a copy holds (the policy reference). */
 void sts_cache_entry_release(sts_cache_entry *e);
 
+/* What a put gave up to make room. */
+typedef struct sts_cache_evicted {
+    char domain[STS_DOMAIN_MAX + 1]; /* "" when nothing was evicted */
+    sts_entry_kind kind;             /* what the evicted entry held */
+} sts_cache_evicted;
+
 /* Insert or replace (the table takes its own policy reference).  When the
- * table is full another entry is evicted and its domain copied into
- * evicted (else evicted[0] = '\0').  STS_OK or STS_NOMEM. */
+ * table is full one entry is evicted by the order above (it may be the
+ * new one, when it holds no policy and every other entry does) and
+ * reported in *evicted.  STS_OK or STS_NOMEM. */
 sts_status sts_cache_put(sts_cache *c, const char *domain, const sts_cache_entry *e,
-                         char evicted[STS_DOMAIN_MAX + 1]) STS_MUST_CHECK;
+                         sts_cache_evicted *evicted) STS_MUST_CHECK;
 
 /* Remove one domain; true if it was there. */
 bool sts_cache_remove(sts_cache *c, const char *domain);

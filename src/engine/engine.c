@@ -290,7 +290,7 @@ static void on_done(void *arg, sts_outcome *o)
     sts_answer a;
 
     memset(&a, 0, sizeof(a));
-    if (!e->stopping && sts_engine_rules_apply(e, o, &a)) {
+    if (!e->stopping && sts_engine_rules_apply(e, o, f->mode != STS_DISCOVER_FULL, &a)) {
         f->mode = STS_DISCOVER_REFRESH;
         if (sts_discover_start_mode(e->disc, f->domain, f->mode, o->id, on_done, f) == STS_OK)
             return;
@@ -464,12 +464,25 @@ sts_status sts_engine_lookup_begin(sts_engine *e, const char *domain, int timeou
     }
     if (f == NULL) {
         uint64_t quiet = 0;
-        bool warn = overloaded && sts_engine_overload_note_locked(e, ls->now, &quiet);
+        bool warn;
 
         pthread_mutex_unlock(&e->mu);
-        out->result = STS_RESULT_TEMPERROR;
-        if (!overloaded)
+        if (!overloaded) {
+            out->result = STS_RESULT_TEMPERROR;
             return STS_NOMEM;
+        }
+        /* RFC 8461 5.1: a valid policy is applied, queue full or not; the
+         * store keeps those memory gave up for room.  Read here, in the
+         * caller's thread, only for lookups the queue refuses (a local
+         * file, or one Redis command of at most 500 ms). */
+        if (sts_engine_rules_read_store(e, domain, false, out)) {
+            out->from_cache = true;
+            return STS_OK;
+        }
+        pthread_mutex_lock(&e->mu);
+        warn = sts_engine_overload_note_locked(e, ls->now, &quiet);
+        pthread_mutex_unlock(&e->mu);
+        out->result = STS_RESULT_TEMPERROR;
         (void)snprintf(out->error, sizeof(out->error),
                        "lookup engine overloaded: %u discoveries queued", e->o.queue_limit);
         if (warn)
@@ -550,7 +563,7 @@ static bool answer_from_store(sts_engine *e, flight *f)
     sts_answer a;
 
     memset(&a, 0, sizeof(a));
-    if (f->mode != STS_DISCOVER_FULL || !sts_engine_rules_read_store(e, f->domain, &a))
+    if (f->mode != STS_DISCOVER_FULL || !sts_engine_rules_read_store(e, f->domain, true, &a))
         return false;
     flight_set_answer(f, &a);
     return true;

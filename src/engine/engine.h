@@ -37,7 +37,7 @@ typedef struct sts_engine_opts {
     unsigned retry_interval;   /* s between failed attempts per domain+id (3.3); 0 = 300 */
     unsigned recheck_interval; /* s after which a hit re-checks the TXT id; 0 = 3600 */
     unsigned refresh_idle;     /* s unused after which refreshing stops; 0 = 30 days */
-    size_t max_entries;        /* cache entries (LRU beyond); 0 = 100000 */
+    size_t max_entries;        /* cache entries (beyond: cache.h's order); 0 = 100000 */
     unsigned max_waiters;      /* asynchronous lookups waiting at once; 0 = 10000 */
     int64_t (*clock)(void *arg); /* unix time source (tests inject); NULL = time() */
     void *clock_arg;

@@ -74,6 +74,7 @@ struct sts_engine {
     atomic_bool stopping; /* written under mu; read by on_done without it */
     pthread_t thread;
     int64_t next_sweep;
+    int64_t next_prune;      /* loop thread: when the store drops expired records next */
     int64_t store_err_logged;
     int64_t overload_logged; /* under mu: one overload warning per second */
     uint64_t overload_quiet; /* under mu: refusals since the last warning */
@@ -159,9 +160,11 @@ void sts_engine_async_fire(sts_engine *e);
 void sts_engine_rules_load(sts_engine *e);
 
 /* Turn a discovery's outcome into the new cache state and, in a zeroed
- * *a, the answer of the domain's flight.  Loop thread only.  Returns true
- * (a untouched) when the flight must go on with a fetch instead. */
-bool sts_engine_rules_apply(sts_engine *e, sts_outcome *o, sts_answer *a);
+ * *a, the answer of the domain's flight.  background: a re-check or
+ * refresh (the domain was cached when it started).  Loop thread only.
+ * Returns true (a untouched) when the flight must go on with a fetch
+ * instead. */
+bool sts_engine_rules_apply(sts_engine *e, sts_outcome *o, bool background, sts_answer *a);
 
 /* A cache hit: whether the TXT id is due for a background re-check. */
 bool sts_engine_rules_recheck_due(const sts_engine *e, const sts_cache_entry *ce, int64_t now);
@@ -175,7 +178,9 @@ bool sts_engine_rules_lacks_mx(const sts_engine *e, const sts_cache_entry *ce, i
 void sts_engine_rules_sweep(sts_engine *e);
 
 /* Read-through of a domain missing from memory: true with a zeroed *a
- * filled when the store holds a usable record (now cached too). */
-bool sts_engine_rules_read_store(sts_engine *e, const char *domain, sts_answer *a);
+ * filled when the store holds a usable record.  fill: cache it too (the
+ * loop thread only); else only answer (any thread: a lookup the full
+ * discovery queue could not take). */
+bool sts_engine_rules_read_store(sts_engine *e, const char *domain, bool fill, sts_answer *a);
 
 #endif

@@ -14,6 +14,10 @@
  *   3.3/5.1 proactive refresh: policies in use are renewed before they
  *        expire, at a per-domain jittered time; refreshing stops for
  *        domains unused for refresh_idle.
+ * The store holds what memory holds plus the policies memory gave up for
+ * room (cache.h: those go last), each until it expires; a lookup missing
+ * from memory reads it through before any network, also when the
+ * discovery queue is full (5.1: a valid cached policy is applied).
  * Only the loop thread writes the cache (apply, sweep, read-through);
  * seed and purge are for tests and administration.  The store is used
  * under e->store_mu.
@@ -33,6 +37,7 @@
 #define ENGINE_SWEEP_BATCH 2000    /* refreshes queued per sweep at most */
 #define ENGINE_TXT_FAIL_RETRY 30   /* s to remember a failed TXT lookup */
 #define ENGINE_EXPIRED_KEEP 86400  /* s an expired entry stays for diagnostics */
+#define ENGINE_PRUNE_INTERVAL 3600 /* s between prunings of the store */
 
 /* ------------------------------------------------------------------ store */
 
@@ -94,74 +99,93 @@ static void store_delete(sts_engine *e, const char *domain)
     pthread_mutex_unlock(&e->store_mu);
 }
 
-/* Insert into memory, write through to the store, and keep the store as
- * bounded as memory: an evicted domain leaves both. */
+/* Insert into memory and write through to the store.  What memory gives
+ * up for room (cache.h: entries without a policy first) leaves the store
+ * too, unless it is a policy: that stays stored until the store prunes it
+ * at its expiry, and the next lookup reads it back (RFC 8461 5.1), so a
+ * flood of other domains cannot turn a known enforce domain into a first
+ * contact (10.2).  The store thus holds what memory holds plus the
+ * policies memory gave up, each until it expires. */
 static sts_status cache_put(sts_engine *e, const char *domain, const sts_cache_entry *ce,
                             bool persist)
 {
-    char evicted[STS_DOMAIN_MAX + 1];
-    sts_status st = sts_cache_put(e->cache, domain, ce, evicted);
+    sts_cache_evicted ev;
+    sts_status st = sts_cache_put(e->cache, domain, ce, &ev);
+    bool drop;
 
     if (st != STS_OK)
         return st;
-    if (persist)
+    drop = ev.domain[0] != '\0' && ev.kind != STS_ENTRY_POLICY;
+    /* A newcomer without a policy that memory had no room for: not stored. */
+    if (persist && !(drop && strcmp(ev.domain, domain) == 0))
         store_put(e, domain, ce);
-    if (evicted[0] != '\0')
-        store_delete(e, evicted);
+    if (drop)
+        store_delete(e, ev.domain);
     return STS_OK;
+}
+
+typedef enum record_use { RECORD_USABLE, RECORD_EXPIRED, RECORD_BAD } record_use;
+
+/* A stored record as a cache entry (a policy is parsed again, its
+ * reference in ce->pol); ce holds nothing unless it is usable at now. */
+static record_use entry_from_record(const sts_cache_record *r, int64_t now, sts_cache_entry *ce)
+{
+    sts_policy *p = NULL;
+    sts_why why = { "" };
+
+    memset(ce, 0, sizeof(*ce));
+    if (r->expires_at <= now)
+        return RECORD_EXPIRED;
+    if (r->kind == STS_ENTRY_POLICY) {
+        if (r->policy_text == NULL ||
+            sts_policy_parse(r->policy_text, r->policy_len, &p, &why) != STS_OK)
+            return RECORD_BAD;
+        ce->pol = sts_polref_new(p);
+        if (ce->pol == NULL)
+            return RECORD_BAD;
+    }
+    ce->kind = r->kind;
+    memcpy(ce->id, r->id, sizeof(ce->id));
+    ce->fetched_at = r->fetched_at;
+    ce->checked_at = r->checked_at;
+    ce->expires_at = r->expires_at;
+    ce->last_used = r->last_used;
+    return RECORD_USABLE;
 }
 
 typedef struct load_ctx {
     sts_engine *e;
     int64_t now;
     size_t loaded, bad, expired;
-    bool running; /* read-through at run time: evictions leave the store too */
 } load_ctx;
 
 static bool load_one(void *arg, const sts_cache_record *r)
 {
     load_ctx *lc = arg;
     sts_cache_entry ce;
-    sts_policy *p = NULL;
-    sts_why why = { "" };
-    char evicted[STS_DOMAIN_MAX + 1];
+    sts_cache_evicted ev;
 
-    if (r->expires_at <= lc->now) {
+    switch (entry_from_record(r, lc->now, &ce)) {
+    case RECORD_EXPIRED:
         lc->expired++;
         return true;
+    case RECORD_BAD:
+        lc->bad++;
+        return true;
+    case RECORD_USABLE:
+        break;
     }
-    memset(&ce, 0, sizeof(ce));
-    ce.kind = r->kind;
-    memcpy(ce.id, r->id, sizeof(ce.id));
-    ce.fetched_at = r->fetched_at;
-    ce.checked_at = r->checked_at;
-    ce.expires_at = r->expires_at;
-    ce.last_used = r->last_used;
-    if (r->kind == STS_ENTRY_POLICY) {
-        if (r->policy_text == NULL ||
-            sts_policy_parse(r->policy_text, r->policy_len, &p, &why) != STS_OK) {
-            lc->bad++;
-            return true;
-        }
-        ce.pol = sts_polref_new(p);
-        if (ce.pol == NULL) {
-            lc->bad++;
-            return true;
-        }
-    }
-    if (sts_cache_put(lc->e->cache, r->domain, &ce, evicted) == STS_OK)
+    /* The store is being iterated: it keeps what memory has no room for
+     * (each record until the store prunes it at its expiry). */
+    if (sts_cache_put(lc->e->cache, r->domain, &ce, &ev) == STS_OK)
         lc->loaded++;
-    /* At start-up the store is being iterated: it keeps its extra records
-     * (they are dropped at their expiry); later, memory and store stay one. */
-    if (lc->running && evicted[0] != '\0')
-        store_delete(lc->e, evicted);
     sts_polref_put(ce.pol);
     return true;
 }
 
 void sts_engine_rules_load(sts_engine *e)
 {
-    load_ctx lc = { e, engine_now(e), 0, 0, 0, false };
+    load_ctx lc = { e, engine_now(e), 0, 0, 0 };
     size_t skipped = 0;
     sts_why lwhy = { "" };
 
@@ -174,17 +198,16 @@ void sts_engine_rules_load(sts_engine *e)
             lc.loaded, lc.expired, lc.bad + skipped);
 }
 
-/* Read-through: another daemon sharing the store (Redis) may already hold
- * the domain.  A usable record answers the flight without any network. */
-bool sts_engine_rules_read_store(sts_engine *e, const char *domain, sts_answer *a)
+/* The store's record of domain as an entry in *ce (a policy reference
+ * owned by it): true when it has one usable at now, last used now. */
+static bool store_entry(sts_engine *e, const char *domain, int64_t now, sts_cache_entry *ce)
 {
     sts_cache_record r;
     sts_why why = { "" };
     sts_status st;
-    load_ctx lc = { e, engine_now(e), 0, 0, 0, true };
-    sts_cache_entry ce;
-    bool ok = false;
+    bool ok;
 
+    memset(ce, 0, sizeof(*ce));
     if (e->store == NULL)
         return false;
     memset(&r, 0, sizeof(r));
@@ -193,14 +216,27 @@ bool sts_engine_rules_read_store(sts_engine *e, const char *domain, sts_answer *
     if (st != STS_OK && st != STS_NOTFOUND)
         store_log_error(e, "get", &why); /* store_err_logged is guarded by store_mu */
     pthread_mutex_unlock(&e->store_mu);
-    if (st == STS_OK && load_one(&lc, &r) && lc.loaded == 1 &&
-        sts_cache_get(e->cache, domain, lc.now, &ce)) {
-        sts_engine_answer_from_entry(a, &ce);
-        sts_cache_entry_release(&ce);
-        ok = true;
-    }
+    ok = st == STS_OK && entry_from_record(&r, now, ce) == RECORD_USABLE;
     sts_cache_record_clear(&r);
+    ce->last_used = now; /* in use again */
     return ok;
+}
+
+/* Read-through: memory may have given the domain's policy up for room,
+ * or another daemon sharing the store (Redis) may hold the domain.  A
+ * usable record answers without any network. */
+bool sts_engine_rules_read_store(sts_engine *e, const char *domain, bool fill, sts_answer *a)
+{
+    int64_t now = engine_now(e);
+    sts_cache_entry ce;
+
+    if (!store_entry(e, domain, now, &ce))
+        return false;
+    if (fill)
+        (void)cache_put(e, domain, &ce, false);
+    sts_engine_answer_from_entry(a, &ce);
+    sts_polref_put(ce.pol);
+    return true;
 }
 
 /* ------------------------------------------------------------------ outcomes */
@@ -214,7 +250,7 @@ static void entry_note_failure(sts_cache_entry *ce, const sts_outcome *o, int64_
 }
 
 /* RFC 8461 5.1 rules: see the top of this file. */
-bool sts_engine_rules_apply(sts_engine *e, sts_outcome *o, sts_answer *a)
+bool sts_engine_rules_apply(sts_engine *e, sts_outcome *o, bool background, sts_answer *a)
 {
     int64_t now = engine_now(e);
     sts_cache_entry old, ne;
@@ -223,6 +259,15 @@ bool sts_engine_rules_apply(sts_engine *e, sts_outcome *o, sts_answer *a)
     memset(&old, 0, sizeof(old));
     memset(&ne, 0, sizeof(ne));
     have_old = sts_cache_get(e->cache, o->domain, now, &old);
+    /* A re-check or refresh of a domain memory gave up for room while it
+     * ran: its policy is in the store, and it is kept like any other. */
+    if (!have_old && background) {
+        have_old = store_entry(e, o->domain, now, &old);
+        if (have_old && old.kind != STS_ENTRY_POLICY) {
+            sts_cache_entry_release(&old);
+            have_old = false;
+        }
+    }
     old_valid = have_old && old.kind == STS_ENTRY_POLICY && old.expires_at > now;
 
     if (o->result == STS_RESULT_POLICY && o->unchanged) {
@@ -398,6 +443,22 @@ static bool sweep_one(void *arg, const char *domain, const sts_cache_entry *ce)
     return s->nrefresh < ENGINE_SWEEP_BATCH || s->nexpired < ENGINE_SWEEP_BATCH;
 }
 
+/* The store holds records memory has given up (policies, until they
+ * expire): they leave it here, as long after expiry as memory keeps its
+ * own expired entries. */
+static void store_prune(sts_engine *e, int64_t now)
+{
+    sts_why why = { "" };
+
+    if (e->store == NULL || now < e->next_prune)
+        return;
+    e->next_prune = now + ENGINE_PRUNE_INTERVAL;
+    pthread_mutex_lock(&e->store_mu);
+    if (sts_store_prune(e->store, now - ENGINE_EXPIRED_KEEP, &why) != STS_OK)
+        store_log_error(e, "prune", &why);
+    pthread_mutex_unlock(&e->store_mu);
+}
+
 void sts_engine_rules_sweep(sts_engine *e)
 {
     sweep_ctx s;
@@ -405,6 +466,7 @@ void sts_engine_rules_sweep(sts_engine *e)
     memset(&s, 0, sizeof(s));
     s.e = e;
     s.now = engine_now(e);
+    store_prune(e, s.now);
     s.refresh = calloc(ENGINE_SWEEP_BATCH, sizeof(*s.refresh));
     s.refresh_id = calloc(ENGINE_SWEEP_BATCH, sizeof(*s.refresh_id));
     s.expired = calloc(ENGINE_SWEEP_BATCH, sizeof(*s.expired));

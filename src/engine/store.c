@@ -565,6 +565,13 @@ sts_status sts_store_clear(sts_store *s, sts_why *why)
     return s->ops->clear(s->be, why);
 }
 
+sts_status sts_store_prune(sts_store *s, int64_t before, sts_why *why)
+{
+    if (s == NULL)
+        return no_store(why);
+    return s->ops->prune != NULL ? s->ops->prune(s->be, before, why) : STS_OK;
+}
+
 sts_status sts_store_load(sts_store *s, sts_store_each_cb *each, void *arg, size_t *skipped,
                           sts_why *why)
 {

@@ -1,7 +1,9 @@
 /*
  * store.h - persistent copies of the policy cache (write-through, loaded at
- * start-up), so a restart or a crash keeps every policy: MTA-STS is only as
- * safe as its cache (RFC 8461 5.1, 8.1).
+ * start-up, read through on a miss), so a restart or a crash keeps every
+ * policy: MTA-STS is only as safe as its cache (RFC 8461 5.1, 8.1).  It
+ * also keeps the policies the memory cache gave up for room, each until it
+ * expires (sts_store_prune), so memory pressure never forgets one.
  *
  * Backends, chosen by the CacheStore value:
  *   sqlite:PATH              embedded file (WAL), created on first use
@@ -70,6 +72,12 @@ sts_status sts_store_delete(sts_store *s, const char *domain, sts_why *why) STS_
 
 /* Delete every record this store holds (for Redis: only our key prefix). */
 sts_status sts_store_clear(sts_store *s, sts_why *why) STS_MUST_CHECK;
+
+/* Delete the records whose expires_at is before `before` (unix time): the
+ * store holds policies the memory cache gave up for room, and they leave
+ * it here, at their expiry, never before.  Redis drops them by itself
+ * (the key's time to live): nothing to do there, nor for none. */
+sts_status sts_store_prune(sts_store *s, int64_t before, sts_why *why) STS_MUST_CHECK;
 
 /* Call each(arg, record) for every record (order unspecified); the record
  * is only valid during the call.  A record that cannot be decoded is

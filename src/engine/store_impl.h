@@ -23,6 +23,8 @@ typedef struct sts_store_ops {
     sts_status (*get)(void *be, const char *domain, sts_cache_record *out, sts_why *why);
     sts_status (*del)(void *be, const char *domain, sts_why *why);
     sts_status (*clear)(void *be, sts_why *why);
+    /* NULL when records leave the backend by themselves at their expiry */
+    sts_status (*prune)(void *be, int64_t before, sts_why *why);
     sts_status (*load)(void *be, sts_store_each_cb *each, void *arg, size_t *skipped,
                        sts_why *why);
     void (*close)(void *be);

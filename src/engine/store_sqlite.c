@@ -22,6 +22,8 @@
  *   service.  The reason text says so; the caller logs it.
  * - Every row read back goes through the shared record checks; a row that
  *   fails them is skipped and counted on load, STS_PERMFAIL on get.
+ * - Records leave at their expiry through sts_store_prune, one DELETE that
+ *   scans the table (no index: the engine prunes once an hour).
  */
 #include "engine/store.h"
 
@@ -59,7 +61,7 @@ static const char sql_create[] =
     " last_used INTEGER NOT NULL)";
 
 /* The kept statements, in the order of the stmt[] array. */
-enum { Q_PUT, Q_GET, Q_DEL, Q_CLEAR, Q_LOAD, Q_COUNT };
+enum { Q_PUT, Q_GET, Q_DEL, Q_CLEAR, Q_LOAD, Q_PRUNE, Q_COUNT };
 
 static const char *const sql_stmt[Q_COUNT] = {
     [Q_PUT] = "INSERT OR REPLACE INTO mtasts_cache (" SQL_COLUMNS ") VALUES (?,?,?,?,?,?,?,?)",
@@ -67,6 +69,7 @@ static const char *const sql_stmt[Q_COUNT] = {
     [Q_DEL] = "DELETE FROM mtasts_cache WHERE domain = ?",
     [Q_CLEAR] = "DELETE FROM mtasts_cache",
     [Q_LOAD] = "SELECT " SQL_COLUMNS " FROM mtasts_cache",
+    [Q_PRUNE] = "DELETE FROM mtasts_cache WHERE expires_at < ?",
 };
 
 typedef struct sql_store {
@@ -579,6 +582,17 @@ static sts_status sql_clear(void *be, sts_why *why)
     return run(q, q->stmt[Q_CLEAR], "clear", why);
 }
 
+static sts_status sql_prune(void *be, int64_t before, sts_why *why)
+{
+    sql_store *q = be;
+    sqlite3_stmt *st = q->stmt[Q_PRUNE];
+    int rc = sqlite3_bind_int64(st, 1, before);
+
+    if (rc != SQLITE_OK)
+        return sql_fail(q->db, rc, "prune", why);
+    return run(q, st, "prune", why);
+}
+
 static sts_status sql_load(void *be, sts_store_each_cb *each, void *arg, size_t *skipped,
                            sts_why *why)
 {
@@ -630,6 +644,7 @@ static const sts_store_ops sql_ops = {
     .get = sql_get,
     .del = sql_del,
     .clear = sql_clear,
+    .prune = sql_prune,
     .load = sql_load,
     .close = sql_close,
 };

@@ -13,6 +13,9 @@
  *   burst DOMAIN N TIMEOUT_MS     N threads look DOMAIN up at once;
  *                                 prints counts of each result
  *   bursts PREFIX N TIMEOUT_MS    N threads, domains PREFIX0..PREFIX{N-1}
+ *   flood PREFIX N TIMEOUT_MS     N lookups one after the other, of
+ *                                 PREFIX0.test..PREFIX{N-1}.test; prints
+ *                                 the counts of each result
  *   async DOMAIN N TIMEOUT_MS     N asynchronous lookups from this thread;
  *                                 prints how many parked and the counts of
  *                                 the answers given at once
@@ -193,6 +196,33 @@ static void print_json(json_t *o)
     json_dumpf(o, stdout, JSON_COMPACT | JSON_SORT_KEYS);
     putchar('\n');
     json_decref(o);
+}
+
+/* N lookups in turn of PREFIX<i>.test, like a sender trying one random
+ * domain after another. */
+static void flood(driver *d, const char *prefix, int n, int timeout_ms)
+{
+    async_counts got;
+    json_int_t failed = 0;
+    json_t *o;
+
+    memset(&got, 0, sizeof(got));
+    for (int i = 0; i < n; i++) {
+        char domain[STS_DOMAIN_MAX + 1];
+        sts_answer a;
+
+        (void)snprintf(domain, sizeof(domain), "%.200s%d.test", prefix, i);
+        if (sts_engine_lookup(d->engine, domain, timeout_ms, &a) != STS_OK) {
+            failed++;
+            continue;
+        }
+        count_answer(&got, a.result, a.pending, a.from_cache, a.mx_known);
+        sts_answer_release(&a);
+    }
+    o = json_object();
+    counts_json(o, &got);
+    json_object_set_new(o, "failed", json_integer(failed));
+    print_json(o);
 }
 
 /* N lookups; a parked one gets a record (its callback's argument), which
@@ -546,6 +576,9 @@ int main(int argc, char **argv)
         } else if ((strcmp(cmd, "burst") == 0 || strcmp(cmd, "bursts") == 0) &&
                    take_word(&c, arg, sizeof(arg)) && take_int(&c, &n) && take_int(&c, &t)) {
             burst(&d, arg, (int)n, (int)t, strcmp(cmd, "bursts") == 0);
+        } else if (strcmp(cmd, "flood") == 0 && take_word(&c, arg, sizeof(arg)) &&
+                   take_int(&c, &n) && take_int(&c, &t)) {
+            flood(&d, arg, (int)n, (int)t);
         } else if ((strcmp(cmd, "async") == 0 || strcmp(cmd, "asyncs") == 0 ||
                     strcmp(cmd, "async-mx") == 0) &&
                    take_word(&c, arg, sizeof(arg)) && take_int(&c, &n) && take_int(&c, &t)) {

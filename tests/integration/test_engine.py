@@ -6,9 +6,11 @@ tests/engine/engine_driver with an injected clock, so "an hour later" costs
 nothing.  Fixture counters (queries, fetches) show what went on the wire.
 """
 
+import contextlib
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -64,6 +66,7 @@ class Driver:
     def __init__(self, conf, *opts):
         self.p = subprocess.Popen([DRIVER, "--config", conf] + list(opts), stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.err = None
 
     def cmd(self, line):
         self.p.stdin.write(line + "\n")
@@ -77,16 +80,19 @@ class Driver:
         return self.cmd("lookup %s %d" % (d, timeout_ms))
 
     def close(self):
+        """Stop the driver; its stderr (the same text if called again)."""
+        if self.err is not None:
+            return self.err
         try:
             self.p.stdin.write("quit\n")
             self.p.stdin.flush()
             self.p.wait(timeout=10)
         except Exception:
             self.p.kill()
-        err = self.p.stderr.read()
+        self.err = self.p.stderr.read()
         self.p.stdout.close()
         self.p.stderr.close()
-        return err
+        return self.err
 
 
 def want(ans, **kw):
@@ -119,6 +125,11 @@ def main():
             w.add("idle.test", max_age=1000)
             for i in range(6):
                 w.add("q%d.test" % i, delay_ms=1500)
+            for d in ("keep", "sp0", "sp1", "sp2", "sp3", "shared", "mem", "rcev", "rcev1",
+                      "rcev2"):
+                w.add(d + ".test")
+            for i in range(2):      # slower than HTTPSTimeout: held 3 s each
+                w.add("ovq%d.test" % i, delay_ms=5000)
             w.start()
             conf = os.path.join(work, "engine.conf")
             with open(conf, "w") as f:
@@ -447,6 +458,122 @@ def run_tests(report, w, conf, work):
         assert st["entries"] == 3, "entries: got %d, want 3" % st["entries"]
         want(drv.lookup("lru3.test"), from_cache=True)
     report.run("the cache is size-bounded (max entries)", with_driver(lru, "--max-entries", "3"))
+
+    # Issue 15, item 8: a sender trying many random domains must not push
+    # the cached policies out, nor make a full queue hide a known one.
+    def policy_host_down(d):
+        w.add(d, status=500)
+        w.push()
+
+    def policy_host_up(d):
+        w.add(d)
+        w.push()
+
+    def stored(db):
+        with contextlib.closing(sqlite3.connect(db)) as c:
+            return dict(c.execute("SELECT domain, kind FROM mtasts_cache").fetchall())
+
+    def flood_keeps_policy(drv):
+        d = "keep.test"
+        want(drv.lookup(d), result="policy", mode="enforce", from_cache=False)
+        drv.cmd("advance 1")        # the policy is now the least recently used entry
+        want(drv.cmd("flood nx 40 5000"), none=40, failed=0)
+        st = drv.cmd("stats")
+        assert st["entries"] == 10, "entries: got %d, want 10" % st["entries"]
+        policy_host_down(d)
+        try:
+            a = drv.lookup(d)
+            want(a, result="policy", mode="enforce", id="id1", from_cache=True)
+        finally:
+            policy_host_up(d)
+    report.run("a flood of domains without MTA-STS does not evict a cached enforce policy",
+               with_driver(flood_keeps_policy, "--max-entries", "10"))
+
+    flood_db = os.path.join(work, "flood.db")
+
+    def evicted_policy_stays_stored(drv):
+        doms = ["sp%d.test" % i for i in range(4)]
+        for d in doms:              # one policy more than memory holds
+            want(drv.lookup(d), result="policy", mode="enforce")
+            drv.cmd("advance 1")
+        want(drv.cmd("flood snx 20 5000"), none=20, failed=0)
+        held = stored(flood_db)
+        assert all(held.get(d) == 1 for d in doms), "store: %s" % held
+        assert not any(k.startswith("snx") for k in held), "negatives stored: %s" % held
+        d = doms[0]                 # the one memory gave up
+        n = w.fetches(d)
+        policy_host_down(d)
+        try:
+            a = drv.lookup(d)
+            want(a, result="policy", mode="enforce", id="id1")
+            assert w.fetches(d) == n, "fetched again instead of read back from the store"
+        finally:
+            policy_host_up(d)
+        # The store lets go of them only at their expiry (a day later for
+        # diagnostics, like memory), in the sweep's pruning.
+        drv.cmd("advance %d" % (2 * 86400 + 60))
+        harness.wait_for(lambda: not any(k in stored(flood_db) for k in doms), timeout=10,
+                         msg="expired policies pruned from the store")
+    report.run("a policy evicted from memory stays in the store until it expires and is "
+               "read back", with_driver(evicted_policy_stays_stored, "--max-entries", "3",
+                                        "--store", "sqlite:" + flood_db))
+
+    def recheck_of_an_evicted_policy(drv):
+        d = "rcev.test"
+        want(drv.lookup(d), result="policy", mode="enforce", id="id1")
+        w.add(d, txt_id="id2", status=500, delay_ms=1500)   # a new id, unfetchable
+        w.push()
+        try:
+            drv.cmd("advance 101")
+            want(drv.lookup(d, 0), result="policy", from_cache=True)  # starts the re-check
+            drv.cmd("advance 1")
+            for other in ("rcev1.test", "rcev2.test"):  # memory gives rcev.test up meanwhile
+                want(drv.lookup(other), result="policy")
+            drv.cmd("wait-idle")
+            a = drv.lookup(d)
+            want(a, result="policy", mode="enforce", id="id1")
+        finally:
+            policy_host_up(d)
+    report.run("a re-check failing after memory gave the policy up keeps the stored policy",
+               with_driver(recheck_of_an_evicted_policy, "--recheck", "100", "--max-entries", "2",
+                           "--store", "sqlite:" + os.path.join(work, "rcev.db")))
+
+    ovf_db = os.path.join(work, "overflow.db")
+
+    def overflow_answers_known_policies(drv):
+        # Another daemon sharing the store learns shared.test meanwhile.
+        other = Driver(conf, "--store", "sqlite:" + ovf_db)
+        try:
+            want(other.lookup("shared.test"), result="policy", mode="enforce")
+        finally:
+            other.close()
+        want(drv.lookup("mem.test"), result="policy", mode="enforce")
+        # Fill the queue: one discovery running, one waiting (limit 1).
+        want(drv.cmd("async ovq0.test 1 0"), pending=1)
+        assert drv.cmd("wait-stat inflight 1")["reached"]
+        want(drv.cmd("async ovq1.test 1 0"), pending=1)
+        st = drv.cmd("stats")
+        assert st["queued"] == 1 and st["overloaded"] == 0, st
+        want(drv.lookup("mem.test", 5000), result="policy", mode="enforce", from_cache=True)
+        a = drv.lookup("shared.test", 5000)
+        want(a, result="policy", mode="enforce", id="id1", from_cache=True)
+        r = drv.cmd("flood ovx 5 5000")
+        want(r, temperror=5, failed=0)
+        drv.cmd("advance 1")
+        a = drv.lookup("ovy.test", 5000)
+        want(a, result="temperror")
+        assert "overloaded" in a["error"], a
+        want(drv.cmd("stats"), overloaded=6)
+        err = drv.close()
+        lines = [ln for ln in err.splitlines() if " overloaded " in ln]
+        assert len(lines) == 2, "overload lines: got %d, want 2 (one a second): %r" % (
+            len(lines), lines)
+        assert "refused_since_last=0" in lines[0] and "queued=1" in lines[0], lines
+        assert "domain=ovy.test" in lines[1] and "refused_since_last=4" in lines[1], lines
+    report.run("queue full: cached and stored policies still answer, refusals logged "
+               "once a second with the count",
+               with_driver(overflow_answers_known_policies, "--inflight", "1", "--queue", "1",
+                           "--store", "sqlite:" + ovf_db))
 
     redis_bin = "/usr/bin/redis-server"
 

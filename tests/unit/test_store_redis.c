@@ -337,6 +337,8 @@ static void test_value_is_the_json_record(void **state)
     sts_store_close(s);
 }
 
+/* Records leave Redis by their TTL, so prune has nothing to do: even a
+ * cut past every expiry leaves them to it. */
 static void test_ttl_follows_expires_at(void **state)
 {
     static const struct {
@@ -351,6 +353,7 @@ static void test_ttl_follows_expires_at(void **state)
     };
     sts_store *s;
     redisContext *c;
+    sts_why why;
 
     (void)state;
     flush_all();
@@ -371,6 +374,10 @@ static void test_ttl_follows_expires_at(void **state)
                      (long long)cases[i].ttl);
         sts_cache_record_clear(&r);
     }
+    expect_status("prune", sts_store_prune(s, (int64_t)time(NULL) + 7 * 86400, &why), STS_OK,
+                  &why);
+    if (raw_int(c, "EXISTS %s", "mtasts:v1:ttl-policy.example") != 1)
+        fail_msg("after prune: got no key mtasts:v1:ttl-policy.example, want it left to its TTL");
     redisFree(c);
     sts_store_close(s);
 }

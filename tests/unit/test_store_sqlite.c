@@ -293,6 +293,52 @@ static void test_load_and_clear(void **state)
     sts_store_close(s);
 }
 
+/* Prune drops what expired before the cut, of every kind, and nothing
+ * else: policies the memory cache gave up stay until then. */
+static void test_prune_drops_only_expired_records(void **state)
+{
+    static const struct {
+        const char *domain;
+        int kind;
+        int64_t expires_at;
+        bool kept;
+    } recs[] = {
+        { "gone-policy.example", 0, 999, false },
+        { "gone-nopolicy.example", 1, 500, false },
+        { "gone-failed.example", 2, 1, false },
+        { "at-the-cut.example", 0, 1000, true },
+        { "live-policy.example", 0, 2000000000, true },
+        { "live-nopolicy.example", 1, 1001, true },
+    };
+    char path[600];
+    sts_store *s;
+    sts_why why;
+
+    (void)state;
+    s = open_ok(tpath(path, sizeof(path), "prune.db"));
+    for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++) {
+        sts_cache_record r;
+
+        rec_of_kind(&r, recs[i].kind, recs[i].domain, 0);
+        r.expires_at = recs[i].expires_at;
+        put_ok(s, &r);
+        sts_cache_record_clear(&r);
+    }
+    expect_status("prune", sts_store_prune(s, 1000, &why), STS_OK, &why);
+    for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++) {
+        sts_cache_record got;
+        sts_status st = sts_store_get(s, recs[i].domain, &got, &why);
+
+        if ((st == STS_OK) != recs[i].kept)
+            fail_msg("%s (expires %lld) after prune(1000): got %s, want %s", recs[i].domain,
+                     (long long)recs[i].expires_at, sts_status_name(st),
+                     recs[i].kept ? "kept" : "gone");
+        sts_cache_record_clear(&got);
+    }
+    expect_status("prune of nothing", sts_store_prune(s, 1000, &why), STS_OK, &why);
+    sts_store_close(s);
+}
+
 /* The property the store exists for: a restart keeps every policy. */
 static void test_restart_keeps_every_record(void **state)
 {
@@ -861,11 +907,12 @@ static int group_teardown(void **state)
 
 int main(void)
 {
-    struct CMUnitTest tests[N_CORRUPT + 14];
+    struct CMUnitTest tests[N_CORRUPT + 15];
     size_t n = 0;
 
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_round_trip_each_kind);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_load_and_clear);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_prune_drops_only_expired_records);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_restart_keeps_every_record);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_two_handles_share_the_file);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_wal_journal);
