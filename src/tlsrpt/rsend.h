@@ -30,6 +30,8 @@ typedef struct sts_rsend_opts {
     unsigned https_timeout_ms;
     unsigned retry_time_s;      /* ReportRetryTime */
     unsigned sendmail_timeout_ms; /* how long ReportSendmail may take; 0 = 120000 */
+    bool allow_internal;        /* AllowInternalAddresses: https rua hosts may be
+                                   special-purpose addresses (fetch.h) */
 } sts_rsend_opts;
 
 /* A report id is 1..STS_RSEND_ID_MAX characters: dot-separated atoms of

@@ -106,10 +106,13 @@ class World:
 
 
 class Case:
-    """One domain with its own spool."""
+    """One domain with its own spool.  allow_internal=False: the driver runs
+    with AllowInternalAddresses off (the default), and so refuses the
+    endpoints here, all on loopback."""
 
-    def __init__(self, w, name, retry=86400):
+    def __init__(self, w, name, retry=86400, allow_internal=True):
         self.w = w
+        self.allow_internal = allow_internal
         self.domain = name + ".test"
         self.rid = "2024-05-01_%s_%s" % (self.domain, SUBMITTER)
         self.spool = os.path.join(w.work, "spool-" + name)
@@ -128,7 +131,8 @@ class Case:
                 "--from", FROM, "--submitter", SUBMITTER,
                 "--dns", "127.0.0.1:%d" % w.dns_port, "--dns-timeout", "500",
                 "--dns-tries", "2", "--ca-file", w.fx.ca_file, "--https-timeout", "5000",
-                "--retry-time", str(self.retry)] + list(args)
+                "--retry-time", str(self.retry)] + \
+            (["--allow-internal", "yes"] if self.allow_internal else []) + list(args)
 
     def drive(self, *args):
         p = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=60)
@@ -227,8 +231,8 @@ def main():
 def run_tests(report, w):
     cases = {}
 
-    def case(name, retry=86400):
-        cases[name] = Case(w, name, retry)
+    def case(name, retry=86400, allow_internal=True):
+        cases[name] = Case(w, name, retry, allow_internal)
         return cases[name]
 
     # Zone and endpoints of every scenario, pushed once.
