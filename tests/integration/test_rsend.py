@@ -97,6 +97,9 @@ class World:
         self.names[host] = {"A": ["127.0.0.1"]}
         self.hosts[host] = dict({"post": True, "status": status, "body": "ok\n"}, **kw)
 
+    def connections(self, host):
+        return self.fx.https_stats().get("connections", {}).get(host, 0)
+
     def posts(self, host):
         return [e for e in self.fx.https_stats()["log"]
                 if e["sni"] == host and e["method"] == "POST"]
@@ -218,7 +221,7 @@ def main():
             # Host names first (certificates are made at start-up).
             for h in ("rpt.https-ok.test", "rpt.https-retry.test", "rpt.https-gone.test",
                       "rpt.both.test", "rpt.crash.test", "rpt.webpki.test",
-                      "rpt.concurrent.test"):
+                      "rpt.concurrent.test", "rpt.internal.test", "rpt.internal-mixed.test"):
                 w.endpoint(h)
             w.hosts["rpt.webpki.test"]["cert"] = "untrusted"
             w.start()
@@ -265,6 +268,10 @@ def run_tests(report, w):
     c = case("concurrent")
     c.txt("v=TLSRPTv1; rua=%s" % w.url("rpt.concurrent.test"))
     w.hosts["rpt.concurrent.test"]["delay_ms"] = 1500
+    c = case("internal", allow_internal=False)
+    c.txt("v=TLSRPTv1; rua=%s" % w.url("rpt.internal.test"))
+    c = case("internal-mixed", allow_internal=False)
+    c.txt("v=TLSRPTv1; rua=mailto:tlsrpt@internal-mixed.test,%s" % w.url("rpt.internal-mixed.test"))
     w.push()
 
     def mailto():
@@ -435,6 +442,44 @@ def run_tests(report, w):
         eq("delivered in all", sum(o["delivered"] for o in outs), 1)
         eq("POSTs", len(w.posts("rpt.concurrent.test")), 1)
     report.run("two concurrent runs (spool lock): delivered exactly once", concurrent)
+
+    def internal():
+        c = cases["internal"]
+        c.enqueue()
+        out, err = c.run(T0)
+        eq("run", out, stats(given_up=1))
+        assert "refused to connect to 127.0.0.1 (Loopback" in err, err
+        assert "permanent=yes" in err, err
+        eq("connections to the endpoint", w.connections("rpt.internal.test"), 0)
+        eq("POSTs", len(w.posts("rpt.internal.test")), 0)
+        eq("spool (finished, not retried)", c.spooled(), [])
+        eq("enqueue again", c.enqueue(), stats(duplicates=1))
+    report.run("https rua resolving to 127.0.0.1: refused without a connection, given up",
+               internal)
+
+    def internal_mixed():
+        c = cases["internal-mixed"]
+        c.enqueue()
+        rc = os.path.join(w.mail, "rc")
+        with open(rc, "w") as f:
+            f.write("75\n")
+        try:
+            out, err = c.run(T0)
+        finally:
+            os.unlink(rc)
+        eq("first run (mail fails, https refused)", out, stats(deferred=1, given_up=1))
+        with open(c.spooled()[0]) as f:
+            env = json.load(f)
+        https_state = env["rua"][w.url("rpt.internal-mixed.test")]
+        eq("https rua given up", https_state.get("given_up"), T0)
+        assert "refused to connect" in https_state["last_error"], https_state
+        out, err = c.run(T0 + 300)
+        eq("second run: the mail only", out, stats(delivered=1))
+        assert "report-failed" not in err, "the refused rua was tried again:\n" + err
+        eq("connections to the endpoint", w.connections("rpt.internal-mixed.test"), 0)
+        eq("spool", c.spooled(), [])
+    report.run("refused https rua is not retried while the report waits for another rua",
+               internal_mixed)
 
     def mime_driver():
         c = cases["mailto"]
