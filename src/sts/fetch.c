@@ -7,7 +7,7 @@
  * no redirects, no proxies from the environment, no name resolution by curl
  * (addresses come from our resolver through CURLOPT_RESOLVE), no socket to
  * a special-purpose address unless allowed (CURLOPT_OPENSOCKETFUNCTION),
- * bounded time and size.  The hostname in the URL is
+ * bounded time and size (body and headers).  The hostname in the URL is
  * what curl verifies the certificate against and sends as SNI:
  * mta-sts.<domain>.
  */
@@ -31,6 +31,12 @@
 #define FETCH_MAX_EXTRA_FDS 64
 #define FETCH_USER_AGENT "mtasts-milter/" PACKAGE_VERSION " (MTA-STS, RFC 8461)"
 
+/* libcurl refuses one header line over CURL_MAX_HTTP_HEADER itself, before
+ * a header callback sees it, and says CURLE_OUT_OF_MEMORY; below that our
+ * own cap on the whole header block applies.  finish() relies on this. */
+_Static_assert(STS_FETCH_MAX_HEADERS < CURL_MAX_HTTP_HEADER,
+               "a header line libcurl refuses must be over our cap too");
+
 /* The sockets of one transfer: which addresses were refused (the first
  * one and its block kept for the reason), how many sockets were opened. */
 typedef struct conn_guard {
@@ -48,6 +54,9 @@ typedef struct transfer {
     struct curl_slist *headers;
     sts_buf body;
     bool too_big;
+    size_t head_len;    /* response header bytes so far */
+    bool head_open;     /* a header block has begun and not ended */
+    bool head_too_big;
     conn_guard guard;
     char errbuf[CURL_ERROR_SIZE];
     sts_fetch_cb *cb;
@@ -163,6 +172,22 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
     default:
         return 0;
     }
+}
+
+/* Response headers, one complete line at a time (the status line too). */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
+{
+    transfer *t = userp;
+    size_t n = size * nmemb; /* curl guarantees size == 1 */
+
+    t->head_len += n;
+    if (t->head_len > STS_FETCH_MAX_HEADERS) {
+        t->head_too_big = true;
+        return 0; /* abort */
+    }
+    /* The empty line ends a header block (a 1xx block is followed by another). */
+    t->head_open = !(n == 0 || data[0] == '\n' || (n == 2 && data[0] == '\r'));
+    return n;
 }
 
 /* CURLOPT_OPENSOCKETFUNCTION: curl asks for each socket it is about to
@@ -351,6 +376,8 @@ sts_status sts_fetch_start(sts_fetch *f, const char *domain, const char *const *
     SETOPT(t->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->max_body);
     SETOPT(t->easy, CURLOPT_WRITEFUNCTION, on_body);
     SETOPT(t->easy, CURLOPT_WRITEDATA, t);
+    SETOPT(t->easy, CURLOPT_HEADERFUNCTION, on_header);
+    SETOPT(t->easy, CURLOPT_HEADERDATA, t);
     SETOPT(t->easy, CURLOPT_PRIVATE, t);
     SETOPT(t->easy, CURLOPT_ACCEPT_ENCODING, (char *)NULL); /* the cap applies to what is sent */
 
@@ -412,6 +439,12 @@ static void finish(transfer *t, CURLcode code)
     if (code != CURLE_OK && t->guard.refused > 0 && t->guard.opened == 0) {
         res.err = STS_FETCH_REFUSED;
         (void)snprintf(why, sizeof(why), "%s", refused);
+    } else if (t->head_too_big || (code == CURLE_OUT_OF_MEMORY && t->head_open)) {
+        /* An out-of-memory inside a header block is libcurl refusing a
+         * line over CURL_MAX_HTTP_HEADER (see the assertion at the top). */
+        res.err = STS_FETCH_HTTP;
+        (void)snprintf(why, sizeof(why), "response headers larger than %d bytes",
+                       STS_FETCH_MAX_HEADERS);
     } else if (code == CURLE_PEER_FAILED_VERIFICATION) {
         res.err = STS_FETCH_WEBPKI;
         (void)snprintf(why, sizeof(why), "certificate of the policy host rejected: %s", detail);

@@ -3,7 +3,7 @@
  * libcurl).  RFC 8461 3.3: https://mta-sts.<domain>/.well-known/mta-sts.txt,
  * WebPKI-validated for mta-sts.<domain> with SNI, TLS >= 1.2, no redirects,
  * only status 200, media type text/plain, no HTTP caching, bounded time
- * and size.
+ * and size (body and response headers).
  *
  * The host's addresses come from the caller (our own c-ares lookup), so one
  * resolver configuration serves everything; curl never resolves names.
@@ -34,13 +34,17 @@ typedef struct sts_fetch_opts {
     bool allow_internal;         /* connect to special-purpose addresses too (labs, tests) */
 } sts_fetch_opts;
 
+/* Response headers (all lines, status line included) are at most this long. */
+#define STS_FETCH_MAX_HEADERS 65536
+
 /* How a fetch ended, in RFC 8460 4.3 terms. */
 typedef enum sts_fetch_err {
     STS_FETCH_OK,          /* status 200, text/plain, body within the cap */
     STS_FETCH_NETWORK,     /* connect/TLS handshake/timeout/reset: sts-policy-fetch-error */
     STS_FETCH_REFUSED,     /* every address tried was special-purpose and not allowed,
                               so no connection was made: sts-policy-fetch-error */
-    STS_FETCH_HTTP,        /* status other than 200, incl. redirects: sts-policy-fetch-error */
+    STS_FETCH_HTTP,        /* status other than 200, incl. redirects, or response
+                              headers over STS_FETCH_MAX_HEADERS: sts-policy-fetch-error */
     STS_FETCH_WEBPKI,      /* certificate rejected by WebPKI: sts-webpki-invalid */
     STS_FETCH_MEDIA_TYPE,  /* Content-Type not text/plain: sts-policy-invalid */
     STS_FETCH_TOO_BIG,     /* body over max_body: sts-policy-invalid */

@@ -193,6 +193,16 @@ sc("slow-drip-timeout", https={"body": pol(), "drip_ms": 100},
    want=fetch_error("policy fetch failed"))
 sc("delay-timeout", https={"body": pol(), "delay_ms": 4000},
    want=fetch_error("policy fetch failed"))
+# Response headers: bounded like the body, and too many are a fetch error
+# (one line over libcurl's own 100 KB limit, or many lines over ours).
+sc("headers-one-300k-line", https={"body": pol(), "headers": {"X-Big": "a" * 300000}},
+   want=fetch_error("response headers larger than 65536 bytes"))
+sc("headers-300-lines-of-1k",
+   https={"body": pol(), "headers": {"X-H%d" % i: "a" * 1000 for i in range(300)}},
+   want=fetch_error("response headers larger than 65536 bytes"))
+sc("headers-40-lines-of-1k",
+   https={"body": pol(), "headers": {"X-H%d" % i: "a" * 1000 for i in range(40)}},
+   want=enforce_want(D))
 # ---- special-purpose addresses of the policy host (AllowInternalAddresses off)
 sc("internal-loopback", internal=False,
    want=fetch_error("refused to connect to 127.0.0.1 (Loopback, 127.0.0.0/8, RFC 1122)"))
