@@ -517,7 +517,8 @@ static void reload(const char *path, const char *sock, const char *user, const c
         CHANGED(cache_store) || CHANGED(dns_servers) || CHANGED(ca_file) ||
         CHANGED(decision_log) || CHANGED(pid_file) || CHANGED(syslog_facility) ||
         NCHANGED(dns_timeout_ms) || NCHANGED(dns_tries) || NCHANGED(https_timeout_ms) ||
-        NCHANGED(https_connect_timeout_ms) || NCHANGED(policy_port) || NCHANGED(cache_size) ||
+        NCHANGED(https_connect_timeout_ms) || NCHANGED(policy_port) ||
+        NCHANGED(allow_internal_addresses) || NCHANGED(cache_size) ||
         NCHANGED(negative_ttl) || NCHANGED(recheck_interval) || NCHANGED(retry_interval) ||
         NCHANGED(refresh_idle) || NCHANGED(max_discoveries) || NCHANGED(discovery_queue) ||
         NCHANGED(socketmap_max_connections))

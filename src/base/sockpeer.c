@@ -12,7 +12,6 @@
 
 #include "base/sockpeer.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
@@ -23,6 +22,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "base/ipaddr.h"
 
 void sts_sockpeer_finder_init(sts_sockpeer_finder *f)
 {
@@ -36,40 +37,11 @@ void sts_sockpeer_finder_close(sts_sockpeer_finder *f)
     sts_sockpeer_finder_init(f);
 }
 
-/* a, as an IPv6 address (IPv4 mapped); false for another family. */
-static bool addr16(const struct sockaddr_storage *ss, uint8_t out[16], uint16_t *port)
-{
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const void *)ss;
-
-        memset(out, 0, 10);
-        out[10] = out[11] = 0xff;
-        memcpy(out + 12, &in->sin_addr, 4);
-        *port = in->sin_port;
-        return true;
-    }
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const void *)ss;
-
-        memcpy(out, &in6->sin6_addr, 16);
-        *port = in6->sin6_port;
-        return true;
-    }
-    return false;
-}
-
-static bool is_v4mapped(const uint8_t a[16])
-{
-    static const uint8_t prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-    return memcmp(a, prefix, sizeof(prefix)) == 0;
-}
-
 static bool is_loopback(const uint8_t a[16])
 {
     static const uint8_t v6[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
 
-    return is_v4mapped(a) ? a[12] == 127 : memcmp(a, v6, sizeof(v6)) == 0;
+    return sts_ipaddr_is_v4(a) ? a[12] == 127 : memcmp(a, v6, sizeof(v6)) == 0;
 }
 
 /* A state in which the peer's socket is still its owner's (a TIME_WAIT
@@ -94,7 +66,7 @@ static sts_status diag_uid(sts_sockpeer_finder *f, const uint8_t peer[16], uint1
         struct nlmsghdr nh;
         char bytes[1024];
     } resp;
-    bool v4 = is_v4mapped(peer) && is_v4mapped(us);
+    bool v4 = sts_ipaddr_is_v4(peer) && sts_ipaddr_is_v4(us);
     ssize_t n;
 
     if (f->broken) {
@@ -197,7 +169,8 @@ sts_status sts_sockpeer_identify(sts_sockpeer_finder *f, int fd, sts_sockpeer *o
         out->uid = (uint32_t)cred.uid;
         return STS_OK;
     }
-    if (!addr16(&peer, out->addr, &pport) || !addr16(&us, uaddr, &uport)) {
+    if (!sts_ipaddr_from_sockaddr((struct sockaddr *)&peer, pl, out->addr, &pport) ||
+        !sts_ipaddr_from_sockaddr((struct sockaddr *)&us, ul, uaddr, &uport)) {
         sts_why_set(why, "address family %d", (int)peer.ss_family);
         return STS_TEMPFAIL;
     }
@@ -238,17 +211,14 @@ bool sts_sockpeer_same(const sts_sockpeer *a, const sts_sockpeer *b)
 
 const char *sts_sockpeer_show(const sts_sockpeer *p, char *buf, size_t size)
 {
-    char text[INET6_ADDRSTRLEN];
-    const char *t = NULL;
+    char text[STS_IPADDR_TEXT_MAX];
 
     switch (p->kind) {
     case STS_SOCKPEER_UID:
         (void)snprintf(buf, size, "uid:%lu", (unsigned long)p->uid);
         return buf;
     case STS_SOCKPEER_ADDR:
-        t = is_v4mapped(p->addr) ? inet_ntop(AF_INET, p->addr + 12, text, sizeof(text))
-                                 : inet_ntop(AF_INET6, p->addr, text, sizeof(text));
-        (void)snprintf(buf, size, "ip:%s", t != NULL ? t : "?");
+        (void)snprintf(buf, size, "ip:%s", sts_ipaddr_show(p->addr, text, sizeof(text)));
         return buf;
     default:
         (void)snprintf(buf, size, "unknown");

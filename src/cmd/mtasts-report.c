@@ -151,6 +151,7 @@ static void rsend_opts_of(const sts_config *cfg, const identity *id, sts_rsend_o
     o->dns_tries = cfg->dns_tries;
     o->https_timeout_ms = cfg->https_timeout_ms;
     o->retry_time_s = cfg->report_retry_time;
+    o->allow_internal = cfg->allow_internal_addresses;
 }
 
 static void rsend_report_of(const sts_report *r, sts_rsend_report *rr)

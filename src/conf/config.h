@@ -41,6 +41,7 @@ typedef struct sts_config {
     unsigned https_connect_timeout_ms; /* HTTPSConnectTimeout (ms) */
     unsigned https_timeout_ms;         /* HTTPSTimeout (ms): whole fetch */
     unsigned policy_port;     /* PolicyPort: TESTS ONLY, 443 in production */
+    bool allow_internal_addresses; /* AllowInternalAddresses: TESTS AND LABS ONLY */
     /* cache */
     char *cache_store;        /* CacheStore: sqlite:PATH, redis://HOST[:PORT][/DB] or none */
     unsigned cache_size;      /* CacheSize: entries */

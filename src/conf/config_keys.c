@@ -13,7 +13,10 @@
  *
  * RFC 8461 choices carried here: HTTPSTimeout defaults to a minute (3.3
  * suggests about a minute for the fetch); PolicyPort exists only so the
- * tests can run an HTTPS server on a free port (3.3 fixes 443).
+ * tests can run an HTTPS server on a free port (3.3 fixes 443), and
+ * AllowInternalAddresses so they (and labs) can run it on loopback or a
+ * private network: a domain's DNS must not point our fetches and report
+ * uploads at this host's or this network's own services.
  */
 #include "conf/config_keys.h"
 #include "sts/domain.h"
@@ -97,6 +100,9 @@ const sts_config_key sts_config_keys[] = {
             "time allowed for a whole policy fetch (RFC 8461 3.3)"),
     STS_KEY("PolicyPort", UINT, "443", 1, 65535, policy_port,
             "FOR TESTS ONLY: TCP port policies are fetched from"),
+    STS_KEY("AllowInternalAddresses", BOOL, "no", 0, 0, allow_internal_addresses,
+            "FOR TESTS AND LABS: fetch policies and post reports to loopback, private "
+            "and other special-purpose addresses"),
     STS_KEY("CacheStore", STORE, "sqlite:/var/lib/mtasts-milter/cache.db", 0, 0, cache_store,
             "where policies are cached: sqlite:PATH, redis://HOST[:PORT][/DB] or none"),
     STS_KEY("CacheSize", UINT, "100000", 10, 10000000, cache_size,

@@ -219,6 +219,7 @@ static void on_fetch(void *arg, const sts_fetch_result *res)
     case STS_FETCH_OK:
         break;
     case STS_FETCH_NETWORK:
+    case STS_FETCH_REFUSED: /* RFC 8461 3.3: any fetch failure; the cached policy stays */
     case STS_FETCH_HTTP:
         job_finish(j, STS_RESULT_TEMPERROR, STS_RT_FETCH_ERROR, NULL, res->why);
         return;

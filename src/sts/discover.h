@@ -22,7 +22,7 @@ typedef struct sts_discover sts_discover;
 
 /* What a discovery needs to know: the resolver's and the fetcher's options
  * (conf/ fills them from DNSServers, DNSTimeout, DNSTries, CAFile,
- * HTTPSConnectTimeout, HTTPSTimeout, PolicyPort).  fetch.max_body is set
+ * HTTPSConnectTimeout, HTTPSTimeout, PolicyPort, AllowInternalAddresses).  fetch.max_body is set
  * here to the RFC's policy size limit whatever the caller gives. */
 typedef struct sts_discover_opts {
     sts_dns_opts dns;

@@ -5,26 +5,46 @@
  * Every security property is set explicitly on each transfer rather than
  * trusted to defaults: HTTPS only, peer and host verification, TLS >= 1.2,
  * no redirects, no proxies from the environment, no name resolution by curl
- * (addresses come from our resolver through CURLOPT_RESOLVE), bounded time
- * and size.  The hostname in the URL is what curl verifies the certificate
- * against and sends as SNI: mta-sts.<domain>.
+ * (addresses come from our resolver through CURLOPT_RESOLVE), no socket to
+ * a special-purpose address unless allowed (CURLOPT_OPENSOCKETFUNCTION),
+ * bounded time and size (body and headers).  The hostname in the URL is
+ * what curl verifies the certificate against and sends as SNI:
+ * mta-sts.<domain>.
  */
 #include "buildconf.h"
 #include "sts/fetch.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 
 #include "base/buf.h"
+#include "base/ipaddr.h"
 #include "sts/domain.h"
 
 #define FETCH_MAX_EXTRA_FDS 64
 #define FETCH_USER_AGENT "mtasts-milter/" PACKAGE_VERSION " (MTA-STS, RFC 8461)"
+
+/* libcurl refuses one header line over CURL_MAX_HTTP_HEADER itself, before
+ * a header callback sees it, and says CURLE_OUT_OF_MEMORY; below that our
+ * own cap on the whole header block applies.  finish() relies on this. */
+_Static_assert(STS_FETCH_MAX_HEADERS < CURL_MAX_HTTP_HEADER,
+               "a header line libcurl refuses must be over our cap too");
+
+/* The sockets of one transfer: which addresses were refused (the first
+ * one and its block kept for the reason), how many sockets were opened. */
+typedef struct conn_guard {
+    bool allow_internal;
+    unsigned refused, opened;
+    char first[STS_IPADDR_TEXT_MAX];
+    const sts_ipblock *block;
+} conn_guard;
 
 typedef struct transfer {
     struct transfer *prev, *next;
@@ -34,6 +54,10 @@ typedef struct transfer {
     struct curl_slist *headers;
     sts_buf body;
     bool too_big;
+    size_t head_len;    /* response header bytes so far */
+    bool head_open;     /* a header block has begun and not ended */
+    bool head_too_big;
+    conn_guard guard;
     char errbuf[CURL_ERROR_SIZE];
     sts_fetch_cb *cb;
     void *arg;
@@ -46,6 +70,7 @@ struct sts_fetch {
     unsigned timeout_ms;
     unsigned port;
     size_t max_body;
+    bool allow_internal;
     size_t pending;
     transfer *head;
 };
@@ -77,6 +102,7 @@ sts_status sts_fetch_new(const sts_fetch_opts *opts, sts_fetch **out, sts_why *w
     f->timeout_ms = opts != NULL && opts->timeout_ms ? opts->timeout_ms : 60000;
     f->port = opts != NULL && opts->port ? opts->port : 443;
     f->max_body = opts != NULL && opts->max_body ? opts->max_body : 65536;
+    f->allow_internal = opts != NULL && opts->allow_internal;
     f->multi = curl_multi_init();
     if (f->multi == NULL)
         goto nomem;
@@ -148,6 +174,72 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
     }
 }
 
+/* Response headers, one complete line at a time (the status line too). */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
+{
+    transfer *t = userp;
+    size_t n = size * nmemb; /* curl guarantees size == 1 */
+
+    t->head_len += n;
+    if (t->head_len > STS_FETCH_MAX_HEADERS) {
+        t->head_too_big = true;
+        return 0; /* abort */
+    }
+    /* The empty line ends a header block (a 1xx block is followed by another). */
+    t->head_open = !(n == 0 || data[0] == '\n' || (n == 2 && data[0] == '\r'));
+    return n;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: curl asks for each socket it is about to
+ * connect, with the very address it will connect to, so no DNS answer,
+ * early or late, gets past this.  A special-purpose address (ipaddr.h) is
+ * refused unless allowed; curl then goes on with the next address. */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *sa)
+{
+    conn_guard *g = clientp;
+    const sts_ipblock *b = NULL;
+    int fd;
+
+    (void)purpose;
+    if (!g->allow_internal)
+        b = sts_ipaddr_special_sockaddr(&sa->addr, sa->addrlen);
+    if (b != NULL) {
+        if (g->refused++ == 0) {
+            uint8_t a[16];
+
+            g->block = b;
+            if (!sts_ipaddr_from_sockaddr(&sa->addr, sa->addrlen, a, NULL))
+                (void)snprintf(g->first, sizeof(g->first), "family %d", sa->family);
+            else if (sa->family != AF_INET6 ||
+                     inet_ntop(AF_INET6, a, g->first, sizeof(g->first)) == NULL)
+                (void)sts_ipaddr_show(a, g->first, sizeof(g->first)); /* v6 stays v6 */
+        }
+        return CURL_SOCKET_BAD;
+    }
+    fd = socket(sa->family, sa->socktype | SOCK_CLOEXEC, sa->protocol);
+    if (fd < 0)
+        return CURL_SOCKET_BAD;
+    g->opened++;
+    return fd;
+}
+
+/* Why addresses were refused, "" if none was: appended to a reason. */
+static void guard_why(const conn_guard *g, char *buf, size_t size)
+{
+    char more[64] = "";
+
+    buf[0] = '\0';
+    if (g->refused == 0)
+        return;
+    if (g->refused > 1)
+        (void)snprintf(more, sizeof(more), " and %u more address%s", g->refused - 1,
+                       g->refused > 2 ? "es" : "");
+    (void)snprintf(buf, size,
+                   "refused to connect to %s (%s, %s, %s)%s: not a public address "
+                   "(AllowInternalAddresses is off)",
+                   g->first, g->block->name, g->block->prefix, g->block->ref, more);
+}
+
 /* The CURLOPT_RESOLVE list "+PREFIXHOST:PORT:ADDR[,ADDR...]" (IPv6 in
  * brackets): curl never resolves a name itself.  '+': the entry ages out
  * of curl's DNS cache like a looked-up one, so a long-running daemon does
@@ -175,12 +267,13 @@ done:
     return st;
 }
 
-/* In a function with `sts_status st`, `sts_why *why` and a done label. */
+/* In a function with `sts_status st`, `sts_why *why` and a done label.
+ * A refused option is our build's problem, not the peer's: temporary. */
 #define SETOPT(easy, opt, val)                                                           \
     do {                                                                                 \
         if (curl_easy_setopt(easy, opt, val) != CURLE_OK) {                              \
             sts_why_set(why, "libcurl refused option %s", #opt);                         \
-            st = STS_PERMFAIL;                                                           \
+            st = STS_TEMPFAIL;                                                           \
             goto done;                                                                   \
         }                                                                                \
     } while (0)
@@ -190,11 +283,12 @@ done:
  * the whole trust (no system directory besides), addresses only from
  * resolve, never a proxy from http(s)_proxy, no redirects (RFC 8461 3.3;
  * for an upload a redirect is no acceptance either), no cookies,
- * HTTP/1.1, errors into errbuf (CURL_ERROR_SIZE bytes). */
+ * HTTP/1.1, errors into errbuf (CURL_ERROR_SIZE bytes), every socket
+ * opened through the guard g. */
 static sts_status setopt_https(CURL *easy, const char *url, const char *ca_file,
                                struct curl_slist *resolve, struct curl_slist *headers,
                                unsigned connect_timeout_ms, unsigned timeout_ms, char *errbuf,
-                               sts_why *why)
+                               conn_guard *g, sts_why *why)
 {
     sts_status st = STS_OK;
 
@@ -219,6 +313,8 @@ static sts_status setopt_https(CURL *easy, const char *url, const char *ca_file,
     SETOPT(easy, CURLOPT_NOSIGNAL, 1L);
     SETOPT(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     SETOPT(easy, CURLOPT_COOKIEFILE, (char *)NULL);
+    SETOPT(easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    SETOPT(easy, CURLOPT_OPENSOCKETDATA, g);
 done:
     return st;
 }
@@ -258,6 +354,7 @@ sts_status sts_fetch_start(sts_fetch *f, const char *domain, const char *const *
     t->f = f;
     t->cb = cb;
     t->arg = arg;
+    t->guard.allow_internal = f->allow_internal;
     sts_buf_init(&t->body, f->max_body);
     t->easy = curl_easy_init();
     if (t->easy == NULL)
@@ -273,11 +370,14 @@ sts_status sts_fetch_start(sts_fetch *f, const char *domain, const char *const *
     t->headers = sl;
 
     if ((st = setopt_https(t->easy, url, f->ca_file, t->resolve, t->headers,
-                           f->connect_timeout_ms, f->timeout_ms, t->errbuf, why)) != STS_OK)
+                           f->connect_timeout_ms, f->timeout_ms, t->errbuf, &t->guard,
+                           why)) != STS_OK)
         goto done;
     SETOPT(t->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->max_body);
     SETOPT(t->easy, CURLOPT_WRITEFUNCTION, on_body);
     SETOPT(t->easy, CURLOPT_WRITEDATA, t);
+    SETOPT(t->easy, CURLOPT_HEADERFUNCTION, on_header);
+    SETOPT(t->easy, CURLOPT_HEADERDATA, t);
     SETOPT(t->easy, CURLOPT_PRIVATE, t);
     SETOPT(t->easy, CURLOPT_ACCEPT_ENCODING, (char *)NULL); /* the cap applies to what is sent */
 
@@ -325,7 +425,7 @@ static bool media_type_ok(const char *ct)
 static void finish(transfer *t, CURLcode code)
 {
     sts_fetch_result res;
-    char why[CURL_ERROR_SIZE + 128];
+    char why[CURL_ERROR_SIZE + 2 * STS_WHY_MAX], refused[STS_WHY_MAX];
     long status = 0;
     char *ct = NULL;
     const char *detail = t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(code);
@@ -335,7 +435,17 @@ static void finish(transfer *t, CURLcode code)
     res.body = t->body.data != NULL ? t->body.data : "";
     res.body_len = t->body.len;
     why[0] = '\0';
-    if (code == CURLE_PEER_FAILED_VERIFICATION) {
+    guard_why(&t->guard, refused, sizeof(refused));
+    if (code != CURLE_OK && t->guard.refused > 0 && t->guard.opened == 0) {
+        res.err = STS_FETCH_REFUSED;
+        (void)snprintf(why, sizeof(why), "%s", refused);
+    } else if (t->head_too_big || (code == CURLE_OUT_OF_MEMORY && t->head_open)) {
+        /* An out-of-memory inside a header block is libcurl refusing a
+         * line over CURL_MAX_HTTP_HEADER (see the assertion at the top). */
+        res.err = STS_FETCH_HTTP;
+        (void)snprintf(why, sizeof(why), "response headers larger than %d bytes",
+                       STS_FETCH_MAX_HEADERS);
+    } else if (code == CURLE_PEER_FAILED_VERIFICATION) {
         res.err = STS_FETCH_WEBPKI;
         (void)snprintf(why, sizeof(why), "certificate of the policy host rejected: %s", detail);
     } else if (status != 0 && status != 200) {
@@ -363,7 +473,8 @@ static void finish(transfer *t, CURLcode code)
         (void)snprintf(why, sizeof(why), "local error fetching the policy: %s", detail);
     } else if (code != CURLE_OK) {
         res.err = STS_FETCH_NETWORK;
-        (void)snprintf(why, sizeof(why), "policy fetch failed: %s", detail);
+        (void)snprintf(why, sizeof(why), "policy fetch failed: %s%s%s", detail,
+                       refused[0] != '\0' ? "; " : "", refused);
     } else {
         (void)curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ct);
         if (ct == NULL) {
@@ -445,7 +556,8 @@ static size_t on_post_reply(char *data, size_t size, size_t nmemb, void *userp)
 
 sts_status sts_fetch_post(const sts_fetch_post_req *req, long *http_status, sts_why *why)
 {
-    char errbuf[CURL_ERROR_SIZE];
+    char errbuf[CURL_ERROR_SIZE], refused[STS_WHY_MAX];
+    conn_guard guard = { .allow_internal = req->allow_internal };
     struct curl_slist *resolve = NULL, *headers = NULL, *sl;
     CURL *easy = NULL;
     sts_status st = STS_NOMEM;
@@ -483,7 +595,7 @@ sts_status sts_fetch_post(const sts_fetch_post_req *req, long *http_status, sts_
     errbuf[0] = '\0';
     if ((st = setopt_https(easy, req->url, req->ca_file, resolve, headers,
                            req->connect_timeout_ms != 0 ? req->connect_timeout_ms : 10000,
-                           req->timeout_ms != 0 ? req->timeout_ms : 60000, errbuf,
+                           req->timeout_ms != 0 ? req->timeout_ms : 60000, errbuf, &guard,
                            why)) != STS_OK)
         goto done;
     SETOPT(easy, CURLOPT_POST, 1L);
@@ -495,14 +607,19 @@ sts_status sts_fetch_post(const sts_fetch_post_req *req, long *http_status, sts_
     code = curl_easy_perform(easy);
     (void)curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
     *http_status = status;
+    guard_why(&guard, refused, sizeof(refused));
     if (status >= 200 && status < 300) {
         st = STS_OK; /* accepted; what happens to the reply body does not undo that */
+    } else if (guard.refused > 0 && guard.opened == 0) {
+        sts_why_set(why, "%s", refused); /* this host's addresses: not a passing failure */
+        st = STS_PERMFAIL;
     } else if (status != 0) {
         sts_why_set(why, "HTTP status %ld%s", status,
                     status >= 300 && status < 400 ? " (redirects are not followed)" : "");
         st = STS_TEMPFAIL;
     } else {
-        sts_why_set(why, "%s", errbuf[0] != '\0' ? errbuf : curl_easy_strerror(code));
+        sts_why_set(why, "%s%s%s", errbuf[0] != '\0' ? errbuf : curl_easy_strerror(code),
+                    refused[0] != '\0' ? "; " : "", refused);
         st = code == CURLE_OUT_OF_MEMORY ? STS_NOMEM : STS_TEMPFAIL;
     }
     goto done;

@@ -3,10 +3,14 @@
  * libcurl).  RFC 8461 3.3: https://mta-sts.<domain>/.well-known/mta-sts.txt,
  * WebPKI-validated for mta-sts.<domain> with SNI, TLS >= 1.2, no redirects,
  * only status 200, media type text/plain, no HTTP caching, bounded time
- * and size.
+ * and size (body and response headers).
  *
  * The host's addresses come from the caller (our own c-ares lookup), so one
  * resolver configuration serves everything; curl never resolves names.
+ * Unless allowed, no connection is made to a special-purpose address
+ * (base/ipaddr.h: loopback, private, link-local, ...): the check is made
+ * on the address of each socket as curl opens it, so it holds for every
+ * address curl tries, whatever the DNS answered and whenever.
  * Not thread-safe: one sts_fetch belongs to one loop thread, except
  * sts_fetch_wakeup() which any thread may call.
  */
@@ -14,6 +18,7 @@
 #define STS_FETCH_H
 
 #include <poll.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/status.h"
@@ -26,13 +31,20 @@ typedef struct sts_fetch_opts {
     unsigned timeout_ms;         /* whole transfer; 0 = 60000 */
     unsigned port;               /* 0 = 443.  Anything else is for tests only. */
     size_t max_body;             /* 0 = 65536 */
+    bool allow_internal;         /* connect to special-purpose addresses too (labs, tests) */
 } sts_fetch_opts;
+
+/* Response headers (all lines, status line included) are at most this long. */
+#define STS_FETCH_MAX_HEADERS 65536
 
 /* How a fetch ended, in RFC 8460 4.3 terms. */
 typedef enum sts_fetch_err {
     STS_FETCH_OK,          /* status 200, text/plain, body within the cap */
     STS_FETCH_NETWORK,     /* connect/TLS handshake/timeout/reset: sts-policy-fetch-error */
-    STS_FETCH_HTTP,        /* status other than 200, incl. redirects: sts-policy-fetch-error */
+    STS_FETCH_REFUSED,     /* every address tried was special-purpose and not allowed,
+                              so no connection was made: sts-policy-fetch-error */
+    STS_FETCH_HTTP,        /* status other than 200, incl. redirects, or response
+                              headers over STS_FETCH_MAX_HEADERS: sts-policy-fetch-error */
     STS_FETCH_WEBPKI,      /* certificate rejected by WebPKI: sts-webpki-invalid */
     STS_FETCH_MEDIA_TYPE,  /* Content-Type not text/plain: sts-policy-invalid */
     STS_FETCH_TOO_BIG,     /* body over max_body: sts-policy-invalid */
@@ -57,7 +69,8 @@ void sts_fetch_free(sts_fetch *f);
 /* Start fetching the policy of `domain` (normalised, see domain.h) from
  * the given addresses (textual IPv4/IPv6, at least one).  The callback
  * runs exactly once, from sts_fetch_wait/sts_fetch_free, never from here.
- * Returns STS_OK, STS_NOMEM or STS_PERMFAIL (no address, name too long). */
+ * Returns STS_OK, STS_NOMEM, STS_PERMFAIL (no address, name too long) or
+ * STS_TEMPFAIL (libcurl refused the transfer). */
 sts_status sts_fetch_start(sts_fetch *f, const char *domain, const char *const *addrs,
                            size_t naddrs, sts_fetch_cb *cb, void *arg, sts_why *why) STS_MUST_CHECK;
 
@@ -86,15 +99,19 @@ typedef struct sts_fetch_post_req {
     const char *ca_file;         /* NULL = system trust store */
     unsigned connect_timeout_ms; /* 0 = 10000 */
     unsigned timeout_ms;         /* whole transfer; 0 = 60000 */
+    bool allow_internal;         /* as in sts_fetch_opts */
 } sts_fetch_post_req;
 
 /* POST body to url with the same transport rules as policy fetches:
  * HTTPS only, WebPKI-verified for host, TLS >= 1.2, no redirects, no proxy,
- * curl never resolves names (addresses come from addrs).  The response
- * body is read and discarded.  Returns STS_OK for any 2xx status;
- * STS_TEMPFAIL for anything else (network, TLS, certificate, non-2xx),
- * with *http_status set (0 without a response) and a reason;
- * STS_PERMFAIL for a request that cannot be made (no address); STS_NOMEM. */
+ * curl never resolves names (addresses come from addrs), no special-purpose
+ * address unless allowed.  The response body is read and discarded.
+ * Returns STS_OK for any 2xx status; STS_TEMPFAIL for anything else
+ * (network, TLS, certificate, non-2xx, a local failure), with
+ * *http_status set (0 without a response) and a reason; STS_PERMFAIL for a
+ * request that cannot be made to this host: no address, or only
+ * special-purpose ones that are not allowed (no connection was made);
+ * STS_NOMEM. */
 sts_status sts_fetch_post(const sts_fetch_post_req *req, long *http_status,
                           sts_why *why) STS_MUST_CHECK;
 

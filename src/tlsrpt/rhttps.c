@@ -32,6 +32,7 @@ sts_status sts_rhttps_post(const sts_rsend_opts *o, const sts_tlsrpt_uri *u,
     req.body = gz;
     req.body_len = gzlen;
     req.ca_file = o->ca_file;
+    req.allow_internal = o->allow_internal;
     req.timeout_ms = o->https_timeout_ms;
     req.connect_timeout_ms = o->https_timeout_ms != 0 && o->https_timeout_ms < 10000
                                  ? o->https_timeout_ms

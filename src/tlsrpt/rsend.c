@@ -453,11 +453,13 @@ static bool envelope_ok(const json_t *env, const char *fname, sts_rsend_report *
     return sts_rspool_name(r->report_id, name) == STS_OK && strcmp(name, fname) == 0;
 }
 
-static bool rua_delivered(const json_t *env, const char *uri)
+/* Delivered, or given up for good (a permanent failure): not tried again. */
+static bool rua_finished(const json_t *env, const char *uri)
 {
     const json_t *s = json_object_get(json_object_get(env, "rua"), uri);
 
-    return json_integer_value(json_object_get(s, "delivered")) > 0;
+    return json_integer_value(json_object_get(s, "delivered")) > 0 ||
+           json_integer_value(json_object_get(s, "given_up")) > 0;
 }
 
 /* The state object of one rua, created on first use; NULL on OOM. */
@@ -513,7 +515,7 @@ static void process_one(run_ctx *x, const char *fname)
     char *data = NULL;
     unsigned char *gz = NULL;
     size_t len = 0, gzlen = 0;
-    unsigned failures = 0, sent = 0;
+    unsigned failures = 0, sent = 0, refused = 0;
     int64_t first, deadline;
     const char *submitter;
     sts_why why;
@@ -585,7 +587,7 @@ static void process_one(run_ctx *x, const char *fname)
         const sts_tlsrpt_uri *u = &rec->rua[i];
         json_t *rs;
 
-        if (rua_delivered(env, u->uri))
+        if (rua_finished(env, u->uri))
             continue;
         if (gz == NULL && (st = sts_rsend_gzip(r.json, strlen(r.json), &gz, &gzlen, &why)) !=
                               STS_OK) {
@@ -621,18 +623,28 @@ static void process_one(run_ctx *x, const char *fname)
         } else {
             char ewhy[STS_WHY_MAX];
             json_t *je = json_string(why.text);
+            bool permanent = st == STS_PERMFAIL;
 
             (void)sts_log_escape(ewhy, sizeof(ewhy), why.text, strlen(why.text));
             (void)json_object_set_new(rs, "last_error", je != NULL ? je : json_string(ewhy));
-            if (failures++ == 0)
+            if (permanent) {
+                /* Retrying cannot help: this rua is done with, the report
+                 * does not wait for it (saved with the others below). */
+                (void)json_object_set_new(rs, "given_up", json_integer(x->now));
+                refused++;
+                if (x->stats != NULL)
+                    x->stats->given_up++;
+            } else if (failures++ == 0) {
                 (void)snprintf(first_err, sizeof(first_err), "%s: %s", u->uri, why.text);
-            sts_log(STS_LOG_NOTICE, "-", "report-failed", "report_id=%s domain=%s rua=%s error=\"%s\"",
-                    r.report_id, r.policy_domain, esc, ewhy);
+            }
+            sts_log(STS_LOG_NOTICE, "-", "report-failed",
+                    "report_id=%s domain=%s rua=%s permanent=%s error=\"%s\"", r.report_id,
+                    r.policy_domain, esc, permanent ? "yes" : "no", ewhy);
         }
     }
     if (failures == 0) {
-        sts_log(STS_LOG_INFO, "-", "report-done", "report_id=%s domain=%s sent=%u",
-                r.report_id, r.policy_domain, sent);
+        sts_log(STS_LOG_INFO, "-", "report-done", "report_id=%s domain=%s sent=%u given_up=%u",
+                r.report_id, r.policy_domain, sent, refused);
         sts_rspool_finish(x->dirfd, &x->idx, r.report_id, fname, x->now);
         goto done;
     }

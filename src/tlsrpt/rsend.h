@@ -30,6 +30,8 @@ typedef struct sts_rsend_opts {
     unsigned https_timeout_ms;
     unsigned retry_time_s;      /* ReportRetryTime */
     unsigned sendmail_timeout_ms; /* how long ReportSendmail may take; 0 = 120000 */
+    bool allow_internal;        /* AllowInternalAddresses: https rua hosts may be
+                                   special-purpose addresses (fetch.h) */
 } sts_rsend_opts;
 
 /* A report id is 1..STS_RSEND_ID_MAX characters: dot-separated atoms of
@@ -55,8 +57,10 @@ typedef struct sts_rsend_stats {
     unsigned delivered;     /* report/rua pairs delivered this run */
     unsigned deferred;      /* report/rua pairs that failed and will be retried (a
                                TXT lookup that failed temporarily counts as one) */
-    unsigned given_up;      /* report/rua pairs past ReportRetryTime, and spool
-                               files that cannot be read (moved aside as corrupt-*) */
+    unsigned given_up;      /* report/rua pairs past ReportRetryTime, https ruas whose
+                               host has only addresses we may not connect to (at the
+                               first attempt), and spool files that cannot be read
+                               (moved aside as corrupt-*) */
     unsigned no_rua;        /* no usable TLSRPT record: nothing to send (not an error) */
 } sts_rsend_stats;
 
@@ -76,7 +80,10 @@ sts_status sts_rsend_enqueue(const sts_rsend_opts *o, const sts_rsend_report *r,
  * yet done, record each success in the spool file at once, then:
  * all done -> finished; a failure -> retried after 5 min, doubling up to
  * 4 h, never later than first attempt + ReportRetryTime; a failure at or
- * after that time -> given up (logged).  No usable TLSRPT record ->
+ * after that time -> given up (logged).  A permanent failure of one rua (an
+ * https host with only special-purpose addresses, AllowInternalAddresses
+ * off) gives that rua up at once, recorded like a success: it is not
+ * tried again for this report, which waits only for its other ruas.  No usable TLSRPT record ->
  * finished (no_rua).  The whole run holds the spool lock, so concurrent
  * runs never deliver twice.  Per-report failures are logged and counted,
  * not returned; the return is STS_OK unless the spool itself is unusable

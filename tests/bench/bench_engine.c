@@ -296,6 +296,7 @@ static void make_config(sts_config *cfg, const args *a)
         cfg_set(cfg, "CAFile", a->ca);
     snprintf(port, sizeof(port), "%u", a->https_port != 0 ? a->https_port : 9u);
     cfg_set(cfg, "PolicyPort", port);
+    cfg_set(cfg, "AllowInternalAddresses", "yes"); /* the fixtures are on loopback */
     cfg_set(cfg, "DNSTimeout", "2s");
     cfg_set(cfg, "DNSTries", "2");
     cfg_set(cfg, "HTTPSConnectTimeout", "10s");

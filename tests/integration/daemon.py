@@ -90,7 +90,8 @@ class Daemon:
         with open(conf, "w") as f:
             f.write("Socket %s\nSocketmapSocket %s\nCacheStore none\n"
                     "DNSServers %s\nDNSTimeout %s\nDNSTries 1\nCAFile %s\n"
-                    "PolicyPort %d\nHTTPSTimeout %s\nDecisionLog %s\nEnvelopeTimeout 1000ms\n"
+                    "PolicyPort %d\nAllowInternalAddresses yes\nHTTPSTimeout %s\n"
+                    "DecisionLog %s\nEnvelopeTimeout 1000ms\n"
                     % (self.sock, self.smap_socket, dns_servers or "127.0.0.1:%d" % dns_port,
                        dns_timeout, fx.ca_file, https_port, https_timeout, self.dlog))
             if os.geteuid() == 0:

@@ -134,7 +134,8 @@ def main():
             conf = os.path.join(work, "engine.conf")
             with open(conf, "w") as f:
                 f.write("DNSServers 127.0.0.1:%d\nDNSTimeout 300ms\nDNSTries 1\nCAFile %s\n"
-                        "PolicyPort %d\nHTTPSTimeout 3s\n" % (w.dns_port, fx.ca_file, w.https_port))
+                        "PolicyPort %d\nHTTPSTimeout 3s\nAllowInternalAddresses yes\n"
+                        % (w.dns_port, fx.ca_file, w.https_port))
             run_tests(report, w, conf, work)
         finally:
             fx.stop()

@@ -50,10 +50,13 @@ TXT_OK = [["v=STSv1; id=20240101T1;"]]
 #   want: expected JSON object (without "domain" and "source", added here);
 #         "error" is a substring that must occur in the error text
 #   exit: expected exit status
+#   internal: False runs it with AllowInternalAddresses off (the default);
+#         every other scenario needs it on, the fixtures being on loopback
 SCENARIOS = {}
 
 
 def sc(name, **kw):
+    kw.setdefault("internal", True)
     kw.setdefault("txt", TXT_OK)
     kw.setdefault("https", {"body": pol()})
     kw.setdefault("args", [])
@@ -202,6 +205,25 @@ sc("slow-drip-timeout", https={"body": pol(), "drip_ms": 100},
    want=fetch_error("policy fetch failed"))
 sc("delay-timeout", https={"body": pol(), "delay_ms": 4000},
    want=fetch_error("policy fetch failed"))
+# Response headers: bounded like the body, and too many are a fetch error
+# (one line over libcurl's own 100 KB limit, or many lines over ours).
+sc("headers-one-300k-line", https={"body": pol(), "headers": {"X-Big": "a" * 300000}},
+   want=fetch_error("response headers larger than 65536 bytes"))
+sc("headers-300-lines-of-1k",
+   https={"body": pol(), "headers": {"X-H%d" % i: "a" * 1000 for i in range(300)}},
+   want=fetch_error("response headers larger than 65536 bytes"))
+sc("headers-40-lines-of-1k",
+   https={"body": pol(), "headers": {"X-H%d" % i: "a" * 1000 for i in range(40)}},
+   want=enforce_want(D))
+# ---- special-purpose addresses of the policy host (AllowInternalAddresses off)
+sc("internal-loopback", internal=False,
+   want=fetch_error("refused to connect to 127.0.0.1 (Loopback, 127.0.0.0/8, RFC 1122)"))
+sc("internal-mapped", internal=False, host_dns={"AAAA": ["::ffff:7f00:1"]},
+   want=fetch_error("refused to connect to ::ffff:127.0.0.1 (Loopback"))
+sc("internal-private", internal=False, host_dns={"A": ["10.255.255.1"]},
+   want=fetch_error("refused to connect to 10.255.255.1 (Private-Use, 10.0.0.0/8"))
+sc("internal-two-addresses", internal=False, host_dns={"A": ["127.0.0.1", "192.168.7.7"]},
+   want=fetch_error("and 1 more address"))
 # ---- policy syntax (RFC 8461 3.2)
 sc("policy-version-missing", https={"body": pol(version=None)}, want=policy_invalid("version"))
 sc("policy-version-wrong", https={"body": pol(version="STSv2")}, want=policy_invalid("version"))
@@ -281,23 +303,29 @@ def main():
             dns_port = fx.start_dns(zone)
             https_port = fx.start_https(hosts)
             ca = fx.ca_file
-            conf = os.path.join(work, "mtasts.conf")
-            with open(conf, "w") as f:
+            # strict: the packaged AllowInternalAddresses (off); conf, what
+            # every other test has: the fixtures are on loopback.
+            strict = os.path.join(work, "strict.conf")
+            with open(strict, "w") as f:
                 f.write("# written by test_query.py\n"
                         "DNSServers 127.0.0.1:%d\nDNSTimeout 500ms\nDNSTries 1\n"
                         "CAFile %s\nPolicyPort %d\n"
                         "HTTPSConnectTimeout 2s\nHTTPSTimeout 2s\n" % (dns_port, ca, https_port))
-            base = ["--json", "--config", conf]
+            conf = os.path.join(work, "mtasts.conf")
+            with open(strict) as f, open(conf, "w") as g:
+                g.write(f.read() + "AllowInternalAddresses yes\n")
 
             for name, s in SCENARIOS.items():
                 d = name + ".test"
+                base = ["--json", "--config", conf if s["internal"] else strict]
 
-                def case(d=d, s=s):
+                def case(d=d, s=s, base=base):
                     rc, out, err = run_query(base + [d] + fmt(s["args"], d))
                     check_json(d, s, rc, out, err)
                 report.run("scenario " + name, case)
 
             extra_cases(report, fx, work, conf, dns_port, https_port, ca)
+            internal_cases(report, fx, conf, strict)
         finally:
             fx.stop()
     return report.finish()
@@ -350,7 +378,8 @@ def extra_cases(report, fx, work, conf, dns_port, https_port, ca):
         # A config without DNSServers/CAFile: the flags alone must do.
         bare = os.path.join(work, "bare.conf")
         with open(bare, "w") as f:
-            f.write("PolicyPort %d\nDNSTimeout 500ms\nDNSTries 1\n" % https_port)
+            f.write("PolicyPort %d\nDNSTimeout 500ms\nDNSTries 1\nAllowInternalAddresses yes\n"
+                    % https_port)
         rc, out, err = run_query(["--json", "--config", bare, "--dns", "127.0.0.1:%d" % dns_port,
                                   "--ca-file", ca, "enforce-basic.test"])
         got = json.loads(out)
@@ -361,7 +390,7 @@ def extra_cases(report, fx, work, conf, dns_port, https_port, ca):
         bare = os.path.join(work, "nocafile.conf")
         with open(bare, "w") as f:
             f.write("DNSServers 127.0.0.1:%d\nPolicyPort %d\nDNSTimeout 500ms\n"
-                    % (dns_port, https_port))
+                    "AllowInternalAddresses yes\n" % (dns_port, https_port))
         rc, out, _ = run_query(["--json", "--config", bare, "enforce-basic.test"])
         got = json.loads(out)
         assert rc == 1 and got["report_type"] == "sts-webpki-invalid", "got %r" % got
@@ -437,6 +466,34 @@ def extra_cases(report, fx, work, conf, dns_port, https_port, ca):
         after = fx.https_stats().get("total_requests", 0)
         assert after == before, "HTTPS requests for a domain without TXT: %d" % (after - before)
     report.run("no TXT record means no HTTPS request", none_has_no_fetch)
+
+
+
+def internal_cases(report, fx, conf, strict):
+    def count(kind, host):
+        return fx.https_stats().get(kind, {}).get(host, 0)
+
+    def refused_before_connect():
+        # The refusal happens where the socket would be opened: the fixture
+        # behind the refused address never sees a connection.
+        for d in ("internal-loopback.test", "internal-mapped.test",
+                  "internal-two-addresses.test"):
+            host = "mta-sts." + d
+            rc, out, err = run_query(["--json", "--config", strict, d])
+            got = json.loads(out)
+            assert rc == 2 and got["report_type"] == "sts-policy-fetch-error", \
+                "%s: exit %d, got %r (%s)" % (d, rc, got, err)
+            assert "AllowInternalAddresses" in got["error"], got["error"]
+            for kind in ("connections", "requests", "aborted"):
+                assert count(kind, host) == 0, "%s: %s %d, want 0" % (d, kind, count(kind, host))
+        # The same fixture answers once the switch is on.
+        rc, out, err = run_query(["--json", "--config", conf, "internal-loopback.test"])
+        got = json.loads(out)
+        assert rc == 0 and got["result"] == "policy", "switch on: got %r (%s)" % (got, err)
+        assert count("requests", "mta-sts.internal-loopback.test") == 1, \
+            "switch on: requests %d, want 1" % count("requests", "mta-sts.internal-loopback.test")
+    report.run("special-purpose addresses are refused before a connection is made",
+               refused_before_connect)
 
 
 if __name__ == "__main__":

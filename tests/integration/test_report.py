@@ -55,6 +55,8 @@ ReportContact tlsrpt@sender.example
 ReportSubmitter mail.sender.example
 ReportSendingIP 192.0.2.10, 2001:db8::10
 ReportSpool {spool}
+# the report endpoints of the tests are on loopback
+AllowInternalAddresses yes
 """
 
 # RFC 8460 section 4 (and 4.4 for the result types).

@@ -79,6 +79,8 @@ ReportFrom {sender}
 ReportSubmitter {submitter}
 ReportSendingIP {ip}
 ReportSpool {spool}
+# the lab's report endpoints are on loopback
+AllowInternalAddresses yes
 """
 
 BAD, GOOD, NOTLS, QUIET, RUA = "bad.test", "good.test", "notls.test", "quiet.test", "rua.test"

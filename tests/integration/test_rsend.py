@@ -97,6 +97,9 @@ class World:
         self.names[host] = {"A": ["127.0.0.1"]}
         self.hosts[host] = dict({"post": True, "status": status, "body": "ok\n"}, **kw)
 
+    def connections(self, host):
+        return self.fx.https_stats().get("connections", {}).get(host, 0)
+
     def posts(self, host):
         return [e for e in self.fx.https_stats()["log"]
                 if e["sni"] == host and e["method"] == "POST"]
@@ -106,10 +109,13 @@ class World:
 
 
 class Case:
-    """One domain with its own spool."""
+    """One domain with its own spool.  allow_internal=False: the driver runs
+    with AllowInternalAddresses off (the default), and so refuses the
+    endpoints here, all on loopback."""
 
-    def __init__(self, w, name, retry=86400):
+    def __init__(self, w, name, retry=86400, allow_internal=True):
         self.w = w
+        self.allow_internal = allow_internal
         self.domain = name + ".test"
         self.rid = "2024-05-01_%s_%s" % (self.domain, SUBMITTER)
         self.spool = os.path.join(w.work, "spool-" + name)
@@ -128,7 +134,8 @@ class Case:
                 "--from", FROM, "--submitter", SUBMITTER,
                 "--dns", "127.0.0.1:%d" % w.dns_port, "--dns-timeout", "500",
                 "--dns-tries", "2", "--ca-file", w.fx.ca_file, "--https-timeout", "5000",
-                "--retry-time", str(self.retry)] + list(args)
+                "--retry-time", str(self.retry)] + \
+            (["--allow-internal", "yes"] if self.allow_internal else []) + list(args)
 
     def drive(self, *args):
         p = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=60)
@@ -214,7 +221,7 @@ def main():
             # Host names first (certificates are made at start-up).
             for h in ("rpt.https-ok.test", "rpt.https-retry.test", "rpt.https-gone.test",
                       "rpt.both.test", "rpt.crash.test", "rpt.webpki.test",
-                      "rpt.concurrent.test"):
+                      "rpt.concurrent.test", "rpt.internal.test", "rpt.internal-mixed.test"):
                 w.endpoint(h)
             w.hosts["rpt.webpki.test"]["cert"] = "untrusted"
             w.start()
@@ -227,8 +234,8 @@ def main():
 def run_tests(report, w):
     cases = {}
 
-    def case(name, retry=86400):
-        cases[name] = Case(w, name, retry)
+    def case(name, retry=86400, allow_internal=True):
+        cases[name] = Case(w, name, retry, allow_internal)
         return cases[name]
 
     # Zone and endpoints of every scenario, pushed once.
@@ -264,6 +271,10 @@ def run_tests(report, w):
     c = case("concurrent")
     c.txt("v=TLSRPTv1; rua=%s" % w.url("rpt.concurrent.test"))
     w.hosts["rpt.concurrent.test"]["delay_ms"] = 1500
+    c = case("internal", allow_internal=False)
+    c.txt("v=TLSRPTv1; rua=%s" % w.url("rpt.internal.test"))
+    c = case("internal-mixed", allow_internal=False)
+    c.txt("v=TLSRPTv1; rua=mailto:tlsrpt@internal-mixed.test,%s" % w.url("rpt.internal-mixed.test"))
     w.push()
 
     def mailto():
@@ -446,6 +457,44 @@ def run_tests(report, w):
         eq("delivered in all", sum(o["delivered"] for o in outs), 1)
         eq("POSTs", len(w.posts("rpt.concurrent.test")), 1)
     report.run("two concurrent runs (spool lock): delivered exactly once", concurrent)
+
+    def internal():
+        c = cases["internal"]
+        c.enqueue()
+        out, err = c.run(T0)
+        eq("run", out, stats(given_up=1))
+        assert "refused to connect to 127.0.0.1 (Loopback" in err, err
+        assert "permanent=yes" in err, err
+        eq("connections to the endpoint", w.connections("rpt.internal.test"), 0)
+        eq("POSTs", len(w.posts("rpt.internal.test")), 0)
+        eq("spool (finished, not retried)", c.spooled(), [])
+        eq("enqueue again", c.enqueue(), stats(duplicates=1))
+    report.run("https rua resolving to 127.0.0.1: refused without a connection, given up",
+               internal)
+
+    def internal_mixed():
+        c = cases["internal-mixed"]
+        c.enqueue()
+        rc = os.path.join(w.mail, "rc")
+        with open(rc, "w") as f:
+            f.write("75\n")
+        try:
+            out, err = c.run(T0)
+        finally:
+            os.unlink(rc)
+        eq("first run (mail fails, https refused)", out, stats(deferred=1, given_up=1))
+        with open(c.spooled()[0]) as f:
+            env = json.load(f)
+        https_state = env["rua"][w.url("rpt.internal-mixed.test")]
+        eq("https rua given up", https_state.get("given_up"), T0)
+        assert "refused to connect" in https_state["last_error"], https_state
+        out, err = c.run(T0 + 300)
+        eq("second run: the mail only", out, stats(delivered=1))
+        assert "report-failed" not in err, "the refused rua was tried again:\n" + err
+        eq("connections to the endpoint", w.connections("rpt.internal-mixed.test"), 0)
+        eq("spool", c.spooled(), [])
+    report.run("refused https rua is not retried while the report waits for another rua",
+               internal_mixed)
 
     def mime_driver():
         c = cases["mailto"]

@@ -41,7 +41,8 @@ The world, all on loopback inside the namespace (so fixed ports are ours):
     matter: milter on inet:8462@127.0.0.1, socketmap on inet:8461@127.0.0.1,
     DNS from resolv.conf, policies from port 443; CAFile = the test CA.
     Test settings from tests/mta/milterd.py otherwise (no cache store,
-    decision log in the work dir, EnvelopeTimeout 5 s).
+    decision log in the work dir, EnvelopeTimeout 5 s, and
+    AllowInternalAddresses yes: every policy host is on loopback).
   * Postfix (tests/mta/postfix.py, no relayhost, MX lookups in DNS),
     configured with the shipped packaging/postfix files: main.cf.snippet
     (milters, milter_default_action, mtasts_tls_policy_maps),

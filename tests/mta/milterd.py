@@ -132,6 +132,7 @@ class MilterDaemon:
             "DNSTries": "1",
             "CAFile": ca_file,
             "PolicyPort": str(https_port),
+            "AllowInternalAddresses": "yes",   # the fixtures are on loopback
             "HTTPSConnectTimeout": "2000ms",
             "HTTPSTimeout": "3000ms",
             "CacheStore": "none",

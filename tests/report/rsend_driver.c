@@ -10,6 +10,7 @@
  * OPTIONS: --spool DIR --sendmail CMD --from ADDR --submitter DOMAIN
  *          --dns SERVERS --ca-file FILE --retry-time S --https-timeout MS
  *          --dns-timeout MS --dns-tries N --sendmail-timeout MS
+ *          --allow-internal yes|no (AllowInternalAddresses, default no)
  * enqueue and run print the counters as one JSON object; mail prints the
  * report message (sts_rmail_build) for MIME checks.  Exit 0, 1 when the
  * API returned an error (printed), 64 for usage.
@@ -104,6 +105,8 @@ int main(int argc, char **argv)
             o.dns_tries = (unsigned)num(v);
         else if (strcmp(k, "sendmail-timeout") == 0)
             o.sendmail_timeout_ms = (unsigned)num(v);
+        else if (strcmp(k, "allow-internal") == 0 && (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0))
+            o.allow_internal = strcmp(v, "yes") == 0;
         else
             return usage();
     }

@@ -123,6 +123,7 @@ static const value_case default_cases[] = {
     { "default_https_connect_timeout", "", "HTTPSConnectTimeout", "10000ms" },
     { "default_https_timeout_one_minute", "", "HTTPSTimeout", "60000ms" },
     { "default_policy_port_443", "", "PolicyPort", "443" },
+    { "default_internal_addresses_refused", "", "AllowInternalAddresses", "no" },
     { "default_cache_store_sqlite", "", "CacheStore", "sqlite:/var/lib/mtasts-milter/cache.db" },
     { "default_socketmap_max_connections", "", "SocketmapMaxConnections", "4096" },
     { "default_socketmap_max_per_peer_half_the_connections", "", "SocketmapMaxPerPeer", "2048" },
@@ -203,6 +204,12 @@ static const value_case accept_cases[] = {
     { "policy_port_min", "PolicyPort 1", "PolicyPort", "1" },
     { "policy_port_max", "PolicyPort 65535", "PolicyPort", "65535" },
     { "policy_port_test_port", "PolicyPort 8443", "PolicyPort", "8443" },
+    { "allow_internal_addresses_for_tests", "AllowInternalAddresses yes",
+      "AllowInternalAddresses", "yes" },
+    { "allow_internal_addresses_any_case", "allowinternaladdresses On",
+      "AllowInternalAddresses", "yes" },
+    { "allow_internal_addresses_off", "AllowInternalAddresses false",
+      "AllowInternalAddresses", "no" },
     { "cache_size_min", "CacheSize 10", "CacheSize", "10" },
     { "envelope_timeout_zero_means_cache_only", "EnvelopeTimeout 0", "EnvelopeTimeout", "0ms" },
     { "fail_action_lowercased", "LookupFailAction TEMPFAIL", "LookupFailAction", "tempfail" },
@@ -409,6 +416,9 @@ static const error_case reject_cases[] = {
     { "dns_tries_hex", "DNSTries 0x2", 0, "'0x2' is not a number" },
     { "policy_port_0", "PolicyPort 0", 0, "PolicyPort: 0 is out of range 1..65535" },
     { "policy_port_65536", "PolicyPort 65536", 0, "PolicyPort: 65536 is out of range 1..65535" },
+    { "allow_internal_addresses_not_bool", "AllowInternalAddresses loopback", 0,
+      "test.conf:1: AllowInternalAddresses: 'loopback' is not yes or no" },
+    { "allow_internal_addresses_empty", "AllowInternalAddresses", 0, "AllowInternalAddresses" },
     /* CacheStore */
     { "cache_store_sqlite_empty_path", "CacheStore sqlite:", 0,
       "CacheStore: 'sqlite:' has no file name" },
@@ -570,6 +580,7 @@ static const char all_keys_text[] =
     "HTTPSConnectTimeout 1500\n"
     "HTTPSTimeout 90s\n"
     "PolicyPort 8443\n"
+    "AllowInternalAddresses yes\n"
     "CacheStore REDIS://[::1]:6379/4\n"
     "CacheSize 5000\n"
     "NegativeCacheTime 15m\n"
@@ -668,6 +679,7 @@ static void test_print_format(void **state)
         "HTTPSConnectTimeout 10000ms\n"
         "HTTPSTimeout 60000ms\n"
         "PolicyPort 443\n"
+        "AllowInternalAddresses no\n"
         "CacheStore sqlite:/var/lib/mtasts-milter/cache.db\n"
         "CacheSize 100000\n"
         "NegativeCacheTime 3600s\n"
