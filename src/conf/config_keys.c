@@ -437,11 +437,18 @@ static sts_status dns_server(sts_cur e, sts_buf *b, sts_why *why)
     return st;
 }
 
+/* At most this many DNS servers: the list is printed back in its longest
+ * form ("[v6]:port" each, at most 48 bytes), and `mtasts-milter -n` must
+ * print a line the parser takes again (fuzz_config found a list of 96
+ * short entries whose printed form passed the line limit). */
+#define STS_CONFIG_DNS_MAX_SERVERS 32
+
 static sts_status dns_list(sts_cur v, char **out, sts_why *why)
 {
     sts_buf b;
     sts_status st = STS_OK;
     bool last = false;
+    size_t n = 0;
 
     /* The value is at most STS_CONFIG_MAX_LINE bytes (apply) and an element
      * grows by a few bytes at most ("[" "]:53" and the 0 fields inet_ntop
@@ -460,6 +467,11 @@ static sts_status dns_list(sts_cur v, char **out, sts_why *why)
         sts_cur_rtrim_wsp(&e);
         if (e.len == 0) {
             sts_why_set(why, "empty element in server list (expected HOST[:PORT],...)");
+            st = STS_PERMFAIL;
+            goto done;
+        }
+        if (++n > STS_CONFIG_DNS_MAX_SERVERS) {
+            sts_why_set(why, "more than %d DNS servers", STS_CONFIG_DNS_MAX_SERVERS);
             st = STS_PERMFAIL;
             goto done;
         }

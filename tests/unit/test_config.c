@@ -109,6 +109,9 @@ typedef struct value_case {
 } value_case;
 
 /* The embedded defaults. */
+#define R1 "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"
+#define R8 R1 "," R1 "," R1 "," R1 "," R1 "," R1 "," R1 "," R1
+
 static const value_case default_cases[] = {
     { "default_socket", "", "Socket", "inet:8462@127.0.0.1" },
     { "default_socketmap_socket", "", "SocketmapSocket", "inet:8461@127.0.0.1" },
@@ -177,6 +180,8 @@ static const value_case accept_cases[] = {
     { "dns_servers_ipv4_gets_port_53", "DNSServers 127.0.0.1", "DNSServers", "127.0.0.1:53" },
     { "dns_servers_ipv4_port", "DNSServers 127.0.0.1:5353", "DNSServers", "127.0.0.1:5353" },
     { "dns_servers_ipv6_brackets_port", "DNSServers [::1]:5353", "DNSServers", "[::1]:5353" },
+    { "dns_servers_32_longest_form_accepted",
+      "DNSServers " R8 "," R8 "," R8 "," R8, "DNSServers", R8 "," R8 "," R8 "," R8 },
     { "dns_servers_ipv6_brackets_no_port", "DNSServers [::1]", "DNSServers", "[::1]:53" },
     { "dns_servers_ipv6_bare", "DNSServers ::1", "DNSServers", "[::1]:53" },
     { "dns_servers_ipv6_normalised", "DNSServers 2001:DB8:0:0::53", "DNSServers",
@@ -354,6 +359,10 @@ static const error_case reject_cases[] = {
     { "dns_servers_empty_element", "DNSServers 127.0.0.1,,::1", 0, "empty element" },
     { "dns_servers_trailing_comma", "DNSServers 127.0.0.1,", 0, "empty element" },
     { "dns_servers_leading_comma", "DNSServers , 127.0.0.1", 0, "empty element" },
+    /* 33 entries: the printed list must stay within the line limit. */
+    { "dns_servers_more_than_32", "DNSServers ::1,::1,::1,::1,::1,::1,::1,::1,::1,::1,::1,"
+      "::1,::1,::1,::1,::1,::1,::1,::1,::1,::1,::1,::1,::1,::1,::1,::1,::1,::1,::1,::1,::1,::1",
+      0, "more than 32 DNS servers" },
     /* durations */
     { "dns_timeout_not_duration", "DNSTimeout 12x", 0,
       "test.conf:1: DNSTimeout: '12x' is not a duration (examples: 1500, 1500ms, 2s)" },
