@@ -39,7 +39,7 @@ typedef struct walk {
 
 /* ------------------------------------------------------------ account databases */
 
-/* A buffer for the getXXX_r lookups, grown while they say ERANGE. */
+/* A buffer for the get*_r lookups, grown while they say ERANGE. */
 typedef struct nssbuf {
     char *p;
     size_t sz;
@@ -260,25 +260,25 @@ static const char *shown_child(const walk *w, const char *comp, char *out, size_
     return out;
 }
 
-/* Take the next component of the path in todo (from *pos) into comp (as
- * large as todo); false when none is left.  Empty and "." components are
+/* Take the next component of the path in unwalked (from *pos) into comp (as
+ * large as unwalked); false when none is left.  Empty and "." components are
  * skipped. */
-static bool next_component(const char *todo, size_t *pos, char *comp)
+static bool next_component(const char *unwalked, size_t *pos, char *comp)
 {
     for (;;) {
         size_t start, len;
 
-        while (todo[*pos] == '/')
+        while (unwalked[*pos] == '/')
             (*pos)++;
-        if (todo[*pos] == '\0')
+        if (unwalked[*pos] == '\0')
             return false;
         start = *pos;
-        while (todo[*pos] != '/' && todo[*pos] != '\0')
+        while (unwalked[*pos] != '/' && unwalked[*pos] != '\0')
             (*pos)++;
         len = *pos - start;
-        if (len == 1 && todo[start] == '.')
+        if (len == 1 && unwalked[start] == '.')
             continue;
-        memcpy(comp, todo + start, len);
+        memcpy(comp, unwalked + start, len);
         comp[len] = '\0';
         return true;
     }
@@ -291,8 +291,8 @@ static int reopen_root(walk *w)
 }
 
 /* Follow the symbolic link lfd (named comp, in the checked directory):
- * todo becomes its target followed by what was left of todo. */
-static sts_status follow_link(walk *w, int lfd, const char *comp, char *todo, size_t *pos,
+ * unwalked becomes its target followed by what was left of unwalked. */
+static sts_status follow_link(walk *w, int lfd, const char *comp, char *unwalked, size_t *pos,
                               int *dfd, sts_why *why)
 {
     char target[SF_PATH_MAX], rest[SF_PATH_MAX * 2], name[SF_PATH_MAX];
@@ -316,12 +316,12 @@ static sts_status follow_link(walk *w, int lfd, const char *comp, char *todo, si
         return STS_PERMFAIL;
     }
     target[n] = '\0';
-    n = snprintf(rest, sizeof(rest), "%s/%s", target, todo + *pos);
+    n = snprintf(rest, sizeof(rest), "%s/%s", target, unwalked + *pos);
     if (n < 0 || (size_t)n >= sizeof(rest)) {
         sts_why_set(why, "path too long after following %s", name);
         return STS_PERMFAIL;
     }
-    memcpy(todo, rest, (size_t)n + 1);
+    memcpy(unwalked, rest, (size_t)n + 1);
     *pos = 0;
     if (target[0] == '/') {
         int root = reopen_root(w);
@@ -340,18 +340,18 @@ static sts_status follow_link(walk *w, int lfd, const char *comp, char *todo, si
  * in and the last one: *dfd (O_PATH) on success. */
 static sts_status walk_dirs(walk *w, const char *dir, int *dfd, sts_why *why)
 {
-    char todo[SF_PATH_MAX * 2], comp[SF_PATH_MAX * 2], name[SF_PATH_MAX];
+    char unwalked[SF_PATH_MAX * 2], comp[SF_PATH_MAX * 2], name[SF_PATH_MAX];
     size_t pos = 0;
     int links = 0, fd;
     sts_status st;
     struct stat sb;
 
-    (void)snprintf(todo, sizeof(todo), "%s", dir);
+    (void)snprintf(unwalked, sizeof(unwalked), "%s", dir);
     if ((*dfd = reopen_root(w)) < 0) {
         sts_why_set(why, "cannot open /: %s", strerror(errno));
         return STS_PERMFAIL;
     }
-    while (next_component(todo, &pos, comp)) {
+    while (next_component(unwalked, &pos, comp)) {
         if ((st = check_above(w, *dfd, why)) != STS_OK)
             return st;
         fd = openat(*dfd, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
@@ -367,7 +367,7 @@ static sts_status walk_dirs(walk *w, const char *dir, int *dfd, sts_why *why)
                 sts_why_set(why, "too many symbolic links in %s", dir);
                 st = STS_PERMFAIL;
             } else {
-                st = follow_link(w, fd, comp, todo, &pos, dfd, why);
+                st = follow_link(w, fd, comp, unwalked, &pos, dfd, why);
             }
             (void)close(fd);
             if (st != STS_OK)
