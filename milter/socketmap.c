@@ -182,8 +182,9 @@ static sts_status remove_stale(const char *path, sts_why *why)
 
 /* inet:PORT@HOST, inet6:PORT@HOST, unix:PATH / local:PATH (as for the
  * milter).  A unix socket is made under the caller's effective ids with
- * mode 0666 from the umask at bind(): nothing is changed by path later. */
-sts_status mt_socketmap_open(const char *spec, mt_socketmap **out, sts_why *why)
+ * its mode (SocketMode) from the umask at bind(): nothing is changed by
+ * path later. */
+sts_status mt_socketmap_open(const char *spec, unsigned mode, mt_socketmap **out, sts_why *why)
 {
     mt_socketmap *sm = calloc(1, sizeof(*sm));
     struct sockaddr_storage ss;
@@ -214,8 +215,8 @@ sts_status mt_socketmap_open(const char *spec, mt_socketmap **out, sts_why *why)
         goto syserr;
     if (fam != AF_UNIX)
         (void)setsockopt(sm->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    /* Any local process may ask (as with postfix-mta-sts-resolver). */
-    old_mask = umask(0111);
+    /* SocketMode: who may ask is the socket group's business. */
+    old_mask = umask((mode_t)(~mode & 0777));
     rc = bind(sm->lfd, (struct sockaddr *)&ss, sl);
     (void)umask(old_mask);
     if (rc != 0 || listen(sm->lfd, 1024) != 0)

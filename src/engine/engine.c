@@ -283,6 +283,34 @@ static void flight_set_answer(flight *f, const sts_answer *a)
     memcpy(f->error, a->error, sizeof(f->error));
 }
 
+/* A discovery that failed (DNS, fetch, certificate, policy syntax)
+ * leaves the domain without MTA-STS, unless a cached
+ * policy is kept: say so where an admin looks, with the reason, once per
+ * domain per retry_interval (a failing domain is not tried more often,
+ * RFC 8461 3.3, except the TXT lookup).  Loop thread. */
+static void log_failure(sts_engine *e, const sts_outcome *o, const sts_answer *a)
+{
+    uint32_t h = sts_engine_domain_hash(o->domain);
+    size_t slot = h % ENGINE_FAILLOG_SLOTS;
+    int64_t now = engine_now(e);
+    const char *rt = sts_report_type_name(o->report_type);
+    bool kept = a->result == STS_RESULT_POLICY;
+
+    /* "none" is the domain's own answer (no record, or one RFC 8461 3.1
+     * says to ignore): not a failure. */
+    if (o->result != STS_RESULT_TEMPERROR && o->result != STS_RESULT_INVALID)
+        return;
+    if (e->faillog[slot].at != 0 && e->faillog[slot].hash == h &&
+        now - e->faillog[slot].at < (int64_t)e->o.retry_interval)
+        return;
+    e->faillog[slot].hash = h;
+    e->faillog[slot].at = now;
+    sts_log(kept ? STS_LOG_INFO : STS_LOG_NOTICE, "-", "discovery-failed",
+            "domain=%s result=%s report_type=%s %s reason=\"%s\"", o->domain,
+            sts_result_name(o->result), rt != NULL ? rt : "none",
+            kept ? "kept=cached-policy" : "mta-sts=not-applied", o->error);
+}
+
 static void on_done(void *arg, sts_outcome *o)
 {
     flight *f = arg;
@@ -298,6 +326,8 @@ static void on_done(void *arg, sts_outcome *o)
         (void)snprintf(f->error, sizeof(f->error), "out of memory starting a discovery");
     } else {
         /* a is still zeroed, like the flight, if the rules did not run. */
+        if (!e->stopping)
+            log_failure(e, o, &a);
         flight_set_answer(f, &a);
         if (e->stopping) {
             f->result = STS_RESULT_TEMPERROR;

@@ -22,6 +22,7 @@
 #include "sts/outcome.h"
 
 #define ENGINE_FLIGHT_BUCKETS 1024
+#define ENGINE_FAILLOG_SLOTS 4096 /* domains whose last failure line is remembered */
 
 /* Counters, striped per thread and padded to a cache line each, so that
  * cache hits on several cores do not fight over one counter. */
@@ -89,6 +90,15 @@ struct sts_engine {
     sts_lookup_cb *firing_cb; /* the callback running now, NULL if none */
     void *firing_arg;
     pthread_cond_t fire_cv;   /* signalled after each callback (for cancel) */
+
+    /* Failed discoveries are logged once per domain per retry_interval:
+     * slot hash % ENGINE_FAILLOG_SLOTS holds the domain's hash and when it
+     * was last logged (a collision at worst logs a domain again sooner).
+     * Loop thread only. */
+    struct {
+        uint32_t hash;
+        int64_t at;
+    } faillog[ENGINE_FAILLOG_SLOTS];
 
     stat_stripe stats[STAT_STRIPES];
 };
