@@ -26,6 +26,7 @@
 #include "base/log.h"
 
 #define ENGINE_SWEEP_INTERVAL 30   /* s between refresh/expiry sweeps */
+#define ENGINE_PURGE_POLL_MS 1000  /* between two looks at the store's purge log */
 
 static atomic_uint stat_next_stripe;
 static _Thread_local unsigned stat_my_stripe = UINT32_MAX;
@@ -130,8 +131,12 @@ sts_status sts_engine_new(const sts_engine_opts *opts, sts_store *store, sts_eng
     memset(&e->o.discover, 0, sizeof(e->o.discover));
     if (st != STS_OK)
         goto fail;
-    if (store != NULL)
+    if (store != NULL) {
+        /* The newest purge note first: what is loaded now is already
+         * without the domains it names. */
+        sts_engine_rules_purges(e, true);
         sts_engine_rules_load(e);
+    }
     e->next_sweep = engine_now(e) + ENGINE_SWEEP_INTERVAL;
     *out = e;
     return STS_OK;
@@ -599,6 +604,26 @@ static bool answer_from_store(sts_engine *e, flight *f)
     return true;
 }
 
+/* Look at the store's purge log when it is due; ms until the next look
+ * (-1: never, no store). */
+static int purge_poll(sts_engine *e)
+{
+    struct timespec ts;
+    int64_t left;
+
+    if (e->store == NULL)
+        return -1;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    left = (int64_t)(e->next_purge_poll.tv_sec - ts.tv_sec) * 1000 +
+           (e->next_purge_poll.tv_nsec - ts.tv_nsec) / 1000000;
+    if (left > 0)
+        return left > ENGINE_PURGE_POLL_MS ? ENGINE_PURGE_POLL_MS : (int)left;
+    sts_engine_rules_purges(e, false);
+    e->next_purge_poll = ts;
+    e->next_purge_poll.tv_sec += ENGINE_PURGE_POLL_MS / 1000;
+    return ENGINE_PURGE_POLL_MS;
+}
+
 static void *loop_main(void *arg)
 {
     sts_engine *e = arg;
@@ -606,6 +631,7 @@ static void *loop_main(void *arg)
     for (;;) {
         flight *start = NULL, **tail = &start;
         int64_t now;
+        int wait, svc;
 
         pthread_mutex_lock(&e->mu);
         if (e->stopping) {
@@ -653,7 +679,11 @@ static void *loop_main(void *arg)
             e->next_sweep = now + ENGINE_SWEEP_INTERVAL;
             sts_engine_rules_sweep(e);
         }
-        if (sts_discover_run(e->disc, sts_engine_async_service(e)) != STS_OK)
+        wait = purge_poll(e);
+        svc = sts_engine_async_service(e);
+        if (svc >= 0 && (wait < 0 || svc < wait))
+            wait = svc;
+        if (sts_discover_run(e->disc, wait) != STS_OK)
             sts_log(STS_LOG_ERR, "-", "loop-error", "event loop wait failed");
     }
     return NULL;

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/status.h"
 #include "engine/store.h"
@@ -27,8 +28,16 @@ typedef struct sts_store_ops {
     sts_status (*prune)(void *be, int64_t before, sts_why *why);
     sts_status (*load)(void *be, sts_store_each_cb *each, void *arg, size_t *skipped,
                        sts_why *why);
+    /* NULL when the backend keeps no purge log (store.h) */
+    sts_status (*purge_note)(void *be, const char *domain, sts_why *why);
+    sts_status (*purges_since)(void *be, uint64_t *seq, sts_store_purge_cb *each, void *arg,
+                               sts_why *why);
     void (*close)(void *be);
 } sts_store_ops;
+
+#define STS_STORE_PURGE_ALL "*"   /* the domain of a note that purged everything */
+#define STS_STORE_PURGE_BATCH 1000 /* notes read per sts_store_purges_since call */
+#define STS_STORE_PURGE_KEEP 86400 /* s a note is kept (SQLite; Redis keeps the newest 1000) */
 
 struct sts_store {
     const sts_store_ops *ops;
