@@ -549,7 +549,7 @@ int main(int argc, char **argv)
 
     raise_fd_limit();
     if (mt_user_resolve(rt->cfg.user_id, rt->cfg.socket_group, &user_ids) != 0)
-        return EX_NOUSER;
+        return EX_NOPERM;
     if (rt->cfg.decision_log != NULL &&
         sts_dlog_open(rt->cfg.decision_log, &user_ids.id, &mt_dlog, &why) != STS_OK) {
         startup_error("decision-log", why.text);
