@@ -153,6 +153,10 @@ sts_log_level sts_log_get_level(void)
 
 static size_t vformat(char *line, size_t size, sts_log_style style, const char *ident,
                       sts_log_level lvl, const char *id, const char *event, size_t *body,
+                      const char *fmt, va_list ap) STS_PRINTF(9, 0);
+
+static size_t vformat(char *line, size_t size, sts_log_style style, const char *ident,
+                      sts_log_level lvl, const char *id, const char *event, size_t *body,
                       const char *fmt, va_list ap)
 {
     size_t lvli = (size_t)lvl < sizeof(levels) / sizeof(levels[0]) ? (size_t)lvl : STS_LOG_ERR;
