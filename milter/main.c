@@ -519,6 +519,7 @@ static void reload(const char *path, const char *sock, const char *user, const c
         NCHANGED(dns_timeout_ms) || NCHANGED(dns_tries) || NCHANGED(https_timeout_ms) ||
         NCHANGED(https_connect_timeout_ms) || NCHANGED(policy_port) ||
         NCHANGED(allow_internal_addresses) || NCHANGED(cache_size) ||
+        NCHANGED(cache_store_max_entries) ||
         NCHANGED(negative_ttl) || NCHANGED(recheck_interval) || NCHANGED(retry_interval) ||
         NCHANGED(refresh_idle) || NCHANGED(max_discoveries) || NCHANGED(discovery_queue) ||
         NCHANGED(socketmap_max_connections))

@@ -45,6 +45,7 @@ typedef struct sts_config {
     /* cache */
     char *cache_store;        /* CacheStore: sqlite:PATH, redis://HOST[:PORT][/DB] or none */
     unsigned cache_size;      /* CacheSize: entries */
+    unsigned cache_store_max_entries; /* CacheStoreMaxEntries: records in the store */
     unsigned negative_ttl;    /* NegativeCacheTime (s) */
     unsigned recheck_interval; /* RecheckInterval (s) */
     unsigned retry_interval;  /* RetryInterval (s) */

@@ -105,6 +105,9 @@ const sts_config_key sts_config_keys[] = {
             "and other special-purpose addresses"),
     STS_KEY("CacheStore", STORE, "sqlite:/var/lib/mtasts-milter/cache.db", 0, 0, cache_store,
             "where policies are cached: sqlite:PATH, redis://HOST[:PORT][/DB] or none"),
+    STS_KEY("CacheStoreMaxEntries", UINT, "1000000", 100, 1000000000, cache_store_max_entries,
+            "most records in an SQLite cache store (failed and no-policy ones make room "
+            "first)"),
     STS_KEY("CacheSize", UINT, "100000", 10, 10000000, cache_size,
             "most domains kept in memory (those without a policy make room first)"),
     STS_KEY("NegativeCacheTime", DURATION_S, "3600s", 1, 604800, negative_ttl,

@@ -84,6 +84,9 @@ static void store_put(sts_engine *e, const char *domain, const sts_cache_entry *
     pthread_mutex_lock(&e->store_mu);
     if (sts_store_put(e->store, &r, &why) != STS_OK)
         store_log_error(e, "put", &why);
+    else if (why.text[0] != '\0')
+        sts_log(STS_LOG_NOTICE, "-", "store-trimmed", "backend=%s reason=\"%s\"",
+                sts_store_backend(e->store), why.text);
     pthread_mutex_unlock(&e->store_mu);
 }
 

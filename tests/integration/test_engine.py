@@ -125,7 +125,7 @@ def main():
             w.add("idle.test", max_age=1000)
             for i in range(6):
                 w.add("q%d.test" % i, delay_ms=1500)
-            for d in ("keep", "sp0", "sp1", "sp2", "sp3", "shared", "mem", "rcev", "rcev1",
+            for d in ("keep", "capkeep", "sp0", "sp1", "sp2", "sp3", "shared", "mem", "rcev", "rcev1",
                       "rcev2"):
                 w.add(d + ".test")
             for i in range(2):      # slower than HTTPSTimeout: held 3 s each
@@ -518,6 +518,26 @@ def run_tests(report, w, conf, work):
     report.run("a policy evicted from memory stays in the store until it expires and is "
                "read back", with_driver(evicted_policy_stays_stored, "--max-entries", "3",
                                         "--store", "sqlite:" + flood_db))
+
+    cap_db = os.path.join(work, "cap.db")
+
+    def store_cap_bounds_the_file(drv):
+        d = "capkeep.test"
+        want(drv.lookup(d), result="policy", mode="enforce")
+        drv.cmd("advance 1")
+        want(drv.cmd("flood cx 300 5000"), none=300, failed=0)
+        held = stored(cap_db)
+        # Cap 100, counted every 100/8+1 = 13 writes: never above 113.
+        assert len(held) <= 113, "store holds %d records, want at most 113" % len(held)
+        assert held.get(d) == 1, "the policy made room for records without one: %s" % \
+            sorted(held)[:5]
+        err = drv.close()
+        assert "store-trimmed" in err and "CacheStoreMaxEntries" in err, \
+            "no store-trimmed line: %r" % err[-500:]
+    report.run("CacheStoreMaxEntries bounds the SQLite store; records without a policy go "
+               "first, and the trim is logged",
+               with_driver(store_cap_bounds_the_file, "--store", "sqlite:" + cap_db,
+                           "--store-max-entries", "100"))
 
     def recheck_of_an_evicted_policy(drv):
         d = "rcev.test"

@@ -216,6 +216,7 @@ static const value_case accept_cases[] = {
     { "allow_internal_addresses_off", "AllowInternalAddresses false",
       "AllowInternalAddresses", "no" },
     { "cache_size_min", "CacheSize 10", "CacheSize", "10" },
+    { "cache_store_max_entries_min", "CacheStoreMaxEntries 100", "CacheStoreMaxEntries", "100" },
     { "envelope_timeout_zero_means_cache_only", "EnvelopeTimeout 0", "EnvelopeTimeout", "0ms" },
     { "fail_action_lowercased", "LookupFailAction TEMPFAIL", "LookupFailAction", "tempfail" },
     { "tag_header_custom", "TagHeader X-Policy", "TagHeader", "X-Policy" },
@@ -414,6 +415,8 @@ static const error_case reject_cases[] = {
     { "negative_ttl_ms_not_allowed", "NegativeCacheTime 500ms", 0, "is not a duration in seconds" },
     { "refresh_idle_above_max", "RefreshIdle 366d", 0, "out of range 3600s..31557600s" },
     { "cache_size_below_min", "CacheSize 9", 0, "CacheSize: 9 is out of range 10..10000000" },
+    { "cache_store_max_entries_below_min", "CacheStoreMaxEntries 99", 0,
+      "CacheStoreMaxEntries: 99 is out of range 100..1000000000" },
     /* numbers */
     { "dns_tries_below_min", "DNSTries 0", 0, "test.conf:1: DNSTries: 0 is out of range 1..10" },
     { "dns_tries_above_max", "DNSTries 11", 0, "DNSTries: 11 is out of range 1..10" },
@@ -690,6 +693,7 @@ static void test_print_format(void **state)
         "PolicyPort 443\n"
         "AllowInternalAddresses no\n"
         "CacheStore sqlite:/var/lib/mtasts-milter/cache.db\n"
+        "CacheStoreMaxEntries 1000000\n"
         "CacheSize 100000\n"
         "NegativeCacheTime 3600s\n"
         "RecheckInterval 3600s\n"
