@@ -721,7 +721,9 @@ def run_tests(report, w, conf, work):
     query = os.path.join(TOP_BUILDDIR, "src", "mtasts-query")
     qconf = os.path.join(work, "query.conf")
     with open(qconf, "w") as f:
-        f.write("CacheStore sqlite:%s\n" % db)
+        # As root mtasts-query opens the store as UserID (test_rootfiles.py);
+        # this test's store belongs to root.
+        f.write("CacheStore sqlite:%s\nUserID root\n" % db)
 
     def q(*args):
         p = subprocess.run([query, "--config", qconf] + list(args), capture_output=True,
