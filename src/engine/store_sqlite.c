@@ -76,8 +76,8 @@ static const char *const sql_stmt[Q_COUNT] = {
     /* Least worth keeping first: failed and no-policy records (kind 2
      * and 3, "kind = 1" is 0 for them), then policies; each least
      * recently used first. */
-    [Q_TRIM] = "DELETE FROM mtasts_cache WHERE domain IN (SELECT domain FROM mtasts_cache"
-               " ORDER BY kind = 1, last_used LIMIT ?)",
+    [Q_TRIM] = ("DELETE FROM mtasts_cache WHERE domain IN (SELECT domain FROM mtasts_cache"
+                " ORDER BY kind = 1, last_used LIMIT ?)"),
 };
 
 typedef struct sql_store {
