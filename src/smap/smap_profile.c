@@ -22,7 +22,10 @@ static void profile_defaults(sts_smap_profile *p, const char *name, size_t len)
     p->kind = STS_SMAP_KIND_TLS;
     p->servername = true;
     p->on_fail = STS_SMAP_FAIL_NOTFOUND;
-    p->match = STS_SMAP_MATCH_WILDCARD;
+    /* RFC 8461 4.1: "*.d" covers one label; Postfix's ".d" any depth.
+     * Exact is the default; wildcard gives postfix-mta-sts-resolver's
+     * answers for those who want them. */
+    p->match = STS_SMAP_MATCH_EXACT;
     p->dane = STS_SMAP_DANE_NO;
     p->budget_ms = STS_SMAP_BUDGET_DEFAULT_MS;
 }
