@@ -376,14 +376,26 @@ static void note_dropped(mt_socketmap *sm, const char *domain, const sts_answer 
                 domain, id, a->n_mx);
 }
 
-/* The reply payload for an engine answer (reply reset by the caller). */
-static sts_status make_reply(mt_socketmap *sm, const sts_smap_profile *p, const char *domain,
-                             const sts_answer *a, sts_buf *reply)
+/* The reply payload for an engine answer (reply reset by the caller),
+ * with the settings of rt (its SiteTLSPolicyFile). */
+static sts_status make_reply(mt_socketmap *sm, const mt_runtime *rt, const sts_smap_profile *p,
+                             const char *domain, const sts_answer *a, sts_buf *reply)
 {
     sts_smap_dropped d;
-    sts_status st = sts_smap_reply(p, domain, a, reply, &d);
+    const sts_site_rule *site = sts_site_find(rt->site, domain);
+    sts_status st = sts_smap_reply(p, domain, a, site, reply, &d);
 
     note_dropped(sm, domain, a, &d);
+    /* Once per domain (and policy id): which line of the site file made
+     * the answer, and what the domain's own MTA-STS state was. */
+    if (d.site && first_note(sm, domain, a, 's'))
+        sts_log(STS_LOG_INFO, "-", "socketmap-site-policy",
+                "domain=%s level=%s entry=%s line=%u mtasts=%s reason=\"%s\"", domain,
+                sts_site_level_name(site->level), site->key, site->line,
+                sts_result_name(a->result),
+                a->result == STS_RESULT_POLICY
+                    ? "SiteTLSPolicyFile asks more than the domain's MTA-STS policy"
+                    : "SiteTLSPolicyFile level for a domain without a usable MTA-STS policy");
     return st;
 }
 
@@ -399,7 +411,7 @@ static void on_answer(void *arg, const sts_answer *a)
     struct epoll_event ev;
 
     sts_buf_reset(reply);
-    if (!send_reply(c, reply, make_reply(sm, c->wait_p, c->domain, a, reply)))
+    if (!send_reply(c, reply, make_reply(sm, c->wait_rt, c->wait_p, c->domain, a, reply)))
         c->closing = true;
     mt_runtime_release(c->wait_rt);
     c->wait_rt = NULL;
@@ -490,7 +502,7 @@ static req_result answer(mt_socketmap *sm, conn *c, sts_cur req)
         st = sts_buf_append_str(reply, "TEMP out of memory");
         goto send;
     }
-    st = make_reply(sm, p, domain, &a, reply);
+    st = make_reply(sm, rt, p, domain, &a, reply);
     sts_answer_release(&a);
 send:
     return send_reply(c, reply, st) && ok ? REQ_ANSWERED : REQ_CLOSE;

@@ -283,8 +283,22 @@ static sts_status tlsrpt_attrs(const char *domain, const sts_policy *pol, sts_bu
     return st;
 }
 
+/* The site's level for a domain whose MTA-STS answer asks for less. */
+static sts_status reply_site(const sts_smap_profile *p, const sts_site_rule *site, sts_buf *out,
+                             sts_smap_dropped *note)
+{
+    sts_status st = sts_buf_printf(out, "OK %s", sts_site_level_name(site->level));
+
+    note->site = true;
+    if (st == STS_OK && site->match[0] != '\0')
+        st = sts_buf_printf(out, " match=%s", site->match);
+    if (st == STS_OK && p->servername && site->level != STS_SITE_ENCRYPT)
+        st = sts_buf_append_str(out, " servername=hostname");
+    return st;
+}
+
 static sts_status reply_tls(const sts_smap_profile *p, const char *domain, const sts_answer *a,
-                            sts_buf *out, sts_smap_dropped *note)
+                            const sts_site_rule *site, sts_buf *out, sts_smap_dropped *note)
 {
     const sts_policy *pol = a->result == STS_RESULT_POLICY ? a->policy : NULL;
     bool secure = pol != NULL && (pol->mode == STS_MODE_ENFORCE ||
@@ -294,6 +308,13 @@ static sts_status reply_tls(const sts_smap_profile *p, const char *domain, const
     sts_status st;
 
     if (!secure) {
+        bool temp = a->result == STS_RESULT_TEMPERROR && p->on_fail == STS_SMAP_FAIL_TEMP;
+
+        /* The site's level replaces what would be opportunistic TLS (no
+         * policy, testing, none; a failed lookup answered NOTFOUND): never
+         * an enforce answer (that is the policy's), never a TEMP. */
+        if (site != NULL && p->site && !temp)
+            return reply_site(p, site, out, note);
         if (a->result == STS_RESULT_TEMPERROR)
             return reply_fail(p, a, out);
         return sts_buf_append_str(out, "NOTFOUND ");
@@ -347,7 +368,7 @@ static sts_status reply_tls(const sts_smap_profile *p, const char *domain, const
 }
 
 sts_status sts_smap_reply(const sts_smap_profile *p, const char *domain, const sts_answer *a,
-                          sts_buf *out, sts_smap_dropped *dropped)
+                          const sts_site_rule *site, sts_buf *out, sts_smap_dropped *dropped)
 {
     sts_smap_dropped none;
 
@@ -356,5 +377,5 @@ sts_status sts_smap_reply(const sts_smap_profile *p, const char *domain, const s
     memset(dropped, 0, sizeof(*dropped));
     if (p->kind == STS_SMAP_KIND_TRANSPORT)
         return reply_transport(p, a, out);
-    return reply_tls(p, domain, a, out, dropped);
+    return reply_tls(p, domain, a, site, out, dropped);
 }

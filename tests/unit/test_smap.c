@@ -158,7 +158,7 @@ typedef struct prof_case {
 
 static const prof_case prof_cases[] = {
     { "defaults", "postfix", "postfix kind=tls servername=yes strict_testing=no on_fail=notfound "
-      "budget=3000ms match=exact tlsrpt=no dane=no", true },
+      "budget=3000ms match=exact tlsrpt=no dane=no site=yes", true },
     { "every_tls_option", "p1 servername=no strict_testing=yes on_fail=temp budget=500ms "
       "match=exact tlsrpt=yes dane=dane-only", "p1 kind=tls servername=no strict_testing=yes "
       "on_fail=temp budget=500ms match=exact tlsrpt=yes dane=dane-only", true },
@@ -528,7 +528,7 @@ static sts_status reply_with(const reply_case *c, size_t cap, sts_buf *out, sts_
         a.mx_hosts = hosts;
     }
     sts_buf_init(out, cap);
-    st = sts_smap_reply(&p, "a.example", &a, out, d);
+    st = sts_smap_reply(&p, "a.example", &a, NULL, out, d);
     sts_policy_free(pol);
     return st;
 }
