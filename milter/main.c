@@ -590,6 +590,17 @@ int main(int argc, char **argv)
     }
     if ((rc = load_config(path, sock, user, pidfile, &cfg)) != 0)
         return rc;
+    if (check && cfg.site_tls_policy_file != NULL) {
+        sts_site_table *site = NULL;
+
+        /* The file is read as it will be at start and on SIGHUP. */
+        if (sts_site_load(cfg.site_tls_policy_file, &site, &why) != STS_OK) {
+            fprintf(stderr, "mtasts-milter: %s: SiteTLSPolicyFile: %s\n", path, why.text);
+            sts_config_free(&cfg);
+            return EX_CONFIG;
+        }
+        sts_site_free(site);
+    }
     if (check) {
         printf("# %s: configuration OK; effective values:\n", path);
         sts_config_print(&cfg, stdout);

@@ -61,6 +61,7 @@ typedef struct sts_config {
     bool split_mixed;         /* SplitMixed */
     bool early_tempfail;      /* EarlyTempfail */
     char *local_domains;      /* LocalDomains: comma list; NULL = none */
+    char *site_tls_policy_file; /* SiteTLSPolicyFile (smap/smap_site.h); NULL = none */
     char *smtp_transports;    /* SMTPTransports: comma list of transport/mailer names */
     /* mtasts-report */
     char *report_organization; /* ReportOrganization; NULL = host name */

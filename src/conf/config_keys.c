@@ -70,6 +70,8 @@ const sts_config_key sts_config_keys[] = {
             "socketmap socket (postfix-mta-sts-resolver compatible)"),
     STS_KEY("SocketmapProfile", SMAP_PROFILE, NULL, 0, 0, socketmap_profiles,
             "socketmap map NAME and its options; repeatable, once per NAME"),
+    STS_KEY("SiteTLSPolicyFile", FILE, NULL, 0, 0, site_tls_policy_file,
+            "domains (and .parents) given a TLS level by the site where MTA-STS asks for less"),
     STS_KEY("SocketmapMaxConnections", UINT, "4096", 16, 100000, socketmap_max_connections,
             "socketmap connections kept at most; at the limit the longest idle one goes"),
     STS_KEY("SocketmapMaxPerPeer", UINT, "2048", 0, 100000, socketmap_max_per_peer,

@@ -103,7 +103,8 @@ sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms,
 
 /* sts_engine_lookup with flags:
  *   STS_LOOKUP_NEED_MX  the caller needs the MX hosts of a cached policy
- *       (answer.mx_known): a policy without them (read from the store) is
+ *       with a "*." mx pattern (answer.mx_known; one with literal patterns
+ *       only is answered as it is): a policy without them (read from the store) is
  *       refreshed now and waited for like a miss, within timeout_ms and not
  *       sooner than retry_interval after a failed attempt (or after a
  *       discovery whose MX lookup failed); on timeout or failure the cached

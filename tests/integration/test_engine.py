@@ -111,10 +111,14 @@ def main():
             w = World(fx)
             doms = ["usable", "recheck-same", "recheck-new", "recheck-fail", "txt-gone",
                     "dns-fail", "to-none", "retry", "refresh", "idle", "coalesce", "pending",
-                    "restart", "lru0", "lru1", "lru2", "lru3", "redis", "needmx", "acoal",
-                    "aneedmx"]
+                    "restart", "lru0", "lru1", "lru2", "lru3", "redis", "acoal", "litmx"]
             for d in doms:
                 w.add(d + ".test")
+            # match=exact expands "*." patterns with the MX hosts: these need them.
+            for d in ("needmx", "aneedmx", "mxchange"):
+                w.add(d + ".test", body=policy(mx="*.%s.test" % d))
+            w.names["mxchange.test"] = {"MX": [[10, "mx1.mxchange.test"]]}
+            w.names["litmx.test"] = {"MX": [[10, "mx1.litmx.test"]]}
             for d in ("apend", "amix", "amix2", "acancel", "astop", "w0", "w1", "w2", "w3", "w4"):
                 w.add(d + ".test", delay_ms=1500)
             w.names["aneedmx.test"] = {"MX": [[10, "mx1.aneedmx.test"]]}
@@ -704,6 +708,53 @@ def run_tests(report, w, conf, work):
         assert w.fetches(d) == before + 1, "the MX list was fetched twice"
     report.run("match=exact needs MX hosts: a policy read from the store is refreshed once",
                with_driver(need_mx_after_restart, "--store", "sqlite:" + os.path.join(work, "mx.db")))
+
+    def literal_policy_no_refresh(drv):
+        # Literal mx patterns name their hosts: match=exact needs no MX
+        # list for them, so a policy read back from the store is answered
+        # as it is, without a fetch.
+        d = "litmx.test"
+        want(drv.lookup(d), result="policy", mx_known=True)
+        drv.cmd("restart")
+        before = w.fetches(d)
+        want(drv.cmd("lookup-mx %s 5000" % d), result="policy", from_cache=True, mx_known=False)
+        drv.cmd("wait-idle")
+        assert w.fetches(d) == before, "fetched for MX hosts a literal policy does not need"
+    report.run("NEED_MX: a policy without *. patterns read from the store is not refreshed",
+               with_driver(literal_policy_no_refresh, "--store",
+                           "sqlite:" + os.path.join(work, "litmx.db")))
+
+    def mx_set_follows(drv):
+        # The domain's MX set changes while its policy is cached: the
+        # answer follows at the next re-check (the engine's schedule), not
+        # per request; a failed MX lookup keeps the last known set.
+        d = "mxchange.test"
+        a = drv.cmd("lookup-mx %s 5000" % d)
+        want(a, result="policy", mx_known=True, mx_hosts=["mx1.mxchange.test"])
+        w.names[d] = {"MX": [[10, "a.b.mxchange.test"], [20, "mx2.mxchange.test"]]}
+        w.push()
+        mxq = w.fx.dns_queries(d, "MX")
+        a = drv.cmd("lookup-mx %s 5000" % d)
+        want(a, from_cache=True, mx_hosts=["mx1.mxchange.test"])
+        drv.cmd("wait-idle")
+        assert w.fx.dns_queries(d, "MX") == mxq, "MX looked up per request"
+        drv.cmd("advance 101")
+        drv.cmd("lookup-mx %s 5000" % d)
+        drv.cmd("wait-idle")
+        a = drv.cmd("lookup-mx %s 5000" % d)
+        want(a, result="policy", from_cache=True, mx_known=True,
+             mx_hosts=["a.b.mxchange.test", "mx2.mxchange.test"])
+        w.names[d] = {"rcode": "SERVFAIL"}
+        w.push()
+        drv.cmd("advance 101")
+        drv.cmd("lookup-mx %s 5000" % d)
+        drv.cmd("wait-idle")
+        a = drv.cmd("lookup-mx %s 5000" % d)
+        want(a, result="policy", mx_known=True,
+             mx_hosts=["a.b.mxchange.test", "mx2.mxchange.test"])
+    report.run("MX set changes while the policy is cached: followed at the re-check; "
+               "a failed MX lookup keeps the last known set",
+               with_driver(mx_set_follows, "--recheck", "100"))
 
     def restart_keeps_policy(drv):
         d = "restart.test"

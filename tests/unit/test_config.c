@@ -266,13 +266,13 @@ static const value_case accept_cases[] = {
     /* SocketmapProfile: the first printed line is the first profile */
     { "profile_default_first_is_postfix", "", "SocketmapProfile",
       "postfix kind=tls servername=yes strict_testing=no on_fail=notfound budget=3000ms "
-      "match=wildcard tlsrpt=no dane=no" },
+      "match=exact tlsrpt=no dane=no site=yes" },
     { "profile_transport_canonical", "SocketmapProfile route enforce=mtasts: kind=TRANSPORT",
       "SocketmapProfile", "route kind=transport enforce=mtasts: testing= none= on_fail=notfound "
       "budget=3000ms" },
     { "profile_options_normalised", "socketmapprofile  p1\tSERVERNAME=off budget=1s dane=dane  ",
       "SocketmapProfile", "p1 kind=tls servername=no strict_testing=no on_fail=notfound "
-      "budget=1000ms match=wildcard tlsrpt=no dane=dane" },
+      "budget=1000ms match=exact tlsrpt=no dane=dane site=yes" },
 };
 
 typedef struct error_case {
@@ -651,7 +651,8 @@ static void test_print_round_trip_of_every_key_set(void **state)
     char *printed;
 
     (void)state;
-    (void)snprintf(text, sizeof(text), "%sCAFile %s\n", all_keys_text, ca_path);
+    (void)snprintf(text, sizeof(text), "%sCAFile %s\nSiteTLSPolicyFile %s\n", all_keys_text,
+                   ca_path, ca_path);
     defaults(&cfg);
     check_ok(parse_text(&cfg, text, strlen(text), &why), &why);
     printed = print_cfg(&cfg);
@@ -673,9 +674,10 @@ static void test_print_format(void **state)
         "Socket inet:8462@127.0.0.1\n"
         "SocketmapSocket inet:8461@127.0.0.1\n"
         "SocketmapProfile postfix kind=tls servername=yes strict_testing=no on_fail=notfound "
-        "budget=3000ms match=wildcard tlsrpt=no dane=no\n"
+        "budget=3000ms match=exact tlsrpt=no dane=no site=yes\n"
         "SocketmapProfile sts kind=tls servername=yes strict_testing=no on_fail=notfound "
-        "budget=3000ms match=wildcard tlsrpt=no dane=no\n"
+        "budget=3000ms match=exact tlsrpt=no dane=no site=yes\n"
+        "# SiteTLSPolicyFile (unset)\n"
         "SocketmapMaxConnections 4096\n"
         "SocketmapMaxPerPeer 2048\n"
         "SocketmapIdleTimeout 300s\n"
@@ -734,7 +736,8 @@ static void test_struct_fields_match_keys(void **state)
     char text[4096];
 
     (void)state;
-    (void)snprintf(text, sizeof(text), "%sCAFile %s\n", all_keys_text, ca_path);
+    (void)snprintf(text, sizeof(text), "%sCAFile %s\nSiteTLSPolicyFile %s\n", all_keys_text,
+                   ca_path, ca_path);
     defaults(&cfg);
     check_ok(parse_text(&cfg, text, strlen(text), &why), &why);
     assert_string_equal(cfg.socket, "unix:/run/m.sock");
@@ -935,9 +938,9 @@ static void test_socketmap_profiles(void **state)
         "SocketmapProfile route kind=transport enforce=mtasts-enforce: testing= none= "
         "on_fail=temp budget=3000ms\n"
         "SocketmapProfile postfix kind=tls servername=no strict_testing=no on_fail=notfound "
-        "budget=3000ms match=exact tlsrpt=no dane=no\n"
+        "budget=3000ms match=exact tlsrpt=no dane=no site=yes\n"
         "SocketmapProfile sts kind=tls servername=yes strict_testing=no on_fail=notfound "
-        "budget=3000ms match=wildcard tlsrpt=no dane=no\n";
+        "budget=3000ms match=exact tlsrpt=no dane=no site=yes\n";
 
     (void)state;
     defaults(&cfg);
@@ -960,7 +963,7 @@ static void test_socketmap_profiles(void **state)
     /* A later file replaces the list: only its profile and the built-ins. */
     check_ok(parse_text(&cfg, "SocketmapProfile x tlsrpt=yes\n", 29, &why), &why);
     check_value(&cfg, "SocketmapProfile", "x kind=tls servername=yes strict_testing=no "
-                "on_fail=notfound budget=3000ms match=wildcard tlsrpt=yes dane=no");
+                "on_fail=notfound budget=3000ms match=exact tlsrpt=yes dane=no site=yes");
     assert_null(strstr(cfg.socketmap_profiles, "route"));
     /* A file without the key keeps it (like any other key). */
     check_ok(parse_text(&cfg, "DNSTries 4\n", 11, &why), &why);
@@ -968,7 +971,7 @@ static void test_socketmap_profiles(void **state)
     /* A command-line style override sets one profile. */
     check_ok(sts_config_set(&cfg, "SocketmapProfile", "y dane=dane-only", &why), &why);
     assert_string_equal(cfg.socketmap_profiles, "y kind=tls servername=yes strict_testing=no "
-                        "on_fail=notfound budget=3000ms match=wildcard tlsrpt=no dane=dane-only");
+                        "on_fail=notfound budget=3000ms match=exact tlsrpt=no dane=dane-only site=yes");
     sts_config_free(&cfg);
 
     /* 64 profiles are fine, a 65th is refused with its line. */
