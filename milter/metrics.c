@@ -344,9 +344,21 @@ static void accept_one(mt_metrics *m)
     for (i = 0; i < MT_METRICS_MAX_CONNS && m->c[i].fd >= 0; i++)
         ;
     if (i == MT_METRICS_MAX_CONNS) {
-        /* Full: the newcomer waits for nobody; scrapers retry. */
-        (void)close(fd);
-        return;
+        /* Full: the oldest connection that has not sent its request line
+         * makes room, so silent clients cannot keep the page from a
+         * scraper; if every one is being answered, the newcomer goes. */
+        size_t old = MT_METRICS_MAX_CONNS;
+
+        for (size_t k = 0; k < MT_METRICS_MAX_CONNS; k++)
+            if (m->c[k].out == NULL &&
+                (old == MT_METRICS_MAX_CONNS || m->c[k].deadline_ms < m->c[old].deadline_ms))
+                old = k;
+        if (old == MT_METRICS_MAX_CONNS) {
+            (void)close(fd);
+            return;
+        }
+        mconn_close(&m->c[old]);
+        i = old;
     }
     m->c[i].fd = fd;
     m->c[i].deadline_ms = now_ms() + MT_METRICS_TIMEOUT_MS;

@@ -4,8 +4,9 @@
  * families the milter and the socketmap count (mtasts-milter(8) METRICS).
  *
  * The responder is one thread with poll(): at most MT_METRICS_MAX_CONNS
- * connections, each closed after MT_METRICS_TIMEOUT_MS without progress
- * or after its one answer; a request of more than 4 KiB is refused.
+ * connections (past that the oldest one still silent makes room), each
+ * closed MT_METRICS_TIMEOUT_MS after it came or after its one answer; a
+ * request line longer than 4 KiB is refused.
  * Nothing is read from the request but its first line.
  */
 #ifndef MT_METRICS_H

@@ -23,6 +23,7 @@ typedef struct sts_config {
     /* daemon faces */
     char *socket;             /* Socket: inet:PORT@HOST or unix:PATH */
     char *socketmap_socket;   /* SocketmapSocket: same syntax */
+    char *metrics_socket;     /* MetricsSocket: same syntax; NULL: off */
     char *socketmap_profiles; /* SocketmapProfile: one "NAME option=value ..." per line
                                  ('\n'-joined, canonical form); NULL = built-ins only */
     unsigned socketmap_max_connections; /* SocketmapMaxConnections */

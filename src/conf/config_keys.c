@@ -68,6 +68,8 @@ const sts_config_key sts_config_keys[] = {
             "milter socket the MTA connects to"),
     STS_KEY("SocketmapSocket", SOCKET, "inet:8461@127.0.0.1", 0, 0, socketmap_socket,
             "socketmap socket (postfix-mta-sts-resolver compatible)"),
+    STS_KEY("MetricsSocket", SOCKET, NULL, 0, 0, metrics_socket,
+            "where GET /metrics serves Prometheus metrics (unset: no metrics page)"),
     STS_KEY("SocketmapProfile", SMAP_PROFILE, NULL, 0, 0, socketmap_profiles,
             "socketmap map NAME and its options; repeatable, once per NAME"),
     STS_KEY("SiteTLSPolicyFile", FILE, NULL, 0, 0, site_tls_policy_file,

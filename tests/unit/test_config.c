@@ -578,6 +578,7 @@ static void test_later_text_overrides_earlier(void **state)
 static const char all_keys_text[] =
     "Socket unix:/run/m.sock\n"
     "SocketmapSocket inet6:18461@[::1]\n"
+    "MetricsSocket inet:9464@127.0.0.1\n"
     "SocketmapMaxConnections 512\n"
     "SocketmapMaxPerPeer 64\n"
     "SocketmapIdleTimeout 2m\n"
@@ -673,6 +674,7 @@ static void test_print_format(void **state)
     const char *want =
         "Socket inet:8462@127.0.0.1\n"
         "SocketmapSocket inet:8461@127.0.0.1\n"
+        "# MetricsSocket (unset)\n"
         "SocketmapProfile postfix kind=tls servername=yes strict_testing=no on_fail=notfound "
         "budget=3000ms match=exact tlsrpt=no dane=no site=yes\n"
         "SocketmapProfile sts kind=tls servername=yes strict_testing=no on_fail=notfound "
