@@ -66,6 +66,7 @@
 #include "callbacks.h"
 #include "startup.h"
 #include "runtime.h"
+#include "metrics.h"
 #include "socketmap.h"
 #include "base/sockspec.h"
 #include "conf/opts.h"
@@ -428,7 +429,8 @@ static void reload(const char *path, const char *sock, const char *user, const c
      * names, SplitMixed, EarlyTempfail, LocalDomains) and the socketmap's
      * profiles, timeouts and per-peer limit change on reload; the rest was
      * used to build sockets, the engine, the connection table and the logs. */
-    if (CHANGED(socket) || CHANGED(socketmap_socket) || CHANGED(user_id) ||
+    if (CHANGED(socket) || CHANGED(socketmap_socket) || CHANGED(metrics_socket) ||
+        CHANGED(user_id) ||
         CHANGED(cache_store) || CHANGED(dns_servers) || CHANGED(ca_file) ||
         CHANGED(decision_log) || CHANGED(pid_file) || CHANGED(syslog_facility) ||
         CHANGED(socket_group) || NCHANGED(socket_mode) ||
@@ -464,6 +466,7 @@ int main(int argc, char **argv)
     pthread_t mthread, cthread;
     control_args cargs;
     mt_socketmap *smap = NULL;
+    mt_metrics *metrics = NULL;
     mt_user user_ids;
     char listen_spec[1024], pid_path[4096] = "";
     sigset_t sigs;
@@ -585,6 +588,11 @@ int main(int argc, char **argv)
         startup_error("socket", why.text);
         return EX_UNAVAILABLE;
     }
+    if (rt->cfg.metrics_socket != NULL &&
+        mt_metrics_open(rt->cfg.metrics_socket, &metrics, &why) != STS_OK) {
+        startup_error("socket", why.text);
+        return EX_UNAVAILABLE;
+    }
     if (mt_user_root(&user_ids) != 0)
         return EX_NOPERM;
     if (!foreground && mt_detach_begin() != 0) {
@@ -623,7 +631,8 @@ int main(int argc, char **argv)
         sts_log(STS_LOG_ERR, "-", "startup", "engine: %s", why.text);
         return EX_UNAVAILABLE;
     }
-    if (mt_socketmap_start(smap, mt_engine, &why) != STS_OK) {
+    if (mt_socketmap_start(smap, mt_engine, &why) != STS_OK ||
+        (metrics != NULL && mt_metrics_start(metrics, &why) != STS_OK)) {
         sts_log(STS_LOG_ERR, "-", "startup", "%s", why.text);
         return EX_OSERR;
     }
@@ -693,6 +702,7 @@ int main(int argc, char **argv)
         nanosleep(&ts, NULL);
     }
     pthread_join(mthread, NULL);
+    mt_metrics_close(metrics);
     mt_socketmap_close(smap);
     if (mt_active_connections() > 0) {
         /* libmilter does not join its session threads: one still inside a

@@ -67,6 +67,7 @@
 #include "base/sockspec.h"
 #include "runtime.h"
 #include "smap/netstring.h"
+#include "metrics.h"
 #include "smap/smap.h"
 #include "smap/smap_conns.h"
 #include "socketmap.h"
@@ -99,6 +100,9 @@ typedef struct conn {
     char domain[STS_DOMAIN_MAX + 1];
     const sts_smap_profile *wait_p; /* in wait_rt */
     mt_runtime *wait_rt;            /* PARKED: a runtime reference it owns */
+    /* For the metrics: the request's profile name and when it came. */
+    char m_profile[STS_METRIC_LABEL_MAX + 1];
+    int64_t m_start_us;
 } conn;
 
 struct mt_socketmap {
@@ -317,6 +321,9 @@ static bool send_reply(conn *c, sts_buf *reply, sts_status st)
         sts_buf_reset(reply);
         st = sts_buf_append_str(reply, "TEMP reply too long");
     }
+    if (st == STS_OK)
+        mt_metrics_smap_reply(c->m_profile, reply->data, reply->len,
+                              (double)(now_us() - c->m_start_us) / 1e6);
     return st == STS_OK && sts_netstring_append(&c->out, reply->data, reply->len) == STS_OK;
 }
 
@@ -412,6 +419,7 @@ static void on_answer(void *arg, const sts_answer *a)
     struct epoll_event ev;
 
     sts_buf_reset(reply);
+    mt_metrics_answer(a->result, a->from_cache, a->pending);
     if (!send_reply(c, reply, make_reply(sm, c->wait_rt, c->wait_p, c->domain, a, reply)))
         c->closing = true;
     mt_runtime_release(c->wait_rt);
@@ -447,6 +455,8 @@ static req_result answer(mt_socketmap *sm, conn *c, sts_cur req)
     bool ok = true, parked;
 
     sts_buf_reset(reply);
+    c->m_start_us = now_us();
+    (void)snprintf(c->m_profile, sizeof(c->m_profile), "none");
     if (!sts_smap_split(req, &name, &key)) {
         st = sts_buf_append_str(reply, "PERM request is not \"name key\"");
         ok = false;
@@ -456,6 +466,10 @@ static req_result answer(mt_socketmap *sm, conn *c, sts_cur req)
      * typo in main.cf defers mail visibly instead of answering with some
      * other profile's kind of result. */
     p = sts_smap_profiles_find(rt->profiles, name.p, name.len);
+    /* Profile names are at most STS_SMAP_NAME_MAX bytes; a label keeps
+     * the first STS_METRIC_LABEL_MAX of them. */
+    (void)snprintf(c->m_profile, sizeof(c->m_profile), "%.*s", STS_METRIC_LABEL_MAX,
+                   p != NULL ? p->name : "unknown");
     if (p == NULL) {
         st = sts_buf_printf(reply, "PERM unknown map '%s'",
                             sts_quote(shown, sizeof(shown), name.p, name.len));
@@ -503,6 +517,7 @@ static req_result answer(mt_socketmap *sm, conn *c, sts_cur req)
         st = sts_buf_append_str(reply, "TEMP out of memory");
         goto send;
     }
+    mt_metrics_answer(a.result, a.from_cache, a.pending);
     st = make_reply(sm, rt, p, domain, &a, reply);
     sts_answer_release(&a);
 send:

@@ -25,6 +25,7 @@ typedef struct sts_config {
     char *socketmap_socket;   /* SocketmapSocket: same syntax */
     unsigned socket_mode;     /* SocketMode: mode of the unix sockets (octal) */
     char *socket_group;       /* SocketGroup: group of the unix sockets; NULL = UserID's */
+    char *metrics_socket;     /* MetricsSocket: same syntax; NULL: off */
     char *socketmap_profiles; /* SocketmapProfile: one "NAME option=value ..." per line
                                  ('\n'-joined, canonical form); NULL = built-ins only */
     unsigned socketmap_max_connections; /* SocketmapMaxConnections */

@@ -77,6 +77,8 @@ const sts_config_key sts_config_keys[] = {
             "mode (octal) of the unix sockets Socket and SocketmapSocket"),
     STS_KEY("SocketGroup", GROUP, NULL, 0, 0, socket_group,
             "group of the unix sockets; unset = the group of UserID"),
+    STS_KEY("MetricsSocket", SOCKET, NULL, 0, 0, metrics_socket,
+            "where GET /metrics serves Prometheus metrics (unset: no metrics page)"),
     STS_KEY("SocketmapProfile", SMAP_PROFILE, NULL, 0, 0, socketmap_profiles,
             "socketmap map NAME and its options; repeatable, once per NAME"),
     STS_KEY("SiteTLSPolicyFile", FILE, NULL, 0, 0, site_tls_policy_file,

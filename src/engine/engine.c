@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "engine/cache.h"
+#include "engine/engine_metrics.h"
 #include "engine/engine_impl.h"
 #include "sts/discover.h"
 #include "base/log.h"
@@ -322,10 +323,15 @@ static void on_done(void *arg, sts_outcome *o)
     flight *f = arg;
     sts_engine *e = f->e;
     sts_answer a;
+    struct timespec now;
 
+    (void)clock_gettime(CLOCK_MONOTONIC, &now);
+    sts_engine_metrics_outcome(o, (double)(now.tv_sec - f->started.tv_sec) +
+                                      (double)(now.tv_nsec - f->started.tv_nsec) / 1e9);
     memset(&a, 0, sizeof(a));
     if (!e->stopping && sts_engine_rules_apply(e, o, f->mode != STS_DISCOVER_FULL, &a)) {
         f->mode = STS_DISCOVER_REFRESH;
+        (void)clock_gettime(CLOCK_MONOTONIC, &f->started);
         if (sts_discover_start_mode(e->disc, f->domain, f->mode, o->id, on_done, f) == STS_OK)
             return;
         f->result = STS_RESULT_TEMPERROR;
@@ -665,6 +671,7 @@ static void *loop_main(void *arg)
                 pthread_mutex_unlock(&e->mu);
                 continue;
             }
+            (void)clock_gettime(CLOCK_MONOTONIC, &f->started);
             if (sts_discover_start_mode(e->disc, f->domain, f->mode, f->known_id, on_done, f) !=
                 STS_OK) {
                 pthread_mutex_lock(&e->mu);

@@ -58,6 +58,7 @@ typedef struct flight {
     bool mx_mismatch;
     char error[STS_WHY_MAX];
     struct sts_engine *e;
+    struct timespec started; /* CLOCK_MONOTONIC at the discovery's start (metrics) */
 } flight;
 
 struct sts_engine {
