@@ -642,6 +642,11 @@ int main(int argc, char **argv)
         sts_log(STS_LOG_ERR, "-", "startup", "cannot start the control thread");
         return EX_OSERR;
     }
+    /* A signal that came during the start (a reload asked for as soon as
+     * the sockets answered) is pending: hand it to our handler now, before
+     * libmilter's signal thread exists, which would sigwait() it away. */
+    pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     if (pthread_create(&mthread, NULL, milter_thread, &milter_rc) != 0) {
         sts_log(STS_LOG_ERR, "-", "startup", "cannot start the milter thread");
         return EX_OSERR;

@@ -31,6 +31,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "base/account.h"
 #include "base/log.h"
 #include "base/sockspec.h"
 #include "conf/opts.h"
@@ -56,45 +57,28 @@ static int lookup_group(const char *name, gid_t *gid)
 
 int mt_user_resolve(const char *spec, const char *sock_group, mt_user *u)
 {
-    char *group;
-    struct passwd *pw;
+    sts_account a;
+    sts_why why = { "" };
 
     memset(u, 0, sizeof(*u));
-    (void)snprintf(u->name, sizeof(u->name), "%s", spec);
-    if ((group = strchr(u->name, ':')) != NULL)
-        *group++ = '\0';
-    u->id.uid = geteuid();
-    u->id.gid = getegid();
-    if (geteuid() != 0) {
+    if (sts_account_resolve(spec, &a, &why) != STS_OK) {
+        sts_log(STS_LOG_ERR, "-", "privileges", "%s", why.text);
+        return -1;
+    }
+    (void)snprintf(u->name, sizeof(u->name), "%s", a.name);
+    u->id = a.id;
+    u->drop = a.drop;
+    if (geteuid() != 0)
         sts_log(STS_LOG_NOTICE, "-", "privileges", "not started as root: running as uid %u",
                 (unsigned)geteuid());
-        u->sock_gid = u->id.gid;
-        if (sock_group != NULL) {
-            if (lookup_group(sock_group, &u->sock_gid) != 0)
-                return -1;
-            u->sock_group = true;
-        }
-        return 0;
-    }
-    if ((pw = getpwnam(u->name)) == NULL) {
-        sts_log(STS_LOG_ERR, "-", "privileges", "user=%s unknown (UserID)", u->name);
-        return -1;
-    }
-    u->id.uid = pw->pw_uid;
-    u->id.gid = pw->pw_gid;
-    if (group != NULL && lookup_group(group, &u->id.gid) != 0)
-        return -1;
+    else if (why.text[0] != '\0')
+        sts_log(STS_LOG_WARNING, "-", "privileges", "%s", why.text); /* UserID is root */
     u->sock_gid = u->id.gid;
     if (sock_group != NULL) {
         if (lookup_group(sock_group, &u->sock_gid) != 0)
             return -1;
         u->sock_group = true;
     }
-    if (pw->pw_uid == 0) {
-        sts_log(STS_LOG_WARNING, "-", "privileges", "UserID %s is root: not dropping", u->name);
-        return 0;
-    }
-    u->drop = true;
     return 0;
 }
 
@@ -136,13 +120,17 @@ int mt_user_root(const mt_user *u)
 
 int mt_user_drop(const mt_user *u)
 {
+    sts_account a;
+    sts_why why = { "" };
+
     if (!u->drop)
         return 0;
-    if (setgroups(1, &u->id.gid) != 0 || setgid(u->id.gid) != 0 || setuid(u->id.uid) != 0)
-        return switch_failed(u);
-    if (setuid(0) == 0 || geteuid() == 0 || getegid() == 0) {
-        sts_log(STS_LOG_ERR, "-", "privileges", "root could be regained after dropping to %s",
-                u->name);
+    memset(&a, 0, sizeof(a));
+    (void)snprintf(a.name, sizeof(a.name), "%s", u->name);
+    a.id = u->id;
+    a.drop = true;
+    if (sts_account_become(&a, true, &why) != STS_OK) {
+        sts_log(STS_LOG_ERR, "-", "privileges", "%s", why.text);
         return -1;
     }
     sts_log(STS_LOG_INFO, "-", "privileges", "running as user=%s uid=%u gid=%u", u->name,

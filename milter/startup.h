@@ -12,13 +12,14 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "base/account.h"
 #include "base/safefile.h"
 #include "conf/config.h"
 
 /* The account the daemon runs as once started (UserID), resolved while
  * root, before the files and sockets it will own are made. */
 typedef struct mt_user {
-    char name[256];
+    char name[STS_ACCOUNT_NAME_MAX + 1]; /* the user part of UserID (base/account.h) */
     sts_safefile_owner id;
     gid_t sock_gid;  /* group the unix sockets are made with (SocketGroup, else id.gid) */
     bool sock_group; /* SocketGroup is set */
