@@ -30,7 +30,10 @@
  *         REASON"                                  precedes P1 (no queue id)
  *     P3 "SSL_connect error to HOST[IP]:PORT: TEXT" handshake failed
  *     P4 "QID: to=<ADDR>, [orig_to=<ADDR>, ]relay=HOST[IP]:PORT, [conn_use=N, ]
- *         delay=.., delays=.., dsn=X.Y.Z, status=WORD (TEXT)" one recipient
+ *         delay=.., delays=.., [tls=.., ]dsn=X.Y.Z, status=WORD (TEXT)" one
+ *         recipient; ADDR as info_log_address_format = external writes it
+ *         (a quoted local part may hold ", relay=": the grammar, not a
+ *         search, ends it), only the start of TEXT is Postfix's words
  *     P5 "QID: Cannot start TLS: handshake failure" the retry in plaintext
  *   Sendmail (LogLevel >= 9; 12 and 14 add the reason lines):
  *     S1 "STARTTLS=client, relay=HOST, version=.., verify=WORD, cipher=..,
@@ -40,6 +43,8 @@
  *         verifymsg=TEXT" after S1
  *     S4 "ruleset=tls_server, arg1=WORD, relay=HOST, reject=TEXT"
  *     S5 "QID: to=<A>[,<B>...], ..., relay=HOST [IP], dsn=.., stat=WORD ..."
+ *         (addresses by their grammar; stat= quotes the server: not read
+ *         for result types, S4 says when STARTTLS was not offered)
  *
  * Connections.  The TLS lines carry no queue id: they are tied to the
  * delivery lines of the same process (host + PID) that follow them.  A TLS
@@ -60,9 +65,8 @@
  * Result types (RFC 8460 4.3):
  *   starttls-not-supported     Postfix "TLS is required, but was not offered
  *                              by host" / "... but host H refused to start
- *                              TLS"; Sendmail verify or arg1 NONE,
- *                              DANE_NOTLS, "other side does not support
- *                              STARTTLS"; a delivery without TLS by a
+ *                              TLS" (at the start of TEXT); Sendmail
+ *                              verify or arg1 NONE, DANE_NOTLS; a delivery without TLS by a
  *                              service that logs its TLS handshakes (tls
  *                              PLAINTEXT: it did not see STARTTLS offered)
  *   certificate-expired        reason "certificate has expired", "not yet

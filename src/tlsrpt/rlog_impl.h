@@ -168,6 +168,8 @@ bool sts_rlog_take_bsd_time(const sts_rlog *r, sts_cur *c, int64_t *t);
 /* Whether lit (not "") occurs in c, and where. */
 bool sts_rlog_cur_find(const sts_cur *c, const char *lit, size_t *pos);
 bool sts_rlog_cur_has(const sts_cur *c, const char *lit);
+/* Where the last lit (not "") occurs in c. */
+bool sts_rlog_cur_rfind(const sts_cur *c, const char *lit, size_t *pos);
 
 /* Character classes for sts_cur_take_while. */
 bool sts_rlog_is_not_space(unsigned char ch);
@@ -177,12 +179,24 @@ bool sts_rlog_is_qid_char(unsigned char ch);
  * named terminal is the rest of the line.  Consumes it on success. */
 bool sts_rlog_take_field(sts_cur *c, const char *terminal, sts_cur *key, sts_cur *val);
 
+/* One recipient address as Postfix (info_log_address_format = external,
+ * the default since 3.5) and Sendmail log it: "<LOCAL@DOMAIN>" (brackets
+ * when asked for), LOCAL a dot-string or a quoted string with backslash
+ * escapes, DOMAIN host name characters or "[literal]", "@DOMAIN"
+ * optional, "<>" allowed.  The whole address, brackets included, in
+ * *addr; consumes it on success.  A recipient is text the sender chose:
+ * this grammar, never a search for the next field name, says where it
+ * ends. */
+bool sts_rlog_take_addr(sts_cur *c, bool brackets, sts_cur *addr);
+
 /* "QID: " at the start of a message; consumes it on success. */
 bool sts_rlog_take_qid(sts_cur *m, sts_cur *qid);
 
 /* -------------------------------------------------------- rlog_mta.c */
 
-/* An OpenSSL / MTA verification reason to its RFC 8460 result type. */
+/* An OpenSSL / MTA verification reason to its RFC 8460 result type,
+ * recognised by how the reason starts (text after the fixed words, such
+ * as the issuer's name, is the server's and is never read). */
 const char *sts_rlog_reason_rt(sts_cur why);
 
 /* The state of MTA process (host, pid, kind), made on first use (the

@@ -23,28 +23,48 @@ const char sts_rlog_rt_validation[] = "validation-failure";
 
 /* ---------------------------------------------------- result-type maps */
 
-static bool cur_has_nocase(const sts_cur *c, const char *lit)
-{
-    size_t n = strlen(lit);
+/* The reasons of Postfix's tls_verify.c (after "certificate verification
+ * failed for H[A]:P: ") and OpenSSL's X509_verify_cert_error_string
+ * (Postfix "num=N:TEXT", Sendmail reason= and verifymsg=).  Matched at the
+ * start only: "untrusted issuer /CN=..." goes on with the server's own
+ * words, which must not choose the result type. */
+static const struct {
+    const char *start;
+    const char *rt;
+} reason_map[] = {
+    { "certificate has expired", sts_rlog_rt_expired },
+    { "certificate not yet valid", sts_rlog_rt_expired },
+    { "certificate is not yet valid", sts_rlog_rt_expired },
+    { "format error in certificate's notafter field", sts_rlog_rt_expired },
+    { "format error in certificate's notbefore field", sts_rlog_rt_expired },
+    { "hostname mismatch", sts_rlog_rt_host },
+    { "name mismatch", sts_rlog_rt_host },
+    { "subject name mismatch", sts_rlog_rt_host },
+    { "untrusted issuer", sts_rlog_rt_untrusted },
+    { "self-signed certificate", sts_rlog_rt_untrusted },
+    { "self signed certificate", sts_rlog_rt_untrusted },
+    { "not trusted by local or tlsa policy", sts_rlog_rt_untrusted },
+    { "certificate not trusted", sts_rlog_rt_untrusted },
+    { "certificate rejected", sts_rlog_rt_untrusted },
+    { "unable to get local issuer certificate", sts_rlog_rt_untrusted },
+    { "unable to get issuer certificate", sts_rlog_rt_untrusted },
+    { "unable to verify the first certificate", sts_rlog_rt_untrusted },
+};
 
-    for (size_t i = 0; n > 0 && i + n <= c->len; i++)
-        if (sts_mem_eq_nocase(c->p + i, lit, n))
-            return true;
-    return false;
-}
-
-/* An OpenSSL / Postfix verification reason to its RFC 8460 result type. */
 const char *sts_rlog_reason_rt(sts_cur why)
 {
-    if (cur_has_nocase(&why, "expired") || cur_has_nocase(&why, "not yet valid"))
-        return sts_rlog_rt_expired;
-    if (cur_has_nocase(&why, "hostname mismatch") || cur_has_nocase(&why, "name mismatch"))
-        return sts_rlog_rt_host;
-    if (cur_has_nocase(&why, "self-signed") || cur_has_nocase(&why, "self signed") ||
-        cur_has_nocase(&why, "issuer") || cur_has_nocase(&why, "not trusted") ||
-        cur_has_nocase(&why, "untrusted") || cur_has_nocase(&why, "certificate rejected") ||
-        cur_has_nocase(&why, "unable to verify the first certificate"))
-        return sts_rlog_rt_untrusted;
+    sts_cur n;
+
+    /* Postfix's catch-all "num=N:OpenSSL text". */
+    if (sts_cur_take_lit(&why, "num=") && (!sts_cur_take_while(&why, sts_is_digit, &n) ||
+                                           !sts_cur_take_char(&why, ':')))
+        return sts_rlog_rt_validation;
+    for (size_t i = 0; i < sizeof(reason_map) / sizeof(reason_map[0]); i++) {
+        size_t len = strlen(reason_map[i].start);
+
+        if (why.len >= len && sts_mem_eq_nocase(why.p, reason_map[i].start, len))
+            return reason_map[i].rt;
+    }
     return sts_rlog_rt_validation;
 }
 

@@ -36,51 +36,100 @@ typedef enum pf_text {
     PF_TEXT_NO_CONNECTION,
 } pf_text;
 
+static bool is_key_char(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || ch == '_';
+}
+
+static bool is_relay_char(unsigned char ch)
+{
+    return ch > ' ' && ch < 0x7f && ch != ',';
+}
+
+/* The reason inside "status=WORD (REASON)", as smtp(8) words it
+ * (smtp_proto.c).  Only the start of the reason is Postfix's: a remote
+ * server's reply is quoted after "host H said: " or after "refused to
+ * start TLS: ", so every test is anchored at the start, never a search. */
 static pf_text postfix_text(sts_cur text)
 {
-    if (sts_cur_take_lit(&text, "delivery temporarily suspended: ") ||
-        sts_rlog_cur_has(&text, "TLS is required, but our TLS engine is unavailable"))
+    sts_cur s = text, host;
+
+    if (sts_cur_take_lit(&s, "delivery temporarily suspended: ") ||
+        sts_cur_eq(&text, "TLS is required, but our TLS engine is unavailable") ||
+        sts_cur_eq(&text, "TLS is required, but unavailable"))
         return PF_TEXT_NO_CONNECTION;
-    if (sts_rlog_cur_has(&text, "TLS is required, but was not offered by host") ||
-        (sts_rlog_cur_has(&text, "TLS is required, but host") &&
-         sts_rlog_cur_has(&text, "refused to start TLS")))
+    s = text;
+    if (sts_cur_take_lit(&s, "TLS is required, but was not offered by host ") &&
+        sts_cur_take_while(&s, is_relay_char, &host) && s.len == 0)
         return PF_TEXT_NOT_OFFERED;
-    if (sts_cur_take_lit(&text, "Server certificate not verified") ||
-        sts_cur_take_lit(&text, "Server certificate not trusted"))
+    s = text;
+    if (sts_cur_take_lit(&s, "TLS is required, but host ") &&
+        sts_cur_take_while(&s, is_relay_char, &host) &&
+        sts_cur_take_lit(&s, " refused to start TLS: "))
+        return PF_TEXT_NOT_OFFERED;
+    s = text;
+    if (sts_cur_take_lit(&s, "Server certificate not verified") ||
+        sts_cur_take_lit(&s, "Server certificate not trusted"))
         return PF_TEXT_NOT_VERIFIED;
-    if (sts_cur_take_lit(&text, "Cannot start TLS: handshake failure"))
+    if (sts_cur_take_lit(&s, "Cannot start TLS: handshake failure"))
         return PF_TEXT_HANDSHAKE;
     return PF_TEXT_OTHER;
+}
+
+/* The fields of a delivery line in the order log_adhoc.c writes them:
+ * "to=<ADDR>[, orig_to=<ADDR>], relay=R[, conn_use=N], delay=D,
+ * delays=D/D/D/D[, tls=...], dsn=X.Y.Z, status=WORD (REASON)".  The
+ * addresses are the sender's text, taken by their grammar
+ * (sts_rlog_take_addr); the fields between relay and status are Postfix's
+ * own (no ", " inside); REASON, which quotes the remote server, is the
+ * rest of the line and is never searched for fields. */
+static bool postfix_fields(sts_cur f, sts_cur *addr, sts_cur *relay, sts_cur *word,
+                           sts_cur *text)
+{
+    sts_cur orig, key, val;
+    bool have_dsn = false;
+
+    if (!sts_cur_take_lit(&f, "to=") || !sts_rlog_take_addr(&f, true, addr))
+        return false;
+    if (sts_cur_take_lit(&f, ", orig_to=") && !sts_rlog_take_addr(&f, true, &orig))
+        return false;
+    if (!sts_cur_take_lit(&f, ", relay=") || !sts_cur_take_while(&f, is_relay_char, relay))
+        return false;
+    for (;;) {
+        if (!sts_cur_take_lit(&f, ", ") || !sts_cur_take_while(&f, is_key_char, &key) ||
+            !sts_cur_take_char(&f, '='))
+            return false;
+        if (sts_cur_eq(&key, "status"))
+            break;
+        if (sts_cur_eq(&key, "to") || sts_cur_eq(&key, "orig_to") || sts_cur_eq(&key, "relay") ||
+            !sts_cur_take_while(&f, is_relay_char, &val))
+            return false;
+        if (sts_cur_eq(&key, "dsn"))
+            have_dsn = true;
+    }
+    if (!have_dsn || !sts_cur_take_while(&f, sts_is_alpha, word))
+        return false;
+    if (f.len == 0) {
+        *text = f;
+        return true;
+    }
+    if (!sts_cur_take_lit(&f, " (") || f.len == 0 || f.p[f.len - 1] != ')')
+        return false;
+    *text = sts_cur_make(f.p, f.len - 1);
+    return true;
 }
 
 static sts_rlog_line_kind postfix_delivery(sts_rlog *r, pidstate *p, int64_t t, const char *qid,
                                            sts_cur line, sts_cur f)
 {
-    sts_cur key, val, addr = { NULL, 0 }, relay = { NULL, 0 }, status = { NULL, 0 }, word, text;
+    sts_cur addr, relay, word, text;
     const char *host = "", *ip = "";
-    bool have_to = false, no_relay = false;
+    bool no_relay = false;
     pf_text kind;
     conn *c;
 
-    while (sts_rlog_take_field(&f, "status", &key, &val)) {
-        if (sts_cur_eq(&key, "to") && !have_to) {
-            addr = val;
-            have_to = true;
-        } else if (sts_cur_eq(&key, "relay")) {
-            relay = val;
-        } else if (sts_cur_eq(&key, "status")) {
-            status = val;
-        }
-    }
-    if (!have_to || addr.len < 2 || addr.p[0] != '<' || addr.p[addr.len - 1] != '>' ||
-        relay.p == NULL || status.p == NULL || !sts_cur_take_while(&status, sts_is_alpha, &word))
-        return sts_rlog_malformed(r, "Postfix delivery line without to=<>, relay= or status=",
-                                  line);
-    text = status;
-    if (sts_cur_take_lit(&text, " (") && text.len > 0 && text.p[text.len - 1] == ')')
-        text.len--;
-    else
-        text.len = 0;
+    if (!postfix_fields(f, &addr, &relay, &word, &text))
+        return sts_rlog_malformed(r, "Postfix delivery line not as log_adhoc writes it", line);
     if (sts_cur_eq(&relay, "none")) {
         no_relay = true;
     } else {

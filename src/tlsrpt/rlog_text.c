@@ -307,6 +307,21 @@ bool sts_rlog_cur_find(const sts_cur *c, const char *lit, size_t *pos)
     return false;
 }
 
+/* Position of the last lit in c, or false. */
+bool sts_rlog_cur_rfind(const sts_cur *c, const char *lit, size_t *pos)
+{
+    size_t n = strlen(lit);
+
+    if (n == 0 || c->len < n)
+        return false;
+    for (size_t i = c->len - n + 1; i-- > 0;)
+        if (c->p[i] == lit[0] && memcmp(c->p + i, lit, n) == 0) {
+            *pos = i;
+            return true;
+        }
+    return false;
+}
+
 bool sts_rlog_cur_has(const sts_cur *c, const char *lit)
 {
     size_t pos;
@@ -376,5 +391,81 @@ bool sts_rlog_take_qid(sts_cur *m, sts_cur *qid)
         qid->len > STS_RLOG_QID_MAX || !sts_cur_take_lit(&s, ": "))
         return false;
     *m = s;
+    return true;
+}
+
+/* ------------------------------------------------------------ addresses */
+
+/* RFC 5322 specials and what Postfix's quote_822_local treats alike: a
+ * local part holding one of these is logged as a quoted string. */
+static bool is_dot_string_char(unsigned char ch)
+{
+    if (ch <= ' ' || ch == 0x7f)
+        return false;
+    switch (ch) {
+    case '(': case ')': case '<': case '>': case '@': case ',': case ';':
+    case ':': case '\\': case '"': case '[': case ']':
+        return false;
+    default:
+        return true;
+    }
+}
+
+/* A domain as an MTA logs one: host name characters (8-bit allowed for
+ * SMTPUTF8), or an address literal "[...]". */
+static bool is_domain_char(unsigned char ch)
+{
+    return sts_is_alnum(ch) || ch == '.' || ch == '-' || ch == '_' || ch >= 0x80;
+}
+
+/* A local part: a quoted string ("..." with backslash escapes) or a
+ * dot-string. */
+static bool take_local_part(sts_cur *s)
+{
+    if (s->len > 0 && s->p[0] == '"') {
+        size_t i = 1;
+
+        while (i < s->len && s->p[i] != '"') {
+            if (s->p[i] == '\\')
+                i++; /* the escaped byte, whatever it is */
+            i++;
+        }
+        if (i >= s->len)
+            return false;
+        s->p += i + 1;
+        s->len -= i + 1;
+        return true;
+    }
+    {
+        sts_cur w;
+
+        return sts_cur_take_while(s, is_dot_string_char, &w);
+    }
+}
+
+bool sts_rlog_take_addr(sts_cur *c, bool brackets, sts_cur *addr)
+{
+    sts_cur s = *c, w;
+    const char *start = s.p;
+
+    if (brackets && !sts_cur_take_char(&s, '<'))
+        return false;
+    if (!(brackets && s.len > 0 && s.p[0] == '>')) {
+        if (!take_local_part(&s))
+            return false;
+        if (sts_cur_take_char(&s, '@')) {
+            if (sts_cur_take_char(&s, '[')) {
+                if (!sts_cur_take_until(&s, ']', &w) || sts_rlog_cur_has(&w, " ") ||
+                    !sts_cur_take_char(&s, ']'))
+                    return false;
+            } else if (!sts_cur_take_while(&s, is_domain_char, &w)) {
+                return false;
+            }
+        }
+    }
+    if (brackets && !sts_cur_take_char(&s, '>'))
+        return false;
+    *addr = sts_cur_make(start, (size_t)(s.p - start));
+    *c = s;
     return true;
 }

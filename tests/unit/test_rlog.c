@@ -240,6 +240,99 @@ typedef struct scenario {
 #define NO_SESSIONS ((const want_session[]){ { NULL } })
 
 static const scenario scenarios[] = {
+    /* Hostile lines (issue 11): text a sender or a remote server chose
+     * must not make, move or hide a session. */
+    { "hostile_postfix_quoted_recipient_stays_in_its_domain",
+      LINES(PF "postfix/smtp[700]: Trusted TLS connection established to "
+               "mx.attacker.test[198.51.100.7]:25" TLS_TAIL,
+            PF "postfix/smtp[700]: 4A1B2C3D4E: to=<\"x@victim.test>, relay=mx.attacker.test"
+               "[198.51.100.7]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)\""
+               "@attacker.test>, relay=mx.attacker.test[198.51.100.7]:25, delay=0.2, "
+               "delays=0/0/0.1/0.1, dsn=2.0.0, status=sent (250 2.0.0 Ok)"),
+      WANT({ "4A1B2C3D4E", "attacker.test", STS_RLOG_TLS_TRUSTED, NULL, "mx.attacker.test",
+             "198.51.100.7", false, false, "" }),
+      { 0, 0, 0, 0, 1, 0, 0, 0, 0 } },
+
+    { "hostile_postfix_escaped_quote_in_local_part",
+      LINES(PF "postfix/smtp[701]: 4A1B2C3D4F: to=<\"a\\\"@victim.test>, relay=x[192.0.2.1]:25, "
+               "dsn=2.0.0, status=sent (ok)\\\\\"@attacker.test>, relay=mx.attacker.test"
+               "[198.51.100.7]:25, delay=0.2, delays=0/0/0.1/0.1, dsn=4.0.0, status=deferred "
+               "(TLS is required, but was not offered by host mx.attacker.test[198.51.100.7])"),
+      WANT({ "4A1B2C3D4F", "attacker.test", STS_RLOG_TLS_NOT_OFFERED, "starttls-not-supported",
+             "mx.attacker.test", "198.51.100.7", false, false, "not offered" }),
+      { ANY_STATS } },
+
+    { "hostile_postfix_unquoted_special_in_local_part_malformed",
+      LINES(PF "postfix/smtp[702]: 4A1B2C3D50: to=<x@victim.test, relay=a>@attacker.test>, "
+               "relay=mx.attacker.test[198.51.100.7]:25, delay=0.2, delays=0/0/0.1/0.1, "
+               "dsn=2.0.0, status=sent (250 ok)"),
+      NO_SESSIONS,
+      { 1, 0, 0, 0, 0, 0, 0, 0, 0 } },
+
+    { "hostile_postfix_server_reply_cannot_hide_the_attempt",
+      LINES(PF "postfix/mtasts-enforce/smtp[703]: 4A1B2C3D51: to=<u@victim.test>, "
+               "relay=mx.victim.test[192.0.2.44]:25, delay=0.2, delays=0/0/0.1/0.1, dsn=4.7.4, "
+               "status=deferred (TLS is required, but host mx.victim.test[192.0.2.44] refused "
+               "to start TLS: 454 4.7.0 TLS is required, but our TLS engine is unavailable)"),
+      WANT({ "4A1B2C3D51", "victim.test", STS_RLOG_TLS_NOT_OFFERED, "starttls-not-supported",
+             "mx.victim.test", "192.0.2.44", false, false, "refused to start TLS" }),
+      { ANY_STATS } },
+
+    { "hostile_postfix_server_reply_is_not_postfix_words",
+      LINES(PF "postfix/smtp[704]: Verified TLS connection established to "
+               "mx.victim.test[192.0.2.45]:25" TLS_TAIL,
+            PF "postfix/smtp[704]: 4A1B2C3D52: to=<u@victim.test>, relay=mx.victim.test"
+               "[192.0.2.45]:25, delay=0.2, delays=0/0/0.1/0.1, dsn=4.0.0, status=deferred "
+               "(host mx.victim.test[192.0.2.45] said: 450 TLS is required, but was not offered "
+               "by host x Server certificate not verified (in reply to RCPT TO command))"),
+      WANT({ "4A1B2C3D52", "victim.test", STS_RLOG_TLS_VERIFIED, NULL, "mx.victim.test",
+             "192.0.2.45", false, false, "" }),
+      { ANY_STATS } },
+
+    { "hostile_postfix_issuer_name_does_not_choose_result_type",
+      LINES(PF "postfix/smtp[705]: certificate verification failed for mx.victim.test"
+               "[192.0.2.46]:25: untrusted issuer /CN=certificate has expired hostname mismatch",
+            PF "postfix/smtp[705]: Untrusted TLS connection established to "
+               "mx.victim.test[192.0.2.46]:25" TLS_TAIL,
+            PF "postfix/smtp[705]: 4A1B2C3D53: to=<u@victim.test>, relay=mx.victim.test"
+               "[192.0.2.46]:25, delay=0.2, delays=0/0/0.1/0.1, dsn=2.0.0, status=sent (250 ok)"),
+      WANT({ "4A1B2C3D53", "victim.test", STS_RLOG_TLS_UNTRUSTED, "certificate-not-trusted",
+             "mx.victim.test", "192.0.2.46", false, false, "untrusted issuer" }),
+      { ANY_STATS } },
+
+    { "hostile_sendmail_quoted_recipient_stays_in_its_domain",
+      LINES(SM "sm-mta[800]: STARTTLS=client, relay=mx.attacker.test., version=TLSv1.3, "
+               "verify=OK, cipher=TLS_AES_256_GCM_SHA384, bits=256/256",
+            SM "sm-mta[800]: 6ASDolB8000099: to=<\"x@victim.test>, mailer=esmtp, relay=mx.victim."
+               "test. [192.0.2.9], dsn=2.0.0, stat=Sent (ok)\"@attacker.test>,<y@attacker.test>, "
+               "delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=30000, relay=mx.attacker.test. "
+               "[198.51.100.7], dsn=2.0.0, stat=Sent (Ok: queued as X)"),
+      WANT({ "6ASDolB8000099", "attacker.test", STS_RLOG_TLS_TRUSTED, NULL, "mx.attacker.test",
+             "198.51.100.7", false, false, "" }),
+      { ANY_STATS } },
+
+    { "hostile_sendmail_server_reply_does_not_say_starttls",
+      LINES(SM "sm-mta[801]: STARTTLS=client, relay=mx.victim.test., version=TLSv1.3, "
+               "verify=OK, cipher=TLS_AES_256_GCM_SHA384, bits=256/256",
+            SM "sm-mta[801]: 6ASDolB8000100: to=<u@victim.test>, delay=00:00:01, "
+               "xdelay=00:00:01, mailer=esmtp, pri=30000, relay=mx.victim.test. [192.0.2.47], "
+               "dsn=4.0.0, stat=Deferred: 450 4.7.0 other side does not support STARTTLS"),
+      WANT({ "6ASDolB8000100", "victim.test", STS_RLOG_TLS_TRUSTED, NULL, "mx.victim.test",
+             "192.0.2.47", false, false, NULL }),
+      { ANY_STATS } },
+
+    { "hostile_sendmail_subject_does_not_choose_reason",
+      LINES(SM "sm-mta[802]: STARTTLS: TLS cert verify: depth=0 /CN=x, state=0, reason=certificate "
+               "has expired, state=0, reason=self-signed certificate",
+            SM "sm-mta[802]: STARTTLS=client, relay=mx.victim.test., version=TLSv1.3, verify=FAIL, "
+               "cipher=TLS_AES_256_GCM_SHA384, bits=256/256",
+            SM "sm-mta[802]: 6ASDolB8000101: to=<u@victim.test>, delay=00:00:01, "
+               "xdelay=00:00:01, mailer=esmtp, pri=30000, relay=mx.victim.test. [192.0.2.48], "
+               "dsn=2.0.0, stat=Sent (ok)"),
+      WANT({ "6ASDolB8000101", "victim.test", STS_RLOG_TLS_UNTRUSTED, "certificate-not-trusted",
+             "mx.victim.test", "192.0.2.48", false, false, "self-signed" }),
+      { ANY_STATS } },
+
     { "enforce_verified_joined_once_per_domain",
       LINES(DEC_ENFORCE("B90DBA84CD4", "good.test", "enf1"),
             DEC_ENFORCE("B90DBA84CD4", "good.test", "enf1"),
