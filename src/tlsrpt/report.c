@@ -54,7 +54,8 @@ typedef struct detail {
 typedef enum state {
     ST_UNKNOWN, /* the decision said nothing about the policy */
     ST_NOPOL,   /* no policy applied: none, invalid, engine failure */
-    ST_POLICY,  /* has_policy */
+    ST_POLICY,  /* has_policy, mode enforce or testing */
+    ST_MODE_NONE, /* has_policy, mode none: as if no policy, and never reported */
 } state;
 
 typedef struct entry {
@@ -135,15 +136,28 @@ void sts_report_datetime(int64_t t, char *out, size_t outsz)
         (void)snprintf(out, outsz, "%lld", (long long)t);
 }
 
-sts_status sts_report_id(const char *submitter, const char *domain, int64_t day, char *out,
-                         size_t outsz)
+bool sts_report_host_id_valid(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > STS_REPORT_HOSTID_MAX || s[0] == '.' || s[n - 1] == '.' ||
+        strstr(s, "..") != NULL)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!sts_is_alnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '.')
+            return false;
+    return true;
+}
+
+sts_status sts_report_id(const char *submitter, const char *host_id, const char *domain,
+                         int64_t day, char *out, size_t outsz)
 {
     char date[32];
     int w;
 
     sts_report_datetime(day, date, sizeof(date));
     date[10] = '\0'; /* the YYYY-MM-DD part */
-    w = snprintf(out, outsz, "%s_%s_%s", date, domain, submitter);
+    w = snprintf(out, outsz, "%s_%s_%s@%s", date, domain, host_id, submitter);
     if (w < 0 || (size_t)w >= outsz) {
         if (outsz > 0)
             out[0] = '\0';
@@ -196,10 +210,15 @@ static sts_status parse_sending_ips(builder *b, sts_why *why)
  * of the receiving IP's family; the first one at all when that is unknown. */
 static const char *sending_ip_for(const builder *b, const char *rip)
 {
+    const char *a;
+
     for (size_t i = 0; i < b->nsip; i++)
         if (rip[0] == '\0' || b->sip[i].v6 == is_v6(rip))
             return b->sip[i].text;
-    return NULL;
+    if (b->o->sending_ip == NULL || rip[0] == '\0' ||
+        (a = b->o->sending_ip(b->o->sending_ip_arg, rip)) == NULL || a[0] == '\0')
+        return NULL;
+    return a;
 }
 
 /* ------------------------------------------------------------- grouping */
@@ -228,7 +247,7 @@ static state state_of(const sts_rsession *s)
      * of the MX hosts) happened while that policy applied: it is reported
      * under it (RFC 8460 4: the policy applied). */
     if (s->has_policy)
-        return ST_POLICY;
+        return s->mode == STS_MODE_NONE ? ST_MODE_NONE : ST_POLICY;
     if (s->engine_failure)
         return ST_NOPOL;
     if (s->result == STS_RESULT_NONE || s->result == STS_RESULT_INVALID)
@@ -238,6 +257,8 @@ static state state_of(const sts_rsession *s)
 
 static bool same_policy(const sts_rsession *a, const sts_rsession *b)
 {
+    if (a->policy_text != NULL && b->policy_text != NULL)
+        return strcmp(a->policy_text, b->policy_text) == 0;
     return a->mode == b->mode && a->max_age_known == b->max_age_known &&
            (!a->max_age_known || a->max_age == b->max_age) && strcmp(a->mx, b->mx) == 0;
 }
@@ -339,6 +360,36 @@ static int push_line(json_t *a, const char *key, const char *value)
     return push(a, json_string(line));
 }
 
+/* The policy's lines as published (RFC 8460 4.3 policy-string): every
+ * non-empty line of the text, CR of CRLF removed; mx-host from its "mx"
+ * lines. */
+static int text_lines(const char *text, json_t *lines, json_t *mx)
+{
+    sts_cur c = sts_cur_str(text), line;
+    int rc = 0;
+
+    while (c.len > 0 && rc == 0) {
+        if (!sts_cur_take_until(&c, '\n', &line)) {
+            line = c;
+            c.p += c.len;
+            c.len = 0;
+        }
+        (void)sts_cur_take_char(&c, '\n');
+        if (line.len > 0 && line.p[line.len - 1] == '\r')
+            line.len--;
+        if (line.len == 0)
+            continue;
+        rc |= push(lines, json_stringn(line.p, line.len));
+        if (sts_cur_take_lit(&line, "mx:")) {
+            (void)sts_cur_skip_wsp(&line);
+            sts_cur_rtrim_wsp(&line);
+            if (line.len > 0)
+                rc |= push(mx, json_stringn(line.p, line.len));
+        }
+    }
+    return rc;
+}
+
 static json_t *policy_json(const entry *e, const char *domain)
 {
     json_t *p = json_object(), *lines = json_array(), *mx = json_array();
@@ -352,6 +403,10 @@ static json_t *policy_json(const entry *e, const char *domain)
         rc |= put(p, "policy-type", json_string("no-policy-found"));
         rc |= put(p, "policy-domain", json_string(domain));
         goto done;
+    }
+    if (e->rep->policy_text != NULL) {
+        rc |= text_lines(e->rep->policy_text, lines, mx);
+        goto fields;
     }
     rc |= push_line(lines, "version", "STSv1");
     rc |= push_line(lines, "mode", sts_mode_name(e->rep->mode));
@@ -377,6 +432,7 @@ static json_t *policy_json(const entry *e, const char *domain)
         (void)snprintf(age, sizeof(age), "%lu", (unsigned long)e->rep->max_age);
         rc |= push_line(lines, "max_age", age);
     }
+fields:
     rc |= put(p, "policy-type", json_string("sts"));
     rc |= put(p, "policy-string", lines);
     lines = NULL;
@@ -534,8 +590,12 @@ static sts_status do_domain(builder *b, const sts_rsession *const *g, size_t m, 
             b->set->stats.unattributed++;
             continue;
         }
+        if (st[k] == ST_MODE_NONE) {
+            b->set->stats.mode_none++;
+            continue;
+        }
         attributed++;
-        if (st[k] == ST_POLICY || s->engine_failure)
+        if (st[k] == ST_POLICY || s->engine_failure || b->o->no_policy_reports)
             reportable = true;
         e = entry_for(b, st[k] == ST_POLICY, g[k]);
         if (e == NULL) {
@@ -563,8 +623,8 @@ static sts_status do_domain(builder *b, const sts_rsession *const *g, size_t m, 
         goto done;
     }
     (void)snprintf(r.domain, sizeof(r.domain), "%s", g[0]->domain);
-    if (sts_report_id(b->o->submitter, r.domain, b->day, r.report_id, sizeof(r.report_id)) !=
-        STS_OK) {
+    if (sts_report_id(b->o->submitter, b->o->host_id, r.domain, b->day, r.report_id,
+                      sizeof(r.report_id)) != STS_OK) {
         rc = STS_PERMFAIL; /* cannot happen: the sizes are fixed by the header */
         goto done;
     }
@@ -612,8 +672,10 @@ sts_status sts_report_build(const sts_report_opts *o, int64_t day, const sts_rse
     b.day = day;
     if (o->organization == NULL || o->organization[0] == '\0' || o->contact == NULL ||
         o->contact[0] == '\0' || o->submitter == NULL || o->submitter[0] == '\0' ||
-        strlen(o->submitter) > STS_DOMAIN_MAX) {
-        sts_why_set(why, "report options: organization, contact and submitter are required");
+        strlen(o->submitter) > STS_DOMAIN_MAX || o->host_id == NULL ||
+        !sts_report_host_id_valid(o->host_id)) {
+        sts_why_set(why, "report options: organization, contact, submitter and a host id "
+                         "(letters, digits, '-', '.') are required");
         return STS_PERMFAIL;
     }
     if (day % STS_REPORT_DAY != 0) {

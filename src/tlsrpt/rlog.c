@@ -211,6 +211,17 @@ sts_rlog_line_kind sts_rlog_feed_line(sts_rlog *r, const char *line, size_t len,
         !sts_cur_take_number(&pidc, 10, UINT32_MAX, &pid) || !sts_cur_take_lit(&s, "]:"))
         goto out;
     (void)sts_cur_take_char(&s, ' ');
+    if (ends_with(tag, "/cleanup")) {
+        /* "QID: message-id=<...>": which queue id is our own report mail. */
+        sts_cur qidc;
+
+        if (r->own_submitter != NULL && sts_rlog_take_qid(&s, &qidc) &&
+            sts_cur_take_lit(&s, "message-id=")) {
+            sts_rlog_note_msgid(r, qidc, s);
+            k = STS_RLOG_POSTFIX;
+        }
+        goto out;
+    }
     if (ends_with(tag, "/smtp") || ends_with(tag, "/lmtp"))
         kind = MTA_POSTFIX;
     else if (sts_cur_eq(&tag, "sm-mta") || sts_cur_eq(&tag, "sendmail"))
@@ -388,8 +399,10 @@ static void copy_text(char *dst, size_t sz, const char *s)
     (void)snprintf(dst, sz, "%s", s);
 }
 
-static void fill_decision(sts_rsession *s, const dec *d)
+static void fill_decision(const sts_rlog *r, sts_rsession *s, const dec *d)
 {
+    if (d->has_policy)
+        s->policy_text = sts_rlog_policy_text(r, d->domain, d->policy_id);
     s->has_decision = true;
     s->result = (sts_result)d->result;
     s->has_policy = d->has_policy;
@@ -465,6 +478,11 @@ sts_status sts_rlog_sessions(sts_rlog *r, const sts_rsession **out, size_t *n)
         dec *d;
         sts_rsession *s;
 
+        /* Our own report mail is not reported on (RFC 8460 3). */
+        if (sts_rlog_is_own(r, a->qid)) {
+            r->st.own_reports++;
+            continue;
+        }
         /* Joined first: a decision whose attempts say nothing about TLS
          * still had its delivery, it is not an unjoined decision. */
         d = sts_rlog_find_decision(r, a->qid, a->domain, a->time);
@@ -495,7 +513,7 @@ sts_status sts_rlog_sessions(sts_rlog *r, const sts_rsession **out, size_t *n)
         copy_text(s->queue_id, sizeof(s->queue_id), a->qid);
         copy_text(s->domain, sizeof(s->domain), a->domain);
         if (d != NULL) {
-            fill_decision(s, d);
+            fill_decision(r, s, d);
             r->st.joined++;
         } else {
             r->st.unjoined_attempts++;
@@ -511,16 +529,19 @@ sts_status sts_rlog_sessions(sts_rlog *r, const sts_rsession **out, size_t *n)
         const dec *d = &r->d[i];
         sts_rsession *s;
 
+        const char *rt = d->engine_rt != NULL ? d->engine_rt : d->refresh_rt;
+
+        if (sts_rlog_is_own(r, d->qid))
+            continue;
         if (!in_window(r, d->time)) {
-            if (d->engine_rt != NULL)
+            if (rt != NULL)
                 r->st.outside_window++;
             continue;
         }
-        if (d->engine_rt == NULL) {
-            if (!d->joined)
-                r->st.unjoined_decisions++;
+        if (d->engine_rt == NULL && !d->joined)
+            r->st.unjoined_decisions++;
+        if (rt == NULL)
             continue;
-        }
         if ((s = new_session(r, &cap)) == NULL) {
             if (r->nomem)
                 return STS_NOMEM;
@@ -529,11 +550,11 @@ sts_status sts_rlog_sessions(sts_rlog *r, const sts_rsession **out, size_t *n)
         s->time = d->time;
         copy_text(s->queue_id, sizeof(s->queue_id), d->qid);
         copy_text(s->domain, sizeof(s->domain), d->domain);
-        fill_decision(s, d);
+        fill_decision(r, s, d);
         s->engine_failure = true;
         s->tls = STS_RLOG_TLS_NONE;
         s->success = false;
-        s->result_type = d->engine_rt;
+        s->result_type = rt;
         copy_text(s->detail, sizeof(s->detail), d->reason);
         r->st.engine_failures++;
     }
@@ -567,6 +588,88 @@ void sts_rlog_set_now(sts_rlog *r, int64_t now)
     r->now = now;
 }
 
+void sts_rlog_set_own_reports(sts_rlog *r, const char *submitter)
+{
+    r->own_submitter = submitter;
+}
+
+/* "<tlsrpt.HEX32.DIGITS.DIGITS@SUBMITTER>": the Message-ID rmail.c gives
+ * our report mail. */
+static bool own_msgid(const sts_rlog *r, sts_cur m)
+{
+    sts_cur w;
+
+    if (r->own_submitter == NULL || !sts_cur_take_lit(&m, "<tlsrpt."))
+        return false;
+    for (int i = 0; i < 32; i++, m.p++, m.len--)
+        if (m.len == 0 || !((m.p[0] >= '0' && m.p[0] <= '9') || (m.p[0] >= 'a' && m.p[0] <= 'f')))
+            return false;
+    return sts_cur_take_char(&m, '.') && sts_cur_take_while(&m, sts_is_digit, &w) &&
+           sts_cur_take_char(&m, '.') && sts_cur_take_while(&m, sts_is_digit, &w) &&
+           sts_cur_take_char(&m, '@') && sts_cur_take_lit_nocase(&m, r->own_submitter) &&
+           sts_cur_eq(&m, ">");
+}
+
+static size_t own_slot(const char *qid, size_t cap)
+{
+    uint64_t h = (uint64_t)(uintptr_t)qid * 0x9E3779B97F4A7C15ull;
+
+    return (size_t)(h >> 17) & (cap - 1);
+}
+
+bool sts_rlog_is_own(const sts_rlog *r, const char *qid)
+{
+    if (r->nown == 0 || qid == NULL)
+        return false;
+    for (size_t i = own_slot(qid, r->capown);; i = (i + 1) & (r->capown - 1)) {
+        if (r->own[i] == NULL)
+            return false;
+        if (r->own[i] == qid)
+            return true;
+    }
+}
+
+void sts_rlog_note_msgid(sts_rlog *r, sts_cur qid, sts_cur msgid)
+{
+    const char *q;
+
+    if (!own_msgid(r, msgid) || (q = sts_rlog_intern(r, qid.p, qid.len)) == NULL ||
+        sts_rlog_is_own(r, q))
+        return;
+    if (r->nown >= OWN_QIDS_MAX) {
+        r->st.dropped++;
+        return;
+    }
+    if ((r->nown + 1) * 2 > r->capown) {
+        size_t nc = r->capown != 0 ? r->capown * 2 : 256;
+        const char **no = sts_calloc_array(nc, sizeof(*no));
+
+        if (no == NULL) {
+            r->nomem = true;
+            return;
+        }
+        for (size_t i = 0; i < r->capown; i++)
+            if (r->own[i] != NULL) {
+                size_t j = own_slot(r->own[i], nc);
+
+                while (no[j] != NULL)
+                    j = (j + 1) & (nc - 1);
+                no[j] = r->own[i];
+            }
+        free(r->own);
+        r->own = no;
+        r->capown = nc;
+    }
+    {
+        size_t j = own_slot(q, r->capown);
+
+        while (r->own[j] != NULL)
+            j = (j + 1) & (r->capown - 1);
+        r->own[j] = q;
+        r->nown++;
+    }
+}
+
 void sts_rlog_set_window(sts_rlog *r, int64_t from, int64_t until)
 {
     r->window = true;
@@ -598,6 +701,15 @@ void sts_rlog_free(sts_rlog *r)
         }
     }
     free(r->sb);
+    for (size_t i = 0; i < sizeof(r->pt) / sizeof(r->pt[0]); i++) {
+        poltext *x, *next;
+
+        for (x = r->pt[i]; x != NULL; x = next) {
+            next = x->next;
+            free(x);
+        }
+    }
+    free(r->own);
     free(r->d);
     free(r->dh);
     free(r->a);

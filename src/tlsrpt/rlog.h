@@ -98,6 +98,10 @@ typedef struct sts_rsession {
     bool mx_truncated;                    /* the log cut the list (",..." at the end) */
     uint32_t max_age;                     /* when has_policy and max_age_known */
     bool max_age_known;
+    const char *policy_text;              /* the policy as published (the decision
+                                             log's policy record for policy_id and
+                                             domain), NULL when none was read;
+                                             owned by the reader */
 
     /* What happened. */
     bool engine_failure;                  /* a discovery failure, no MTA attempt */
@@ -142,6 +146,8 @@ typedef struct sts_rlog_stats {
     uint64_t dropped;           /* records refused because a memory cap was reached, and
                                    TLS connections never tied to a delivery line (a gap in
                                    the log, or the input ended first) */
+    uint64_t own_reports;       /* attempts of our own report mail (RFC 8460 3: not
+                                   reported; see sts_rlog_set_own_reports) */
     uint64_t tls_lines;         /* MTA lines saying TLS was up (Postfix "... TLS
                                    connection", Sendmail STARTTLS=client relay=); 0 with
                                    MTA lines read: the MTA does not log TLS (Postfix
@@ -159,6 +165,13 @@ sts_status sts_rlog_new(void (*warn)(void *arg, const char *msg), void *warn_arg
  * year that puts them at most 7 days after now (UTC seconds); default: the
  * time sts_rlog_new ran. */
 void sts_rlog_set_now(sts_rlog *r, int64_t now);
+
+/* Leave out the deliveries of our own report mail (RFC 8460 3): the
+ * queue ids whose Message-ID is the one rmail.c writes for submitter
+ * ("<tlsrpt.HEX.N.N@SUBMITTER>"), from Postfix cleanup "message-id=" and
+ * Sendmail "msgid=" lines.  submitter must live as long as r.  Default:
+ * none left out. */
+void sts_rlog_set_own_reports(sts_rlog *r, const char *submitter);
 
 /* Keep only sessions whose time is in [from, until) (decisions of any time
  * are still used to join); the others are counted in outside_window.

@@ -3,9 +3,18 @@
  * decision/dlog.c) read back for the session join: which policy applied
  * to a queue id and recipient domain, and the engine-side failures that
  * are sessions of their own (the sts-* result types of RFC 8460 4.3; not
- * a failed refresh under a valid cached policy, RFC 8461 5.1).  Keeps one
- * decision per message and domain, in a hash index for
+ * and a failed refresh while a cached policy applied, RFC 8461 6).  Keeps
+ * one decision per message and domain, in a hash index for
  * sts_rlog_find_decision.
+ *
+ * Besides decisions the log holds records of other kinds, named by a
+ * "record" field (a line without one is a decision, as every line of
+ * older logs is):
+ *   {"time":T, "record":"policy", "domain":D, "policy_id":I, "policy":TEXT}
+ *       the policy as published (written once per policy and log file by
+ *       dlog.c), for the report's policy-string;
+ *   other kinds are counted as ignored, so that a newer daemon's log
+ *   stays readable.
  */
 #include "tlsrpt/rlog.h"
 
@@ -64,6 +73,69 @@ static const char *json_str(json_t *o, const char *k, size_t *len)
     return s;
 }
 
+static size_t pt_bucket(const char *domain, const char *id)
+{
+    uint64_t h = (uint64_t)(uintptr_t)domain * 0x9E3779B97F4A7C15ull ^
+                 (uint64_t)(uintptr_t)id * 0xC2B2AE3D27D4EB4Full;
+
+    return (size_t)((h ^ (h >> 31)) % (sizeof(((sts_rlog *)0)->pt) / sizeof(poltext *)));
+}
+
+const char *sts_rlog_policy_text(const sts_rlog *r, const char *domain, const char *id)
+{
+    if (id == NULL || id[0] == '\0')
+        return NULL;
+    for (const poltext *x = r->pt[pt_bucket(domain, id)]; x != NULL; x = x->next)
+        if (x->domain == domain && x->id == id)
+            return x->text;
+    return NULL;
+}
+
+/* {"record":"policy", ...}: keep the text (the first one per domain and
+ * id: an id names one policy, RFC 8461 3.1). */
+static sts_rlog_line_kind policy_record(sts_rlog *r, json_t *o, sts_cur line)
+{
+    const char *ds, *is, *text;
+    size_t dl, il, tl;
+    char dom[STS_DOMAIN_MAX + 1];
+    const char *domain, *id;
+    sts_cur idc, idw;
+    poltext *x;
+    size_t b;
+
+    ds = json_str(o, "domain", &dl);
+    is = json_str(o, "policy_id", &il);
+    text = json_str(o, "policy", &tl);
+    if (ds == NULL || is == NULL || text == NULL || il == 0 || il > STS_ID_MAX ||
+        tl > STS_POLICY_MAX_BODY || sts_domain_normalize(ds, dl, dom, NULL) != STS_OK)
+        return sts_rlog_malformed(r, "policy record without a domain, policy_id or policy", line);
+    idc = sts_cur_make(is, il);
+    if (!sts_cur_take_while(&idc, sts_rlog_is_qid_char, &idw) || idc.len != 0)
+        return sts_rlog_malformed(r, "policy record with a bad policy_id", line);
+    if ((domain = sts_rlog_intern(r, dom, strlen(dom))) == NULL ||
+        (id = sts_rlog_intern(r, is, il)) == NULL)
+        return STS_RLOG_DECISION;
+    if (sts_rlog_policy_text(r, domain, id) != NULL)
+        return STS_RLOG_DECISION;
+    if (r->ptbytes + tl > POLICY_TEXT_MAX) {
+        r->st.dropped++;
+        return STS_RLOG_DECISION;
+    }
+    if ((x = malloc(sizeof(*x) + tl + 1)) == NULL) {
+        r->nomem = true;
+        return STS_RLOG_DECISION;
+    }
+    x->domain = domain;
+    x->id = id;
+    memcpy(x->text, text, tl);
+    x->text[tl] = '\0';
+    b = pt_bucket(domain, id);
+    x->next = r->pt[b];
+    r->pt[b] = x;
+    r->ptbytes += sizeof(*x) + tl + 1;
+    return STS_RLOG_DECISION;
+}
+
 sts_rlog_line_kind sts_rlog_decision_line(sts_rlog *r, sts_cur line)
 {
     static const struct {
@@ -89,6 +161,13 @@ sts_rlog_line_kind sts_rlog_decision_line(sts_rlog *r, sts_cur line)
     memset(&nd, 0, sizeof(nd));
     if (o == NULL || !json_is_object(o)) {
         k = sts_rlog_malformed(r, o == NULL ? "not JSON" : "not a JSON object", line);
+        goto done;
+    }
+    if ((s = json_str(o, "record", &sl)) != NULL && strcmp(s, "decision") != 0) {
+        if (strcmp(s, "policy") == 0)
+            k = policy_record(r, o, line);
+        else
+            k = STS_RLOG_IGNORED; /* a record kind of a newer daemon */
         goto done;
     }
     ts = json_str(o, "time", &tl);
@@ -138,21 +217,28 @@ sts_rlog_line_kind sts_rlog_decision_line(sts_rlog *r, sts_cur line)
     }
     if (strcmp(act, "tempfail-no-mx") == 0) {
         nd.engine_rt = sts_rlog_rt_validation;
-    } else if ((s = json_str(o, "report_type", &sl)) != NULL &&
-               nd.result != STS_RESULT_POLICY) {
+    } else if ((s = json_str(o, "report_type", &sl)) != NULL) {
         /* With result "policy" the report_type is that of a failed refresh
          * while a valid cached policy applied (RFC 8461 5.1): the mail went
-         * out under that policy and its connections are the sessions. */
+         * out under that policy and its connections are the sessions; the
+         * failed refresh is one more failed session under that policy
+         * (RFC 8461 6: sts-policy-fetch-error while the cached policy is
+         * in use). */
         static const sts_report_type rts[] = { STS_RT_FETCH_ERROR, STS_RT_POLICY_INVALID,
                                                STS_RT_WEBPKI_INVALID };
+        const char *rt = NULL;
 
         for (size_t i = 0; i < sizeof(rts) / sizeof(rts[0]); i++)
             if (strcmp(s, sts_report_type_name(rts[i])) == 0)
-                nd.engine_rt = sts_report_type_name(rts[i]);
-        if (nd.engine_rt == NULL) {
+                rt = sts_report_type_name(rts[i]);
+        if (rt == NULL) {
             k = sts_rlog_malformed(r, "decision with an unknown report_type", line);
             goto done;
         }
+        if (nd.result == STS_RESULT_POLICY)
+            nd.refresh_rt = rt;
+        else
+            nd.engine_rt = rt;
     }
     if ((s = json_str(o, "mode", &sl)) != NULL) {
         sts_mode m;
@@ -192,7 +278,10 @@ sts_rlog_line_kind sts_rlog_decision_line(sts_rlog *r, sts_cur line)
         nd.max_age_known = true;
     }
     nd.reason = "";
-    if ((s = json_str(o, "reason", &sl)) != NULL)
+    /* A failed refresh's own words, when the log has them (older logs:
+     * the decision's reason). */
+    if ((nd.refresh_rt != NULL && (s = json_str(o, "refresh_error", &sl)) != NULL && sl > 0) ||
+        (s = json_str(o, "reason", &sl)) != NULL)
         nd.reason = sts_rlog_intern_quoted(r, s, sl);
     nd.time = t;
     nd.qid = sts_rlog_intern(r, qs, ql);

@@ -55,6 +55,8 @@ typedef struct dec {
     int64_t time;
     const char *qid, *domain, *policy_id, *mx, *reason; /* interned */
     const char *engine_rt;                               /* static, NULL: none */
+    const char *refresh_rt; /* static: a failed refresh while a cached policy applied
+                               (result policy with a report_type, RFC 8461 6) */
     uint32_t next;                                       /* hash chain, index + 1 */
     uint32_t max_age;
     uint8_t result, mode;
@@ -93,6 +95,15 @@ typedef struct pidstate {
 } pidstate;
 
 #define PID_BUCKETS 8192
+#define POLICY_TEXT_MAX (16u << 20) /* policy texts kept (policy records) */
+#define OWN_QIDS_MAX 65536          /* queue ids of our own report mail */
+
+/* The text of a policy as published, from a decision log policy record. */
+typedef struct poltext {
+    struct poltext *next;
+    const char *domain, *id; /* interned */
+    char text[];
+} poltext;
 
 struct sts_rlog {
     void (*warn)(void *arg, const char *msg);
@@ -121,6 +132,13 @@ struct sts_rlog {
 
     sts_rsession *out;
     size_t nout;
+
+    poltext *pt[256]; /* policy texts by hash of (domain, id) */
+    size_t ptbytes;
+
+    const char *own_submitter; /* sts_rlog_set_own_reports: message ids of our reports */
+    const char **own;          /* interned queue ids of our report mail, sorted on use */
+    size_t nown, capown;
 };
 
 /* The RFC 8460 4.3 result types of failures seen in the MTA logs
@@ -242,6 +260,17 @@ sts_rlog_line_kind sts_rlog_sendmail_line(sts_rlog *r, pidstate *p, int64_t t, s
 /* One decision log line (a JSON object): STS_RLOG_DECISION, also when it
  * is counted rather than kept, or STS_RLOG_MALFORMED. */
 sts_rlog_line_kind sts_rlog_decision_line(sts_rlog *r, sts_cur line);
+
+/* The policy text of (domain, id) (interned), NULL when no record was
+ * read. */
+const char *sts_rlog_policy_text(const sts_rlog *r, const char *domain, const char *id);
+
+/* Note that queue id qid (not interned) carries message id msgid; our own
+ * report mail is remembered (sts_rlog_set_own_reports). */
+void sts_rlog_note_msgid(sts_rlog *r, sts_cur qid, sts_cur msgid);
+
+/* Whether qid (interned) is one of our own report mails. */
+bool sts_rlog_is_own(const sts_rlog *r, const char *qid);
 
 /* The latest decision kept for (qid, domain) (interned) logged no later
  * than JOIN_SKEW after t; NULL when none. */

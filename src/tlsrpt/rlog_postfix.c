@@ -7,6 +7,8 @@
  */
 #include "tlsrpt/rlog.h"
 
+#include <string.h>
+
 #include "base/buf.h"
 #include "tlsrpt/rlog_impl.h"
 
@@ -216,6 +218,14 @@ sts_rlog_line_kind sts_rlog_postfix_line(sts_rlog *r, pidstate *p, int64_t t, st
             !sts_rlog_same_relay(c, host, ip))
             c = sts_rlog_conn_new(r, p, t, host, ip);
         c->tls = (uint8_t)summaries[i].tls;
+        /* At level "may" Postfix logs no reason for an unverified chain:
+         * its own verdict is the failure-reason-code. */
+        if ((summaries[i].tls == STS_RLOG_TLS_UNTRUSTED ||
+             summaries[i].tls == STS_RLOG_TLS_ANONYMOUS) &&
+            c->detail[0] == '\0' &&
+            (c->detail = sts_rlog_intern(r, summaries[i].lit, strlen(summaries[i].lit) - 1)) ==
+                NULL)
+            c->detail = "";
         return STS_RLOG_POSTFIX;
     }
     s = m;

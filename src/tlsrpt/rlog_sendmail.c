@@ -8,6 +8,9 @@
  */
 #include "tlsrpt/rlog.h"
 
+#include <stdio.h>
+#include <string.h>
+
 #include "base/buf.h"
 #include "tlsrpt/rlog_impl.h"
 
@@ -215,6 +218,14 @@ sts_rlog_line_kind sts_rlog_sendmail_line(sts_rlog *r, pidstate *p, int64_t t, s
         if (tls == STS_RLOG_TLS_UNTRUSTED && rt == NULL && p->pend_rt != NULL) {
             c->rt = p->pend_rt;
             c->detail = p->pend_detail;
+        } else if (tls != STS_RLOG_TLS_TRUSTED && tls != STS_RLOG_TLS_VERIFIED) {
+            /* No reason logged (yet): Sendmail's own verdict is the
+             * failure-reason-code; a verifymsg line may still refine it. */
+            char w[40];
+
+            (void)snprintf(w, sizeof(w), "verify=%.*s", (int)verify.len, verify.p);
+            if ((c->detail = sts_rlog_intern(r, w, strlen(w))) == NULL)
+                c->detail = "";
         }
         p->pend_rt = p->pend_detail = NULL;
         return STS_RLOG_SENDMAIL;
@@ -228,7 +239,7 @@ sts_rlog_line_kind sts_rlog_sendmail_line(sts_rlog *r, pidstate *p, int64_t t, s
         val = sts_cur_make(s.p + pos + 12, s.len - pos - 12);
         c = sts_rlog_conn_cur(p);
         if (c != NULL && c->qid == NULL && c->tls == STS_RLOG_TLS_UNTRUSTED && c->rt == NULL &&
-            !sts_cur_eq(&val, "ok")) {
+            !sts_cur_eq(&val, "ok") && !sts_cur_eq(&val, "OK")) {
             c->rt = sts_rlog_reason_rt(val);
             if ((c->detail = sts_rlog_intern_quoted(r, val.p, val.len)) == NULL)
                 c->detail = "";
@@ -281,6 +292,24 @@ sts_rlog_line_kind sts_rlog_sendmail_line(sts_rlog *r, pidstate *p, int64_t t, s
             (c->detail = sts_rlog_intern_quoted(r, reject.p, reject.len)) == NULL)
             c->detail = "";
         return STS_RLOG_SENDMAIL;
+    }
+    s = m;
+    if (sts_rlog_take_qid(&s, &qidc) && sts_cur_take_lit(&s, "from=")) {
+        /* "from=ADDR, size=.., ..., msgid=<..>, ...": our own report mail
+         * is known by its Message-ID (sts_rlog_set_own_reports). */
+        sts_cur from;
+
+        if (r->own_submitter == NULL)
+            return STS_RLOG_IGNORED;
+        if (!sts_rlog_take_addr(&s, s.len > 0 && s.p[0] == '<', &from) ||
+            !sts_cur_take_lit(&s, ", "))
+            return STS_RLOG_IGNORED;
+        while (sts_rlog_take_field(&s, "", &key, &val))
+            if (sts_cur_eq(&key, "msgid")) {
+                sts_rlog_note_msgid(r, qidc, val);
+                return STS_RLOG_SENDMAIL;
+            }
+        return STS_RLOG_IGNORED;
     }
     s = m;
     if (sts_rlog_take_qid(&s, &qidc) && sts_cur_take_lit(&s, "to=")) {

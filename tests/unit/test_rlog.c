@@ -622,17 +622,22 @@ static const scenario scenarios[] = {
     /* A refresh failed while a valid cached policy applied (result
      * "policy" with a report_type): the mail went out under the cached
      * policy, its connection is the session, not a fetch error. */
-    { "refresh_failure_under_cached_policy_is_no_engine_failure",
+    /* RFC 8461 6: the failed refresh is one failed session under the
+     * cached policy; the delivery is a session of its own, not absorbed. */
+    { "refresh_failure_under_cached_policy_is_reported_beside_delivery",
       LINES("{\"time\":\"2026-11-28T13:49:24Z\",\"queue_id\":\"5E5E5E5E5E\",\"domain\":\"cached.test\","
             "\"result\":\"policy\",\"mode\":\"enforce\",\"policy_id\":\"c1\",\"action\":\"route-enforce\","
             "\"reason\":\"enforce policy\",\"report_type\":\"sts-policy-fetch-error\","
+            "\"refresh_error\":\"HTTP status 503\","
             "\"mx\":\"mx1.cached.test\",\"max_age\":604800,\"from_cache\":true}",
             PF "postfix/smtp[900]: Verified TLS connection established to mx1.cached.test[192.0.2.91]:25" TLS_TAIL,
             PF "postfix/smtp[900]: 5E5E5E5E5E: to=<u@cached.test>, relay=mx1.cached.test[192.0.2.91]:25, "
                "delay=1, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 ok)"),
-      WANT({ "5E5E5E5E5E", "cached.test", STS_RLOG_TLS_VERIFIED, NULL, "mx1.cached.test", "192.0.2.91",
+      WANT({ "5E5E5E5E5E", "cached.test", STS_RLOG_TLS_NONE, "sts-policy-fetch-error", "", "",
+             true, true, "HTTP status 503" },
+           { "5E5E5E5E5E", "cached.test", STS_RLOG_TLS_VERIFIED, NULL, "mx1.cached.test", "192.0.2.91",
              true, false, "" }),
-      { 0, 0, 0, 0, 0, 0, 0, 1, 0 } },
+      { 0, 0, 0, 0, 0, 0, 0, 1, 1 } },
 
     /* Reason texts go into report JSON as they are (printable ASCII): a
      * quote stays a quote, only other bytes are escaped. */
@@ -1159,9 +1164,105 @@ static void test_first_time(void **state)
 #define N_KIND (sizeof(kind_cases) / sizeof(kind_cases[0]))
 #define N_SCEN (sizeof(scenarios) / sizeof(scenarios[0]))
 
+/* The decision log's policy record gives the sessions under that policy
+ * its text as published; records of unknown kinds are skipped. */
+static void test_policy_record(void **state)
+{
+    static const char *const lines[] = {
+        "{\"time\":\"2026-11-28T13:00:00Z\",\"record\":\"policy\",\"domain\":\"Good.test\","
+        "\"policy_id\":\"enf1\",\"policy\":\"version: STSv1\\nmode: enforce\\nmx: mx1.good.test\\n"
+        "max_age: 86400\\nx-extra: 1\\n\"}",
+        "{\"time\":\"2026-11-28T13:00:01Z\",\"record\":\"probe\",\"domain\":\"good.test\"}",
+        "{\"time\":\"2026-11-28T13:00:02Z\",\"record\":\"policy\",\"domain\":\"good.test\"}",
+        DEC_ENFORCE("B90DBA84CD4", "good.test", "enf1"),
+        DEC_ENFORCE("B90DBA84CD5", "good.test", "enf2"),
+        PF "postfix/smtp[13417]: Verified TLS connection established to "
+           "mx1.good.test[192.0.2.10]:25" TLS_TAIL,
+        PF "postfix/smtp[13417]: B90DBA84CD4: to=<u1@good.test>, relay=mx1.good.test[192.0.2.10]:25, "
+           "delay=0.26, delays=0.02/0.06/0.1/0.07, dsn=2.0.0, status=sent (250 ok)",
+        PF "postfix/smtp[13418]: Verified TLS connection established to "
+           "mx1.good.test[192.0.2.10]:25" TLS_TAIL,
+        PF "postfix/smtp[13418]: B90DBA84CD5: to=<u1@good.test>, relay=mx1.good.test[192.0.2.10]:25, "
+           "delay=0.26, delays=0.02/0.06/0.1/0.07, dsn=2.0.0, status=sent (250 ok)",
+    };
+    static const sts_rlog_line_kind want_kind[] = { STS_RLOG_DECISION, STS_RLOG_IGNORED,
+                                                    STS_RLOG_MALFORMED };
+    sts_rlog *r;
+    const sts_rsession *s;
+    size_t n;
+
+    (void)state;
+    assert_int_equal(sts_rlog_new(NULL, NULL, &r), STS_OK);
+    sts_rlog_set_now(r, NOW);
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        sts_rlog_line_kind k = sts_rlog_feed_line(r, lines[i], strlen(lines[i]), "t", i + 1);
+
+        if (i < 3 && k != want_kind[i])
+            fail_msg("line %zu: got kind %d, want %d", i + 1, (int)k, (int)want_kind[i]);
+    }
+    assert_int_equal(sts_rlog_sessions(r, &s, &n), STS_OK);
+    if (n != 2)
+        fail_msg("got %zu sessions, want 2", n);
+    for (size_t i = 0; i < n; i++) {
+        bool first = strcmp(s[i].queue_id, "B90DBA84CD4") == 0;
+
+        if (first && (s[i].policy_text == NULL ||
+                      strcmp(s[i].policy_text, "version: STSv1\nmode: enforce\nmx: mx1.good.test\n"
+                                               "max_age: 86400\nx-extra: 1\n") != 0))
+            fail_msg("enf1: got policy text %s, want the record's", str_or(s[i].policy_text));
+        if (!first && s[i].policy_text != NULL)
+            fail_msg("enf2: got policy text %s, want none (no record)", s[i].policy_text);
+    }
+    sts_rlog_free(r);
+}
+
+/* RFC 8460 3: the delivery of our own report mail (known by the Message-ID
+ * rmail.c writes) is not a session; another message id is. */
+static void test_own_reports_left_out(void **state)
+{
+    static const char *const lines[] = {
+        PF "postfix/cleanup[50]: 3F1A2B3C4D: message-id=<tlsrpt.0123456789abcdef0123456789abcdef."
+           "1795873700.0@sender.test>",
+        PF "postfix/cleanup[50]: 3F1A2B3C4E: message-id=<tlsrpt.0123456789abcdef0123456789abcdef."
+           "1795873700.0@other.test>",
+        PF "postfix/smtp[60]: Verified TLS connection established to mx.rua.test[192.0.2.20]:25"
+           TLS_TAIL,
+        PF "postfix/smtp[60]: 3F1A2B3C4D: to=<tlsrpt@rua.test>, relay=mx.rua.test[192.0.2.20]:25, "
+           "delay=0.2, delays=0/0/0.1/0.1, dsn=2.0.0, status=sent (250 ok)",
+        PF "postfix/smtp[61]: Verified TLS connection established to mx.rua.test[192.0.2.20]:25"
+           TLS_TAIL,
+        PF "postfix/smtp[61]: 3F1A2B3C4E: to=<tlsrpt@rua.test>, relay=mx.rua.test[192.0.2.20]:25, "
+           "delay=0.2, delays=0/0/0.1/0.1, dsn=2.0.0, status=sent (250 ok)",
+        SM "sm-mta[70]: 6ASDolB8000200: from=<postmaster@sender.test>, size=900, class=0, nrcpts=1, "
+           "msgid=<tlsrpt.00000000000000000000000000000000.1.1@sender.test>, proto=ESMTP, "
+           "daemon=MTA, relay=localhost [127.0.0.1]",
+        SM "sm-mta[71]: STARTTLS=client, relay=mx.rua.test., version=TLSv1.3, verify=OK, "
+           "cipher=TLS_AES_256_GCM_SHA384, bits=256/256",
+        SM "sm-mta[71]: 6ASDolB8000200: to=<tlsrpt@rua.test>, delay=00:00:01, xdelay=00:00:01, "
+           "mailer=esmtp, pri=30000, relay=mx.rua.test. [192.0.2.20], dsn=2.0.0, stat=Sent (ok)",
+    };
+    sts_rlog *r;
+    const sts_rsession *s;
+    size_t n;
+
+    (void)state;
+    assert_int_equal(sts_rlog_new(NULL, NULL, &r), STS_OK);
+    sts_rlog_set_now(r, NOW);
+    sts_rlog_set_own_reports(r, "sender.test");
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+        (void)sts_rlog_feed_line(r, lines[i], strlen(lines[i]), "t", i + 1);
+    assert_int_equal(sts_rlog_sessions(r, &s, &n), STS_OK);
+    if (n != 1 || strcmp(s[0].queue_id, "3F1A2B3C4E") != 0)
+        fail_msg("got %zu sessions (first %s), want only 3F1A2B3C4E", n, n > 0 ? s[0].queue_id : "-");
+    if (sts_rlog_get_stats(r)->own_reports != 2)
+        fail_msg("own_reports: got %llu, want 2",
+                 (unsigned long long)sts_rlog_get_stats(r)->own_reports);
+    sts_rlog_free(r);
+}
+
 int main(void)
 {
-    struct CMUnitTest tests[N_KIND + N_SCEN + 10];
+    struct CMUnitTest tests[N_KIND + N_SCEN + 12];
     size_t n = 0;
 
     /* BSD syslog stamps are local time: pin it. */
@@ -1185,5 +1286,7 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_files);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_file_long_line);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_first_time);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_policy_record);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_own_reports_left_out);
     return UNIT_RUN("rlog", tests, n);
 }
