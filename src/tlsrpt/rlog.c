@@ -168,10 +168,6 @@ sts_rlog_line_kind sts_rlog_feed_line(sts_rlog *r, const char *line, size_t len,
     sts_rlog_line_kind k;
     uint64_t pid;
     int64_t t;
-    uint8_t kind;
-    char svc[STS_DOMAIN_MAX + 200];
-    const char *hosti, *svci;
-    pidstate *p;
 
     r->name = name;
     r->lineno = lineno;
@@ -211,6 +207,35 @@ sts_rlog_line_kind sts_rlog_feed_line(sts_rlog *r, const char *line, size_t len,
         !sts_cur_take_number(&pidc, 10, UINT32_MAX, &pid) || !sts_cur_take_lit(&s, "]:"))
         goto out;
     (void)sts_cur_take_char(&s, ' ');
+    k = sts_rlog_feed_syslog(r, t, host, tag, (uint32_t)pid, s);
+out:
+    switch (k) {
+    case STS_RLOG_DECISION:
+        r->st.decision_lines++;
+        break;
+    case STS_RLOG_POSTFIX:
+    case STS_RLOG_SENDMAIL:
+        r->st.mta_lines++;
+        break;
+    case STS_RLOG_IGNORED:
+        r->st.ignored_lines++;
+        break;
+    case STS_RLOG_MALFORMED:
+        r->st.malformed_lines++;
+        break;
+    }
+    return k;
+}
+
+sts_rlog_line_kind sts_rlog_feed_syslog(sts_rlog *r, int64_t t, sts_cur host, sts_cur tag,
+                                        uint32_t pid, sts_cur s)
+{
+    sts_rlog_line_kind k = STS_RLOG_IGNORED;
+    uint8_t kind;
+    char svc[STS_DOMAIN_MAX + 200];
+    const char *hosti, *svci;
+    pidstate *p;
+
     if (ends_with(tag, "/cleanup")) {
         /* "QID: message-id=<...>": which queue id is our own report mail. */
         sts_cur qidc;
@@ -242,21 +267,6 @@ sts_rlog_line_kind sts_rlog_feed_line(sts_rlog *r, const char *line, size_t len,
     k = kind == MTA_POSTFIX ? sts_rlog_postfix_line(r, p, t, s)
                             : sts_rlog_sendmail_line(r, p, t, s);
 out:
-    switch (k) {
-    case STS_RLOG_DECISION:
-        r->st.decision_lines++;
-        break;
-    case STS_RLOG_POSTFIX:
-    case STS_RLOG_SENDMAIL:
-        r->st.mta_lines++;
-        break;
-    case STS_RLOG_IGNORED:
-        r->st.ignored_lines++;
-        break;
-    case STS_RLOG_MALFORMED:
-        r->st.malformed_lines++;
-        break;
-    }
     return k;
 }
 

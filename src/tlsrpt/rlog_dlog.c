@@ -15,6 +15,10 @@
  *       dlog.c), for the report's policy-string;
  *   other kinds are counted as ignored, so that a newer daemon's log
  *   stays readable.
+ * And a JSON line with "__REALTIME_TIMESTAMP" and "MESSAGE" is a record of
+ * "journalctl -o json" (systemd.journal-fields(7)): the syslog message of
+ * SYSLOG_IDENTIFIER[SYSLOG_PID or _PID] on _HOSTNAME at that time, read as
+ * the same line from a syslog file would be.
  */
 #include "tlsrpt/rlog.h"
 
@@ -136,6 +140,63 @@ static sts_rlog_line_kind policy_record(sts_rlog *r, json_t *o, sts_cur line)
     return STS_RLOG_DECISION;
 }
 
+/* A journal field that may be a string or, when not UTF-8, an array of
+ * byte values (journalctl -o json); *buf holds the bytes of the latter. */
+static bool journal_field(json_t *o, const char *k, char *buf, size_t bufsz, sts_cur *out)
+{
+    json_t *v = json_object_get(o, k), *b;
+    size_t i;
+
+    if (json_is_string(v)) {
+        *out = sts_cur_make(json_string_value(v), json_string_length(v));
+        return true;
+    }
+    if (!json_is_array(v) || json_array_size(v) > bufsz)
+        return false;
+    json_array_foreach(v, i, b) {
+        if (!json_is_integer(b) || json_integer_value(b) < 0 || json_integer_value(b) > 255)
+            return false;
+        buf[i] = (char)json_integer_value(b);
+    }
+    *out = sts_cur_make(buf, json_array_size(v));
+    return true;
+}
+
+static bool is_tag_byte(unsigned char ch)
+{
+    return ch > ' ' && ch < 0x7f && ch != '[' && ch != ':';
+}
+
+/* A "journalctl -o json" record: the syslog message it holds. */
+static sts_rlog_line_kind journal_record(sts_rlog *r, json_t *o, sts_cur line)
+{
+    char *msgbuf = r->jbuf;
+    char tagbuf[256], hostbuf[STS_DOMAIN_MAX + 1], pidbuf[16];
+    sts_cur ts, msg, tag, host = { "", 0 }, pidc, w;
+    uint64_t usec, pid;
+
+    if (!journal_field(o, "__REALTIME_TIMESTAMP", pidbuf, 0, &ts) ||
+        !sts_cur_take_number(&ts, 20, UINT64_MAX, &usec) || ts.len != 0 ||
+        !journal_field(o, "MESSAGE", msgbuf, sizeof(r->jbuf), &msg))
+        return sts_rlog_malformed(r, "journal record without a time or a message", line);
+    /* Not a syslog message (the kernel, a unit's stdout): nothing of ours. */
+    if (!journal_field(o, "SYSLOG_IDENTIFIER", tagbuf, sizeof(tagbuf), &tag) ||
+        (!journal_field(o, "SYSLOG_PID", pidbuf, sizeof(pidbuf), &pidc) &&
+         !journal_field(o, "_PID", pidbuf, sizeof(pidbuf), &pidc)))
+        return STS_RLOG_IGNORED;
+    w = tag;
+    if (tag.len == 0 || !sts_cur_take_while(&w, is_tag_byte, &w) || w.p != tag.p + tag.len)
+        return STS_RLOG_IGNORED;
+    if (!sts_cur_take_number(&pidc, 10, UINT32_MAX, &pid) || pidc.len != 0)
+        return STS_RLOG_IGNORED;
+    if (journal_field(o, "_HOSTNAME", hostbuf, sizeof(hostbuf) - 1, &host) &&
+        host.len > STS_DOMAIN_MAX)
+        host.len = 0;
+    if (msg.len > 0 && msg.p[msg.len - 1] == '\n')
+        msg.len--;
+    return sts_rlog_feed_syslog(r, (int64_t)(usec / 1000000), host, tag, (uint32_t)pid, msg);
+}
+
 sts_rlog_line_kind sts_rlog_decision_line(sts_rlog *r, sts_cur line)
 {
     static const struct {
@@ -161,6 +222,11 @@ sts_rlog_line_kind sts_rlog_decision_line(sts_rlog *r, sts_cur line)
     memset(&nd, 0, sizeof(nd));
     if (o == NULL || !json_is_object(o)) {
         k = sts_rlog_malformed(r, o == NULL ? "not JSON" : "not a JSON object", line);
+        goto done;
+    }
+    if (json_object_get(o, "__REALTIME_TIMESTAMP") != NULL &&
+        json_object_get(o, "MESSAGE") != NULL) {
+        k = journal_record(r, o, line);
         goto done;
     }
     if ((s = json_str(o, "record", &sl)) != NULL && strcmp(s, "decision") != 0) {

@@ -136,6 +136,8 @@ struct sts_rlog {
     poltext *pt[256]; /* policy texts by hash of (domain, id) */
     size_t ptbytes;
 
+    char jbuf[STS_RLOG_LINE_MAX]; /* a journal record's MESSAGE given as bytes */
+
     const char *own_submitter; /* sts_rlog_set_own_reports: message ids of our reports */
     const char **own;          /* interned queue ids of our report mail, sorted on use */
     size_t nown, capown;
@@ -155,6 +157,13 @@ extern const char sts_rlog_rt_validation[];
  * start of what, quoted); returns STS_RLOG_MALFORMED for the parser to
  * return. */
 sts_rlog_line_kind sts_rlog_malformed(sts_rlog *r, const char *why, sts_cur what);
+
+/* One syslog message: time t, host ("" none), TAG and PID of the
+ * "TAG[PID]: " header, and the message m after it; from a syslog line or
+ * a journal record.  Returns what it was; counts nothing (the caller
+ * does). */
+sts_rlog_line_kind sts_rlog_feed_syslog(sts_rlog *r, int64_t t, sts_cur host, sts_cur tag,
+                                        uint32_t pid, sts_cur m);
 
 /* ------------------------------------------------------- rlog_text.c */
 

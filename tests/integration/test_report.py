@@ -19,6 +19,7 @@ second run detected as a duplicate.
 """
 
 import base64
+import calendar
 import email
 import email.policy
 import glob
@@ -31,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True
@@ -309,6 +311,57 @@ def cases(report, env):
         out, _, _ = env.dry([DECISIONS, "-"], stdin=data)
         expect_golden_set(out)
     report.run("the MTA log on standard input (-)", from_stdin)
+
+    def journal():
+        """The mail log as the journal has it on a system without rsyslog:
+        the golden syslog lines written into a real journal file by
+        systemd-journal-remote (as journald would store them: identifier,
+        pid, host, facility mail), read back with journalctl in the two
+        formats mtasts-report(1) documents, from a file and from stdin."""
+        remote = next((p for p in ("/lib/systemd/systemd-journal-remote",
+                                    "/usr/lib/systemd/systemd-journal-remote")
+                       if os.access(p, os.X_OK)), None)
+        if remote is None or shutil.which("journalctl") is None:
+            raise harness.Skip("journalctl or systemd-journal-remote not installed "
+                               "(apt-get install systemd-journal-remote)")
+        hdr = re.compile(r"^(\w{3} [ \d]\d \d\d:\d\d:\d\d) (\S+) ([^\[\s]+)\[(\d+)\]: (.*)$")
+        export = env.path("mail.export")
+        with open(MAILLOG) as fi, open(export, "w") as fo:
+            for n, line in enumerate(fi):
+                m = hdr.match(line.rstrip("\n"))
+                assert m, "golden mail.log line %d: %r" % (n + 1, line)
+                t = calendar.timegm(time.strptime("2026 " + m.group(1), "%Y %b %d %H:%M:%S"))
+                for k, v in (("__REALTIME_TIMESTAMP", "%d" % (t * 1000000 + n)),
+                             ("__MONOTONIC_TIMESTAMP", "%d" % (n + 1)),
+                             ("_BOOT_ID", "6a2f0b8c1d3e4f5a6b7c8d9e0f1a2b3c"),
+                             ("_TRANSPORT", "syslog"), ("PRIORITY", "6"),
+                             ("SYSLOG_FACILITY", "2"), ("_HOSTNAME", m.group(2)),
+                             ("SYSLOG_IDENTIFIER", m.group(3)), ("SYSLOG_PID", m.group(4)),
+                             ("_PID", m.group(4)), ("_COMM", "smtp"),
+                             ("MESSAGE", m.group(5))):
+                    fo.write("%s=%s\n" % (k, v))
+                fo.write("\n")
+        jfile = env.path("mail.journal")
+        p = subprocess.run([remote, "--output=" + jfile, export], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=60)
+        assert p.returncode == 0, p.stdout.decode(errors="replace")
+        for fmt in ("json", "short-iso"):
+            p = subprocess.run(["journalctl", "--file=" + jfile, "-o", fmt, "SYSLOG_FACILITY=2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+                               env=dict(os.environ, TZ="Europe/Berlin"))
+            assert p.returncode == 0 and p.stdout, p.stderr.decode(errors="replace")
+            path = env.path("mail." + fmt)
+            with open(path, "wb") as fh:
+                fh.write(p.stdout)
+            out, _, se = env.dry([DECISIONS, path])
+            expect_golden_set(out)
+            # Only the decision log's two broken lines are warned about.
+            warns = [l for l in se.split("\n") if "warning:" in l]
+            assert len(warns) == 2 and all("decisions.log:" in w for w in warns), se
+            out, _, _ = env.dry([DECISIONS, "-"], stdin=p.stdout)
+            expect_golden_set(out)
+    report.run("journalctl -o json and -o short-iso (file and stdin): the golden reports",
+               journal)
 
     def gzipped():
         a, b = env.path("decisions.1"), env.path("mail.log.2.gz")

@@ -186,6 +186,36 @@ static const kind_case kind_cases[] = {
       SM "sm-mta[14]: STARTTLS=client, relay=[127.0.0.1], version=TLSv1.3, verify=MAYBE, "
          "cipher=TLS_AES_256_GCM_SHA384, bits=256/256",
       STS_RLOG_MALFORMED },
+    /* journalctl -o json records (fields as journalctl 252 prints them). */
+    { "journal_json_postfix_tls",
+      "{\"__CURSOR\":\"s=04;i=1\",\"__REALTIME_TIMESTAMP\":\"1795873765000000\",\"_HOSTNAME\":"
+      "\"mta\",\"SYSLOG_IDENTIFIER\":\"postfix/smtp\",\"SYSLOG_FACILITY\":\"2\",\"MESSAGE\":"
+      "\"Verified TLS connection established to mx.example.com[192.0.2.1]:25: TLSv1.3\","
+      "\"SYSLOG_PID\":\"13417\",\"_PID\":\"13417\"}",
+      STS_RLOG_POSTFIX },
+    { "journal_json_message_as_bytes",
+      "{\"__REALTIME_TIMESTAMP\":\"1795873765000000\",\"SYSLOG_IDENTIFIER\":\"sm-mta\","
+      "\"_PID\":\"14\",\"MESSAGE\":[83,84,65,82,84,84,76,83,61,99,108,105,101,110,116,44,32,114"
+      ",101,108,97,121,61,91,49,50,55,46,48,46,48,46,49,93,44,32,118,101,114,115,105,111,110,61"
+      ",84,76,83,118,49,46,51,44,32,118,101,114,105,102,121,61,79,75,44,32,99,105,112,104,101,1"
+      "14,61,88,255,44,32,98,105,116,115,61,50,53,54,47,50,53,54]}",
+      STS_RLOG_SENDMAIL },
+    { "journal_json_not_syslog_ignored",
+      "{\"__REALTIME_TIMESTAMP\":\"1795873765000000\",\"_TRANSPORT\":\"kernel\",\"MESSAGE\":"
+      "\"eth0: link up\"}",
+      STS_RLOG_IGNORED },
+    { "journal_json_other_program_ignored",
+      "{\"__REALTIME_TIMESTAMP\":\"1795873765000000\",\"SYSLOG_IDENTIFIER\":\"postfix/qmgr\","
+      "\"SYSLOG_PID\":\"7\",\"MESSAGE\":\"1A2B3C4D5E: removed\"}",
+      STS_RLOG_IGNORED },
+    { "journal_json_bad_time_malformed",
+      "{\"__REALTIME_TIMESTAMP\":\"soon\",\"SYSLOG_IDENTIFIER\":\"postfix/smtp\","
+      "\"SYSLOG_PID\":\"7\",\"MESSAGE\":\"x\"}",
+      STS_RLOG_MALFORMED },
+    { "journal_short_iso_precise",
+      "2026-11-28T13:49:25.123456+0000 mta postfix/smtp[13417]: Verified TLS connection "
+      "established to mx.example.com[192.0.2.1]:25" TLS_TAIL,
+      STS_RLOG_POSTFIX },
     { "kernel_line_ignored", PF "kernel: [12345.678] eth0: link up", STS_RLOG_IGNORED },
     { "empty_line_ignored", "", STS_RLOG_IGNORED },
     { "garbage_ignored", "\x01\x02\xff not a log line", STS_RLOG_IGNORED },
