@@ -35,6 +35,7 @@
 
 #define PROG "mtasts-report"
 #define EXIT_NOT_SENT 1 /* some reports could not be queued or sent */
+#define EXIT_DROPPED 2  /* log records were dropped at a memory cap: reports miss them */
 
 static void usage(FILE *fp)
 {
@@ -212,6 +213,37 @@ static int make_identity(const sts_config *cfg, identity *id)
         }
     }
     return 0;
+}
+
+static void add_session(void *arg, const sts_rsession *s)
+{
+    sts_report_acc_add(arg, s);
+}
+
+typedef struct progress_state {
+    bool tty;
+    double start, last;
+} progress_state;
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* On a terminal: lines and sessions so far, rewritten in place. */
+static void show_progress(void *arg, const sts_rlog_stats *st)
+{
+    progress_state *p = arg;
+    double now = now_s();
+
+    if (now - p->last < 0.25)
+        return;
+    p->last = now;
+    fprintf(stderr, "\r" PROG ": %llu lines, %llu attempts, %.0f s ",
+            (unsigned long long)st->lines, (unsigned long long)st->attempts, now - p->start);
 }
 
 static const char *sending_ip_route(void *arg, const char *rip)
@@ -395,7 +427,8 @@ static void print_stats(const char *date, const sts_rlog_stats *ls, const sts_re
                  "malformed %llu); decisions %llu (repeated lines %llu, no delivery %llu); "
                  "attempts %llu (joined %llu, unjoined %llu, without TLS information %llu, "
                  "folded into engine failures %llu); unjoined decisions %llu; engine failures "
-                 "%llu; dropped %llu; sessions of the day %llu, of the days around it %llu, "
+                 "%llu; dropped %llu; unfinished connections %llu, reasons cut %llu; "
+                 "sessions of the day %llu, of the days around it %llu, "
                  "further away %llu, unattributed %llu, without policy %llu, under mode none "
                  "%llu, our own report mail %llu; reports %zu\n",
             date, U(ls->lines), U(ls->decision_lines), U(ls->mta_lines), U(ls->tls_lines),
@@ -403,6 +436,7 @@ static void print_stats(const char *date, const sts_rlog_stats *ls, const sts_re
             U(ls->duplicate_decisions), U(ls->no_session), U(ls->attempts), U(ls->joined),
             U(ls->unjoined_attempts), U(ls->no_tls_info), U(ls->absorbed),
             U(ls->unjoined_decisions), U(ls->engine_failures), U(ls->dropped),
+            U(ls->unfinished), U(ls->details_cut),
             U(set->stats.in_day), U(set->stats.outside_day), U(ls->outside_window),
             U(set->stats.unattributed), U(set->stats.no_policy), U(set->stats.mode_none),
             U(ls->own_reports), set->n);
@@ -526,10 +560,10 @@ int main(int argc, char **argv)
     sts_report_opts ro;
     sts_rlog *rl = NULL;
     sts_srcaddr *src = NULL;
+    sts_report_acc *acc = NULL;
+    progress_state progress = { false, 0, 0 };
     sts_report_set *set = NULL;
-    const sts_rsession *sessions = NULL;
     const char **inputs = NULL;
-    size_t nsessions = 0;
     char day_text[32];
     int64_t day;
     sts_why why = { "" };
@@ -640,29 +674,11 @@ int main(int argc, char **argv)
     /* Our own report mail is not reported on (RFC 8460 3). */
     sts_rlog_set_own_reports(rl, id.submitter);
     /* Sessions of the day and of the days on either side (these only tell
-     * which policy was in force, see report.h); decisions of any time are
-     * still joined.  Bounds memory whatever span the logs cover. */
+     * which policy was in force, see report.h).  Bounds memory whatever
+     * span the logs cover. */
     sts_rlog_set_window(rl, day - STS_REPORT_DAY, day + 2 * STS_REPORT_DAY);
     if ((rc = order_inputs(rl, argv + optind, (size_t)(argc - optind), &inputs)) != 0)
         goto done;
-    /* Every log must be read whole: a report is sent once per day and
-     * domain (its id is stable), so one built from part of the logs could
-     * never be corrected by a later run. */
-    for (int i = 0; i < argc - optind; i++) {
-        sts_status st = sts_rlog_read_file(rl, inputs[i], &why);
-
-        if (st != STS_OK) {
-            fprintf(stderr, PROG ": %s: %s; no report built\n", inputs[i], why.text);
-            rc = st == STS_NOMEM ? EX_OSERR : EX_NOINPUT;
-            goto done;
-        }
-    }
-    if (sts_rlog_sessions(rl, &sessions, &nsessions) != STS_OK) {
-        fprintf(stderr, PROG ": out of memory joining the logs\n");
-        rc = EX_OSERR;
-        goto done;
-    }
-    warn_inputs(sts_rlog_get_stats(rl));
     memset(&ro, 0, sizeof(ro));
     ro.organization = id.organization;
     ro.contact = id.contact;
@@ -679,7 +695,7 @@ int main(int argc, char **argv)
         ro.sending_ip = sending_ip_route;
         ro.sending_ip_arg = src;
     }
-    switch (sts_report_build(&ro, day, sessions, nsessions, &set, &why)) {
+    switch (sts_report_acc_new(&ro, day, &acc, &why)) {
     case STS_OK:
         break;
     case STS_NOMEM:
@@ -689,6 +705,38 @@ int main(int argc, char **argv)
     default:
         fprintf(stderr, PROG ": %s\n", why.text);
         rc = EX_CONFIG;
+        goto done;
+    }
+    /* Streaming: each session goes into the day's aggregates as soon as
+     * it is known, so memory follows what the reports hold, not the
+     * number of sessions (rlog.h, report.h).  The logs are read at once,
+     * merged by time. */
+    sts_rlog_set_sink(rl, add_session, acc);
+    progress.tty = isatty(STDERR_FILENO) == 1;
+    progress.start = now_s();
+    if (progress.tty)
+        sts_rlog_set_progress(rl, show_progress, &progress);
+    /* Every log must be read whole: a report is sent once per day and
+     * domain (its id is stable), so one built from part of the logs could
+     * never be corrected by a later run. */
+    {
+        sts_status st = sts_rlog_read_files(rl, inputs, (size_t)(argc - optind), &why);
+
+        if (st == STS_OK)
+            st = sts_rlog_finish(rl);
+        if (progress.tty)
+            fprintf(stderr, "\r%60s\r", "");
+        if (st != STS_OK) {
+            fprintf(stderr, PROG ": %s; no report built\n",
+                    st == STS_NOMEM ? "out of memory joining the logs" : why.text);
+            rc = st == STS_NOMEM ? EX_OSERR : EX_NOINPUT;
+            goto done;
+        }
+    }
+    warn_inputs(sts_rlog_get_stats(rl));
+    if (sts_report_acc_finish(acc, &set, &why) != STS_OK) {
+        fprintf(stderr, PROG ": %s\n", why.text);
+        rc = EX_OSERR;
         goto done;
     }
     print_stats(day_text, sts_rlog_get_stats(rl), set);
@@ -721,11 +769,20 @@ int main(int argc, char **argv)
             rc = EXIT_NOT_SENT;
         print_send_stats(&ss);
     }
+    if (sts_rlog_get_stats(rl)->dropped > 0) {
+        /* Never silently: the reports lack these records. */
+        fprintf(stderr, PROG ": warning: %llu log records dropped at a memory cap (see "
+                        "\"dropped\" above): the reports miss them\n",
+                (unsigned long long)sts_rlog_get_stats(rl)->dropped);
+        if (rc == 0)
+            rc = EXIT_DROPPED;
+    }
     if (fflush(stdout) != 0 && rc == 0)
         rc = EX_IOERR;
 done:
     free(inputs);
     sts_report_set_free(set);
+    sts_report_acc_free(acc);
     sts_srcaddr_free(src);
     sts_rlog_free(rl);
     if (cfg_ready)

@@ -140,6 +140,31 @@ sts_status sts_report_build(const sts_report_opts *o, int64_t day, const sts_rse
 
 void sts_report_set_free(sts_report_set *set);
 
+/* The same, streaming: sessions are added one at a time, in time order
+ * (the order of the streaming join, rlog.h), and only what the reports
+ * hold is kept - per domain its entries and their distinct failure
+ * details - so memory does not grow with the number of sessions.  The
+ * nearest known state of a session without one is the last one before it
+ * in that order, else the first after it (the sessions before a domain's
+ * first known state wait, aggregated, for it).  sts_report_build is this
+ * over the sessions sorted by time. */
+typedef struct sts_report_acc sts_report_acc;
+
+/* Errors as for sts_report_build (bad options, a day not at 00:00). */
+sts_status sts_report_acc_new(const sts_report_opts *o, int64_t day, sts_report_acc **out,
+                              sts_why *why) STS_MUST_CHECK;
+
+/* One session (not kept: its texts are copied as needed).  Running out of
+ * memory is remembered and reported by sts_report_acc_finish. */
+void sts_report_acc_add(sts_report_acc *a, const sts_rsession *s);
+
+/* The reports, sorted by domain (*out freed with sts_report_set_free);
+ * STS_NOMEM when memory ran out at any point.  Call once. */
+sts_status sts_report_acc_finish(sts_report_acc *a, sts_report_set **out,
+                                 sts_why *why) STS_MUST_CHECK;
+
+void sts_report_acc_free(sts_report_acc *a);
+
 /* The i-th RFC 8460 4.4 result type (i < STS_REPORT_NTYPES), in the order of
  * the RFC's sections (negotiation 4.4.1, DANE 4.4.2.1, MTA-STS 4.4.2.2);
  * NULL past the end. */

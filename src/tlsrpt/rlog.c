@@ -172,6 +172,7 @@ sts_rlog_line_kind sts_rlog_feed_line(sts_rlog *r, const char *line, size_t len,
     r->name = name;
     r->lineno = lineno;
     r->st.lines++;
+    r->line_t = INT64_MIN;
     if (len > 0 && line[len - 1] == '\r')
         c.len--;
     if (len > STS_RLOG_LINE_MAX) {
@@ -207,8 +208,10 @@ sts_rlog_line_kind sts_rlog_feed_line(sts_rlog *r, const char *line, size_t len,
         !sts_cur_take_number(&pidc, 10, UINT32_MAX, &pid) || !sts_cur_take_lit(&s, "]:"))
         goto out;
     (void)sts_cur_take_char(&s, ' ');
+    r->line_t = t;
     k = sts_rlog_feed_syslog(r, t, host, tag, (uint32_t)pid, s);
 out:
+    sts_rlog_advance(r, r->line_t != INT64_MIN ? r->line_t : r->maxt);
     switch (k) {
     case STS_RLOG_DECISION:
         r->st.decision_lines++;
@@ -255,10 +258,23 @@ sts_rlog_line_kind sts_rlog_feed_syslog(sts_rlog *r, int64_t t, sts_cur host, st
         goto out;
     if (host.len > STS_DOMAIN_MAX || tag.len > 190)
         goto out;
-    (void)snprintf(svc, sizeof(svc), "%.*s %.*s", (int)host.len, host.p, (int)tag.len, tag.p);
-    if ((hosti = sts_rlog_intern(r, host.p, host.len)) == NULL ||
-        (svci = sts_rlog_intern(r, svc, strlen(svc))) == NULL)
-        goto out;
+    if (r->svc.svci != NULL && r->svc.hl == host.len && r->svc.tl == tag.len &&
+        memcmp(r->svc.host, host.p, host.len) == 0 && memcmp(r->svc.tag, tag.p, tag.len) == 0) {
+        hosti = r->svc.hosti; /* the same program as the line before */
+        svci = r->svc.svci;
+    } else {
+        (void)snprintf(svc, sizeof(svc), "%.*s %.*s", (int)host.len, host.p, (int)tag.len,
+                       tag.p);
+        if ((hosti = sts_rlog_intern(r, host.p, host.len)) == NULL ||
+            (svci = sts_rlog_intern(r, svc, strlen(svc))) == NULL)
+            goto out;
+        memcpy(r->svc.host, host.p, host.len);
+        memcpy(r->svc.tag, tag.p, tag.len);
+        r->svc.hl = host.len;
+        r->svc.tl = tag.len;
+        r->svc.hosti = hosti;
+        r->svc.svci = svci;
+    }
     if (svci[0] == '\0')
         goto out;
     p = sts_rlog_pid_get(r, hosti, svci, (uint32_t)pid, kind);
@@ -270,133 +286,6 @@ out:
     return k;
 }
 
-/* ------------------------------------------------------------ reading */
-
-sts_status sts_rlog_read_file(sts_rlog *r, const char *path, sts_why *why)
-{
-    gzFile gz;
-    char *chunk = NULL, *line = NULL;
-    size_t ll = 0;
-    bool too_long = false;
-    uint64_t lineno = 0;
-    const char *name = strcmp(path, "-") == 0 ? "(stdin)" : path;
-    sts_status st = STS_OK;
-    int errnum, fd = -1;
-    const char *msg;
-
-    if (strcmp(path, "-") == 0) {
-        fd = dup(0);
-        gz = fd >= 0 ? gzdopen(fd, "rb") : NULL;
-    } else {
-        gz = gzopen(path, "rb");
-    }
-    if (gz == NULL) {
-        sts_why_set(why, "cannot open %s: %s", name, errno != 0 ? strerror(errno) : "out of memory");
-        if (fd >= 0)
-            (void)close(fd);
-        return STS_PERMFAIL;
-    }
-    (void)gzbuffer(gz, 128 * 1024);
-    chunk = malloc(READ_CHUNK);
-    line = malloc(STS_RLOG_LINE_MAX + 1);
-    if (chunk == NULL || line == NULL) {
-        sts_why_set(why, "out of memory reading %s", name);
-        st = STS_NOMEM;
-        goto done;
-    }
-    for (;;) {
-        int n = gzread(gz, chunk, READ_CHUNK);
-        size_t off = 0;
-
-        if (n < 0) {
-            msg = gzerror(gz, &errnum);
-            sts_why_set(why, "%s: %s", name, errnum == Z_ERRNO ? strerror(errno) : msg);
-            st = STS_PERMFAIL;
-            break;
-        }
-        if (n == 0)
-            break;
-        while (off < (size_t)n) {
-            const char *nl = memchr(chunk + off, '\n', (size_t)n - off);
-            size_t take = (nl != NULL ? (size_t)(nl - chunk) : (size_t)n) - off;
-
-            if (!too_long && ll + take <= STS_RLOG_LINE_MAX) {
-                memcpy(line + ll, chunk + off, take);
-                ll += take;
-            } else if (!too_long) {
-                too_long = true;
-            }
-            off += take;
-            if (nl != NULL) {
-                off++;
-                lineno++;
-                /* A too-long line is fed as its first part plus one byte
-                 * too many, so sts_rlog_feed_line counts it malformed. */
-                (void)sts_rlog_feed_line(r, line, too_long ? STS_RLOG_LINE_MAX + 1 : ll, name,
-                                         lineno);
-                ll = 0;
-                too_long = false;
-            }
-        }
-    }
-    if (ll > 0 || too_long) {
-        lineno++;
-        (void)sts_rlog_feed_line(r, line, too_long ? STS_RLOG_LINE_MAX + 1 : ll, name, lineno);
-    }
-    if (st == STS_OK) {
-        msg = gzerror(gz, &errnum);
-        if (errnum != Z_OK && errnum != Z_STREAM_END) {
-            sts_why_set(why, "%s: %s", name, errnum == Z_ERRNO ? strerror(errno) : msg);
-            st = STS_PERMFAIL;
-        }
-    }
-done:
-    free(chunk);
-    free(line);
-    (void)gzclose(gz);
-    if (st == STS_OK && r->nomem) {
-        sts_why_set(why, "out of memory reading %s", name);
-        st = STS_NOMEM;
-    }
-    return st;
-}
-
-#define PEEK_BYTES 65536
-
-bool sts_rlog_first_time(const sts_rlog *r, const char *path, int64_t *t)
-{
-    char *buf = NULL;
-    struct stat sb;
-    gzFile gz = NULL;
-    bool found = false;
-    int fd, n;
-
-    /* Only regular files: a pipe or FIFO read here would lose its data. */
-    if (strcmp(path, "-") == 0 || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return false;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (gz = gzdopen(fd, "rb")) == NULL) {
-        (void)close(fd);
-        return false;
-    }
-    buf = malloc(PEEK_BYTES);
-    n = buf != NULL ? gzread(gz, buf, PEEK_BYTES) : -1;
-    for (size_t off = 0; n > 0 && off < (size_t)n && !found;) {
-        const char *nl = memchr(buf + off, '\n', (size_t)n - off);
-        sts_cur c;
-
-        if (nl == NULL)
-            break; /* a cut line proves nothing */
-        c = sts_cur_make(buf + off, (size_t)(nl - (buf + off)));
-        off += c.len + 1;
-        if (c.len > 0 && c.p[0] != '{')
-            found = sts_is_digit((unsigned char)c.p[0]) ? sts_rlog_take_rfc3339(&c, t)
-                                                        : sts_rlog_take_bsd_time(r, &c, t);
-    }
-    free(buf);
-    (void)gzclose(gz);
-    return found;
-}
-
 /* ------------------------------------------------------------ results */
 
 static bool in_window(const sts_rlog *r, int64_t t)
@@ -406,7 +295,12 @@ static bool in_window(const sts_rlog *r, int64_t t)
 
 static void copy_text(char *dst, size_t sz, const char *s)
 {
-    (void)snprintf(dst, sz, "%s", s);
+    size_t n = strlen(s);
+
+    if (n >= sz)
+        n = sz - 1;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
 }
 
 static void fill_decision(const sts_rlog *r, sts_rsession *s, const dec *d)
@@ -424,21 +318,167 @@ static void fill_decision(const sts_rlog *r, sts_rsession *s, const dec *d)
     s->max_age_known = d->max_age_known;
 }
 
-static sts_rsession *new_session(sts_rlog *r, size_t *cap)
+/* A session is known: to the sink, or kept for sts_rlog_sessions. */
+static void emit(sts_rlog *r, const sts_rsession *s)
 {
     sts_rsession *no;
 
+    if (r->sink != NULL) {
+        r->sink(r->sink_arg, s);
+        return;
+    }
     if (r->nout >= SESSIONS_MAX) {
         r->st.dropped++;
-        return NULL;
+        return;
     }
-    if ((no = sts_array_reserve(r->out, r->nout, cap, 64, sizeof(*no))) == NULL) {
+    if ((no = sts_array_reserve(r->out, r->nout, &r->capout, 64, sizeof(*no))) == NULL) {
         r->nomem = true;
-        return NULL;
+        return;
     }
     r->out = no;
-    memset(&r->out[r->nout], 0, sizeof(r->out[0]));
-    return &r->out[r->nout++];
+    r->out[r->nout++] = *s;
+}
+
+/* One attempt joined to its decision (or not): a session, or counted. */
+static void join_attempt(sts_rlog *r, const att *a)
+{
+    uint8_t tls = a->tls;
+    const char *rt = a->rt;
+    sts_rsession s;
+    dec *d;
+
+    /* Our own report mail is not reported on (RFC 8460 3). */
+    if (sts_rlog_is_own(r, a->qid)) {
+        r->st.own_reports++;
+        return;
+    }
+    /* Joined first: a decision whose attempts say nothing about TLS
+     * still had its delivery, it is not an unjoined decision. */
+    d = sts_rlog_find_decision(r, a->qid, a->domain, a->time);
+    if (d != NULL)
+        d->joined = true;
+    if (tls == STS_RLOG_TLS_NONE) {
+        if (!a->sent || !sts_rlog_node_of(a->service)->logs_tls) {
+            r->st.no_tls_info++;
+            return;
+        }
+        tls = STS_RLOG_TLS_PLAINTEXT;
+        rt = sts_rlog_rt_starttls;
+    }
+    if (d != NULL && d->engine_rt != NULL) {
+        r->st.absorbed++;
+        return;
+    }
+    if (!in_window(r, a->time)) {
+        r->st.outside_window++;
+        return;
+    }
+    memset(&s, 0, sizeof(s));
+    s.time = a->time;
+    copy_text(s.queue_id, sizeof(s.queue_id), a->qtext);
+    copy_text(s.domain, sizeof(s.domain), a->domain);
+    if (d != NULL) {
+        fill_decision(r, &s, d);
+        r->st.joined++;
+    } else {
+        r->st.unjoined_attempts++;
+    }
+    s.tls = (sts_rlog_tls)tls;
+    s.success = tls == STS_RLOG_TLS_VERIFIED || tls == STS_RLOG_TLS_TRUSTED;
+    s.result_type = s.success ? NULL : rt;
+    copy_text(s.mx_host, sizeof(s.mx_host), a->host);
+    copy_text(s.mx_ip, sizeof(s.mx_ip), a->ip);
+    copy_text(s.detail, sizeof(s.detail), s.success ? "" : a->detail);
+    emit(r, &s);
+}
+
+/* A decision leaving the join window: the engine's own failure, or a
+ * failed refresh under a cached policy, is a session; one that no
+ * attempt joined is counted. */
+static void retire_decision(sts_rlog *r, const dec *d)
+{
+    const char *rt = d->engine_rt != NULL ? d->engine_rt : d->refresh_rt;
+    sts_rsession s;
+
+    if (sts_rlog_is_own(r, d->qid))
+        return;
+    if (!in_window(r, d->time)) {
+        if (rt != NULL)
+            r->st.outside_window++;
+        return;
+    }
+    if (d->engine_rt == NULL && !d->joined)
+        r->st.unjoined_decisions++;
+    if (rt == NULL)
+        return;
+    memset(&s, 0, sizeof(s));
+    s.time = d->time;
+    copy_text(s.queue_id, sizeof(s.queue_id), d->qtext);
+    copy_text(s.domain, sizeof(s.domain), d->domain);
+    fill_decision(r, &s, d);
+    s.engine_failure = true;
+    s.tls = STS_RLOG_TLS_NONE;
+    s.success = false;
+    s.result_type = rt;
+    copy_text(s.detail, sizeof(s.detail), d->reason);
+    r->st.engine_failures++;
+    emit(r, &s);
+}
+
+/* Join the attempts logged before att_before and retire the decisions
+ * logged before dec_before, oldest first (a late line waits for the ones
+ * before it), then give back the room they took. */
+static void flush(sts_rlog *r, int64_t att_before, int64_t dec_before)
+{
+    while (r->ahead < r->na && r->a[r->ahead].time < att_before)
+        join_attempt(r, &r->a[r->ahead++]);
+    while (r->dhead < r->nd && r->d[r->dhead].time < dec_before)
+        retire_decision(r, &r->d[r->dhead++]);
+    if (r->ahead == r->na) {
+        r->ahead = r->na = 0;
+    } else if (r->ahead > 4096 && r->ahead > r->na / 2) {
+        memmove(r->a, r->a + r->ahead, (r->na - r->ahead) * sizeof(*r->a));
+        r->na -= r->ahead;
+        r->ahead = 0;
+    }
+    if (r->dhead > 4096 && r->dhead > r->nd / 2) {
+        memmove(r->d, r->d + r->dhead, (r->nd - r->dhead) * sizeof(*r->d));
+        r->nd -= r->dhead;
+        r->dhead = 0;
+        if (!sts_rlog_dec_index(r, r->ndh))
+            r->nomem = true;
+    }
+}
+
+void sts_rlog_advance(sts_rlog *r, int64_t t)
+{
+    if (t > r->maxt)
+        r->maxt = t;
+    if (++r->since_flush < FLUSH_EVERY)
+        return;
+    r->since_flush = 0;
+    if (r->progress != NULL)
+        r->progress(r->progress_arg, &r->st);
+    if (r->sink != NULL)
+        flush(r, r->maxt - JOIN_SKEW, r->maxt - DEC_KEEP);
+}
+
+sts_status sts_rlog_finish(sts_rlog *r)
+{
+    if (r->nomem)
+        return STS_NOMEM;
+    if (r->built)
+        return STS_OK;
+    /* Connections still waiting for their delivery line when the input
+     * ended: their outcome is lost, say so. */
+    for (const pidstate *p = r->lru_head; p != NULL; p = p->next)
+        for (size_t i = 0; i < p->nconn; i++)
+            if (p->c[i].qid == 0 && (p->c[i].tls != STS_RLOG_TLS_NONE || p->c[i].verify_failed))
+                r->st.unfinished++;
+    flush(r, INT64_MAX, INT64_MIN);
+    flush(r, INT64_MAX, INT64_MAX);
+    r->built = true;
+    return r->nomem ? STS_NOMEM : STS_OK;
 }
 
 static int cmp_str(const char *a, const char *b)
@@ -467,114 +507,31 @@ static int cmp_rsession(const void *pa, const void *pb)
 
 sts_status sts_rlog_sessions(sts_rlog *r, const sts_rsession **out, size_t *n)
 {
-    size_t cap = 0;
+    bool sorted = r->built;
+    sts_status st;
 
     *out = NULL;
     *n = 0;
-    if (r->nomem)
-        return STS_NOMEM;
-    if (r->built)
-        goto done;
-    /* Connections still waiting for their delivery line when the input
-     * ended: their outcome is lost, say so. */
-    for (const pidstate *p = r->lru_head; p != NULL; p = p->next)
-        for (size_t i = 0; i < p->nconn; i++)
-            if (p->c[i].qid == NULL && (p->c[i].tls != STS_RLOG_TLS_NONE || p->c[i].verify_failed))
-                r->st.dropped++;
-    for (size_t i = 0; i < r->na; i++) {
-        const att *a = &r->a[i];
-        uint8_t tls = a->tls;
-        const char *rt = a->rt;
-        dec *d;
-        sts_rsession *s;
-
-        /* Our own report mail is not reported on (RFC 8460 3). */
-        if (sts_rlog_is_own(r, a->qid)) {
-            r->st.own_reports++;
-            continue;
-        }
-        /* Joined first: a decision whose attempts say nothing about TLS
-         * still had its delivery, it is not an unjoined decision. */
-        d = sts_rlog_find_decision(r, a->qid, a->domain, a->time);
-        if (d != NULL)
-            d->joined = true;
-        if (tls == STS_RLOG_TLS_NONE) {
-            if (!a->sent || !sts_rlog_node_of(a->service)->logs_tls) {
-                r->st.no_tls_info++;
-                continue;
-            }
-            tls = STS_RLOG_TLS_PLAINTEXT;
-            rt = sts_rlog_rt_starttls;
-        }
-        if (d != NULL && d->engine_rt != NULL) {
-            r->st.absorbed++;
-            continue;
-        }
-        if (!in_window(r, a->time)) {
-            r->st.outside_window++;
-            continue;
-        }
-        if ((s = new_session(r, &cap)) == NULL) {
-            if (r->nomem)
-                return STS_NOMEM;
-            continue;
-        }
-        s->time = a->time;
-        copy_text(s->queue_id, sizeof(s->queue_id), a->qid);
-        copy_text(s->domain, sizeof(s->domain), a->domain);
-        if (d != NULL) {
-            fill_decision(r, s, d);
-            r->st.joined++;
-        } else {
-            r->st.unjoined_attempts++;
-        }
-        s->tls = (sts_rlog_tls)tls;
-        s->success = tls == STS_RLOG_TLS_VERIFIED || tls == STS_RLOG_TLS_TRUSTED;
-        s->result_type = s->success ? NULL : rt;
-        copy_text(s->mx_host, sizeof(s->mx_host), a->host);
-        copy_text(s->mx_ip, sizeof(s->mx_ip), a->ip);
-        copy_text(s->detail, sizeof(s->detail), s->success ? "" : a->detail);
-    }
-    for (size_t i = 0; i < r->nd; i++) {
-        const dec *d = &r->d[i];
-        sts_rsession *s;
-
-        const char *rt = d->engine_rt != NULL ? d->engine_rt : d->refresh_rt;
-
-        if (sts_rlog_is_own(r, d->qid))
-            continue;
-        if (!in_window(r, d->time)) {
-            if (rt != NULL)
-                r->st.outside_window++;
-            continue;
-        }
-        if (d->engine_rt == NULL && !d->joined)
-            r->st.unjoined_decisions++;
-        if (rt == NULL)
-            continue;
-        if ((s = new_session(r, &cap)) == NULL) {
-            if (r->nomem)
-                return STS_NOMEM;
-            continue;
-        }
-        s->time = d->time;
-        copy_text(s->queue_id, sizeof(s->queue_id), d->qid);
-        copy_text(s->domain, sizeof(s->domain), d->domain);
-        fill_decision(r, s, d);
-        s->engine_failure = true;
-        s->tls = STS_RLOG_TLS_NONE;
-        s->success = false;
-        s->result_type = rt;
-        copy_text(s->detail, sizeof(s->detail), d->reason);
-        r->st.engine_failures++;
-    }
-    if (r->nout > 1)
+    if ((st = sts_rlog_finish(r)) != STS_OK)
+        return st;
+    if (!sorted && r->nout > 1)
         qsort(r->out, r->nout, sizeof(r->out[0]), cmp_rsession);
-    r->built = true;
-done:
     *out = r->out;
     *n = r->nout;
     return STS_OK;
+}
+
+void sts_rlog_set_sink(sts_rlog *r, void (*sink)(void *arg, const sts_rsession *s), void *arg)
+{
+    r->sink = sink;
+    r->sink_arg = arg;
+}
+
+void sts_rlog_set_progress(sts_rlog *r, void (*progress)(void *arg, const sts_rlog_stats *st),
+                           void *arg)
+{
+    r->progress = progress;
+    r->progress_arg = arg;
 }
 
 /* ------------------------------------------------------------ life */
@@ -589,6 +546,9 @@ sts_status sts_rlog_new(void (*warn)(void *arg, const char *msg), void *warn_arg
     r->warn = warn;
     r->warn_arg = warn_arg;
     r->now = (int64_t)time(NULL);
+    /* Without it (no memory) every stamp is converted in full. */
+    if ((r->bsd = calloc(2, sizeof(*r->bsd))) != NULL)
+        r->bsd[0].mo = r->bsd[1].mo = -1;
     *out = r;
     return STS_OK;
 }
@@ -596,6 +556,8 @@ sts_status sts_rlog_new(void (*warn)(void *arg, const char *msg), void *warn_arg
 void sts_rlog_set_now(sts_rlog *r, int64_t now)
 {
     r->now = now;
+    if (r->bsd != NULL)
+        r->bsd[0].mo = r->bsd[1].mo = -1; /* the year may change */
 }
 
 void sts_rlog_set_own_reports(sts_rlog *r, const char *submitter)
@@ -620,31 +582,29 @@ static bool own_msgid(const sts_rlog *r, sts_cur m)
            sts_cur_eq(&m, ">");
 }
 
-static size_t own_slot(const char *qid, size_t cap)
+static size_t own_slot(uint64_t qid, size_t cap)
 {
-    uint64_t h = (uint64_t)(uintptr_t)qid * 0x9E3779B97F4A7C15ull;
-
-    return (size_t)(h >> 17) & (cap - 1);
+    return (size_t)(qid * 0x9E3779B97F4A7C15ull >> 17) & (cap - 1);
 }
 
-bool sts_rlog_is_own(const sts_rlog *r, const char *qid)
+bool sts_rlog_is_own(const sts_rlog *r, uint64_t qid)
 {
-    if (r->nown == 0 || qid == NULL)
+    if (r->nown == 0)
         return false;
     for (size_t i = own_slot(qid, r->capown);; i = (i + 1) & (r->capown - 1)) {
-        if (r->own[i] == NULL)
+        if (r->own[i] == 0)
             return false;
         if (r->own[i] == qid)
             return true;
     }
 }
 
-void sts_rlog_note_msgid(sts_rlog *r, sts_cur qid, sts_cur msgid)
+void sts_rlog_note_msgid(sts_rlog *r, sts_cur qidc, sts_cur msgid)
 {
-    const char *q;
+    uint64_t q;
+    size_t j;
 
-    if (!own_msgid(r, msgid) || (q = sts_rlog_intern(r, qid.p, qid.len)) == NULL ||
-        sts_rlog_is_own(r, q))
+    if (!own_msgid(r, msgid) || sts_rlog_is_own(r, q = sts_rlog_qid_hash(qidc)))
         return;
     if (r->nown >= OWN_QIDS_MAX) {
         r->st.dropped++;
@@ -652,17 +612,16 @@ void sts_rlog_note_msgid(sts_rlog *r, sts_cur qid, sts_cur msgid)
     }
     if ((r->nown + 1) * 2 > r->capown) {
         size_t nc = r->capown != 0 ? r->capown * 2 : 256;
-        const char **no = sts_calloc_array(nc, sizeof(*no));
+        uint64_t *no = sts_calloc_array(nc, sizeof(*no));
 
         if (no == NULL) {
             r->nomem = true;
             return;
         }
         for (size_t i = 0; i < r->capown; i++)
-            if (r->own[i] != NULL) {
-                size_t j = own_slot(r->own[i], nc);
-
-                while (no[j] != NULL)
+            if (r->own[i] != 0) {
+                j = own_slot(r->own[i], nc);
+                while (no[j] != 0)
                     j = (j + 1) & (nc - 1);
                 no[j] = r->own[i];
             }
@@ -670,14 +629,11 @@ void sts_rlog_note_msgid(sts_rlog *r, sts_cur qid, sts_cur msgid)
         r->own = no;
         r->capown = nc;
     }
-    {
-        size_t j = own_slot(q, r->capown);
-
-        while (r->own[j] != NULL)
-            j = (j + 1) & (r->capown - 1);
-        r->own[j] = q;
-        r->nown++;
-    }
+    j = own_slot(q, r->capown);
+    while (r->own[j] != 0)
+        j = (j + 1) & (r->capown - 1);
+    r->own[j] = q;
+    r->nown++;
 }
 
 void sts_rlog_set_window(sts_rlog *r, int64_t from, int64_t until)
@@ -720,6 +676,7 @@ void sts_rlog_free(sts_rlog *r)
         }
     }
     free(r->own);
+    free(r->bsd);
     free(r->d);
     free(r->dh);
     free(r->a);

@@ -30,28 +30,27 @@
 #include "base/buf.h"
 #include "tlsrpt/rlog_impl.h"
 
-static size_t dec_hash(const char *qid, const char *domain)
+static size_t dec_hash(uint64_t qid, const char *domain)
 {
-    uint64_t h = (uint64_t)(uintptr_t)qid * 0x9E3779B97F4A7C15ull;
+    uint64_t h = qid ^ (uint64_t)(uintptr_t)domain * 0xC2B2AE3D27D4EB4Full;
 
-    h ^= (uint64_t)(uintptr_t)domain * 0xC2B2AE3D27D4EB4Full;
     return (size_t)(h ^ (h >> 29));
 }
 
-static bool dec_index_grow(sts_rlog *r)
+/* Chains are built oldest first, so each runs newest to oldest; entries
+ * below dhead (expired) end a walk. */
+bool sts_rlog_dec_index(sts_rlog *r, size_t nn)
 {
-    size_t nn = r->ndh != 0 ? r->ndh * 2 : 4096;
     uint32_t *nh = sts_calloc_array(nn, sizeof(*nh));
 
     if (nh == NULL)
         return false;
-    for (size_t i = 0; i < r->nd; i++)
-        r->d[i].next = 0;
-    for (size_t i = 0; i < r->nd; i++) {
+    for (size_t i = r->dhead; i < r->nd; i++) {
         dec *d = &r->d[i];
         size_t b;
 
-        if (d->qid[0] == '-')
+        d->next = 0;
+        if (d->qtext[0] == '-')
             continue;
         b = dec_hash(d->qid, d->domain) & (nn - 1);
         d->next = nh[b];
@@ -60,6 +59,180 @@ static bool dec_index_grow(sts_rlog *r)
     free(r->dh);
     r->dh = nh;
     r->ndh = nn;
+    return true;
+}
+
+static bool dec_index_grow(sts_rlog *r)
+{
+    return sts_rlog_dec_index(r, r->ndh != 0 ? r->ndh * 2 : 4096);
+}
+
+/* A decision line's fields, from jansson or from the fast path below. */
+#define FLAT_MAX 32
+typedef struct dsrc {
+    json_t *o; /* NULL: the flat fields */
+    size_t n;
+    struct {
+        const char *k, *v; /* NUL-terminated, in r->fbuf */
+        size_t kl, vl;
+        char type;         /* 's' string, 'n' integer, 'b' true/false, 'z' null */
+    } f[FLAT_MAX];
+} dsrc;
+
+/* The fast path for the lines dlog.c writes (millions a day): a flat
+ * object of strings without escapes, integers, true, false and null,
+ * copied into r->fbuf with each text NUL-terminated in place.  False for
+ * anything else (an escape, a nested value, a fraction, bad syntax): such
+ * a line goes to jansson, the reference, which also says what is wrong. */
+static bool flat_parse(sts_rlog *r, sts_cur line, dsrc *d)
+{
+    char *b = r->fbuf, *e;
+    size_t i = 0;
+
+    if (line.len >= sizeof(r->fbuf))
+        return false;
+    memcpy(b, line.p, line.len);
+    b[line.len] = '\0';
+    e = b + line.len;
+    d->o = NULL;
+    d->n = 0;
+#define WS() while (b < e && (*b == ' ' || *b == '\t')) b++
+    WS();
+    if (b == e || *b++ != '{')
+        return false;
+    WS();
+    if (b < e && *b == '}') {
+        b++;
+        goto end;
+    }
+    for (;;) {
+        char *k, *v;
+
+        if (d->n == FLAT_MAX || b == e || *b++ != '"')
+            return false;
+        for (k = b; b < e && *b != '"'; b++)
+            if ((unsigned char)*b < 0x20 || *b == '\\')
+                return false;
+        if (b == e)
+            return false;
+        d->f[d->n].k = k;
+        d->f[d->n].kl = (size_t)(b - k);
+        *b++ = '\0';
+        WS();
+        if (b == e || *b++ != ':')
+            return false;
+        WS();
+        if (b == e)
+            return false;
+        v = b;
+        if (*b == '"') {
+            for (v = ++b; b < e && *b != '"'; b++)
+                if ((unsigned char)*b < 0x20 || *b == '\\')
+                    return false;
+            if (b == e)
+                return false;
+            d->f[d->n].type = 's';
+            d->f[d->n].vl = (size_t)(b - v);
+            *b++ = '\0';
+        } else if (*b == '-' || (*b >= '0' && *b <= '9')) {
+            if (*b == '-')
+                b++;
+            for (i = 0; b < e && *b >= '0' && *b <= '9'; b++, i++)
+                ;
+            if (i == 0 || i > 18 || (b < e && (*b == '.' || *b == 'e' || *b == 'E')))
+                return false;
+            d->f[d->n].type = 'n';
+            d->f[d->n].vl = (size_t)(b - v);
+        } else if (e - b >= 4 && memcmp(b, "true", 4) == 0) {
+            b += 4;
+            d->f[d->n].type = 'b';
+            d->f[d->n].vl = 4;
+        } else if (e - b >= 5 && memcmp(b, "false", 5) == 0) {
+            b += 5;
+            d->f[d->n].type = 'b';
+            d->f[d->n].vl = 5;
+        } else if (e - b >= 4 && memcmp(b, "null", 4) == 0) {
+            b += 4;
+            d->f[d->n].type = 'z';
+            d->f[d->n].vl = 4;
+        } else {
+            return false;
+        }
+        d->f[d->n++].v = v;
+        WS();
+        if (b == e)
+            return false;
+        if (*b == ',') {
+            b++;
+            WS();
+            continue;
+        }
+        if (*b++ != '}')
+            return false;
+        break;
+    }
+end:
+    WS();
+#undef WS
+    /* Numbers were not cut off: terminate them now that the syntax holds. */
+    for (size_t j = 0; j < d->n; j++)
+        if (d->f[j].type != 's')
+            ((char *)(uintptr_t)d->f[j].v)[d->f[j].vl] = '\0';
+    return b == e;
+}
+
+/* The last field k (jansson keeps the last of repeated keys too). */
+static int flat_find(const dsrc *d, const char *k)
+{
+    size_t kl = strlen(k);
+
+    for (size_t i = d->n; i-- > 0;)
+        if (d->f[i].kl == kl && memcmp(d->f[i].k, k, kl) == 0)
+            return (int)i;
+    return -1;
+}
+
+static const char *json_str(json_t *o, const char *k, size_t *len);
+
+static const char *d_str(const dsrc *d, const char *k, size_t *len)
+{
+    int i;
+
+    if (d->o != NULL)
+        return json_str(d->o, k, len);
+    if ((i = flat_find(d, k)) < 0 || d->f[i].type != 's')
+        return NULL;
+    *len = d->f[i].vl;
+    return d->f[i].v;
+}
+
+static bool d_has(const dsrc *d, const char *k)
+{
+    return d->o != NULL ? json_object_get(d->o, k) != NULL : flat_find(d, k) >= 0;
+}
+
+static bool d_int(const dsrc *d, const char *k, int64_t *v)
+{
+    json_t *j;
+    sts_cur c;
+    uint64_t u;
+    int i;
+
+    if (d->o != NULL) {
+        j = json_object_get(d->o, k);
+        if (!json_is_integer(j))
+            return false;
+        *v = (int64_t)json_integer_value(j);
+        return true;
+    }
+    if ((i = flat_find(d, k)) < 0 || d->f[i].type != 'n')
+        return false;
+    c = sts_cur_make(d->f[i].v, d->f[i].vl);
+    if (d->f[i].v[0] == '-')
+        return false; /* never one of ours; the callers want >= 0 */
+    if (!sts_cur_take_number(&c, 18, INT64_MAX, &u))
+        return false;
+    *v = (int64_t)u;
     return true;
 }
 
@@ -97,7 +270,7 @@ const char *sts_rlog_policy_text(const sts_rlog *r, const char *domain, const ch
 
 /* {"record":"policy", ...}: keep the text (the first one per domain and
  * id: an id names one policy, RFC 8461 3.1). */
-static sts_rlog_line_kind policy_record(sts_rlog *r, json_t *o, sts_cur line)
+static sts_rlog_line_kind policy_record(sts_rlog *r, const dsrc *o, sts_cur line)
 {
     const char *ds, *is, *text;
     size_t dl, il, tl;
@@ -107,9 +280,9 @@ static sts_rlog_line_kind policy_record(sts_rlog *r, json_t *o, sts_cur line)
     poltext *x;
     size_t b;
 
-    ds = json_str(o, "domain", &dl);
-    is = json_str(o, "policy_id", &il);
-    text = json_str(o, "policy", &tl);
+    ds = d_str(o, "domain", &dl);
+    is = d_str(o, "policy_id", &il);
+    text = d_str(o, "policy", &tl);
     if (ds == NULL || is == NULL || text == NULL || il == 0 || il > STS_ID_MAX ||
         tl > STS_POLICY_MAX_BODY || sts_domain_normalize(ds, dl, dom, NULL) != STS_OK)
         return sts_rlog_malformed(r, "policy record without a domain, policy_id or policy", line);
@@ -194,6 +367,7 @@ static sts_rlog_line_kind journal_record(sts_rlog *r, json_t *o, sts_cur line)
         host.len = 0;
     if (msg.len > 0 && msg.p[msg.len - 1] == '\n')
         msg.len--;
+    r->line_t = (int64_t)(usec / 1000000);
     return sts_rlog_feed_syslog(r, (int64_t)(usec / 1000000), host, tag, (uint32_t)pid, msg);
 }
 
@@ -209,7 +383,9 @@ sts_rlog_line_kind sts_rlog_decision_line(sts_rlog *r, sts_cur line)
         { "invalid", STS_RESULT_INVALID },
     };
     json_error_t err;
-    json_t *o = json_loadb(line.p, line.len, 0, &err), *v;
+    json_t *jo = NULL;
+    dsrc src, *o = &src;
+    int64_t iv;
     sts_rlog_line_kind k = STS_RLOG_DECISION;
     const char *ts, *qs, *ds, *res, *act, *s;
     size_t tl, ql, dl, rl, al, sl;
@@ -220,27 +396,33 @@ sts_rlog_line_kind sts_rlog_decision_line(sts_rlog *r, sts_cur line)
     bool found = false, deliverable, qid_ok;
 
     memset(&nd, 0, sizeof(nd));
-    if (o == NULL || !json_is_object(o)) {
-        k = sts_rlog_malformed(r, o == NULL ? "not JSON" : "not a JSON object", line);
+    /* Journal records and records of other kinds (rare, and with texts
+     * that must be valid UTF-8) always go to jansson. */
+    if (!flat_parse(r, line, &src) || d_has(&src, "record") ||
+        d_has(&src, "__REALTIME_TIMESTAMP")) {
+        jo = json_loadb(line.p, line.len, 0, &err);
+        if (jo == NULL || !json_is_object(jo)) {
+            k = sts_rlog_malformed(r, jo == NULL ? "not JSON" : "not a JSON object", line);
+            goto done;
+        }
+        src.o = jo;
+    }
+    if (d_has(o, "__REALTIME_TIMESTAMP") && d_has(o, "MESSAGE")) {
+        k = journal_record(r, jo, line);
         goto done;
     }
-    if (json_object_get(o, "__REALTIME_TIMESTAMP") != NULL &&
-        json_object_get(o, "MESSAGE") != NULL) {
-        k = journal_record(r, o, line);
-        goto done;
-    }
-    if ((s = json_str(o, "record", &sl)) != NULL && strcmp(s, "decision") != 0) {
+    if ((s = d_str(o, "record", &sl)) != NULL && strcmp(s, "decision") != 0) {
         if (strcmp(s, "policy") == 0)
             k = policy_record(r, o, line);
         else
             k = STS_RLOG_IGNORED; /* a record kind of a newer daemon */
         goto done;
     }
-    ts = json_str(o, "time", &tl);
-    qs = json_str(o, "queue_id", &ql);
-    ds = json_str(o, "domain", &dl);
-    res = json_str(o, "result", &rl);
-    act = json_str(o, "action", &al);
+    ts = d_str(o, "time", &tl);
+    qs = d_str(o, "queue_id", &ql);
+    ds = d_str(o, "domain", &dl);
+    res = d_str(o, "result", &rl);
+    act = d_str(o, "action", &al);
     if (ts == NULL || qs == NULL || ds == NULL || res == NULL || act == NULL) {
         k = sts_rlog_malformed(r, "decision without time, queue_id, domain, result or action",
                                line);
@@ -251,6 +433,7 @@ sts_rlog_line_kind sts_rlog_decision_line(sts_rlog *r, sts_cur line)
         k = sts_rlog_malformed(r, "decision with a bad time", line);
         goto done;
     }
+    r->line_t = t;
     if (strcmp(res, "skipped") == 0 || strcmp(act, "skip") == 0 || strcmp(act, "split") == 0 ||
         strcmp(act, "aborted") == 0 || strcmp(act, "tempfail") == 0) {
         r->st.no_session++;
@@ -283,7 +466,7 @@ sts_rlog_line_kind sts_rlog_decision_line(sts_rlog *r, sts_cur line)
     }
     if (strcmp(act, "tempfail-no-mx") == 0) {
         nd.engine_rt = sts_rlog_rt_validation;
-    } else if ((s = json_str(o, "report_type", &sl)) != NULL) {
+    } else if ((s = d_str(o, "report_type", &sl)) != NULL) {
         /* With result "policy" the report_type is that of a failed refresh
          * while a valid cached policy applied (RFC 8461 5.1): the mail went
          * out under that policy and its connections are the sessions; the
@@ -306,7 +489,7 @@ sts_rlog_line_kind sts_rlog_decision_line(sts_rlog *r, sts_cur line)
         else
             nd.engine_rt = rt;
     }
-    if ((s = json_str(o, "mode", &sl)) != NULL) {
+    if ((s = d_str(o, "mode", &sl)) != NULL) {
         sts_mode m;
 
         if (!sts_mode_from_name(s, sl, &m)) {
@@ -317,7 +500,7 @@ sts_rlog_line_kind sts_rlog_decision_line(sts_rlog *r, sts_cur line)
         nd.mode = (uint8_t)m;
     }
     nd.policy_id = "";
-    if ((s = json_str(o, "policy_id", &sl)) != NULL && sl > 0) {
+    if ((s = d_str(o, "policy_id", &sl)) != NULL && sl > 0) {
         sts_cur idc = sts_cur_make(s, sl), idw;
 
         if (sl > STS_ID_MAX || !sts_cur_take_while(&idc, sts_rlog_is_qid_char, &idw) ||
@@ -328,7 +511,7 @@ sts_rlog_line_kind sts_rlog_decision_line(sts_rlog *r, sts_cur line)
         nd.policy_id = sts_rlog_intern(r, s, sl);
     }
     nd.mx = "";
-    if ((s = json_str(o, "mx", &sl)) != NULL && sl > 0) {
+    if ((s = d_str(o, "mx", &sl)) != NULL && sl > 0) {
         char q[STS_RLOG_MX_MAX + 1];
         size_t ql2;
 
@@ -338,27 +521,27 @@ sts_rlog_line_kind sts_rlog_decision_line(sts_rlog *r, sts_cur line)
                           (ql2 >= 4 && strcmp(q + ql2 - 4, ",...") == 0);
         nd.mx = sts_rlog_intern(r, q, ql2);
     }
-    v = json_object_get(o, "max_age");
-    if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= UINT32_MAX) {
-        nd.max_age = (uint32_t)json_integer_value(v);
+    if (d_int(o, "max_age", &iv) && iv >= 0 && iv <= UINT32_MAX) {
+        nd.max_age = (uint32_t)iv;
         nd.max_age_known = true;
     }
     nd.reason = "";
     /* A failed refresh's own words, when the log has them (older logs:
      * the decision's reason). */
-    if ((nd.refresh_rt != NULL && (s = json_str(o, "refresh_error", &sl)) != NULL && sl > 0) ||
-        (s = json_str(o, "reason", &sl)) != NULL)
+    if ((nd.refresh_rt != NULL && (s = d_str(o, "refresh_error", &sl)) != NULL && sl > 0) ||
+        (s = d_str(o, "reason", &sl)) != NULL)
         nd.reason = sts_rlog_intern_quoted(r, s, sl);
     nd.time = t;
-    nd.qid = sts_rlog_intern(r, qs, ql);
+    nd.qid = sts_rlog_qid_hash(sts_cur_make(qs, ql));
+    memcpy(nd.qtext, qs, ql); /* ql <= STS_RLOG_QID_MAX, checked above */
+    nd.qtext[ql] = '\0';
     nd.domain = sts_rlog_intern(r, dom, strlen(dom));
-    if (nd.qid == NULL || nd.domain == NULL || nd.policy_id == NULL || nd.mx == NULL ||
-        nd.reason == NULL)
+    if (nd.domain == NULL || nd.policy_id == NULL || nd.mx == NULL || nd.reason == NULL)
         goto done;
-    if (nd.qid[0] != '-' && r->ndh != 0) {
+    if (nd.qtext[0] != '-' && r->ndh != 0) {
         /* One line per recipient: keep one per message and domain. */
-        for (uint32_t i = r->dh[dec_hash(nd.qid, nd.domain) & (r->ndh - 1)]; i != 0;
-             i = r->d[i - 1].next) {
+        for (uint32_t i = r->dh[dec_hash(nd.qid, nd.domain) & (r->ndh - 1)];
+             i != 0 && i - 1 >= r->dhead; i = r->d[i - 1].next) {
             const dec *x = &r->d[i - 1];
 
             if (x->qid == nd.qid && x->domain == nd.domain && x->time - t <= DUP_WINDOW &&
@@ -368,7 +551,7 @@ sts_rlog_line_kind sts_rlog_decision_line(sts_rlog *r, sts_cur line)
             }
         }
     }
-    if (r->nd >= DECISIONS_MAX) {
+    if (r->nd - r->dhead >= DECISIONS_MAX) {
         r->st.dropped++;
         goto done;
     }
@@ -379,27 +562,28 @@ sts_rlog_line_kind sts_rlog_decision_line(sts_rlog *r, sts_cur line)
     r->d = na;
     r->d[r->nd++] = nd;
     r->st.decisions++;
-    if (r->nd > r->ndh / 2) {
+    if (r->nd - r->dhead > r->ndh / 2) {
         if (!dec_index_grow(r))
             r->nomem = true;
-    } else if (nd.qid[0] != '-') {
+    } else if (nd.qtext[0] != '-') {
         size_t b = dec_hash(nd.qid, nd.domain) & (r->ndh - 1);
 
         r->d[r->nd - 1].next = r->dh[b];
         r->dh[b] = (uint32_t)r->nd;
     }
 done:
-    json_decref(o);
+    json_decref(jo);
     return k;
 }
 
-dec *sts_rlog_find_decision(sts_rlog *r, const char *qid, const char *domain, int64_t t)
+dec *sts_rlog_find_decision(sts_rlog *r, uint64_t qid, const char *domain, int64_t t)
 {
     dec *best = NULL;
 
     if (r->ndh == 0)
         return NULL;
-    for (uint32_t i = r->dh[dec_hash(qid, domain) & (r->ndh - 1)]; i != 0; i = r->d[i - 1].next) {
+    for (uint32_t i = r->dh[dec_hash(qid, domain) & (r->ndh - 1)]; i != 0 && i - 1 >= r->dhead;
+         i = r->d[i - 1].next) {
         dec *x = &r->d[i - 1];
 
         if (x->qid == qid && x->domain == domain && x->time <= t + JOIN_SKEW &&

@@ -130,7 +130,7 @@ static void pid_drop(sts_rlog *r, pidstate *p)
         *pp = p->hnext;
     lru_unlink(r, p);
     for (size_t i = 0; i < p->nconn; i++)
-        if (p->c[i].qid == NULL && p->c[i].tls != STS_RLOG_TLS_NONE)
+        if (p->c[i].qid == 0 && p->c[i].tls != STS_RLOG_TLS_NONE)
             r->st.dropped++; /* a connection never tied to a delivery */
     free(p);
     r->npid--;
@@ -178,7 +178,7 @@ void sts_rlog_conn_purge_bound(pidstate *p, const conn *keep)
     size_t j = 0;
 
     for (size_t i = 0; i < p->nconn; i++)
-        if (p->c[i].qid == NULL || &p->c[i] == keep)
+        if (p->c[i].qid == 0 || &p->c[i] == keep)
             p->c[j++] = p->c[i];
     p->nconn = j;
 }
@@ -224,8 +224,8 @@ bool sts_rlog_rcpt_seen(const conn *c, uint64_t h)
 
 /* ----------------------------------------------------------- attempts */
 
-static void add_attempt(sts_rlog *r, conn *c, const char *qid, const char *domain, int64_t t,
-                        bool sent, const char *service)
+static void add_attempt(sts_rlog *r, conn *c, uint64_t qid, sts_cur qtext, const char *domain,
+                        int64_t t, bool sent, const char *service)
 {
     att *a, *na;
 
@@ -234,7 +234,7 @@ static void add_attempt(sts_rlog *r, conn *c, const char *qid, const char *domai
             return; /* this connection already counts for the domain */
     if (c->ndom < CONN_DOMAINS)
         c->dom[c->ndom++] = domain;
-    if (r->na >= ATTEMPTS_MAX) {
+    if (r->na - r->ahead >= ATTEMPTS_MAX) {
         r->st.dropped++;
         return;
     }
@@ -246,6 +246,8 @@ static void add_attempt(sts_rlog *r, conn *c, const char *qid, const char *domai
     a = &r->a[r->na++];
     a->time = t;
     a->qid = qid;
+    memcpy(a->qtext, qtext.p, qtext.len); /* sts_rlog_take_qid bounds it */
+    a->qtext[qtext.len] = '\0';
     a->domain = domain;
     a->host = c->host;
     a->ip = c->ip;
@@ -288,9 +290,10 @@ static const char *rcpt_domain(sts_rlog *r, sts_cur addr)
 /* Tie a delivery line's recipient to connection c (and the connections
  * the same delivery made before it, to other MX hosts).  Returns c, which
  * may have moved in p->c. */
-conn *sts_rlog_deliver(sts_rlog *r, pidstate *p, conn *c, const char *qid, sts_cur addr,
+conn *sts_rlog_deliver(sts_rlog *r, pidstate *p, conn *c, sts_cur qtext, sts_cur addr,
                        int64_t t, bool sent)
 {
+    uint64_t qid = sts_rlog_qid_hash(qtext);
     const char *domain = rcpt_domain(r, addr);
     uint64_t h = sts_rlog_hash_bytes(addr.p, addr.len);
     size_t j = 0;
@@ -298,9 +301,9 @@ conn *sts_rlog_deliver(sts_rlog *r, pidstate *p, conn *c, const char *qid, sts_c
     /* Earlier connections still waiting belong to this delivery, unless
      * they are so old that their own delivery line must be missing. */
     for (size_t i = 0; i < p->nconn; i++) {
-        if (p->c[i].qid == NULL && &p->c[i] != c && t - p->c[i].time > CONN_STALE) {
+        if (p->c[i].qid == 0 && &p->c[i] != c && t - p->c[i].time > CONN_STALE) {
             if (p->c[i].tls != STS_RLOG_TLS_NONE || p->c[i].verify_failed)
-                r->st.dropped++;
+                r->st.unfinished++;
             continue;
         }
         if (&p->c[i] == c)
@@ -309,7 +312,7 @@ conn *sts_rlog_deliver(sts_rlog *r, pidstate *p, conn *c, const char *qid, sts_c
     }
     p->nconn = j;
     for (size_t i = 0; i < p->nconn; i++)
-        if (p->c[i].qid == NULL)
+        if (p->c[i].qid == 0)
             p->c[i].qid = qid;
     if (c->nrcpt < CONN_RCPTS)
         c->rcpt[c->nrcpt++] = h;
@@ -317,6 +320,6 @@ conn *sts_rlog_deliver(sts_rlog *r, pidstate *p, conn *c, const char *qid, sts_c
         return c;
     for (size_t i = 0; i < p->nconn; i++)
         if (p->c[i].qid == qid)
-            add_attempt(r, &p->c[i], qid, domain, t, sent && &p->c[i] == c, p->service);
+            add_attempt(r, &p->c[i], qid, qtext, domain, t, sent && &p->c[i] == c, p->service);
     return c;
 }

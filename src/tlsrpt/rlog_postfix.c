@@ -121,7 +121,7 @@ static bool postfix_fields(sts_cur f, sts_cur *addr, sts_cur *relay, sts_cur *wo
     return true;
 }
 
-static sts_rlog_line_kind postfix_delivery(sts_rlog *r, pidstate *p, int64_t t, const char *qid,
+static sts_rlog_line_kind postfix_delivery(sts_rlog *r, pidstate *p, int64_t t, sts_cur qtext,
                                            sts_cur line, sts_cur f)
 {
     sts_cur addr, relay, word, text;
@@ -129,6 +129,7 @@ static sts_rlog_line_kind postfix_delivery(sts_rlog *r, pidstate *p, int64_t t, 
     bool no_relay = false;
     pf_text kind;
     conn *c;
+    uint64_t qid = sts_rlog_qid_hash(qtext);
 
     if (!postfix_fields(f, &addr, &relay, &word, &text))
         return sts_rlog_malformed(r, "Postfix delivery line not as log_adhoc writes it", line);
@@ -154,15 +155,15 @@ static sts_rlog_line_kind postfix_delivery(sts_rlog *r, pidstate *p, int64_t t, 
          * (other MX hosts that failed) still count. */
         conn *last = sts_rlog_conn_cur(p);
 
-        if (last != NULL && (last->qid == NULL || last->qid == qid))
-            (void)sts_rlog_deliver(r, p, last, qid, addr, t, false);
+        if (last != NULL && (last->qid == 0 || last->qid == qid))
+            (void)sts_rlog_deliver(r, p, last, qtext, addr, t, false);
         return STS_RLOG_POSTFIX;
     }
     c = sts_rlog_conn_cur(p);
     if (c != NULL && c->qid == qid && sts_rlog_same_relay(c, host, ip) &&
         !sts_rlog_rcpt_seen(c, sts_rlog_hash_bytes(addr.p, addr.len))) {
         /* another recipient on the connection in progress */
-    } else if (c != NULL && c->qid == NULL && sts_rlog_same_relay(c, host, ip) &&
+    } else if (c != NULL && c->qid == 0 && sts_rlog_same_relay(c, host, ip) &&
                t - c->time <= CONN_STALE) {
         /* the first delivery line of the connection the TLS lines opened */
     } else {
@@ -185,7 +186,7 @@ static sts_rlog_line_kind postfix_delivery(sts_rlog *r, pidstate *p, int64_t t, 
     if (kind != PF_TEXT_OTHER && c->detail[0] == '\0' &&
         (c->detail = sts_rlog_intern_quoted(r, text.p, text.len)) == NULL)
         c->detail = "";
-    (void)sts_rlog_deliver(r, p, c, qid, addr, t, sts_cur_eq(&word, "sent"));
+    (void)sts_rlog_deliver(r, p, c, qtext, addr, t, sts_cur_eq(&word, "sent"));
     return STS_RLOG_POSTFIX;
 }
 
@@ -214,7 +215,7 @@ sts_rlog_line_kind sts_rlog_postfix_line(sts_rlog *r, pidstate *p, int64_t t, st
         r->st.tls_lines++;
         c = sts_rlog_conn_cur(p);
         /* The verification failure logged just before belongs to it. */
-        if (c == NULL || c->qid != NULL || c->tls != STS_RLOG_TLS_NONE || !c->verify_failed ||
+        if (c == NULL || c->qid != 0 || c->tls != STS_RLOG_TLS_NONE || !c->verify_failed ||
             !sts_rlog_same_relay(c, host, ip))
             c = sts_rlog_conn_new(r, p, t, host, ip);
         c->tls = (uint8_t)summaries[i].tls;
@@ -236,7 +237,7 @@ sts_rlog_line_kind sts_rlog_postfix_line(sts_rlog *r, pidstate *p, int64_t t, st
             return r->nomem ? STS_RLOG_POSTFIX
                             : sts_rlog_malformed(r, "bad Postfix verification line", m);
         c = sts_rlog_conn_cur(p);
-        if (c == NULL || c->qid != NULL || c->tls != STS_RLOG_TLS_NONE ||
+        if (c == NULL || c->qid != 0 || c->tls != STS_RLOG_TLS_NONE ||
             !sts_rlog_same_relay(c, host, ip))
             c = sts_rlog_conn_new(r, p, t, host, ip);
         if (!c->verify_failed) {
@@ -253,7 +254,7 @@ sts_rlog_line_kind sts_rlog_postfix_line(sts_rlog *r, pidstate *p, int64_t t, st
             return r->nomem ? STS_RLOG_POSTFIX
                             : sts_rlog_malformed(r, "bad Postfix SSL_connect line", m);
         c = sts_rlog_conn_cur(p);
-        if (c == NULL || c->qid != NULL || c->tls != STS_RLOG_TLS_NONE ||
+        if (c == NULL || c->qid != 0 || c->tls != STS_RLOG_TLS_NONE ||
             !sts_rlog_same_relay(c, host, ip))
             c = sts_rlog_conn_new(r, p, t, host, ip);
         c->tls = STS_RLOG_TLS_FAILED;
@@ -265,29 +266,22 @@ sts_rlog_line_kind sts_rlog_postfix_line(sts_rlog *r, pidstate *p, int64_t t, st
     if (!sts_rlog_take_qid(&s, &qidc))
         return STS_RLOG_IGNORED;
     if (sts_cur_take_lit(&s, "Cannot start TLS: handshake failure")) {
-        const char *qid = sts_rlog_intern(r, qidc.p, qidc.len);
+        uint64_t qid = sts_rlog_qid_hash(qidc);
 
-        if (qid == NULL)
-            return STS_RLOG_POSTFIX;
         c = sts_rlog_conn_cur(p);
-        if (c == NULL || c->tls != STS_RLOG_TLS_FAILED || (c->qid != NULL && c->qid != qid)) {
+        if (c == NULL || c->tls != STS_RLOG_TLS_FAILED || (c->qid != 0 && c->qid != qid)) {
             c = sts_rlog_conn_new(r, p, t, "", "");
             c->tls = STS_RLOG_TLS_FAILED;
         }
         /* The plaintext retry on the same delivery follows: it inherits this. */
         for (size_t i = 0; i < p->nconn; i++)
-            if (p->c[i].qid == NULL)
+            if (p->c[i].qid == 0)
                 p->c[i].qid = qid;
         if (c->detail[0] == '\0')
             c->detail = "Cannot start TLS: handshake failure";
         return STS_RLOG_POSTFIX;
     }
-    if (sts_cur_take_lit(&s, "to=")) {
-        const char *qid = sts_rlog_intern(r, qidc.p, qidc.len);
-
-        if (qid == NULL)
-            return STS_RLOG_POSTFIX;
-        return postfix_delivery(r, p, t, qid, m, sts_cur_make(s.p - 3, s.len + 3));
-    }
+    if (sts_cur_take_lit(&s, "to="))
+        return postfix_delivery(r, p, t, qidc, m, sts_cur_make(s.p - 3, s.len + 3));
     return STS_RLOG_IGNORED;
 }

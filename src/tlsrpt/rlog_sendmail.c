@@ -104,7 +104,7 @@ static bool sm_next_addr(sts_cur *list, sts_cur *addr)
     return true;
 }
 
-static sts_rlog_line_kind sendmail_delivery(sts_rlog *r, pidstate *p, int64_t t, const char *qid,
+static sts_rlog_line_kind sendmail_delivery(sts_rlog *r, pidstate *p, int64_t t, sts_cur qtext,
                                             sts_cur line, sts_cur f)
 {
     sts_cur key, val, to, relay = { NULL, 0 }, stat = { NULL, 0 }, mailer = { NULL, 0 };
@@ -112,6 +112,7 @@ static sts_rlog_line_kind sendmail_delivery(sts_rlog *r, pidstate *p, int64_t t,
     const char *host, *ip;
     bool sent;
     conn *c;
+    uint64_t qid = sts_rlog_qid_hash(qtext);
 
     if (!sts_cur_take_lit(&f, "to=") || !sm_take_to_list(&f, &to) ||
         (f.len > 0 && !sts_cur_take_lit(&f, ", ")))
@@ -153,7 +154,7 @@ static sts_rlog_line_kind sendmail_delivery(sts_rlog *r, pidstate *p, int64_t t,
      * stat=, which quotes the server. */
     p->pend_rt = p->pend_detail = NULL;
     c = sts_rlog_conn_cur(p);
-    if (c != NULL && sts_rlog_same_relay(c, host, ip) && c->qid == NULL &&
+    if (c != NULL && sts_rlog_same_relay(c, host, ip) && c->qid == 0 &&
                t - c->time <= CONN_STALE) {
         /* the first message on the connection the STARTTLS line opened */
     } else if (c != NULL && sts_rlog_same_relay(c, host, ip) && c->qid == qid &&
@@ -166,7 +167,7 @@ static sts_rlog_line_kind sendmail_delivery(sts_rlog *r, pidstate *p, int64_t t,
         c = sts_rlog_conn_cur(p);
         if (c == NULL)
             return STS_RLOG_SENDMAIL; /* cannot happen: c was kept */
-        c->qid = NULL;
+        c->qid = 0;
         c->ndom = 0;
         c->nrcpt = 0;
     } else {
@@ -181,7 +182,7 @@ static sts_rlog_line_kind sendmail_delivery(sts_rlog *r, pidstate *p, int64_t t,
         c->detail = "";
     /* The recipient list: "<a>,<b>" (or bare addresses). */
     while (sm_next_addr(&to, &addr))
-        c = sts_rlog_deliver(r, p, c, qid, addr, t, sent);
+        c = sts_rlog_deliver(r, p, c, qtext, addr, t, sent);
     return STS_RLOG_SENDMAIL;
 }
 
@@ -238,7 +239,7 @@ sts_rlog_line_kind sts_rlog_sendmail_line(sts_rlog *r, pidstate *p, int64_t t, s
             return STS_RLOG_IGNORED;
         val = sts_cur_make(s.p + pos + 12, s.len - pos - 12);
         c = sts_rlog_conn_cur(p);
-        if (c != NULL && c->qid == NULL && c->tls == STS_RLOG_TLS_UNTRUSTED && c->rt == NULL &&
+        if (c != NULL && c->qid == 0 && c->tls == STS_RLOG_TLS_UNTRUSTED && c->rt == NULL &&
             !sts_cur_eq(&val, "ok") && !sts_cur_eq(&val, "OK")) {
             c->rt = sts_rlog_reason_rt(val);
             if ((c->detail = sts_rlog_intern_quoted(r, val.p, val.len)) == NULL)
@@ -281,7 +282,7 @@ sts_rlog_line_kind sts_rlog_sendmail_line(sts_rlog *r, pidstate *p, int64_t t, s
         if (!sm_verify(arg1, &tls, &rt))
             return STS_RLOG_IGNORED;
         c = sts_rlog_conn_cur(p);
-        if (c == NULL || c->qid != NULL || c->tls == STS_RLOG_TLS_NONE ||
+        if (c == NULL || c->qid != 0 || c->tls == STS_RLOG_TLS_NONE ||
             !sts_rlog_same_relay(c, host, ip)) {
             /* No STARTTLS line for it: STARTTLS was not even tried. */
             c = sts_rlog_conn_new(r, p, t, host, ip);
@@ -312,12 +313,7 @@ sts_rlog_line_kind sts_rlog_sendmail_line(sts_rlog *r, pidstate *p, int64_t t, s
         return STS_RLOG_IGNORED;
     }
     s = m;
-    if (sts_rlog_take_qid(&s, &qidc) && sts_cur_take_lit(&s, "to=")) {
-        const char *qid = sts_rlog_intern(r, qidc.p, qidc.len);
-
-        if (qid == NULL)
-            return STS_RLOG_SENDMAIL;
-        return sendmail_delivery(r, p, t, qid, m, sts_cur_make(s.p - 3, s.len + 3));
-    }
+    if (sts_rlog_take_qid(&s, &qidc) && sts_cur_take_lit(&s, "to="))
+        return sendmail_delivery(r, p, t, qidc, m, sts_cur_make(s.p - 3, s.len + 3));
     return STS_RLOG_IGNORED;
 }
