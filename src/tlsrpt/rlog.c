@@ -454,9 +454,12 @@ void sts_rlog_advance(sts_rlog *r, int64_t t)
 {
     if (t > r->maxt)
         r->maxt = t;
-    if (++r->since_flush < FLUSH_EVERY)
+    /* Every few thousand lines, and whenever log time moved on a minute:
+     * the window is one of log time, whatever the traffic. */
+    if (++r->since_flush < FLUSH_EVERY && r->maxt - r->flushed_t < 60)
         return;
     r->since_flush = 0;
+    r->flushed_t = r->maxt;
     if (r->progress != NULL)
         r->progress(r->progress_arg, &r->st);
     if (r->sink != NULL)

@@ -158,7 +158,7 @@ struct sts_rlog {
      * DEC_KEEP after them, both by maxt, the latest time read. */
     void (*sink)(void *arg, const sts_rsession *s);
     void *sink_arg;
-    int64_t maxt;
+    int64_t maxt, flushed_t;
     uint64_t since_flush;
     void (*progress)(void *arg, const sts_rlog_stats *st);
     void *progress_arg;

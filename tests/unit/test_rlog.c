@@ -1291,9 +1291,102 @@ static void test_own_reports_left_out(void **state)
     sts_rlog_free(r);
 }
 
+static void write_text(const char *path, const char *const *lines, size_t n)
+{
+    FILE *fh = fopen(path, "w");
+
+    assert_non_null(fh);
+    for (size_t i = 0; i < n; i++)
+        assert_true(fputs(lines[i], fh) >= 0 && fputc('\n', fh) != EOF);
+    assert_int_equal(fclose(fh), 0);
+}
+
+typedef struct collected {
+    size_t n, joined;
+    char domains[8][STS_DOMAIN_MAX + 1];
+} collected;
+
+static void collect(void *arg, const sts_rsession *s)
+{
+    collected *c = arg;
+
+    if (c->n < 8)
+        (void)snprintf(c->domains[c->n], sizeof(c->domains[0]), "%s", s->domain);
+    c->n++;
+    if (s->has_decision)
+        c->joined++;
+}
+
+/* Streaming: the decision log and the mail log given in either order are
+ * merged by time and give the sessions array mode gives; a decision is
+ * kept DEC_KEEP (6 h) of log time, so an attempt 8 h later is unjoined
+ * there (array mode, which keeps everything, joins it). */
+static void test_streaming_merge_and_window(void **state)
+{
+    static const char *const decisions[] = {
+        "{\"time\":\"2026-11-28T05:40:00Z\",\"queue_id\":\"0LD0000001\",\"domain\":\"late.test\","
+        "\"result\":\"policy\",\"mode\":\"testing\",\"policy_id\":\"l1\",\"action\":\"accept\","
+        "\"reason\":\"testing policy\",\"mx\":\"mx.late.test\",\"max_age\":86400}",
+        DEC_ENFORCE("B90DBA84CD4", "good.test", "enf1"),
+    };
+    static const char *const mail[] = {
+        PF "postfix/smtp[13417]: Verified TLS connection established to "
+           "mx1.good.test[192.0.2.10]:25" TLS_TAIL,
+        PF "postfix/smtp[13417]: B90DBA84CD4: to=<u1@good.test>, relay=mx1.good.test[192.0.2.10]:25, "
+           "delay=0.26, delays=0.02/0.06/0.1/0.07, dsn=2.0.0, status=sent (250 ok)",
+        PF2 "postfix/smtp[13418]: Trusted TLS connection established to "
+            "mx.late.test[192.0.2.11]:25" TLS_TAIL,
+        PF2 "postfix/smtp[13418]: 0LD0000001: to=<u1@late.test>, relay=mx.late.test[192.0.2.11]:25, "
+            "delay=8h, delays=0.02/0.06/0.1/0.07, dsn=2.0.0, status=sent (250 ok)",
+    };
+    char dpath[256], mpath[256];
+    const char *paths[2];
+    sts_why why = { "" };
+
+    (void)state;
+    make_temp(dpath, sizeof(dpath));
+    make_temp(mpath, sizeof(mpath));
+    write_text(dpath, decisions, 2);
+    write_text(mpath, mail, 4);
+    for (int order = 0; order < 2; order++) {
+        collected c;
+        sts_rlog *r;
+        const sts_rsession *s;
+        size_t n;
+
+        memset(&c, 0, sizeof(c));
+        paths[0] = order == 0 ? mpath : dpath;
+        paths[1] = order == 0 ? dpath : mpath;
+        assert_int_equal(sts_rlog_new(NULL, NULL, &r), STS_OK);
+        sts_rlog_set_now(r, NOW);
+        sts_rlog_set_sink(r, collect, &c);
+        assert_int_equal(sts_rlog_read_files(r, paths, 2, &why), STS_OK);
+        assert_int_equal(sts_rlog_finish(r), STS_OK);
+        if (c.n != 2 || c.joined != 1 || sts_rlog_get_stats(r)->unjoined_attempts != 1 ||
+            sts_rlog_get_stats(r)->unjoined_decisions != 1)
+            fail_msg("streaming, order %d: got %zu sessions (%zu joined, unjoined attempts %llu, "
+                     "decisions %llu), want 2 (1), 1, 1", order, c.n, c.joined,
+                     (unsigned long long)sts_rlog_get_stats(r)->unjoined_attempts,
+                     (unsigned long long)sts_rlog_get_stats(r)->unjoined_decisions);
+        assert_int_equal(sts_rlog_sessions(r, &s, &n), STS_OK);
+        assert_int_equal(n, 0); /* streaming keeps nothing */
+        sts_rlog_free(r);
+
+        assert_int_equal(sts_rlog_new(NULL, NULL, &r), STS_OK);
+        sts_rlog_set_now(r, NOW);
+        assert_int_equal(sts_rlog_read_files(r, paths, 2, &why), STS_OK);
+        assert_int_equal(sts_rlog_sessions(r, &s, &n), STS_OK);
+        if (n != 2 || !s[0].has_decision || !s[1].has_decision)
+            fail_msg("array mode, order %d: got %zu sessions, want 2, both joined", order, n);
+        sts_rlog_free(r);
+    }
+    (void)unlink(dpath);
+    (void)unlink(mpath);
+}
+
 int main(void)
 {
-    struct CMUnitTest tests[N_KIND + N_SCEN + 12];
+    struct CMUnitTest tests[N_KIND + N_SCEN + 13];
     size_t n = 0;
 
     /* BSD syslog stamps are local time: pin it. */
@@ -1319,5 +1412,6 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_first_time);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_policy_record);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_own_reports_left_out);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_streaming_merge_and_window);
     return UNIT_RUN("rlog", tests, n);
 }
