@@ -500,6 +500,10 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
     }
     mt_metrics_answer(a.result, a.from_cache, a.pending);
     sts_decide(domain, &a, rt->fail_action, rt->cfg.early_tempfail, &d);
+    if (mt_dlog != NULL && a.policy != NULL && d.has_policy &&
+        sts_dlog_note_policy(mt_dlog, (int64_t)time(NULL), d.domain, d.id, a.policy->text,
+                             a.policy->text_len, &why) != STS_OK)
+        sts_log(STS_LOG_ERR, qid, "decision-log-error", "domain=%s reason=\"%s\"", domain, why.text);
     sts_answer_release(&a);
     if (d.action == STS_ACT_NO_MX) {
         char text[STS_DOMAIN_MAX + 128];

@@ -69,10 +69,12 @@ typedef struct sts_config {
     char *smtp_transports;    /* SMTPTransports: comma list of transport/mailer names */
     /* mtasts-report */
     char *report_organization; /* ReportOrganization; NULL = host name */
-    char *report_contact;     /* ReportContact; NULL = postmaster@host name */
+    char *report_contact;     /* ReportContact; NULL = postmaster@submitter */
     char *report_from;        /* ReportFrom; NULL = the contact address */
-    char *report_submitter;   /* ReportSubmitter; NULL = host's domain */
-    char *report_sending_ip;  /* ReportSendingIP: comma list; NULL = from the MTA log */
+    char *report_submitter;   /* ReportSubmitter; NULL = the contact's domain */
+    char *report_host_id;     /* ReportHostID; NULL = host name */
+    char *report_sending_ip;  /* ReportSendingIP: comma list; NULL = route lookup */
+    bool report_no_policy;    /* ReportNoPolicy */
     char *report_spool;       /* ReportSpool: directory */
     char *report_sendmail;    /* ReportSendmail: shell command, message on stdin */
     unsigned report_retry_time; /* ReportRetryTime (s) */

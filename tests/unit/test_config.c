@@ -661,7 +661,9 @@ static const char all_keys_text[] =
     "ReportContact tlsrpt@example.org\n"
     "ReportFrom reports@example.org\n"
     "ReportSubmitter example.org\n"
+    "ReportHostID mta1.example.org\n"
     "ReportSendingIP 192.0.2.1, 2001:db8::25\n"
+    "ReportNoPolicy no\n"
     "ReportSpool /var/spool/tlsrpt\n"
     "ReportSendmail /usr/lib/sendmail -t -i -f reports@example.org\n"
     "ReportRetryTime 12h\n";
@@ -768,7 +770,9 @@ static void test_print_format(void **state)
         "# ReportContact (unset)\n"
         "# ReportFrom (unset)\n"
         "# ReportSubmitter (unset)\n"
+        "# ReportHostID (unset)\n"
         "# ReportSendingIP (unset)\n"
+        "ReportNoPolicy yes\n"
         "ReportSpool /var/lib/mtasts-milter/reports\n"
         "ReportSendmail /usr/sbin/sendmail -i -t\n"
         "ReportRetryTime 86400s\n";
