@@ -173,8 +173,11 @@ class Soak:
         self.cold = []            # this minute's cold domain names
         self.cold_policy = []     # those of them with a policy
         self.errors = []
+        # Postfix outlives the run (its master exits after a lifetime, 30
+        # minutes by default: an hour's soak lost its SMTP load half-way).
         lab = DeliveryLab(os.path.join(work, "lab"), daemon_settings={
-            "CacheSize": str(args.cache_size), "NegativeCacheTime": "60s"})
+            "CacheSize": str(args.cache_size), "NegativeCacheTime": "60s"},
+            postfix_lifetime=int(args.seconds) + 600)
         for d, mode in SMTP_DOMAINS:
             lab.add_domain(d, mode, [MX("mx1." + d, "good")])
         lab.add_names({"*." + COLD_PARENT: {"MX": [[10, "mx1.e1.soak.test"]]}})
@@ -360,9 +363,9 @@ class Soak:
         threads.append(threading.Thread(target=self.chaos, args=(t0,), daemon=True))
         for t in threads:
             t.start()
-        hdr = ("%7s %9s %5s %5s %9s %9s %9s %6s %6s %9s %9s  %s"
-               % ("elapsed", "RSS_KiB", "fds", "thr", "sent", "delivered", "decisions",
-                  "smapOK", "TEMP", "smapFail", "HUP/rld", "fault"))
+        hdr = ("%7s %9s %5s %5s %9s %7s %9s %9s %6s %6s %9s %9s  %s"
+               % ("elapsed", "RSS_KiB", "fds", "thr", "sent", "sendErr", "delivered",
+                  "decisions", "smapOK", "TEMP", "smapFail", "HUP/rld", "fault"))
         note(hdr)
         samples = []
         died = None
@@ -380,8 +383,8 @@ class Soak:
                 c = dict(self.c)
                 silent = time.monotonic() - self.last_answer
             samples.append((el, s[0], s[1]))
-            note("%7.0f %9d %5d %5d %9d %9d %9d %6d %6d %9d %4d/%-4d  %s"
-                 % (el, s[0], s[1], s[2], c["sent"], self.delivered(), dlog.count(),
+            note("%7.0f %9d %5d %5d %9d %7d %9d %9d %6d %6d %9d %4d/%-4d  %s"
+                 % (el, s[0], s[1], s[2], c["sent"], c["send_err"], self.delivered(), dlog.count(),
                     c["smap_ok"], c["smap_temp"], c["smap_fail"], c["hup"], reloads.count(),
                     self.fault))
             if silent > a.dead_after:

@@ -244,8 +244,11 @@ class DeliveryLab:
     """See the module doc.  workdir: created if needed (not removed)."""
 
     def __init__(self, workdir, milter=True, global_map=False, daemon_settings=None,
-                 postfix_main=None, postfix=True):
+                 postfix_main=None, postfix=True, postfix_lifetime=1800):
         self.workdir = os.path.abspath(workdir)
+        # Postfix's master exits after this many seconds (master -e), so a
+        # lab left behind by a killed test does not live on.
+        self.postfix_lifetime = postfix_lifetime
         self.postfix = postfix           # False: start() starts no Postfix
         self.sendmails = []              # from start_sendmail()
         self.milter = milter
@@ -437,7 +440,8 @@ class DeliveryLab:
             milter_default_action=main.pop("milter_default_action", "tempfail"),
             header_checks_file=os.path.join(_srcdir(), "packaging", "postfix",
                                             "mtasts_header_checks"),
-            enforce_service=packaged_enforce_service(), main=main, master_extra=master_extra)
+            enforce_service=packaged_enforce_service(), main=main, master_extra=master_extra,
+            lifetime=self.postfix_lifetime)
         pf.lab_shape = "%s%s" % ("milter" if milter else "no milter",
                                  ", global smtp_tls_policy_maps" if global_map else "")
         self.instances.append(pf)
