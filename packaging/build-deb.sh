@@ -58,6 +58,7 @@ if ! apt-get install -y -q --no-install-recommends $tools >/dev/null 2>&1 ||
 fi
 
 echo "build-deb.sh: building mtasts-milter $version in $tmp"
+t0=$(date +%s)
 jobs=${JOBS:-2}
 export DEB_BUILD_OPTIONS="parallel=$jobs ${DEB_BUILD_OPTIONS:-}"
 if ! (cd "$src" && dpkg-buildpackage -b -us -uc >"$tmp/build.log" 2>&1); then
@@ -71,7 +72,8 @@ changes="$tmp/mtasts-milter_${version}_$arch.changes"
 for f in "$tmp"/*.deb "$tmp"/*.ddeb "$tmp"/*.buildinfo "$changes"; do
     [ -e "$f" ] && cp "$f" "$out/"
 done
-echo "build-deb.sh: packages in $out:"
+echo "build-deb.sh: built in $(( $(date +%s) - t0 )) s; packages in $out:"
+t0=$(date +%s)
 (cd "$out" && ls -l -- *.deb)
 
 # lintian: errors fail the build; warnings and lower are shown.  As root
@@ -83,4 +85,4 @@ if [ "$lint_rc" -ne 0 ]; then
     echo "build-deb.sh: lintian found errors" >&2
     exit 1
 fi
-echo "build-deb.sh: lintian: no errors"
+echo "build-deb.sh: lintian: no errors ($(( $(date +%s) - t0 )) s)"
