@@ -12,7 +12,9 @@
 #                            service is disabled: the tests start their own instance),
 #                            iproute2 (`ip netns`) for the end-to-end delivery test,
 #                            systemd-journal-remote to write the journal file that
-#                            test_report.py reads back through journalctl)
+#                            test_report.py reads back through journalctl,
+#                            debhelper, dpkg-dev, lintian and rpm for the packaging
+#                            stage: build-deb.sh, build-rpm.sh)
 # Run as root.  Safe to run again: apt-get skips what is installed.
 set -eu
 
@@ -20,7 +22,8 @@ BUILD_PKGS="build-essential autoconf automake libtool pkg-config
  libc-ares-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libhiredis-dev
  libjansson-dev zlib1g-dev libidn2-dev libcmocka-dev libmilter-dev ca-certificates"
 TEST_PKGS="clang libclang-rt-dev python3 python3-dnslib openssl redis-server miltertest
- postfix m4 postfix-mta-sts-resolver python3-uvloop iproute2 systemd-journal-remote"
+ postfix m4 postfix-mta-sts-resolver python3-uvloop iproute2 systemd-journal-remote
+ debhelper dpkg-dev lintian rpm"
 
 pkgs=$BUILD_PKGS
 for arg in "$@"; do

@@ -9,8 +9,12 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 state="$top/state"
 mkdir -p "$state"
 if [ "$(id -u)" -eq 0 ]; then
+    # The same user as the packages make (debian/mtasts-milter.postinst,
+    # sysusers.d/mtasts-milter.conf): system user and group, home
+    # /var/lib/mtasts-milter (not created here), no login shell.
     id mtasts >/dev/null 2>&1 ||
-        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin mtasts
+        useradd --system --user-group --no-create-home --home-dir /var/lib/mtasts-milter \
+            --shell /usr/sbin/nologin --comment "MTA-STS milter and reports" mtasts
     chown mtasts "$state"
     user=mtasts
 else

@@ -4,16 +4,19 @@
 # Reads the STS_KEY("Name", TYPE, default, ...) lines of src/conf/config_keys.c
 # (no compiling) and checks that doc/mtasts-milter.conf.5 has, for each key, an
 # entry headed ".TP" + ".B Name" or ".BI "Name " ...", whose text states the default
-# (or says "unset" for a key without one).  Fails if fewer than 10 keys are
+# (or says "unset" for a key without one), and that the sample config
+# packaging/mtasts-milter.conf, which says it lists every key, has a line
+# "Key ..." or "#Key ..." for each.  Fails if fewer than 10 keys are
 # found, which means the table format changed and this grep broke.
 # Run by `make check` with top_srcdir set; also runs by hand from anywhere.
 
 top_srcdir=${top_srcdir:-$(dirname "$0")/..}
 src=$top_srcdir/src/conf/config_keys.c
 man=$top_srcdir/doc/mtasts-milter.conf.5
+sample=$top_srcdir/packaging/mtasts-milter.conf
 min_keys=10
 
-for f in "$src" "$man"; do
+for f in "$src" "$man" "$sample"; do
     if [ ! -r "$f" ]; then
         echo "check-docs: cannot read $f" >&2
         exit 1
@@ -95,6 +98,10 @@ while IFS=$tab read -r name def; do
         fi
         echo "ok   $name (default unset)"
     fi
+    if ! grep -q -i "^#\{0,1\}$name[ $tab]" "$sample"; then
+        echo "FAIL $name: no line \"$name ...\" or \"#$name ...\" in $sample"
+        fail=1
+    fi
 done <<EOF
 $keys
 EOF
@@ -103,5 +110,5 @@ if [ "$fail" -ne 0 ]; then
     echo "check-docs: undocumented keys; see above" >&2
     exit 1
 fi
-echo "check-docs: all $checked keys of $src documented in $man"
+echo "check-docs: all $checked keys of $src documented in $man and listed in $sample"
 exit 0

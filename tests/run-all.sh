@@ -4,9 +4,11 @@
 #   2. clang build with -Werror + ASan/UBSan, make check
 #   3. libFuzzer targets, each run FUZZ_SECONDS (default 60) on its seed corpus
 #   4. make distcheck
+#   5. packages: build-deb.sh + lintian, build-rpm.sh, their contents, the
+#      .deb installed with apt-get into a throwaway root (check-packages.sh)
 # Ends with one line "N passed, N failed" counting every test case of every
 # stage.  Environment: FUZZ_SECONDS, JOBS (default: number of cores),
-# SKIP_DISTCHECK=1, SKIP_FUZZ=1 for quicker local runs.
+# SKIP_DISTCHECK=1, SKIP_FUZZ=1, SKIP_PACKAGES=1 for quicker local runs.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -102,6 +104,16 @@ if [ "${SKIP_DISTCHECK:-0}" != 1 ]; then
         tail -80 "$out/gcc/distcheck.out"
         echo "not ok - make distcheck"; failed=$((failed + 1)); status=1
     fi
+fi
+
+if [ "${SKIP_PACKAGES:-0}" != 1 ]; then
+    note "packages: build-deb.sh + lintian, build-rpm.sh, install into a throwaway root"
+    JOBS=$JOBS sh "$top/tests/check-packages.sh" "$out/packages" >"$out/packages.out" 2>&1 ||
+        status=1
+    cat "$out/packages.out"
+    n=$(grep -c '^ok - ' "$out/packages.out" || true); passed=$((passed + n))
+    n=$(grep -c '^not ok - ' "$out/packages.out" || true); failed=$((failed + n))
+    n=$(grep -c '^skip - ' "$out/packages.out" || true); skipped=$((skipped + n))
 fi
 
 note "summary"
