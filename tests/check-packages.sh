@@ -63,7 +63,9 @@ if [ "$deb_ok" = 1 ] && [ -n "$deb" ]; then
         /etc/mtasts-milter.conf /etc/logrotate.d/mtasts-milter \
         /lib/systemd/system/mtasts-milter.service /lib/systemd/system/mtasts-report.service \
         /lib/systemd/system/mtasts-report.timer /lib/systemd/system/mtasts-report-retry.service \
-        /lib/systemd/system/mtasts-report-retry.timer /usr/lib/sysusers.d/mtasts-milter.conf \
+        /lib/systemd/system/mtasts-report-retry.timer \
+        /lib/systemd/system/mtasts-report-journal.service \
+        /lib/systemd/system/mtasts-report-journal.timer /usr/lib/sysusers.d/mtasts-milter.conf \
         /usr/share/man/man8/mtasts-milter.8.gz /usr/share/man/man5/mtasts-milter.conf.5.gz \
         /usr/share/man/man1/mtasts-query.1.gz /usr/share/man/man1/mtasts-report.1.gz \
         /usr/share/doc/mtasts-milter/copyright \
