@@ -324,7 +324,8 @@ def main():
                    ("cap full of half-sent requests: a newcomer refused, none closed as idle, "
                     "closed after SocketmapRequestTimeout", half_sent_at_cap)])
     per_uid = "SocketmapMaxConnections 64\nSocketmapMaxPerPeer 8\n"
-    run_daemon(report, "per peer, UNIX", per_uid, [
+    # SocketMode 0666: the second user is in no group of the socket.
+    run_daemon(report, "per peer, UNIX", per_uid + "SocketMode 0666\n", [
         ("UNIX socket, SocketmapMaxPerPeer 8: a second user's flood closes only its own",
          lambda dmn, addr: per_peer(dmn, addr, "unix"))], unix=True)
     run_daemon(report, "per peer, TCP", per_uid, [
