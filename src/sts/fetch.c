@@ -440,7 +440,8 @@ static sts_status setopt_trust(sts_fetch *f, CURL *easy, sts_why *why)
 
     pthread_mutex_lock(&f->ca_mu);
     shared = f->store != NULL;
-    if (!shared && f->ca_file != NULL && curl_easy_setopt(easy, CURLOPT_CAINFO, f->ca_file) != CURLE_OK) {
+    if (!shared && f->ca_file != NULL &&
+        curl_easy_setopt(easy, CURLOPT_CAINFO, f->ca_file) != CURLE_OK) {
         pthread_mutex_unlock(&f->ca_mu);
         sts_why_set(why, "libcurl refused option CURLOPT_CAINFO");
         return STS_TEMPFAIL;
