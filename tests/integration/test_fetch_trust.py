@@ -17,7 +17,9 @@ daemon and the HTTPS fixture (each step asks a domain not asked before):
   - SIGHUP with CAFile unreadable as PEM: reload-failed is logged and the
     CAs read before stay (both hosts still fetched as before);
   - SIGHUP with CAFile = test CA only: the other CA is refused again;
-  - SIGHUP with CAFile naming another file: that file's CAs are used.
+  - SIGHUP with CAFile naming another file: that file's CAs are used;
+  - the daemon then exits with status 0 and no sanitizer report in its log
+    (the clang sanitizer build runs this too).
 """
 
 import os
@@ -109,8 +111,9 @@ class Trust:
                          msg="reload logged")
 
     def stop(self):
+        """The daemon's exit status (None if it had to be killed)."""
         self.c.close()
-        self.d.stop()
+        return self.d.stop()
 
 
 def run(report, t):
@@ -178,9 +181,15 @@ def main():
             t = Trust(fx, work)
             run(report, t)
         finally:
-            if t is not None:
-                t.stop()
+            status = t.stop() if t is not None else None
             fx.cleanup()
+        if t is not None:
+            def clean_exit():
+                log = open(t.d.log).read()
+                assert status == 0, "exit status %r, want 0\n%s" % (status, log[-3000:])
+                assert "Sanitizer" not in log and "runtime error" not in log, \
+                    "sanitizer report in the daemon's log:\n" + log[-3000:]
+            report.run("the daemon exits with status 0, no sanitizer report", clean_exit)
     return report.finish()
 
 
