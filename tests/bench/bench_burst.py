@@ -20,6 +20,12 @@ HTTPS one thread per connection).
               as shipped), plus what the fixtures need (DNSServers,
               PolicyPort, CAFile, AllowInternalAddresses); --max-discoveries
               overrides MaxDiscoveries
+    mtasts-sys  the same daemon with CAFile unset, as shipped: it trusts the
+              system store (libcurl's CA bundle and CA directory).  Only in
+              the private network namespace, whose mount namespace is private
+              too (ip netns exec): there the system bundle is bind-mounted
+              over by a copy with the test CA appended, for this process and
+              its children only; elsewhere left out, saying why.
     peer      postfix-mta-sts-resolver (Debian package, mta-sts-daemon,
               internal cache, log level warn; tests/integration/peerd.py)
 
@@ -61,6 +67,7 @@ import os
 import resource
 import selectors
 import socket
+import subprocess
 import sys
 import time
 
@@ -74,8 +81,11 @@ import peerd  # noqa: E402
 from bench_fixtures import prepare_certs  # noqa: E402
 from benchutil import fr, loadavg, med, note, proc_cpu, ratio, rotation  # noqa: E402
 from milterd import MilterDaemon  # noqa: E402
+import mtautil  # noqa: E402
 
-SERVERS = ("mtasts", "peer")
+SERVERS = ("mtasts", "mtasts-sys", "peer")
+DAEMONS = ("mtasts", "mtasts-sys")
+SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 SINGLE_RUNS = 3
 WARM_DOMAINS = 20
 GOAL_FACTOR = 3.0
@@ -161,13 +171,18 @@ class Bench:
         self.args = args
         self.work = work
         self.peer_why = peer_why
-        self.fx = self.daemon = self.peer = None
+        self.fx = self.daemon = self.peer = self.sysd = None
+        self.mounted = False
+        self.sys_why = None if netns.inside() else (
+            "not in a private network and mount namespace (root and the peer package "
+            "needed), where the system CA bundle can be replaced for this run only")
         self.servers = {}
         self.sets = {}
 
     def domain_sets(self):
         """A fresh set of domains for every run: cold for whoever asks."""
-        names = [s for s in SERVERS if s != "peer" or self.peer_why is None]
+        names = [s for s in SERVERS if (s != "peer" or self.peer_why is None)
+                 and (s != "mtasts-sys" or self.sys_why is None)]
         for s in names:
             self.sets[(s, "warm")] = ["w%d.%s.burst.test" % (i, s) for i in range(WARM_DOMAINS)]
             for k in range(SINGLE_RUNS):
@@ -200,10 +215,19 @@ class Bench:
         self.daemon = MilterDaemon(os.path.join(self.work, "daemon"), dns_port, https_port,
                                    self.fx.ca_file, settings=settings)
         self.daemon.start()
-        import mtautil
         mtautil.wait_port(self.daemon.socketmap_port, 20, alive=self.daemon.running,
                           what="mtasts-milter socketmap")
         self.servers["mtasts"] = (self.daemon.socketmap_port, self.daemon.popen.pid)
+        if "mtasts-sys" in names:
+            self.trust_test_ca_system_wide()
+            sys_settings = dict(settings, CAFile=None)
+            sys_settings["CacheStore"] = "sqlite:" + os.path.join(self.work, "sysd", "cache.db")
+            self.sysd = MilterDaemon(os.path.join(self.work, "sysd"), dns_port, https_port,
+                                     self.fx.ca_file, settings=sys_settings)
+            self.sysd.start()
+            mtautil.wait_port(self.sysd.socketmap_port, 20, alive=self.sysd.running,
+                              what="mtasts-milter (system store) socketmap")
+            self.servers["mtasts-sys"] = (self.sysd.socketmap_port, self.sysd.popen.pid)
         if "peer" in names:
             self.peer = peerd.Peer(os.path.join(self.work, "peer"), self.fx.ca_file,
                                    verbosity="warn")
@@ -218,6 +242,20 @@ class Bench:
         note("warm-up: %d domains on %s, every reply a policy" % (WARM_DOMAINS,
                                                                  " and ".join(names)))
         return names
+
+    def trust_test_ca_system_wide(self):
+        """Bind-mount the system bundle + the test CA over the system bundle,
+        in this process's private mount namespace (ip netns exec made it)."""
+        bundle = os.path.join(self.work, "system-plus-test-ca.pem")
+        with open(bundle, "wb") as out:
+            for f in (SYSTEM_BUNDLE, self.fx.ca_file):
+                with open(f, "rb") as fh:
+                    out.write(fh.read().rstrip(b"\n") + b"\n")
+        r = subprocess.run(["mount", "--bind", bundle, SYSTEM_BUNDLE], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("cannot bind-mount the CA bundle: " + r.stdout.strip())
+        self.mounted = True
 
     def counts(self, domains):
         """(TXT queries, policy requests) per domain at the fixtures:
@@ -251,7 +289,7 @@ class Bench:
                 "fx_cpu": None if fcpu0 is None or fcpu1 is None else fcpu1 - fcpu0}
 
     def stop(self):
-        for x in (self.peer, self.daemon):
+        for x in (self.peer, self.sysd, self.daemon):
             if x is not None:
                 try:
                     x.stop()
@@ -259,6 +297,10 @@ class Bench:
                     note("stopping: %s" % e)
         if self.fx is not None:
             self.fx.cleanup()
+        if self.mounted:
+            subprocess.run(["umount", SYSTEM_BUNDLE], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            self.mounted = False
 
 
 def report(args, names, single, runs, load_start):
@@ -269,14 +311,16 @@ def report(args, names, single, runs, load_start):
              "%d CPUs; load average at start %s, at end %s; policies served %d ms after "
              "their request; %d round(s)" % (os.cpu_count() or 0, load_start, loadavg(),
                                              args.delay_ms, args.rounds),
-             "mtasts: MaxDiscoveries %s; peer: %s" % (
+             "mtasts: MaxDiscoveries %s, CAFile the test CA; mtasts-sys: %s; peer: %s" % (
                  args.max_discoveries or "default",
+                 "CAFile unset (system bundle + test CA)" if "mtasts-sys" in names
+                 else "not measured",
                  "%s %s" % (peerd.PEER_PACKAGE, peerd.peer_version() or "?")
                  if "peer" in names else "not measured"),
              "=" * W]
     lines.append("one cold domain alone (median of %d): %s" % (SINGLE_RUNS, ", ".join(
         "%s %s s" % (s, fr(single.get(s), "%.3f")) for s in names)))
-    lines.append("  %-7s %5s %-5s %8s %8s %6s %9s %5s %6s %6s %7s %7s %7s %7s" % (
+    lines.append("  %-10s %5s %-5s %8s %8s %6s %9s %5s %6s %6s %7s %7s %7s %7s" % (
         "server", "size", "round", "slowest", "median", "lost", "NF/TEMP/-", "other",
         "CPU s", "fx CPU", "TXT/dom", "GET/dom", "/peer", "/single"))
     kv = ["single_%s=%s" % (s, fr(single.get(s), "%.3f")) for s in names]
@@ -286,7 +330,7 @@ def report(args, names, single, runs, load_start):
             for s in names:
                 x = runs[(s, n, r)]
                 p = runs.get(("peer", n, r))
-                lines.append("  %-7s %5d %-5d %8s %8s %6d %9s %5d %6s %6s %3.2f/%-3d %3.2f/%-3d "
+                lines.append("  %-10s %5d %-5d %8s %8s %6d %9s %5d %6s %6s %3.2f/%-3d %3.2f/%-3d "
                              "%7s %7s" % (
                                  s, n, r + 1, fr(x["max"], "%.3f"), fr(x["median"], "%.3f"),
                                  x["notfound"] + x["temp"] + x["noreply"],
@@ -306,22 +350,23 @@ def report(args, names, single, runs, load_start):
                                                     for x in rs)))
             kv.append("n%d_%s_txt_max=%d" % (n, s, max(x["txt"][1] for x in rs)))
             kv.append("n%d_%s_get_max=%d" % (n, s, max(x["get"][1] for x in rs)))
-        m = med([runs[("mtasts", n, r)]["max"] for r in range(args.rounds)])
-        if "peer" in names:
-            pm = med([runs[("peer", n, r)]["max"] for r in range(args.rounds)])
-            kv.append("n%d_ratio_peer=%s" % (n, fr(ratio(m, pm), "%.2f")))
-            goals.append("%d: mtasts slowest %s s, peer %s s (goal: never slower: %s)" % (
-                n, fr(m, "%.3f"), fr(pm, "%.3f"),
-                "-" if m is None or pm is None else ("met" if m <= pm else "MISSED")))
-        lost = sum(runs[("mtasts", n, r)]["notfound"] + runs[("mtasts", n, r)]["temp"]
-                   + runs[("mtasts", n, r)]["noreply"] for r in range(args.rounds))
-        goals.append("%d: mtasts answers lost %d (goal 0: %s)" % (n, lost,
-                                                                  "met" if lost == 0 else
-                                                                  "MISSED"))
-        one = single.get("mtasts")
-        goals.append("%d: mtasts slowest %s x one domain's time (goal <= %.0f: %s)" % (
-            n, fr(ratio(m, one), "%.1f"), GOAL_FACTOR,
-            "-" if m is None or not one else ("met" if m <= GOAL_FACTOR * one else "MISSED")))
+        for dm in [x for x in DAEMONS if x in names]:
+            m = med([runs[(dm, n, r)]["max"] for r in range(args.rounds)])
+            if "peer" in names:
+                pm = med([runs[("peer", n, r)]["max"] for r in range(args.rounds)])
+                kv.append("n%d_%s_ratio_peer=%s" % (n, dm, fr(ratio(m, pm), "%.2f")))
+                goals.append("%d: %s slowest %s s, peer %s s (goal: never slower: %s)" % (
+                    n, dm, fr(m, "%.3f"), fr(pm, "%.3f"),
+                    "-" if m is None or pm is None else ("met" if m <= pm else "MISSED")))
+            lost = sum(runs[(dm, n, r)]["notfound"] + runs[(dm, n, r)]["temp"]
+                       + runs[(dm, n, r)]["noreply"] for r in range(args.rounds))
+            goals.append("%d: %s answers lost %d (goal 0: %s)" % (
+                n, dm, lost, "met" if lost == 0 else "MISSED"))
+            one = single.get(dm)
+            goals.append("%d: %s slowest %s x one domain's time (goal <= %.0f: %s)" % (
+                n, dm, fr(ratio(m, one), "%.1f"), GOAL_FACTOR,
+                "-" if m is None or not one else ("met" if m <= GOAL_FACTOR * one
+                                                  else "MISSED")))
     lines.append("slowest, median: s from the first request sent to the reply; lost: "
                  "NOTFOUND/TEMP/no reply; CPU s: the server's CPU seconds for the burst; fx "
                  "CPU: the DNS and HTTPS fixtures' (they share the machine's %d CPUs with "
@@ -348,14 +393,14 @@ def run(args, bench, load_start):
                     raise RuntimeError("%s: one cold domain got no policy" % s)
                 ts.append(x["max"])
             single[s] = med(ts)
-            note("%-7s one cold domain: %s s" % (s, " ".join("%.3f" % t for t in ts)))
+            note("%-10s one cold domain: %s s" % (s, " ".join("%.3f" % t for t in ts)))
         runs = {}
         for r, order in enumerate(rotation(names, args.rounds)):
             for n in (args.sizes if r % 2 == 0 else list(reversed(args.sizes))):
                 for s in order:
                     x = bench.run(s, bench.sets[(s, n, r)])
                     runs[(s, n, r)] = x
-                    note("round %d %-7s %5d domains: slowest %s s median %s s, %d policies, "
+                    note("round %d %-10s %5d domains: slowest %s s median %s s, %d policies, "
                          "%d NOTFOUND, %d TEMP, %d no reply, %d other; CPU %s s, fixtures "
                          "%s s; TXT/dom %.2f (max %d), GET/dom %.2f (max %d); requests sent "
                          "in %.3f s"
@@ -411,7 +456,8 @@ def main():
     load_start = loadavg()
     note("\n=== cold bursts of %s domains, policies %d ms after the request; %s; %d round(s)"
          % ("/".join(map(str, args.sizes)), args.delay_ms,
-            "mtasts and peer" if peer_why is None else "mtasts only (peer: %s)" % peer_why,
+            "mtasts, mtasts-sys and peer" if peer_why is None
+            else "mtasts only (peer and mtasts-sys: %s)" % peer_why,
             args.rounds))
     with harness.workdir("mtasts-bench-burst.", say=note) as work:
         return run(args, Bench(args, work, peer_why), load_start)
