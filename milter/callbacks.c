@@ -33,6 +33,7 @@
 #include "sts/domain.h"
 #include "base/log.h"
 #include "callbacks.h"
+#include "metrics.h"
 #include "runtime.h"
 
 #define MT_MAX_DOMAINS 256     /* distinct recipient domains tracked per message */
@@ -163,6 +164,7 @@ static void log_decision(const char *qid, const sts_decision *d)
 {
     sts_why why = { "" };
 
+    sts_metric_add(&mt_metric_decisions, sts_action_name(d->action), NULL, 1);
     sts_log(d->action == STS_ACT_TEMPFAIL ? STS_LOG_WARNING : STS_LOG_INFO, qid, "decision",
             "domain=%s result=%s mode=%s id=%s action=%s cache=%s reason=\"%s\"", d->domain, d->skipped ? "skipped" : sts_result_name(d->result),
             d->has_policy ? sts_mode_name(d->mode) : "-", d->id[0] != '\0' ? d->id : "-",
@@ -496,7 +498,12 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
         r = fail_action(rt);
         goto done;
     }
+    mt_metrics_answer(a.result, a.from_cache, a.pending);
     sts_decide(domain, &a, rt->fail_action, rt->cfg.early_tempfail, &d);
+    if (mt_dlog != NULL && a.policy != NULL && d.has_policy &&
+        sts_dlog_note_policy(mt_dlog, (int64_t)time(NULL), d.domain, d.id, a.policy->text,
+                             a.policy->text_len, &why) != STS_OK)
+        sts_log(STS_LOG_ERR, qid, "decision-log-error", "domain=%s reason=\"%s\"", domain, why.text);
     sts_answer_release(&a);
     if (d.action == STS_ACT_NO_MX) {
         char text[STS_DOMAIN_MAX + 128];

@@ -99,16 +99,16 @@ class Trust:
             fh.write(data)
         os.replace(tmp, path or self.ca)
 
-    def hup(self, settings=None):
+    def hup(self, settings=None, word="reloaded"):
         """SIGHUP (after rewriting the config with settings) and wait until
-        the reload is logged."""
+        word (the reload, or its failure) is logged once more."""
         if settings:
             self.d.settings.update(settings)
             self.d.write_config()
-        before = self.d.log_text().count("reloaded")
+        before = self.d.log_text().count(word)
         self.d.popen.send_signal(signal.SIGHUP)
-        harness.wait_for(lambda: self.d.log_text().count("reloaded") > before, timeout=10,
-                         msg="reload logged")
+        harness.wait_for(lambda: self.d.log_text().count(word) > before, timeout=10,
+                         msg="%s logged" % word)
 
     def stop(self):
         """The daemon's exit status (None if it had to be killed)."""
@@ -139,9 +139,7 @@ def run(report, t):
     def hup_garbage():
         with open(t.ca, "wb") as fh:
             fh.write(b"no certificates here\n")
-        t.hup()
-        harness.wait_for(lambda: "reload-failed" in t.d.log_text(), timeout=10,
-                         msg="reload-failed logged")
+        t.hup(word="reload-failed")
         t.policy(OTHER[4])
         t.policy(GOOD[3])
     report.run("SIGHUP with an unreadable CAFile: reload-failed, the CAs before stay",
