@@ -426,12 +426,12 @@ static void reload(const char *path, const char *sock, const char *user, const c
                     (cur->cfg.f != NULL && strcmp(cur->cfg.f, rt->cfg.f) != 0))
 #define NCHANGED(f) (cur->cfg.f != rt->cfg.f)
     /* Only the milter's own settings (envelope budget, fail action, header
-     * names, SplitMixed, EarlyTempfail, LocalDomains) and the socketmap's
+     * names, SplitMixed, EarlyTempfail, LocalDomains), the CAs of CAFile and the socketmap's
      * profiles, timeouts and per-peer limit change on reload; the rest was
      * used to build sockets, the engine, the connection table and the logs. */
     if (CHANGED(socket) || CHANGED(socketmap_socket) || CHANGED(metrics_socket) ||
         CHANGED(user_id) ||
-        CHANGED(cache_store) || CHANGED(dns_servers) || CHANGED(ca_file) ||
+        CHANGED(cache_store) || CHANGED(dns_servers) ||
         CHANGED(decision_log) || CHANGED(pid_file) || CHANGED(syslog_facility) ||
         CHANGED(socket_group) || NCHANGED(socket_mode) ||
         NCHANGED(dns_timeout_ms) || NCHANGED(dns_tries) || NCHANGED(https_timeout_ms) ||
@@ -448,6 +448,12 @@ static void reload(const char *path, const char *sock, const char *user, const c
 #undef NCHANGED
 #undef CHANGED
     mt_runtime_release(cur);
+    /* The CAs are read again on every reload: CAFile may name another
+     * file, or the same file (or the system store) may have new contents. */
+    if (sts_engine_set_ca(mt_engine, rt->cfg.ca_file, &why) != STS_OK)
+        sts_log(STS_LOG_ERR, "-", "reload-failed",
+                "config=%s CAFile=%s reason=\"%s\" policy fetches keep the CAs read before",
+                path, rt->cfg.ca_file != NULL ? rt->cfg.ca_file : "(system store)", why.text);
     sts_engine_set_dane(mt_engine, sts_smap_profiles_want_dane(rt->profiles));
     apply_log_level(&rt->cfg);
     mt_runtime_install(rt);

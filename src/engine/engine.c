@@ -596,6 +596,17 @@ void sts_engine_set_dane(sts_engine *e, bool on)
         sts_discover_set_dane(e->disc, on);
 }
 
+sts_status sts_engine_set_ca(sts_engine *e, const char *ca_file, sts_why *why)
+{
+    /* Like sts_engine_set_dane: from the main thread, which also frees
+     * e->disc at the end. */
+    if (e->disc == NULL) {
+        sts_why_set(why, "lookup engine stopped");
+        return STS_TEMPFAIL;
+    }
+    return sts_discover_set_ca(e->disc, ca_file, why);
+}
+
 /* ------------------------------------------------------------------ loop */
 
 /* Another daemon sharing the store may have fetched the domain already:

@@ -158,6 +158,12 @@ void sts_engine_lookup_cancel(sts_engine *e, sts_lookup_cb *cb, void *arg, const
  * to discoveries that start afterwards. */
 void sts_engine_set_dane(sts_engine *e, bool on);
 
+/* Read the CAs trusted for policy fetches again, from ca_file (NULL: the
+ * system store); fetches that start afterwards use them.  Any thread
+ * (SIGHUP).  STS_OK, or STS_TEMPFAIL/STS_NOMEM with a reason: the CAs in
+ * use stay. */
+sts_status sts_engine_set_ca(sts_engine *e, const char *ca_file, sts_why *why) STS_MUST_CHECK;
+
 void sts_answer_release(sts_answer *a);
 
 /* Put a policy straight into the cache (and store), as if fetched at

@@ -98,6 +98,11 @@ void sts_discover_set_dane(sts_discover *d, bool on)
     atomic_store(&d->dane, on);
 }
 
+sts_status sts_discover_set_ca(sts_discover *d, const char *ca_file, sts_why *why)
+{
+    return sts_fetch_set_ca(d->fetch, ca_file, why);
+}
+
 void sts_discover_wakeup(sts_discover *d)
 {
     sts_fetch_wakeup(d->fetch);

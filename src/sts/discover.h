@@ -67,6 +67,10 @@ sts_status sts_discover_start_mode(sts_discover *d, const char *domain, sts_disc
  * by default; any thread; applies to discoveries that start afterwards. */
 void sts_discover_set_dane(sts_discover *d, bool on);
 
+/* Read the trust store for policy fetches again (sts_fetch_set_ca): any
+ * thread; applies to fetches that start afterwards. */
+sts_status sts_discover_set_ca(sts_discover *d, const char *ca_file, sts_why *why) STS_MUST_CHECK;
+
 /* Look up the MX hosts of a domain with the same resolver (callback as in dns.h). */
 void sts_discover_mx(sts_discover *d, const char *domain, sts_dns_mx_cb *cb, void *arg);
 

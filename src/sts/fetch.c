@@ -10,6 +10,15 @@
  * bounded time and size (body and headers).  The hostname in the URL is
  * what curl verifies the certificate against and sends as SNI:
  * mta-sts.<domain>.
+ *
+ * The trust store (CAFile, or the system store libcurl was built with) is
+ * parsed once into one X509_STORE that every transfer's SSL_CTX shares
+ * (CURLOPT_SSL_CTX_FUNCTION), not once per transfer: the system bundle
+ * takes tens of milliseconds of the loop thread to parse with OpenSSL 3,
+ * per policy fetch.  sts_fetch_set_ca() parses it again (SIGHUP).  When it
+ * cannot be parsed, transfers name the file to libcurl as before, so the
+ * failure is reported per fetch as a local error; verification is never
+ * switched off.
  */
 #include "buildconf.h"
 #include "sts/fetch.h"
@@ -23,6 +32,8 @@
 #include <sys/socket.h>
 
 #include <curl/curl.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "base/buf.h"
 #include "base/ipaddr.h"
@@ -65,7 +76,13 @@ typedef struct transfer {
 
 struct sts_fetch {
     CURLM *multi;
+    /* The trust store and the file it came from (NULL: the system store);
+     * the loop thread reads them, sts_fetch_set_ca() replaces them, both
+     * under ca_mu.  store NULL: not loaded, transfers name ca_file to
+     * libcurl instead. */
+    pthread_mutex_t ca_mu;
     char *ca_file;
+    X509_STORE *store;
     unsigned connect_timeout_ms;
     unsigned timeout_ms;
     unsigned port;
@@ -81,6 +98,48 @@ static CURLcode global_rc = CURLE_FAILED_INIT;
 static void global_init(void)
 {
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* The trust store of ca_file, or of the system store libcurl would use
+ * (its built-in CA bundle and CA directory, CURLINFO_CAINFO/CAPATH), read
+ * now; NULL (with a reason) if it cannot be read. */
+static X509_STORE *ca_store_load(const char *ca_file, sts_why *why)
+{
+    X509_STORE *st = X509_STORE_new();
+    const char *file = ca_file, *dir = NULL;
+    CURL *probe = NULL;
+    bool ok;
+
+    if (st == NULL) {
+        sts_why_set(why, "out of memory");
+        return NULL;
+    }
+    if (ca_file == NULL) {
+        char *cf = NULL, *cp = NULL;
+
+        if ((probe = curl_easy_init()) == NULL) {
+            sts_why_set(why, "out of memory");
+            X509_STORE_free(st);
+            return NULL;
+        }
+        (void)curl_easy_getinfo(probe, CURLINFO_CAINFO, &cf);
+        (void)curl_easy_getinfo(probe, CURLINFO_CAPATH, &cp);
+        file = cf;
+        dir = cp;
+    }
+    /* A directory is looked up lazily, certificate by certificate, and
+     * what it finds stays in the store. */
+    ok = (file != NULL || dir != NULL) && (file == NULL || X509_STORE_load_file(st, file) == 1) &&
+         (dir == NULL || X509_STORE_load_path(st, dir) == 1);
+    if (!ok) {
+        sts_why_set(why, "cannot read the CA certificates of %s%s%s",
+                    file != NULL ? file : "", file != NULL && dir != NULL ? " and " : "",
+                    dir != NULL ? dir : "");
+        X509_STORE_free(st);
+        st = NULL;
+    }
+    curl_easy_cleanup(probe);
+    return st;
 }
 
 sts_status sts_fetch_new(const sts_fetch_opts *opts, sts_fetch **out, sts_why *why)
@@ -103,9 +162,14 @@ sts_status sts_fetch_new(const sts_fetch_opts *opts, sts_fetch **out, sts_why *w
     f->port = opts != NULL && opts->port ? opts->port : 443;
     f->max_body = opts != NULL && opts->max_body ? opts->max_body : 65536;
     f->allow_internal = opts != NULL && opts->allow_internal;
+    pthread_mutex_init(&f->ca_mu, NULL);
+    f->store = ca_store_load(f->ca_file, NULL);
     f->multi = curl_multi_init();
-    if (f->multi == NULL)
+    if (f->multi == NULL) {
+        X509_STORE_free(f->store);
+        pthread_mutex_destroy(&f->ca_mu);
         goto nomem;
+    }
     *out = f;
     return STS_OK;
 nomem:
@@ -149,8 +213,37 @@ void sts_fetch_free(sts_fetch *f)
         transfer_free(t);
     }
     curl_multi_cleanup(f->multi);
+    X509_STORE_free(f->store);
+    pthread_mutex_destroy(&f->ca_mu);
     free(f->ca_file);
     free(f);
+}
+
+sts_status sts_fetch_set_ca(sts_fetch *f, const char *ca_file, sts_why *why)
+{
+    char *copy = NULL;
+    X509_STORE *st, *old;
+    char *old_file;
+
+    if (ca_file != NULL && (copy = strdup(ca_file)) == NULL) {
+        sts_why_set(why, "out of memory");
+        return STS_NOMEM;
+    }
+    st = ca_store_load(ca_file, why);
+    if (st == NULL) {
+        free(copy);
+        return STS_TEMPFAIL;
+    }
+    pthread_mutex_lock(&f->ca_mu);
+    old = f->store;
+    old_file = f->ca_file;
+    f->store = st;
+    f->ca_file = copy;
+    pthread_mutex_unlock(&f->ca_mu);
+    /* Transfers in their handshake hold references of their own. */
+    X509_STORE_free(old);
+    free(old_file);
+    return STS_OK;
 }
 
 size_t sts_fetch_pending(const sts_fetch *f)
@@ -319,6 +412,55 @@ done:
     return st;
 }
 
+/* CURLOPT_SSL_CTX_FUNCTION: the new connection's SSL_CTX gets the shared
+ * store (one more reference), in place of the empty one libcurl made.
+ * Verification stays on (CURLOPT_SSL_VERIFYPEER/HOST); without a store it
+ * would fail, never pass. */
+static CURLcode on_ssl_ctx(CURL *easy, void *ssl_ctx, void *userp)
+{
+    sts_fetch *f = userp;
+    CURLcode rc = CURLE_SSL_CACERT_BADFILE;
+
+    (void)easy;
+    pthread_mutex_lock(&f->ca_mu);
+    if (f->store != NULL && X509_STORE_up_ref(f->store) == 1) {
+        SSL_CTX_set_cert_store(ssl_ctx, f->store); /* frees the one it had */
+        rc = CURLE_OK;
+    }
+    pthread_mutex_unlock(&f->ca_mu);
+    return rc;
+}
+
+/* Where a transfer's trust comes from: the shared store, or (when it could
+ * not be read) the file named to libcurl, read by it per transfer. */
+static sts_status setopt_trust(sts_fetch *f, CURL *easy, sts_why *why)
+{
+    sts_status st = STS_OK;
+    bool shared;
+
+    pthread_mutex_lock(&f->ca_mu);
+    shared = f->store != NULL;
+    if (!shared && f->ca_file != NULL &&
+        curl_easy_setopt(easy, CURLOPT_CAINFO, f->ca_file) != CURLE_OK) {
+        pthread_mutex_unlock(&f->ca_mu);
+        sts_why_set(why, "libcurl refused option CURLOPT_CAINFO");
+        return STS_TEMPFAIL;
+    }
+    pthread_mutex_unlock(&f->ca_mu);
+    if (!shared)
+        goto done;
+    /* No file for libcurl to read: the store comes from on_ssl_ctx.
+     * libcurl's own store cache stays off: it runs after on_ssl_ctx and
+     * would put back the first store it saw, through reloads. */
+    SETOPT(easy, CURLOPT_CAINFO, (char *)NULL);
+    SETOPT(easy, CURLOPT_CAPATH, (char *)NULL);
+    SETOPT(easy, CURLOPT_CA_CACHE_TIMEOUT, 0L);
+    SETOPT(easy, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+    SETOPT(easy, CURLOPT_SSL_CTX_DATA, f);
+done:
+    return st;
+}
+
 sts_status sts_fetch_start(sts_fetch *f, const char *domain, const char *const *addrs,
                            size_t naddrs, sts_fetch_cb *cb, void *arg, sts_why *why)
 {
@@ -369,9 +511,10 @@ sts_status sts_fetch_start(sts_fetch *f, const char *domain, const char *const *
         goto nomem;
     t->headers = sl;
 
-    if ((st = setopt_https(t->easy, url, f->ca_file, t->resolve, t->headers,
+    if ((st = setopt_https(t->easy, url, NULL, t->resolve, t->headers,
                            f->connect_timeout_ms, f->timeout_ms, t->errbuf, &t->guard,
-                           why)) != STS_OK)
+                           why)) != STS_OK ||
+        (st = setopt_trust(f, t->easy, why)) != STS_OK)
         goto done;
     SETOPT(t->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->max_body);
     SETOPT(t->easy, CURLOPT_WRITEFUNCTION, on_body);

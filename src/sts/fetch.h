@@ -12,7 +12,7 @@
  * on the address of each socket as curl opens it, so it holds for every
  * address curl tries, whatever the DNS answered and whenever.
  * Not thread-safe: one sts_fetch belongs to one loop thread, except
- * sts_fetch_wakeup() which any thread may call.
+ * sts_fetch_wakeup() and sts_fetch_set_ca() which any thread may call.
  */
 #ifndef STS_FETCH_H
 #define STS_FETCH_H
@@ -62,6 +62,12 @@ typedef struct sts_fetch_result {
 typedef void sts_fetch_cb(void *arg, const sts_fetch_result *res);
 
 sts_status sts_fetch_new(const sts_fetch_opts *opts, sts_fetch **out, sts_why *why) STS_MUST_CHECK;
+
+/* Read the trust store again, from ca_file (NULL: the system store), for
+ * the transfers started from now on (SIGHUP: a changed CAFile, or new
+ * contents of the same file).  Any thread.  STS_OK; STS_TEMPFAIL (it
+ * cannot be read: the store in use stays) or STS_NOMEM, with a reason. */
+sts_status sts_fetch_set_ca(sts_fetch *f, const char *ca_file, sts_why *why) STS_MUST_CHECK;
 
 /* Abort every transfer (callbacks run with STS_FETCH_LOCAL) and free. */
 void sts_fetch_free(sts_fetch *f);

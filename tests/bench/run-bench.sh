@@ -2,8 +2,9 @@
 # run-bench.sh - `make bench`: the lookup engine's figures, then Postfix's
 # throughput with no milter, a no-op milter and mtasts-milter, then socketmap
 # lookups per second of mtasts-milter, postfix-mta-sts-resolver and a
-# constant-reply ceiling, then mtasts-report on a day of a million sessions
-# (measured, not asserted).
+# constant-reply ceiling, then mtasts-report on a day of a million sessions,
+# then cold bursts of distinct domains over the socketmap, mtasts-milter
+# beside postfix-mta-sts-resolver (measured, not asserted).
 #
 #   engine   starts the DNS and HTTPS fixtures on 127.0.0.1 and runs
 #            tests/bench/bench_engine through tests/bench/bench_fixtures.py,
@@ -25,6 +26,13 @@
 #            lines over 5000 domains) through mtasts-report --dry-run;
 #            prints the time, the peak RSS and sessions per second (about a
 #            minute, most of it generating the logs; ~1 GiB in $TMPDIR).
+#   burst    tests/bench/bench_burst.py: bursts of 300 and 1000 cold domains
+#            asked at once over the socketmap (policies served 50 ms after
+#            their request), the daemon and the peer side by side in one
+#            run (peer in a private network namespace; left out, saying
+#            why, without root or the package): slowest and median answer,
+#            answers lost to the budget, TXT queries and fetches per domain
+#            at the fixtures, ratio to the peer (about a minute).
 #
 #   top_srcdir / top_builddir   set by make; default: this source tree
 #   PYTHON3                     interpreter with dnslib (set by make)
@@ -35,15 +43,18 @@
 #   BENCH_POSTFIX_ARGS          arguments for bench_postfix.py when all parts run
 #   BENCH_SOCKETMAP_ARGS        arguments for bench_socketmap.py when all parts run
 #   BENCH_REPORT_ARGS           arguments for bench_report.py when all parts run
+#   BENCH_BURST_ARGS            arguments for bench_burst.py when all parts run
 #   MTASTS_REPORT               default $top_builddir/src/mtasts-report
 #
-# Usage: run-bench.sh [--only engine|postfix|socketmap|report] [ARGS...]
+# Usage: run-bench.sh [--only engine|postfix|socketmap|report|burst] [ARGS...]
 # Without --only all parts run, engine first, and ARGS go to
 # bench_fixtures.py (--domains N, --only hits,rss, ...); with --only the one
 # part runs and ARGS go to its script (bench_postfix.py: --messages N,
 # --rounds N, --socket unix, ...; bench_socketmap.py: --seconds N,
-# --rounds N, --conns 1,50, ...; see their --help).  The exit status is the
-# first failing part's, 0 when all ran (a skip counts as ran).
+# --rounds N, --conns 1,50, ...; bench_burst.py: --sizes 300,1000,
+# --rounds N, --delay-ms N, --max-discoveries N; see their --help).  The
+# exit status is the first failing part's, 0 when all ran (a skip counts as
+# ran).
 
 set -eu
 
@@ -72,13 +83,13 @@ part=all
 case ${1:-} in
 --only)
 	case ${2:-} in
-	engine | postfix | socketmap | report)
+	engine | postfix | socketmap | report | burst)
 		part=$2
 		shift 2
 		;;
 	esac
 	;;
---only=engine | --only=postfix | --only=socketmap | --only=report)
+--only=engine | --only=postfix | --only=socketmap | --only=report | --only=burst)
 	part=${1#--only=}
 	shift
 	;;
@@ -88,6 +99,7 @@ engine=$top_srcdir/tests/bench/bench_fixtures.py
 postfix=$top_srcdir/tests/bench/bench_postfix.py
 socketmap=$top_srcdir/tests/bench/bench_socketmap.py
 report=$top_srcdir/tests/bench/bench_report.py
+burst=$top_srcdir/tests/bench/bench_burst.py
 
 case $part in
 engine)
@@ -102,6 +114,9 @@ socketmap)
 report)
 	exec "$py" "$report" "$@"
 	;;
+burst)
+	exec "$py" "$burst" "$@"
+	;;
 esac
 
 rc=0
@@ -113,4 +128,6 @@ rc=0
 "$py" "$socketmap" ${BENCH_SOCKETMAP_ARGS:-} || { st=$?; [ "$rc" -ne 0 ] || rc=$st; }
 # shellcheck disable=SC2086
 "$py" "$report" ${BENCH_REPORT_ARGS:-} || { st=$?; [ "$rc" -ne 0 ] || rc=$st; }
+# shellcheck disable=SC2086
+"$py" "$burst" ${BENCH_BURST_ARGS:-} || { st=$?; [ "$rc" -ne 0 ] || rc=$st; }
 exit "$rc"
