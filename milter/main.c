@@ -583,6 +583,23 @@ int main(int argc, char **argv)
         if ((pid_fd = open_pidfile(pid_path, &user_ids.id)) < 0)
             return EX_CANTCREAT;
     }
+    /* Our handlers, and these signals blocked, before any socket answers:
+     * a reload asked for as soon as the sockets listen waits in the pipe
+     * (an inherited SIG_IGN would have dropped it, the default action
+     * killed the daemon).  Threads started later inherit the mask, so
+     * only the main thread takes them (see the comment at the top). */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (!signal_pipe_open(&sigs)) {
+        sts_log(STS_LOG_ERR, "-", "startup", "cannot set up signal handling: %s",
+                strerror(errno));
+        return EX_OSERR;
+    }
     if (mt_user_for_sockets(&user_ids) != 0)
         return EX_NOPERM;
     if (open_milter_socket(rt->cfg.socket, rt->cfg.socket_mode) != 0)
@@ -610,21 +627,6 @@ int main(int argc, char **argv)
     if (mt_user_drop(&user_ids) != 0)
         return EX_NOPERM;
 
-    /* Threads start now, as the service user, with these signals blocked:
-     * they inherit the mask, so only the main thread takes them (see the
-     * comment at the top). */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGHUP);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    if (!signal_pipe_open(&sigs)) {
-        sts_log(STS_LOG_ERR, "-", "startup", "cannot set up signal handling: %s",
-                strerror(errno));
-        return EX_OSERR;
-    }
 
     if (sts_engine_open_store(rt->cfg.cache_store, &store) != STS_OK) {
         sts_log(STS_LOG_ERR, "-", "startup", "out of memory opening the cache store");

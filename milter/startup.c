@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,7 +239,18 @@ int mt_detach_begin(void)
         return -1;
     }
     if (pid > 0) {
+        static const int waits_for[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1 };
+        sigset_t set;
+
         (void)close(p[1]);
+        /* The parent only waits: a signal sent to it ends it, as it would
+         * have before the daemon's handlers were set. */
+        sigemptyset(&set);
+        for (size_t i = 0; i < sizeof(waits_for) / sizeof(waits_for[0]); i++) {
+            (void)signal(waits_for[i], SIG_DFL);
+            sigaddset(&set, waits_for[i]);
+        }
+        (void)sigprocmask(SIG_UNBLOCK, &set, NULL);
         parent_wait(pid, p[0]);
     }
     (void)close(p[0]);
