@@ -33,6 +33,7 @@
 #include "sts/domain.h"
 #include "base/log.h"
 #include "callbacks.h"
+#include "probes.h"
 #include "runtime.h"
 
 #define MT_MAX_DOMAINS 256     /* distinct recipient domains tracked per message */
@@ -497,6 +498,8 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
         goto done;
     }
     sts_decide(domain, &a, rt->fail_action, rt->cfg.early_tempfail, &d);
+    if (d.action == STS_ACT_ACCEPT || d.action == STS_ACT_ROUTE_ENFORCE)
+        mt_probes_note(domain, &a);
     sts_answer_release(&a);
     if (d.action == STS_ACT_NO_MX) {
         char text[STS_DOMAIN_MAX + 128];

@@ -65,6 +65,7 @@
 #include "base/log.h"
 #include "base/sockpeer.h"
 #include "base/sockspec.h"
+#include "probes.h"
 #include "runtime.h"
 #include "smap/netstring.h"
 #include "smap/smap.h"
@@ -357,6 +358,7 @@ static sts_status make_reply(mt_socketmap *sm, const sts_smap_profile *p, const 
     sts_status st = sts_smap_reply(p, domain, a, reply, &d);
 
     note_dropped(sm, domain, a, &d);
+    mt_probes_note(domain, a); /* the MTA delivers under this answer now */
     return st;
 }
 

@@ -141,13 +141,17 @@ char *sts_dlog_format(int64_t when, const char *queue_id, const sts_decision *d)
 sts_status sts_dlog_write(sts_dlog *l, int64_t when, const char *queue_id, const sts_decision *d,
                           sts_why *why)
 {
-    char *line = sts_dlog_format(when, queue_id, d);
+    return sts_dlog_write_line(l, sts_dlog_format(when, queue_id, d), why);
+}
+
+sts_status sts_dlog_write_line(sts_dlog *l, char *line, sts_why *why)
+{
     size_t len;
     ssize_t w;
     sts_status st = STS_OK;
 
     if (line == NULL) {
-        sts_why_set(why, "out of memory formatting a decision");
+        sts_why_set(why, "out of memory formatting a decision log line");
         return STS_NOMEM;
     }
     len = strlen(line);
