@@ -247,7 +247,17 @@ class MilterDaemon:
                 out.append(json.loads(l))
             except ValueError as e:
                 raise AssertionError("decision log line is not JSON (%s): %r" % (e, l))
-        return out
+        # Recipient decisions only: "probe" records are in probes().
+        return [x for x in out if "record" not in x]
+
+    def probes(self):
+        """The decision log's "probe" records (MX probes) as a list of dicts."""
+        try:
+            with open(self.decision_log) as fh:
+                lines = [l for l in fh.read().splitlines() if l.strip()]
+        except FileNotFoundError:
+            return []
+        return [x for x in (json.loads(l) for l in lines) if x.get("record") == "probe"]
 
     def wait_decisions(self, pred, timeout=10.0):
         """Wait until pred(decisions()) is true; returns the decisions."""
