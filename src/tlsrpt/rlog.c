@@ -20,7 +20,9 @@
  *
  *   Decision log: one JSON object per line (dlog.c): time, queue_id,
  *   domain, result, action required; mode, policy_id, report_type, mx,
- *   max_age, reason used when present; other fields ignored.
+ *   max_age, reason used when present; other fields ignored.  A line with
+ *   a "record" field is another kind: "probe" (an MX probe, joined by
+ *   rprobe.c), others ignored.
  *
  *   Postfix smtp(8)/lmtp(8), as Postfix 3.7 writes them (smtp_tls_loglevel
  *   >= 1 for the TLS lines):
@@ -108,6 +110,7 @@
 
 #include "base/buf.h"
 #include "tlsrpt/rlog_impl.h"
+#include "tlsrpt/rprobe.h"
 
 /* ------------------------------------------------------------ warnings */
 
@@ -533,6 +536,10 @@ sts_status sts_rlog_sessions(sts_rlog *r, const sts_rsession **out, size_t *n)
         copy_text(s->detail, sizeof(s->detail), d->reason);
         r->st.engine_failures++;
     }
+    /* What the MTA could not check, from the MX probes (rprobe.h). */
+    sts_rlog_probe_apply(r, r->out, r->nout);
+    if (r->nomem)
+        return STS_NOMEM;
     if (r->nout > 1)
         qsort(r->out, r->nout, sizeof(r->out[0]), cmp_rsession);
     r->built = true;
@@ -598,5 +605,6 @@ void sts_rlog_free(sts_rlog *r)
     free(r->dh);
     free(r->a);
     free(r->out);
+    sts_rlog_probe_free(r);
     free(r);
 }

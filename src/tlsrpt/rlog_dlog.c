@@ -16,6 +16,7 @@
 
 #include "base/buf.h"
 #include "tlsrpt/rlog_impl.h"
+#include "tlsrpt/rprobe.h"
 
 static size_t dec_hash(const char *qid, const char *domain)
 {
@@ -89,6 +90,10 @@ sts_rlog_line_kind sts_rlog_decision_line(sts_rlog *r, sts_cur line)
     memset(&nd, 0, sizeof(nd));
     if (o == NULL || !json_is_object(o)) {
         k = sts_rlog_malformed(r, o == NULL ? "not JSON" : "not a JSON object", line);
+        goto done;
+    }
+    if (json_object_get(o, "record") != NULL) { /* not a decision: another record kind */
+        k = sts_rlog_probe_line(r, o, line);
         goto done;
     }
     ts = json_str(o, "time", &tl);

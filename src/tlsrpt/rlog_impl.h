@@ -121,6 +121,8 @@ struct sts_rlog {
 
     sts_rsession *out;
     size_t nout;
+
+    struct sts_rprobe *probes; /* MX probe records (rprobe.c), NULL: none yet */
 };
 
 /* The RFC 8460 4.3 result types of failures seen in the MTA logs
