@@ -236,9 +236,14 @@ void sts_rlog_probe_apply(sts_rlog *r, sts_rsession *s, size_t n)
         const char *dom, *id, *mx;
         const prec *p = NULL;
 
+        bool unexplained;
+
         /* Only what the MTA could not check: a success whose name was not
-         * verified, under a policy that asks for it. */
-        if (x->engine_failure || !x->success || x->tls != STS_RLOG_TLS_TRUSTED ||
+         * verified, or a certificate it found untrusted without saying why
+         * (Postfix at level "may"), under a policy that asks for it. */
+        unexplained = !x->success && x->tls == STS_RLOG_TLS_UNTRUSTED &&
+                      x->result_type == sts_rlog_rt_untrusted && x->detail[0] == '\0';
+        if (x->engine_failure || !(x->success ? x->tls == STS_RLOG_TLS_TRUSTED : unexplained) ||
             !x->has_decision || !x->has_policy ||
             (x->mode != STS_MODE_TESTING && x->mode != STS_MODE_ENFORCE) ||
             x->mx_host[0] == '\0')
@@ -250,6 +255,16 @@ void sts_rlog_probe_apply(sts_rlog *r, sts_rsession *s, size_t n)
             mx = sts_rlog_intern(r, x->mx_host, strlen(x->mx_host));
             if (dom != NULL && id != NULL && mx != NULL)
                 p = nearest(pb, dom, id, mx, x->time);
+        }
+        if (unexplained) {
+            /* The probe may say why; a chain our CA store trusts where the
+             * MTA's did not is theirs to judge, not ours. */
+            if (p != NULL && (p->rt == sts_rlog_rt_expired || p->rt == sts_rlog_rt_untrusted)) {
+                x->result_type = p->rt;
+                (void)snprintf(x->detail, sizeof(x->detail), "%s", p->reason);
+                st->changed++;
+            }
+            continue;
         }
         if (p != NULL) {
             if (p->rt == NULL) {

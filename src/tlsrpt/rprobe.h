@@ -12,7 +12,10 @@
  * decides: a failure (certificate-host-mismatch, certificate-expired,
  * certificate-not-trusted, starttls-not-supported, validation-failure)
  * turns the session into that failure, with the probe's reason; success
- * leaves it.  Without such a probe, an MX host that none of the
+ * leaves it.  A session the MTA found untrusted without logging why
+ * (Postfix says no more at level "may") takes the probe's
+ * certificate-expired or certificate-not-trusted and its reason.
+ * Without such a probe, an MX host that none of the
  * decision's mx patterns matches (the list known whole) is a
  * validation-failure (RFC 8461 4.1) from the logs alone.  The MTA's log
  * wins wherever it says more: a session it verified ("Verified") or saw
