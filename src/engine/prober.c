@@ -14,13 +14,18 @@
  * per interval), and the engine loop that answers every lookup must not
  * carry TLS handshakes with slow servers.
  */
+#include "buildconf.h" /* _GNU_SOURCE: pipe2 */
+
 #include "engine/prober.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "base/log.h"
@@ -64,6 +69,7 @@ struct sts_prober {
     pthread_t *threads;
     size_t nthreads;
     bool stopping;
+    int stop_pipe[2]; /* written on stop: probes in progress give up at once */
     sts_prober_stats st;
 };
 
@@ -211,6 +217,17 @@ sts_status sts_prober_new(const sts_prober_opts *opts, sts_prober **out, sts_why
     if (oom || !table_init(&p->seen, p->o.max_tracked) ||
         !table_init(&p->facts, p->o.max_tracked))
         goto nomem;
+    if (pipe2(p->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        table_free(&p->seen);
+        table_free(&p->facts);
+        free(p->ca_file);
+        free(p->helo_name);
+        free(p->servers);
+        free(p);
+        sts_why_set(why, "cannot make the prober's stop pipe");
+        return STS_TEMPFAIL;
+    }
+    p->o.probe.cancel_fd = &p->stop_pipe[0];
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     pthread_cond_init(&p->done_cv, NULL);
@@ -267,6 +284,11 @@ void sts_prober_stop(sts_prober *p)
     if (p == NULL)
         return;
     pthread_mutex_lock(&p->mu);
+    /* One byte makes the read end readable for good: every probe in
+     * progress and every later wait sees it. */
+    if (!p->stopping && write(p->stop_pipe[1], "x", 1) != 1)
+        sts_log(STS_LOG_WARNING, "-", "probe-stop", "cannot wake the probes: %s",
+                strerror(errno));
     p->stopping = true;
     drop_queue(p);
     pthread_cond_broadcast(&p->cv);
@@ -290,6 +312,8 @@ void sts_prober_free(sts_prober *p)
     pthread_cond_destroy(&p->cv);
     pthread_cond_destroy(&p->done_cv);
     pthread_mutex_destroy(&p->mu);
+    (void)close(p->stop_pipe[0]);
+    (void)close(p->stop_pipe[1]);
     free(p->ca_file);
     free(p->helo_name);
     free(p->servers);
@@ -489,7 +513,7 @@ static void do_mx(worker *w, const job *j, const char *mx)
     sts_prober *p = w->p;
     sts_probe_out out;
     int64_t learnt;
-    bool created;
+    bool created, stopping;
     tent *f;
 
     memset(&out, 0, sizeof(out));
@@ -532,15 +556,17 @@ static void do_mx(worker *w, const job *j, const char *mx)
     learnt = now(p);
 
     pthread_mutex_lock(&p->mu);
+    stopping = p->stopping; /* then the probe may have been cut short: no fact */
     if (f != NULL) {
         f->busy = false;
-        f->have = true;
+        f->have = !stopping;
         f->out = out;
         f->t = learnt;
     }
     pthread_cond_broadcast(&p->done_cv);
     pthread_mutex_unlock(&p->mu);
-    emit(p, j, mx, true, &out, learnt);
+    if (!stopping)
+        emit(p, j, mx, true, &out, learnt);
 }
 
 static void do_job(worker *w, job *j)

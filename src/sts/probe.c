@@ -116,7 +116,8 @@ typedef struct conn {
     unsigned io_ms;       /* each wait */
     char rbuf[PROBE_RBUF];
     size_t rlen;          /* bytes read and not yet parsed */
-    bool timed_out;
+    bool timed_out;       /* a deadline passed, or the probe was cancelled */
+    int cancel_fd;        /* -1: none */
 } conn;
 
 /* Wait for events on c->fd until the next deadline; false on timeout. */
@@ -127,7 +128,8 @@ static bool wait_fd(conn *c, short events)
     if (dl > c->end)
         dl = c->end;
     for (;;) {
-        struct pollfd pfd = { .fd = c->fd, .events = events, .revents = 0 };
+        struct pollfd pfd[2] = { { .fd = c->fd, .events = events, .revents = 0 },
+                                 { .fd = c->cancel_fd, .events = POLLIN, .revents = 0 } };
         int64_t left = dl - now_ms();
         int n;
 
@@ -135,7 +137,11 @@ static bool wait_fd(conn *c, short events)
             c->timed_out = true;
             return false;
         }
-        n = poll(&pfd, 1, (int)left);
+        n = poll(pfd, c->cancel_fd >= 0 ? 2 : 1, (int)left);
+        if (n > 0 && c->cancel_fd >= 0 && pfd[1].revents != 0) {
+            c->timed_out = true;
+            return false;
+        }
         if (n > 0)
             return true; /* readable, writable, or an error the next call reports */
         if (n < 0 && errno != EINTR)
@@ -544,6 +550,14 @@ static void conn_close(conn *c)
     c->timed_out = false;
 }
 
+/* The stop descriptor is readable: no next address. */
+static bool cancelled(const conn *c)
+{
+    struct pollfd pfd = { .fd = c->cancel_fd, .events = POLLIN, .revents = 0 };
+
+    return c->cancel_fd >= 0 && poll(&pfd, 1, 0) > 0;
+}
+
 sts_status sts_probe_run(const sts_probe_opts *opts, const char *mx, const char *const *addrs,
                          size_t naddrs, sts_probe_out *out)
 {
@@ -591,6 +605,7 @@ sts_status sts_probe_run(const sts_probe_opts *opts, const char *mx, const char 
     }
     *c = zero_conn;
     c->fd = -1;
+    c->cancel_fd = o->cancel_fd != NULL ? *o->cancel_fd : -1;
     c->io_ms = o->io_timeout_ms != 0 ? o->io_timeout_ms : 30000;
     c->end = now_ms() + (o->total_timeout_ms != 0 ? o->total_timeout_ms : 60000);
     pipe_block(&g);
@@ -600,7 +615,7 @@ sts_status sts_probe_run(const sts_probe_opts *opts, const char *mx, const char 
         sts_smtp_reply r;
         char text[STS_SMTP_TEXT_MAX + 8];
 
-        if (now_ms() >= c->end) {
+        if (now_ms() >= c->end || cancelled(c)) {
             (void)snprintf(out->detail, sizeof(out->detail), "probe time used up");
             break;
         }

@@ -34,6 +34,8 @@ typedef struct sts_probe_opts {
     unsigned io_timeout_ms;      /* each read, write, the handshake; 0 = 30000 */
     unsigned total_timeout_ms;   /* the whole probe; 0 = 60000 */
     bool allow_internal;         /* connect to special-purpose addresses too (labs, tests) */
+    const int *cancel_fd;        /* when this descriptor is readable, give up at once
+                                    (a daemon stopping); NULL = none */
 } sts_probe_opts;
 
 /* What the probe found.  The first five are RFC 8460 4.3 result types. */

@@ -10,6 +10,11 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
@@ -114,10 +119,46 @@ static void test_special_address_refused_without_connection(void **state)
         fail_msg("got %s (%s), want refused", sts_probe_result_name(out.result), out.detail);
 }
 
+/* A server that accepts the connection (the kernel does, from the
+ * backlog) but never greets: without the stop descriptor the probe would
+ * wait its 30 s read timeout. */
+static void test_cancel_fd_stops_a_waiting_probe(void **state)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t sl = sizeof(sa);
+    int ls = socket(AF_INET, SOCK_STREAM, 0), stop[2];
+    const char *addrs[] = { "127.0.0.1" };
+    sts_probe_opts o = { .allow_internal = true, .io_timeout_ms = 30000,
+                         .total_timeout_ms = 60000 };
+    sts_probe_out out;
+    struct timespec t0, t1;
+
+    (void)state;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(ls >= 0);
+    assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(ls, 4), 0);
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+    o.port = ntohs(sa.sin_port);
+    assert_int_equal(pipe(stop), 0);
+    assert_int_equal(write(stop[1], "x", 1), 1);
+    o.cancel_fd = &stop[0];
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(sts_probe_run(&o, "mx.example", addrs, 1, &out), STS_OK);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (out.result != STS_PROBE_UNREACHABLE)
+        fail_msg("got %s (%s), want unreachable", sts_probe_result_name(out.result), out.detail);
+    if (t1.tv_sec - t0.tv_sec > 10)
+        fail_msg("a cancelled probe waited %ld s", (long)(t1.tv_sec - t0.tv_sec));
+    close(stop[0]);
+    close(stop[1]);
+    close(ls);
+}
+
 int main(void)
 {
     struct CMUnitTest tests[sizeof(verdicts) / sizeof(verdicts[0]) +
-                            sizeof(names) / sizeof(names[0]) + 4];
+                            sizeof(names) / sizeof(names[0]) + 5];
     size_t n = 0;
 
     for (size_t i = 0; i < sizeof(verdicts) / sizeof(verdicts[0]); i++) {
@@ -132,5 +173,6 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_no_address_is_unreachable);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_bad_mx_name_refused);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_special_address_refused_without_connection);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_cancel_fd_stops_a_waiting_probe);
     return UNIT_RUN("probe", tests, n);
 }
