@@ -21,12 +21,14 @@ static sts_prober *prober;
 static void on_result(void *arg, const sts_probe_record *r)
 {
     sts_why why = { "" };
-    char esc[STS_WHY_MAX * 4];
+    char esc[STS_WHY_MAX * 4], mx[STS_DOMAIN_MAX * 4 + 1];
 
     (void)arg;
+    /* The reason may quote the server's reply, the MX name comes from DNS. */
     sts_log(STS_LOG_INFO, "-", "probe",
             "domain=%s policy_id=%s mode=%s mx=%s ip=%s result=%s reason=\"%s\"", r->domain,
-            r->policy_id[0] != '\0' ? r->policy_id : "-", sts_mode_name(r->mode), r->mx,
+            r->policy_id[0] != '\0' ? r->policy_id : "-", sts_mode_name(r->mode),
+            sts_log_escape(mx, sizeof(mx), r->mx, strlen(r->mx)),
             r->ip[0] != '\0' ? r->ip : "-", sts_probe_result_name(r->result),
             sts_log_escape(esc, sizeof(esc), r->detail, strlen(r->detail)));
     if (mt_dlog != NULL && sts_dlog_write_probe(mt_dlog, r, &why) != STS_OK)
