@@ -23,6 +23,10 @@ joins the probes to the day's sessions.
 
 Every message must be delivered; mtasts-report --dry-run writes the
 reports, whose counts, result types and receiving MX hosts are checked.
+Then the same four testing-mode domains through an unpacked Sendmail
+(packaging/sendmail/mtasts.mc.snippet, LogLevel 14) in a fresh lab: Sendmail
+says verify=OK for the wrong-name certificate (it checks no name for them),
+so the probe gives certificate-host-mismatch; it logs the expiry itself.
 Needs root, iproute2, postfix and python3-dnslib; skips (77) otherwise.
 """
 
@@ -40,9 +44,10 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "mta"))
 import harness  # noqa: E402
+import mtautil  # noqa: E402
 import netns  # noqa: E402
 from harness import note  # noqa: E402
-from deliverylab import DeliveryLab, MX, lab_available  # noqa: E402
+from deliverylab import DeliveryLab, MX, Sent, lab_available  # noqa: E402
 
 REPORT = os.environ.get("MTASTS_REPORT") or os.path.join(
     harness.builddir(), "src", "mtasts-report")
@@ -65,15 +70,16 @@ def eq(what, got, want):
     assert got == want, "%s: got %r, want %r" % (what, got, want)
 
 
-def build_lab(work):
-    lab = DeliveryLab(os.path.join(work, "lab"))
+def build_lab(work, name="lab", postfix=True):
+    lab = DeliveryLab(os.path.join(work, name), postfix=postfix)
     lab.add_domain(WRONG, "testing", [MX("mx1." + WRONG, "wrongname")])
     lab.add_domain(EXPIRED, "testing", [MX("mx1." + EXPIRED, "expired")])
     lab.add_domain(OUTSIDE, "testing", [MX("mx1." + OUTSIDE, "good")],
                    policy_mx=["mx.elsewhere.test"])
     lab.add_domain(FINE, "testing", [MX("mx1." + FINE, "good")])
-    lab.add_domain(ENF, "enforce", [MX("mx1." + ENF, "wrongname", 10),
-                                    MX("mx2." + ENF, "good", 20)])
+    if postfix:
+        lab.add_domain(ENF, "enforce", [MX("mx1." + ENF, "wrongname", 10),
+                                        MX("mx2." + ENF, "good", 20)])
     return lab
 
 
@@ -115,7 +121,60 @@ def main():
                            enforce_domain, st, lab)
         finally:
             lab.stop()
+        run_sendmail(report, work)
     return report.finish()
+
+
+def run_sendmail(report, work):
+    why = lab_available("sendmail")
+    if why:
+        report.skip("the same through Sendmail", why)
+        return
+    lab = build_lab(work, "sm-lab", postfix=False)
+    st = {}
+    try:
+        def start():
+            lab.start()
+            st["sm"] = lab.start_sendmail("sendmail")
+        if not report.run("Sendmail: start a fresh lab and an unpacked Sendmail", start):
+            note(lab.diagnostics())
+            return
+        if report.run("Sendmail: one message to each testing-mode domain; every one arrives",
+                      sm_deliver, lab, st) and \
+                report.run("Sendmail: the daemon probed the MX hosts", probes, lab):
+            report.run("Sendmail: mtasts-report --dry-run", run_report, lab,
+                       os.path.join(work, "sm"), st, st["sm"].log)
+            for d, rt in ((WRONG, "certificate-host-mismatch"),
+                          (EXPIRED, "certificate-expired"),
+                          (OUTSIDE, "validation-failure")):
+                report.run("Sendmail: %s: delivered, reported as %s" % (d, rt), failed_domain,
+                           st, lab, d, rt)
+            report.run("Sendmail: %s: success" % FINE, fine_domain, st)
+    finally:
+        lab.stop()
+
+
+def sm_deliver(lab, st):
+    sm = st["sm"]
+    sents = {}
+    for d in TESTING:
+        rcpt = "u1@" + d
+        msg = mtautil.make_message([rcpt], subject="to " + rcpt, mail_from="sender@client.test")
+        r = sm.submit("sender@client.test", [rcpt], msg)
+        assert r.data and r.data[0] == 250 and r.queue_id, "not queued: %r" % (r,)
+        msgid = re.search(rb"^Message-ID: (\S+)\r$", msg, re.M | re.I).group(1).decode()
+        sents[d] = Sent([rcpt], msgid, r.queue_id, sm, d, result=r)
+    for d, s in sents.items():
+        try:
+            harness.wait_for(lambda: lab.delivered(s) and sm.log_lines(s.queue_id, "stat=Sent"),
+                             timeout=TIMEOUT, msg="%s delivered by Sendmail" % d)
+        except AssertionError as e:
+            raise AssertionError("%s\n%s\n%s" % (e, "\n".join(sm.log_lines()[-40:]),
+                                                 lab.daemon.diagnostics(20))) from None
+        eq("%s delivered at" % d, lab.delivered(s)[0].meta.get("sink"), "mx1." + d)
+    note("Sendmail STARTTLS lines:\n" + "\n".join(sm.log_lines(pattern=r"STARTTLS=client")))
+    assert sm.log_lines(pattern=r"STARTTLS=client, relay=mx1\.wrongname\.test.*verify=OK"), \
+        "Sendmail did not say verify=OK for mx1.wrongname.test"
 
 
 def deliver(lab, st):
@@ -149,7 +208,8 @@ def probes(lab):
         (FINE, "mx1." + FINE): "success"})
 
 
-def run_report(lab, work, st):
+def run_report(lab, work, st, mta_log=None):
+    os.makedirs(work, exist_ok=True)
     spool = os.path.join(work, "spool")
     out = os.path.join(work, "reports")
     os.makedirs(out)
@@ -159,7 +219,7 @@ def run_report(lab, work, st):
     day = time.strftime("%Y-%m-%d", time.gmtime())
     argv = [REPORT, "--config", conf, "--date", day, "--dns", "127.0.0.1:53",
             "--ca-file", lab.ca_file, "--dry-run", out, "--summary",
-            lab.pf.maillog, lab.daemon.decision_log]
+            mta_log or lab.pf.maillog, lab.daemon.decision_log]
     p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
     so, se = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
     note("stdout:\n" + so)
