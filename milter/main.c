@@ -520,6 +520,7 @@ static void reload(const char *path, const char *sock, const char *user, const c
         NCHANGED(dns_timeout_ms) || NCHANGED(dns_tries) || NCHANGED(https_timeout_ms) ||
         NCHANGED(https_connect_timeout_ms) || NCHANGED(policy_port) ||
         NCHANGED(allow_internal_addresses) || NCHANGED(cache_size) ||
+        NCHANGED(cache_store_max_entries) ||
         NCHANGED(negative_ttl) || NCHANGED(recheck_interval) || NCHANGED(retry_interval) ||
         NCHANGED(refresh_idle) || NCHANGED(max_discoveries) || NCHANGED(discovery_queue) ||
         NCHANGED(socketmap_max_connections))
@@ -590,6 +591,17 @@ int main(int argc, char **argv)
     }
     if ((rc = load_config(path, sock, user, pidfile, &cfg)) != 0)
         return rc;
+    if (check && cfg.site_tls_policy_file != NULL) {
+        sts_site_table *site = NULL;
+
+        /* The file is read as it will be at start and on SIGHUP. */
+        if (sts_site_load(cfg.site_tls_policy_file, &site, &why) != STS_OK) {
+            fprintf(stderr, "mtasts-milter: %s: SiteTLSPolicyFile: %s\n", path, why.text);
+            sts_config_free(&cfg);
+            return EX_CONFIG;
+        }
+        sts_site_free(site);
+    }
     if (check) {
         printf("# %s: configuration OK; effective values:\n", path);
         sts_config_print(&cfg, stdout);

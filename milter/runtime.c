@@ -35,6 +35,7 @@ static void runtime_free(mt_runtime *rt)
         free(rt->local_domains[i]);
     free(rt->local_domains);
     free(rt->profiles);
+    sts_site_free(rt->site);
     sts_config_free(&rt->cfg);
     free(rt);
 }
@@ -84,6 +85,20 @@ mt_runtime *mt_runtime_new(sts_config *cfg, sts_why *why)
     default:
         sts_why_set(why, "SocketmapProfile: %s", sub.text);
         goto fail;
+    }
+    /* Read on every reload (SIGHUP), as the service user after the first. */
+    if (rt->cfg.site_tls_policy_file != NULL) {
+        switch (sts_site_load(rt->cfg.site_tls_policy_file, &rt->site, &sub)) {
+        case STS_OK:
+            break;
+        case STS_NOMEM:
+            goto nomem;
+        default:
+            sts_why_set(why, "SiteTLSPolicyFile: %s", sub.text);
+            goto fail;
+        }
+        sts_log(STS_LOG_INFO, "-", "site-tls-policy", "file=%s entries=%zu",
+                rt->cfg.site_tls_policy_file, sts_site_count(rt->site));
     }
     return rt;
 nomem:

@@ -16,6 +16,7 @@
 #include "decision/dlog.h"
 #include "engine/engine.h"
 #include "smap/smap_profile.h"
+#include "smap/smap_site.h"
 
 /* The settings callbacks read, as one immutable reference-counted
  * snapshot; SIGHUP builds a new one and swaps it in (CONVENTIONS.md "State
@@ -27,10 +28,13 @@ typedef struct mt_runtime {
     char **local_domains; /* normalised, sorted for bsearch */
     size_t n_local;
     sts_smap_profiles *profiles; /* socketmap map names (SocketmapProfile + built-ins) */
+    sts_site_table *site;        /* SiteTLSPolicyFile, read when the snapshot was built */
 } mt_runtime;
 
-/* Build a runtime from a loaded config (takes the config over).  NULL on
- * OOM (the config is freed) or a bad LocalDomains entry (why says). */
+/* Build a runtime from a loaded config (takes the config over), reading
+ * SiteTLSPolicyFile.  NULL on OOM (the config is freed), a bad LocalDomains
+ * entry or SocketmapProfile, or a site file that cannot be read or parsed
+ * (why says, with FILE:LINE). */
 mt_runtime *mt_runtime_new(sts_config *cfg, sts_why *why);
 
 mt_runtime *mt_runtime_acquire(void);

@@ -82,8 +82,8 @@
 #define SM_BATCH 32              /* ready connections taken per epoll_wait */
 #define SM_ACCEPT_BATCH 64       /* connections accepted between two looks at the clock */
 #define SM_SLOT_WAIT_MS 1000     /* most a newcomer waits for the workers to free a slot */
-#define SM_NOTED_MAX 256         /* (domain, policy id) pairs remembered as logged */
-#define SM_NOTED_KEY (STS_DOMAIN_MAX + 1 + STS_ID_MAX + 1)
+#define SM_NOTED_MAX 256         /* (event, domain, policy id) keys remembered as logged */
+#define SM_NOTED_KEY (2 + STS_DOMAIN_MAX + 1 + STS_ID_MAX + 1)
 
 typedef struct conn {
     mt_socketmap *sm;
@@ -120,8 +120,8 @@ struct mt_socketmap {
     sts_sockpeer_finder finder;
     bool said_peer_unknown;
     unsigned max_conns;
-    /* The policies whose dropped mx patterns were logged: a ring of
-     * "domain id" keys, under noted_mu (workers and the loop thread). */
+    /* The policies whose left-out mx patterns were logged: a ring of
+     * "event domain id" keys, under noted_mu (workers and the loop thread). */
     pthread_mutex_t noted_mu;
     char noted[SM_NOTED_MAX][SM_NOTED_KEY];
     size_t noted_next;
@@ -320,19 +320,15 @@ static bool send_reply(conn *c, sts_buf *reply, sts_status st)
     return st == STS_OK && sts_netstring_append(&c->out, reply->data, reply->len) == STS_OK;
 }
 
-/* Say which mx patterns a reply left out and why (smap.h), once per
- * domain and policy id, not per request: the last SM_NOTED_MAX pairs
- * logged are remembered, so a busy domain logs once and one that comes
- * back after many others logs again. */
-static void note_dropped(mt_socketmap *sm, const char *domain, const sts_answer *a,
-                         const sts_smap_dropped *d)
+/* True the first time (domain, policy id, event) is seen lately: the
+ * last SM_NOTED_MAX keys logged are remembered, so a busy domain logs
+ * once and one that comes back after many others logs again. */
+static bool first_note(mt_socketmap *sm, const char *domain, const sts_answer *a, char event)
 {
-    char key[SM_NOTED_KEY], words[STS_SMAP_DROPPED_TEXT];
+    char key[SM_NOTED_KEY];
     bool seen = false;
 
-    if (d->keywords == 0)
-        return;
-    (void)snprintf(key, sizeof(key), "%s %s", domain, a->id);
+    (void)snprintf(key, sizeof(key), "%c %s %s", event, domain, a->id);
     pthread_mutex_lock(&sm->noted_mu);
     for (size_t i = 0; i < SM_NOTED_MAX && !seen; i++)
         seen = strcmp(sm->noted[i], key) == 0;
@@ -341,23 +337,66 @@ static void note_dropped(mt_socketmap *sm, const char *domain, const sts_answer 
         sm->noted_next = (sm->noted_next + 1) % SM_NOTED_MAX;
     }
     pthread_mutex_unlock(&sm->noted_mu);
-    if (seen)
-        return;
-    sts_log(STS_LOG_WARNING, "-", "socketmap-mx-dropped",
-            "domain=%s id=%s dropped=%s left=%zu reason=\"Postfix reads these mx patterns as "
-            "match= keywords, not host names%s\"",
-            domain, a->id[0] != '\0' ? a->id : "-", sts_smap_dropped_text(d->keywords, ",", words),
-            d->left, d->left == 0 ? ": no MX host is left, mail is deferred" : "");
+    return !seen;
 }
 
-/* The reply payload for an engine answer (reply reset by the caller). */
-static sts_status make_reply(mt_socketmap *sm, const sts_smap_profile *p, const char *domain,
-                             const sts_answer *a, sts_buf *reply)
+/* Say what a reply left out of its match= list and why (smap.h), once
+ * per domain, policy id and reason, not per request. */
+static void note_dropped(mt_socketmap *sm, const char *domain, const sts_answer *a,
+                         const sts_smap_dropped *d)
+{
+    char words[STS_SMAP_DROPPED_TEXT];
+    const char *id = a->id[0] != '\0' ? a->id : "-";
+
+    if (d->keywords != 0 && first_note(sm, domain, a, 'k'))
+        sts_log(STS_LOG_WARNING, "-", "socketmap-mx-dropped",
+                "domain=%s id=%s dropped=%s left=%zu reason=\"Postfix reads these mx patterns "
+                "as match= keywords, not host names%s\"",
+                domain, id, sts_smap_dropped_text(d->keywords, ",", words), d->left,
+                d->left == 0 ? ": no MX host is left, mail is deferred" : "");
+    /* match=exact without the MX hosts (their lookup failed, or a policy
+     * read back from the store could not be completed within the budget):
+     * a "*." pattern cannot be narrowed to one label, and writing it as
+     * Postfix's ".d" would allow any depth (RFC 8461 4.1).  The literal
+     * names are answered; with none, the mail waits (TEMP). */
+    if (d->exact && d->wild_unexpanded > 0 && first_note(sm, domain, a, 'u'))
+        sts_log(STS_LOG_WARNING, "-", "socketmap-mx-unknown",
+                "domain=%s id=%s unexpanded=%zu left=%zu reason=\"MX hosts not known "
+                "(match=exact): *. patterns cannot be limited to one label%s\"",
+                domain, id, d->wild_unexpanded, d->left,
+                d->left == 0 ? ", no MX host can be named: mail is deferred until they are known"
+                             : ", only the policy's literal mx names are allowed meanwhile");
+    /* match=exact and no MX host the DNS lists matches the policy: none
+     * may be used (RFC 8461 4.1, 5), so the mail waits for the domain to
+     * fix its MX records or its policy (the engine re-checks both). */
+    if (d->exact && d->left == 0 && d->wild_unexpanded == 0 && d->keywords == 0 &&
+        first_note(sm, domain, a, 'n'))
+        sts_log(STS_LOG_WARNING, "-", "socketmap-mx-not-allowed",
+                "domain=%s id=%s mx_hosts=%zu reason=\"none of the domain's MX hosts matches "
+                "its MTA-STS policy (RFC 8461 4.1): mail is deferred\"",
+                domain, id, a->n_mx);
+}
+
+/* The reply payload for an engine answer (reply reset by the caller),
+ * with the settings of rt (its SiteTLSPolicyFile). */
+static sts_status make_reply(mt_socketmap *sm, const mt_runtime *rt, const sts_smap_profile *p,
+                             const char *domain, const sts_answer *a, sts_buf *reply)
 {
     sts_smap_dropped d;
-    sts_status st = sts_smap_reply(p, domain, a, reply, &d);
+    const sts_site_rule *site = sts_site_find(rt->site, domain);
+    sts_status st = sts_smap_reply(p, domain, a, site, reply, &d);
 
     note_dropped(sm, domain, a, &d);
+    /* Once per domain (and policy id): which line of the site file made
+     * the answer, and what the domain's own MTA-STS state was. */
+    if (d.site && first_note(sm, domain, a, 's'))
+        sts_log(STS_LOG_INFO, "-", "socketmap-site-policy",
+                "domain=%s level=%s entry=%s line=%u mtasts=%s reason=\"%s\"", domain,
+                sts_site_level_name(site->level), site->key, site->line,
+                sts_result_name(a->result),
+                a->result == STS_RESULT_POLICY
+                    ? "SiteTLSPolicyFile asks more than the domain's MTA-STS policy"
+                    : "SiteTLSPolicyFile level for a domain without a usable MTA-STS policy");
     mt_probes_note(domain, a); /* the MTA delivers under this answer now */
     return st;
 }
@@ -374,7 +413,7 @@ static void on_answer(void *arg, const sts_answer *a)
     struct epoll_event ev;
 
     sts_buf_reset(reply);
-    if (!send_reply(c, reply, make_reply(sm, c->wait_p, c->domain, a, reply)))
+    if (!send_reply(c, reply, make_reply(sm, c->wait_rt, c->wait_p, c->domain, a, reply)))
         c->closing = true;
     mt_runtime_release(c->wait_rt);
     c->wait_rt = NULL;
@@ -465,7 +504,7 @@ static req_result answer(mt_socketmap *sm, conn *c, sts_cur req)
         st = sts_buf_append_str(reply, "TEMP out of memory");
         goto send;
     }
-    st = make_reply(sm, p, domain, &a, reply);
+    st = make_reply(sm, rt, p, domain, &a, reply);
     sts_answer_release(&a);
 send:
     return send_reply(c, reply, st) && ok ? REQ_ANSWERED : REQ_CLOSE;

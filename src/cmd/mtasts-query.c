@@ -23,6 +23,7 @@
 #include "sts/outcome.h"
 #include "sts/policy.h"
 #include "engine/store.h"
+#include "base/account.h"
 
 #include <jansson.h>
 
@@ -231,6 +232,36 @@ static bool list_one(void *arg, const sts_cache_record *r)
            r->expires_at > lc->now ? "expires-in" : "expired-for",
            (long long)(r->expires_at > lc->now ? r->expires_at - lc->now : lc->now - r->expires_at));
     return true;
+}
+
+/* Started as root: become the daemon's account (UserID) before touching
+ * the network or the cache store, so that no store file is created or
+ * written as root (one the daemon could not write, or a link planted by
+ * the service user followed with root's rights).  For a cache command an
+ * unknown UserID is an error; a lookup goes on as root, with a warning. */
+static int leave_root(const sts_config *cfg, bool for_cache)
+{
+    sts_account acct;
+    sts_why why = { "" };
+
+    if (geteuid() != 0)
+        return 0;
+    if (sts_account_resolve(cfg->user_id, &acct, &why) != STS_OK) {
+        if (for_cache) {
+            fprintf(stderr, "mtasts-query: %s: as root the cache store is only opened as the "
+                    "daemon's user; fix UserID or run as that user\n", why.text);
+            return EX_NOUSER;
+        }
+        fprintf(stderr, "mtasts-query: warning: %s: looking up as root\n", why.text);
+        return 0;
+    }
+    if (why.text[0] != '\0')
+        fprintf(stderr, "mtasts-query: warning: %s\n", why.text);
+    if (sts_account_become(&acct, true, &why) != STS_OK) {
+        fprintf(stderr, "mtasts-query: %s\n", why.text);
+        return EX_OSERR;
+    }
+    return 0;
 }
 
 static int cache_command(const sts_config *cfg, cache_cmd cmd, const char *domain,
@@ -461,6 +492,9 @@ int main(int argc, char **argv)
             goto done;
     }
     cfg_ready = true;
+    rc = leave_root(&cfg, ccmd != CACHE_NONE);
+    if (rc != 0)
+        goto done;
     rc = EX_SOFTWARE;
     if (ccmd != CACHE_NONE) {
         rc = cache_command(&cfg, ccmd, domain, &q, json);

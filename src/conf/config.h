@@ -45,6 +45,7 @@ typedef struct sts_config {
     /* cache */
     char *cache_store;        /* CacheStore: sqlite:PATH, redis://HOST[:PORT][/DB] or none */
     unsigned cache_size;      /* CacheSize: entries */
+    unsigned cache_store_max_entries; /* CacheStoreMaxEntries: records in the store */
     unsigned negative_ttl;    /* NegativeCacheTime (s) */
     unsigned recheck_interval; /* RecheckInterval (s) */
     unsigned retry_interval;  /* RetryInterval (s) */
@@ -60,6 +61,7 @@ typedef struct sts_config {
     bool split_mixed;         /* SplitMixed */
     bool early_tempfail;      /* EarlyTempfail */
     char *local_domains;      /* LocalDomains: comma list; NULL = none */
+    char *site_tls_policy_file; /* SiteTLSPolicyFile (smap/smap_site.h); NULL = none */
     char *smtp_transports;    /* SMTPTransports: comma list of transport/mailer names */
     /* MX probes */
     bool probe_testing_mx;    /* ProbeTestingMX */

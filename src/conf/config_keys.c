@@ -70,6 +70,8 @@ const sts_config_key sts_config_keys[] = {
             "socketmap socket (postfix-mta-sts-resolver compatible)"),
     STS_KEY("SocketmapProfile", SMAP_PROFILE, NULL, 0, 0, socketmap_profiles,
             "socketmap map NAME and its options; repeatable, once per NAME"),
+    STS_KEY("SiteTLSPolicyFile", FILE, NULL, 0, 0, site_tls_policy_file,
+            "domains (and .parents) given a TLS level by the site where MTA-STS asks for less"),
     STS_KEY("SocketmapMaxConnections", UINT, "4096", 16, 100000, socketmap_max_connections,
             "socketmap connections kept at most; at the limit the longest idle one goes"),
     STS_KEY("SocketmapMaxPerPeer", UINT, "2048", 0, 100000, socketmap_max_per_peer,
@@ -105,6 +107,9 @@ const sts_config_key sts_config_keys[] = {
             "and other special-purpose addresses"),
     STS_KEY("CacheStore", STORE, "sqlite:/var/lib/mtasts-milter/cache.db", 0, 0, cache_store,
             "where policies are cached: sqlite:PATH, redis://HOST[:PORT][/DB] or none"),
+    STS_KEY("CacheStoreMaxEntries", UINT, "1000000", 100, 1000000000, cache_store_max_entries,
+            "most records in an SQLite cache store (failed and no-policy ones make room "
+            "first)"),
     STS_KEY("CacheSize", UINT, "100000", 10, 10000000, cache_size,
             "most domains kept in memory (those without a policy make room first)"),
     STS_KEY("NegativeCacheTime", DURATION_S, "3600s", 1, 604800, negative_ttl,

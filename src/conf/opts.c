@@ -29,6 +29,7 @@ void sts_opts_engine(const sts_config *cfg, sts_engine_opts *out)
     out->recheck_interval = cfg->recheck_interval;
     out->refresh_idle = cfg->refresh_idle;
     out->max_entries = cfg->cache_size;
+    out->store_max_entries = cfg->cache_store_max_entries;
 }
 
 void sts_opts_prober(const sts_config *cfg, const char *helo, sts_prober_opts *out)

@@ -117,6 +117,7 @@ sts_status sts_engine_new(const sts_engine_opts *opts, sts_store *store, sts_eng
         e->o = *opts;
     opts_defaults(&e->o);
     e->store = store;
+    sts_store_set_max_entries(store, e->o.store_max_entries);
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->store_mu, NULL);
     pthread_cond_init(&e->fire_cv, NULL);

@@ -38,6 +38,7 @@ typedef struct sts_engine_opts {
     unsigned recheck_interval; /* s after which a hit re-checks the TXT id; 0 = 3600 */
     unsigned refresh_idle;     /* s unused after which refreshing stops; 0 = 30 days */
     size_t max_entries;        /* cache entries (beyond: cache.h's order); 0 = 100000 */
+    uint64_t store_max_entries; /* records in the store (sts_store_set_max_entries); 0 = no cap */
     unsigned max_waiters;      /* asynchronous lookups waiting at once; 0 = 10000 */
     int64_t (*clock)(void *arg); /* unix time source (tests inject); NULL = time() */
     void *clock_arg;
@@ -102,7 +103,8 @@ sts_status sts_engine_lookup(sts_engine *e, const char *domain, int timeout_ms,
 
 /* sts_engine_lookup with flags:
  *   STS_LOOKUP_NEED_MX  the caller needs the MX hosts of a cached policy
- *       (answer.mx_known): a policy without them (read from the store) is
+ *       with a "*." mx pattern (answer.mx_known; one with literal patterns
+ *       only is answered as it is): a policy without them (read from the store) is
  *       refreshed now and waited for like a miss, within timeout_ms and not
  *       sooner than retry_interval after a failed attempt (or after a
  *       discovery whose MX lookup failed); on timeout or failure the cached

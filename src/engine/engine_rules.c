@@ -84,6 +84,9 @@ static void store_put(sts_engine *e, const char *domain, const sts_cache_entry *
     pthread_mutex_lock(&e->store_mu);
     if (sts_store_put(e->store, &r, &why) != STS_OK)
         store_log_error(e, "put", &why);
+    else if (why.text[0] != '\0')
+        sts_log(STS_LOG_NOTICE, "-", "store-trimmed", "backend=%s reason=\"%s\"",
+                sts_store_backend(e->store), why.text);
     pthread_mutex_unlock(&e->store_mu);
 }
 
@@ -370,10 +373,20 @@ bool sts_engine_rules_recheck_due(const sts_engine *e, const sts_cache_entry *ce
            (ce->fail_at == 0 || now - ce->fail_at >= (int64_t)e->o.retry_interval);
 }
 
-/* Refresh now, unless a failed attempt was too recent (RFC 8461 3.3), or
- * the policy came from a discovery whose MX lookup failed less than
- * retry_interval ago (no fetch per request while a domain's DNS is
- * broken). */
+/* True if some mx pattern is "*.": only those need the MX hosts (a
+ * literal pattern names its host itself). */
+static bool policy_has_wildcard(const sts_policy *p)
+{
+    for (size_t i = 0; i < p->n_mx; i++)
+        if (p->mx[i][0] == '*')
+            return true;
+    return false;
+}
+
+/* Refresh now, unless the policy has no "*." pattern (nothing to expand),
+ * a failed attempt was too recent (RFC 8461 3.3), or the policy came from
+ * a discovery whose MX lookup failed less than retry_interval ago (no
+ * fetch per request while a domain's DNS is broken). */
 bool sts_engine_rules_lacks_mx(const sts_engine *e, const sts_cache_entry *ce, int64_t now,
                                unsigned flags)
 {
@@ -382,7 +395,7 @@ bool sts_engine_rules_lacks_mx(const sts_engine *e, const sts_cache_entry *ce, i
     int64_t retry = (int64_t)e->o.retry_interval;
 
     return (flags & STS_LOOKUP_NEED_MX) != 0 && ce->kind == STS_ENTRY_POLICY && ce->pol != NULL &&
-           !sts_polref_mx(ce->pol, &hosts, &n) &&
+           policy_has_wildcard(sts_polref_policy(ce->pol)) && !sts_polref_mx(ce->pol, &hosts, &n) &&
            (!sts_polref_mx_tried(ce->pol) || now - ce->checked_at >= retry) &&
            (ce->fail_at == 0 || now - ce->fail_at >= retry);
 }

@@ -513,6 +513,45 @@ static sts_status no_store(sts_why *why)
     return STS_PERMFAIL;
 }
 
+/* Puts between two counts of a capped store: often enough that a flood
+ * of new domains overshoots the cap by little, rarely enough that the
+ * count (a scan of the key index) costs nothing that matters. */
+static uint64_t store_check_every(uint64_t max)
+{
+    uint64_t n = max / 8 + 1;
+
+    return n < 1024 ? n : 1024;
+}
+
+void sts_store_set_max_entries(sts_store *s, uint64_t max)
+{
+    if (s == NULL)
+        return;
+    s->max_entries = max;
+    s->puts_to_check = 0; /* count at the next put */
+}
+
+/* After a put into a capped store: count now and then, trim when over. */
+static sts_status store_bound(sts_store *s, sts_why *why)
+{
+    uint64_t removed = 0;
+    sts_status st;
+
+    if (s->puts_to_check > 0) {
+        s->puts_to_check--;
+        return STS_OK;
+    }
+    s->puts_to_check = store_check_every(s->max_entries) - 1;
+    st = s->ops->trim(s->be, s->max_entries, s->max_entries - s->max_entries / 10, &removed,
+                      why);
+    if (st == STS_OK && removed > 0)
+        sts_why_set(why, "the store held more than %llu records (CacheStoreMaxEntries): "
+                    "removed %llu, failed and no-policy records first, then the least "
+                    "recently used policies", (unsigned long long)s->max_entries,
+                    (unsigned long long)removed);
+    return st;
+}
+
 sts_status sts_store_put(sts_store *s, const sts_cache_record *r, sts_why *why)
 {
     sts_status st;
@@ -522,7 +561,10 @@ sts_status sts_store_put(sts_store *s, const sts_cache_record *r, sts_why *why)
     st = sts_store_record_check(r, why);
     if (st != STS_OK)
         return st;
-    return s->ops->put(s->be, r, why);
+    st = s->ops->put(s->be, r, why);
+    if (st == STS_OK && s->max_entries > 0 && s->ops->trim != NULL)
+        st = store_bound(s, why);
+    return st;
 }
 
 sts_status sts_store_get(sts_store *s, const char *domain, sts_cache_record *out, sts_why *why)

@@ -79,6 +79,16 @@ sts_status sts_store_clear(sts_store *s, sts_why *why) STS_MUST_CHECK;
  * (the key's time to live): nothing to do there, nor for none. */
 sts_status sts_store_prune(sts_store *s, int64_t before, sts_why *why) STS_MUST_CHECK;
 
+/* Cap the number of records (0: no cap, the default).  SQLite: a put
+ * that finds the file over max removes the records least worth keeping
+ * until 9/10 of max remain - failed and no-policy records first, then
+ * policies, each kind least recently used first - and says so in *why with
+ * STS_OK (the caller logs it).  The count is taken every min(1024,
+ * max/8 + 1) puts, so the file holds at most that many records more than
+ * max.  Redis: nothing here (keys expire by themselves; its maxmemory
+ * policy bounds it); none: nothing to bound. */
+void sts_store_set_max_entries(sts_store *s, uint64_t max);
+
 /* Call each(arg, record) for every record (order unspecified); the record
  * is only valid during the call.  A record that cannot be decoded is
  * skipped and counted in *skipped (may be NULL).  each returns false to stop. */

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/status.h"
 #include "engine/store.h"
@@ -27,12 +28,18 @@ typedef struct sts_store_ops {
     sts_status (*prune)(void *be, int64_t before, sts_why *why);
     sts_status (*load)(void *be, sts_store_each_cb *each, void *arg, size_t *skipped,
                        sts_why *why);
+    /* NULL when the backend bounds itself: when more than max records are
+     * held, remove the least worth keeping down to keep; *removed says how
+     * many went (0 when the count was within max). */
+    sts_status (*trim)(void *be, uint64_t max, uint64_t keep, uint64_t *removed, sts_why *why);
     void (*close)(void *be);
 } sts_store_ops;
 
 struct sts_store {
     const sts_store_ops *ops;
     void *be;
+    uint64_t max_entries;   /* sts_store_set_max_entries; 0 = no cap */
+    uint64_t puts_to_check; /* puts left before the next count */
 };
 
 /* Backend constructors, called by sts_store_open with the text after the

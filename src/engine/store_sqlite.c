@@ -23,7 +23,9 @@
  * - Every row read back goes through the shared record checks; a row that
  *   fails them is skipped and counted on load, STS_PERMFAIL on get.
  * - Records leave at their expiry through sts_store_prune, one DELETE that
- *   scans the table (no index: the engine prunes once an hour).
+ *   scans the table (no index: the engine prunes once an hour), or, past
+ *   CacheStoreMaxEntries, through the trim (store.h) that store.c calls
+ *   now and then after a put.
  */
 #include "engine/store.h"
 
@@ -61,7 +63,7 @@ static const char sql_create[] =
     " last_used INTEGER NOT NULL)";
 
 /* The kept statements, in the order of the stmt[] array. */
-enum { Q_PUT, Q_GET, Q_DEL, Q_CLEAR, Q_LOAD, Q_PRUNE, Q_COUNT };
+enum { Q_PUT, Q_GET, Q_DEL, Q_CLEAR, Q_LOAD, Q_PRUNE, Q_ROWS, Q_TRIM, Q_COUNT };
 
 static const char *const sql_stmt[Q_COUNT] = {
     [Q_PUT] = "INSERT OR REPLACE INTO mtasts_cache (" SQL_COLUMNS ") VALUES (?,?,?,?,?,?,?,?)",
@@ -70,6 +72,12 @@ static const char *const sql_stmt[Q_COUNT] = {
     [Q_CLEAR] = "DELETE FROM mtasts_cache",
     [Q_LOAD] = "SELECT " SQL_COLUMNS " FROM mtasts_cache",
     [Q_PRUNE] = "DELETE FROM mtasts_cache WHERE expires_at < ?",
+    [Q_ROWS] = "SELECT count(*) FROM mtasts_cache",
+    /* Least worth keeping first: failed and no-policy records (kind 2
+     * and 3, "kind = 1" is 0 for them), then policies; each least
+     * recently used first. */
+    [Q_TRIM] = ("DELETE FROM mtasts_cache WHERE domain IN (SELECT domain FROM mtasts_cache"
+                " ORDER BY kind = 1, last_used LIMIT ?)"),
 };
 
 typedef struct sql_store {
@@ -593,6 +601,33 @@ static sts_status sql_prune(void *be, int64_t before, sts_why *why)
     return run(q, st, "prune", why);
 }
 
+static sts_status sql_trim(void *be, uint64_t max, uint64_t keep, uint64_t *removed,
+                           sts_why *why)
+{
+    sql_store *q = be;
+    sqlite3_stmt *st = q->stmt[Q_ROWS];
+    sqlite3_int64 rows = 0;
+    sts_status res;
+    int rc = sqlite3_step(st);
+
+    *removed = 0;
+    if (rc == SQLITE_ROW)
+        rows = sqlite3_column_int64(st, 0);
+    (void)sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return sql_fail(q->db, rc, "count", why);
+    if (rows < 0 || (uint64_t)rows <= max)
+        return STS_OK;
+    st = q->stmt[Q_TRIM];
+    rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)((uint64_t)rows - keep));
+    if (rc != SQLITE_OK)
+        return sql_fail(q->db, rc, "trim", why);
+    res = run(q, st, "trim", why);
+    if (res == STS_OK)
+        *removed = (uint64_t)sqlite3_changes(q->db);
+    return res;
+}
+
 static sts_status sql_load(void *be, sts_store_each_cb *each, void *arg, size_t *skipped,
                            sts_why *why)
 {
@@ -645,6 +680,7 @@ static const sts_store_ops sql_ops = {
     .del = sql_del,
     .clear = sql_clear,
     .prune = sql_prune,
+    .trim = sql_trim,
     .load = sql_load,
     .close = sql_close,
 };

@@ -196,11 +196,29 @@ static sts_status add_name(sts_buf *out, match_list *ml, const char *name)
     return sts_buf_append(out, name, nlen);
 }
 
+/* A host name as Postfix compares it: lower case, no trailing dot (a DNS
+ * answer may carry either; the match= list is easier to read and to
+ * de-duplicate this way). */
+static sts_status add_host(sts_buf *out, match_list *ml, const char *host)
+{
+    char name[STS_DOMAIN_MAX + 1];
+    size_t n = strnlen(host, STS_DOMAIN_MAX);
+
+    if (n > 0 && host[n - 1] == '.')
+        n--;
+    for (size_t i = 0; i < n; i++)
+        name[i] = (char)sts_to_lower((unsigned char)host[i]);
+    name[n] = '\0';
+    return add_name(out, ml, name);
+}
+
 /* The match= list.  wildcard: each pattern, "*.d" written ".d" (Postfix
  * then accepts any depth below d).  exact: literal patterns as they are,
  * each "*.d" replaced by the domain's MX hosts it matches (one label,
  * RFC 8461 4.1), so the certificate must name an MX host the policy
- * allows and the DNS now lists.  Keywords are left out (add_name). */
+ * allows and the DNS now lists.  MX hosts unknown (their lookup failed):
+ * the "*." patterns give no name, the literal ones still do, which is
+ * never wider than the policy.  Keywords are left out (add_name). */
 static sts_status match_list_build(const sts_smap_profile *p, const sts_answer *a, sts_buf *out,
                                    sts_smap_dropped *note)
 {
@@ -215,10 +233,12 @@ static sts_status match_list_build(const sts_smap_profile *p, const sts_answer *
             st = add_name(out, &ml, m);
         else if (p->match == STS_SMAP_MATCH_WILDCARD)
             st = add_name(out, &ml, m + 1);
+        else if (!a->mx_known)
+            note->wild_unexpanded++;
         else
             for (size_t j = 0; st == STS_OK && j < a->n_mx; j++)
                 if (sts_mx_match(m, a->mx_hosts[j]))
-                    st = add_name(out, &ml, a->mx_hosts[j]);
+                    st = add_host(out, &ml, a->mx_hosts[j]);
     }
     return st;
 }
@@ -263,8 +283,22 @@ static sts_status tlsrpt_attrs(const char *domain, const sts_policy *pol, sts_bu
     return st;
 }
 
+/* The site's level for a domain whose MTA-STS answer asks for less. */
+static sts_status reply_site(const sts_smap_profile *p, const sts_site_rule *site, sts_buf *out,
+                             sts_smap_dropped *note)
+{
+    sts_status st = sts_buf_printf(out, "OK %s", sts_site_level_name(site->level));
+
+    note->site = true;
+    if (st == STS_OK && site->match[0] != '\0')
+        st = sts_buf_printf(out, " match=%s", site->match);
+    if (st == STS_OK && p->servername && site->level != STS_SITE_ENCRYPT)
+        st = sts_buf_append_str(out, " servername=hostname");
+    return st;
+}
+
 static sts_status reply_tls(const sts_smap_profile *p, const char *domain, const sts_answer *a,
-                            sts_buf *out, sts_smap_dropped *note)
+                            const sts_site_rule *site, sts_buf *out, sts_smap_dropped *note)
 {
     const sts_policy *pol = a->result == STS_RESULT_POLICY ? a->policy : NULL;
     bool secure = pol != NULL && (pol->mode == STS_MODE_ENFORCE ||
@@ -274,6 +308,13 @@ static sts_status reply_tls(const sts_smap_profile *p, const char *domain, const
     sts_status st;
 
     if (!secure) {
+        bool temp = a->result == STS_RESULT_TEMPERROR && p->on_fail == STS_SMAP_FAIL_TEMP;
+
+        /* The site's level replaces what would be opportunistic TLS (no
+         * policy, testing, none; a failed lookup answered NOTFOUND): never
+         * an enforce answer (that is the policy's), never a TEMP. */
+        if (site != NULL && p->site && !temp)
+            return reply_site(p, site, out, note);
         if (a->result == STS_RESULT_TEMPERROR)
             return reply_fail(p, a, out);
         return sts_buf_append_str(out, "NOTFOUND ");
@@ -283,21 +324,29 @@ static sts_status reply_tls(const sts_smap_profile *p, const char *domain, const
         return sts_buf_append_str(out, "OK dane");
     if (p->dane == STS_SMAP_DANE_ONLY && (a->dane == STS_DANE_ALL || a->dane == STS_DANE_PARTIAL))
         return sts_buf_append_str(out, "OK dane-only");
-    if (p->match == STS_SMAP_MATCH_EXACT && !a->mx_known)
-        return sts_buf_printf(out, "TEMP MX hosts of %s not known yet (match=exact)", domain);
+    note->exact = p->match == STS_SMAP_MATCH_EXACT;
     st = sts_buf_append_str(out, "OK secure match=");
     if (st == STS_OK)
         st = match_list_build(p, a, out, note);
     if (st == STS_OK && note->left == 0) {
         /* No name Postfix could match: with match=exact, no MX host the
-         * DNS lists now is one the policy allows; or every pattern was a
-         * keyword.  Either way no MX host is usable (RFC 8461 4.1, 5:
-         * one that does not match is treated as unreachable), so defer,
-         * never NOTFOUND (that would deliver an enforce domain's mail
-         * without MTA-STS), and never a "match=" Postfix would refuse. */
+         * DNS lists now is one the policy allows, or the MX hosts are not
+         * known and every pattern is a "*." one; or every pattern was a
+         * keyword.  No MX host is then known to be usable (RFC 8461 4.1,
+         * 5: one that does not match is treated as unreachable), so
+         * defer, never NOTFOUND (that would deliver an enforce domain's
+         * mail without MTA-STS), and never a "match=" Postfix would
+         * refuse.  A TEMP costs no connection and says why in Postfix's
+         * log, where a list no certificate can match would fail every
+         * MX host with "Server certificate not verified". */
         sts_buf_reset(out);
-        st = sts_buf_printf(out, "TEMP the MTA-STS policy of %s allows none of its MX hosts",
-                            domain);
+        if (note->wild_unexpanded > 0)
+            st = sts_buf_printf(out, "TEMP MX hosts of %s not known (their lookup failed): "
+                                "no host allowed by its MTA-STS policy can be named",
+                                domain);
+        else
+            st = sts_buf_printf(out, "TEMP the MTA-STS policy of %s allows none of its MX hosts",
+                                domain);
         if (st == STS_OK && note->keywords != 0)
             st = sts_buf_printf(out, " (left out, read by Postfix as keywords: %s)",
                                 sts_smap_dropped_text(note->keywords, ", ", words));
@@ -319,15 +368,14 @@ static sts_status reply_tls(const sts_smap_profile *p, const char *domain, const
 }
 
 sts_status sts_smap_reply(const sts_smap_profile *p, const char *domain, const sts_answer *a,
-                          sts_buf *out, sts_smap_dropped *dropped)
+                          const sts_site_rule *site, sts_buf *out, sts_smap_dropped *dropped)
 {
     sts_smap_dropped none;
 
     if (dropped == NULL)
         dropped = &none;
-    dropped->keywords = 0;
-    dropped->left = 0;
+    memset(dropped, 0, sizeof(*dropped));
     if (p->kind == STS_SMAP_KIND_TRANSPORT)
         return reply_transport(p, a, out);
-    return reply_tls(p, domain, a, out, dropped);
+    return reply_tls(p, domain, a, site, out, dropped);
 }

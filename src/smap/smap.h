@@ -11,11 +11,15 @@
  *
  * TLS profile replies:
  *   enforce policy     "OK secure match=MX1:.DOMAIN2 servername=hostname"
+ *                      match=exact (the default): "*.d" becomes the
+ *                      domain's current MX hosts that match it
+ *                      (sts_mx_match, RFC 8461 4.1: one label), lower
+ *                      case; MX hosts not known (lookup failed): "*."
+ *                      patterns give no name, literal ones still do;
+ *                      with no name left the reply is TEMP (defer);
  *                      match=wildcard: "*.d" becomes ".d", which Postfix
  *                      matches at any depth (wider than RFC 8461 4.1's one
- *                      label); match=exact: "*.d" becomes the domain's
- *                      current MX hosts that match it (sts_mx_match), and
- *                      with no name left the reply is TEMP (defer);
+ *                      label: postfix-mta-sts-resolver's answer);
  *                      an mx pattern Postfix would read as a keyword
  *                      (hostname, nexthop, dot-nexthop) is never written:
  *                      it is left out and reported, and with no name
@@ -24,6 +28,13 @@
  *                      tlsrpt=yes appends Postfix 3.10 TLSRPT attributes;
  *                      with dane and validated TLSA: "OK dane" / "OK dane-only"
  *   testing            "NOTFOUND " (or like enforce with strict_testing)
+ *   site rule          where the answer above would be "NOTFOUND " (testing,
+ *                      none, no policy, invalid, or a failed lookup with
+ *                      on_fail=notfound) and the profile has site=yes:
+ *                      the site's level, "OK encrypt", "OK verify [match=...]"
+ *                      or "OK secure [match=...]" (servername=hostname per
+ *                      the profile); never instead of an enforce answer,
+ *                      nor of a TEMP
  * Transport profile replies: "OK <transport>" for the class's configured
  * transport, "NOTFOUND " when it is empty.
  * Both: none/no policy/invalid, parent-domain probes (".d"), IP literals
@@ -40,6 +51,7 @@
 #include "sts/domain.h"
 #include "engine/engine.h"
 #include "smap/smap_profile.h"
+#include "smap/smap_site.h"
 #include "base/status.h"
 
 /* Split a request payload at its first space. */
@@ -57,16 +69,22 @@ unsigned sts_smap_lookup_flags(const sts_smap_profile *p);
  * (this module does no I/O). */
 typedef struct sts_smap_dropped {
     unsigned keywords; /* one bit per Postfix keyword left out (sts_smap_dropped_text) */
-    size_t left;       /* names the match= list kept; 0 with keywords set: TEMP */
+    size_t left;       /* names the match= list kept; 0 once a list was begun: TEMP */
+    bool exact;        /* a match= list was begun with match=exact */
+    bool site;         /* the answer is the site rule's */
+    size_t wild_unexpanded; /* exact: "*." patterns that gave no name because the
+                               MX hosts were not known */
 } sts_smap_dropped;
 
 /* The reply payload (without netstring framing) for the engine's answer
- * about domain (normalised).  STS_OK, or STS_PERMFAIL / STS_NOMEM when out
+ * about domain (normalised); site: the SiteTLSPolicyFile entry that
+ * applies to domain (sts_site_find), NULL if none.  STS_OK, or STS_PERMFAIL / STS_NOMEM when out
  * cannot hold it (out may then hold part of it: reset it).  dropped (may
- * be NULL) is filled in either case; keywords is 0 unless a match= list
- * was built and some pattern was left out. */
+ * be NULL) is filled in either case (zero unless a match= list was
+ * begun): what was left out, for the caller to log. */
 sts_status sts_smap_reply(const sts_smap_profile *p, const char *domain, const sts_answer *a,
-                          sts_buf *out, sts_smap_dropped *dropped) STS_MUST_CHECK;
+                          const sts_site_rule *site, sts_buf *out,
+                          sts_smap_dropped *dropped) STS_MUST_CHECK;
 
 /* The keywords of a sts_smap_dropped.keywords mask as text, sep between
  * them ("hostname, nexthop, dot-nexthop" with ", "); "" for 0.  Returns out. */

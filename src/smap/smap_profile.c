@@ -21,8 +21,12 @@ static void profile_defaults(sts_smap_profile *p, const char *name, size_t len)
     p->name[len] = '\0';
     p->kind = STS_SMAP_KIND_TLS;
     p->servername = true;
+    p->site = true;
     p->on_fail = STS_SMAP_FAIL_NOTFOUND;
-    p->match = STS_SMAP_MATCH_WILDCARD;
+    /* RFC 8461 4.1: "*.d" covers one label; Postfix's ".d" any depth.
+     * Exact is the default; wildcard gives postfix-mta-sts-resolver's
+     * answers for those who want them. */
+    p->match = STS_SMAP_MATCH_EXACT;
     p->dane = STS_SMAP_DANE_NO;
     p->budget_ms = STS_SMAP_BUDGET_DEFAULT_MS;
 }
@@ -100,7 +104,7 @@ static bool parse_transport(sts_cur v, char out[STS_SMAP_TRANSPORT_MAX + 1])
 }
 
 typedef enum opt_id {
-    O_KIND, O_SERVERNAME, O_STRICT, O_ON_FAIL, O_BUDGET, O_MATCH, O_TLSRPT, O_DANE,
+    O_KIND, O_SERVERNAME, O_STRICT, O_ON_FAIL, O_BUDGET, O_MATCH, O_TLSRPT, O_DANE, O_SITE,
     O_ENFORCE, O_TESTING, O_NONE, O_COUNT
 } opt_id;
 
@@ -116,6 +120,7 @@ static const struct {
     [O_MATCH] = { "match", STS_SMAP_KIND_TLS },
     [O_TLSRPT] = { "tlsrpt", STS_SMAP_KIND_TLS },
     [O_DANE] = { "dane", STS_SMAP_KIND_TLS },
+    [O_SITE] = { "site", STS_SMAP_KIND_TLS },
     [O_ENFORCE] = { "enforce", STS_SMAP_KIND_TRANSPORT },
     [O_TESTING] = { "testing", STS_SMAP_KIND_TRANSPORT },
     [O_NONE] = { "none", STS_SMAP_KIND_TRANSPORT },
@@ -136,6 +141,8 @@ static bool apply_opt(sts_smap_profile *p, opt_id id, sts_cur v)
         return parse_bool(v, &p->strict_testing);
     case O_TLSRPT:
         return parse_bool(v, &p->tlsrpt);
+    case O_SITE:
+        return parse_bool(v, &p->site);
     case O_ON_FAIL:
         k = pick(v, fail_names, 2);
         p->on_fail = (sts_smap_on_fail)k;
@@ -171,6 +178,7 @@ static const char *const value_hint[O_COUNT] = {
     [O_MATCH] = "wildcard or exact",
     [O_TLSRPT] = "yes or no",
     [O_DANE] = "no, dane or dane-only",
+    [O_SITE] = "yes or no",
     [O_ENFORCE] = "a transport:nexthop result (printable, no spaces, with ':') or empty",
     [O_TESTING] = "a transport:nexthop result (printable, no spaces, with ':') or empty",
     [O_NONE] = "a transport:nexthop result (printable, no spaces, with ':') or empty",
@@ -219,7 +227,7 @@ sts_status sts_smap_profile_parse(sts_cur text, sts_smap_profile *out, sts_why *
         if (id < 0) {
             sts_why_set(why,
                         "unknown option '%s' (kind, servername, strict_testing, on_fail, budget, "
-                        "match, tlsrpt, dane, enforce, testing, none)",
+                        "match, tlsrpt, dane, site, enforce, testing, none)",
                         sts_quote(shown, sizeof(shown), key.p, key.len));
             return STS_PERMFAIL;
         }
@@ -264,10 +272,10 @@ bool sts_smap_profile_format(const sts_smap_profile *p, char *out, size_t size)
     else
         n = snprintf(out, size,
                      "%s kind=tls servername=%s strict_testing=%s on_fail=%s budget=%ums match=%s "
-                     "tlsrpt=%s dane=%s",
+                     "tlsrpt=%s dane=%s site=%s",
                      p->name, p->servername ? "yes" : "no", p->strict_testing ? "yes" : "no",
                      fail_names[p->on_fail], p->budget_ms, match_names[p->match],
-                     p->tlsrpt ? "yes" : "no", dane_names[p->dane]);
+                     p->tlsrpt ? "yes" : "no", dane_names[p->dane], p->site ? "yes" : "no");
     return n >= 0 && (size_t)n < size;
 }
 

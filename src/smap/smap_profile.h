@@ -9,7 +9,8 @@
  *
  * Two kinds:
  *   tls        a TLS policy for smtp_tls_policy_maps / Sendmail sts maps
- *              (options servername, strict_testing, match, tlsrpt, dane);
+ *              (options servername, strict_testing, match, tlsrpt, dane,
+ *              site: answer SiteTLSPolicyFile levels, smap_site.h);
  *   transport  a transport name per policy mode for transport_maps
  *              (options enforce=, testing=, none=).
  * Both: on_fail (notfound | temp) and budget (how long a cold domain is
@@ -48,6 +49,7 @@ typedef struct sts_smap_profile {
     bool tlsrpt;          /* tls: Postfix 3.10 TLSRPT attributes */
     sts_smap_match match; /* tls: how "*." patterns become match= names */
     sts_smap_dane dane;   /* tls: answer dane / dane-only when TLSA is validated */
+    bool site;            /* tls: answer the site TLS policy where it is stronger */
     sts_smap_on_fail on_fail; /* nothing usable could be had in time */
     unsigned budget_ms;   /* how long a cold domain is waited for */
     /* transport: result per class ("" = NOTFOUND) */

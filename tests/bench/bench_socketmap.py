@@ -153,7 +153,10 @@ class Bench:
         https_port = self.fx.start_https(hosts, port=peerd.HTTPS_PORT if inside else 0)
         self.daemon = MilterDaemon(os.path.join(self.work, "daemon"), dns_port, https_port,
                                    self.fx.ca_file,
-                                   settings={"DecisionLog": None, "CacheStore": "none"})
+                                   # The peer's answer shape (match=.mx.D), so both
+                                   # serve the same reply; the default is exact.
+                                   settings={"DecisionLog": None, "CacheStore": "none",
+                                             "SocketmapProfile": "postfix match=wildcard"})
         self.daemon.start()
         mtautil.wait_port(self.daemon.socketmap_port, 20, alive=self.daemon.running,
                           what="mtasts-milter socketmap")

@@ -25,8 +25,10 @@ SMTP sink with STARTTLS per MX host):
     mtasts-enforce transport, whose TLS policy comes from the socketmap;
   * socketmap: --smap-conns connections each asking "postfix DOMAIN"
     without pause (--smap-pause): the warm domains, and cold ones, new
-    random names every minute, some with a policy (added to the DNS and
-    HTTPS fixtures for that minute), most answered NXDOMAIN; with
+    random names every minute, a tenth with an enforce policy (added to
+    the DNS and HTTPS fixtures for that minute), the rest answered
+    NXDOMAIN; the summary counts the replies by domain kind, reply and
+    the fault in force, so it shows whether the faults reached discovery; with
     CacheSize --cache-size the cache fills and evicts;
   * signals: SIGHUP every --hup-every seconds (a reload), and SIGUSR1
     (reopen the decision log) every fifth period, half-way between two
@@ -140,6 +142,17 @@ class LineCounter:
         return self.n
 
 
+def reply_kind(reply):
+    """A socketmap reply's first word, or for OK the TLS level that
+    follows it: secure, verify, encrypt, dane, may, none, ..."""
+    words = reply.split()
+    if not words:
+        return "empty"
+    if words[0] == b"OK" and len(words) > 1:
+        return words[1].decode("ascii", "replace")
+    return words[0].decode("ascii", "replace")
+
+
 # ------------------------------------------------------------ the soak
 
 class Soak:
@@ -150,6 +163,11 @@ class Soak:
         self.lock = threading.Lock()
         self.c = {"sent": 0, "send_err": 0, "smap_ok": 0, "smap_temp": 0, "smap_fail": 0,
                   "hup": 0, "usr1": 0, "faults": 0}
+        # Socketmap replies by the kind of domain asked and the reply's
+        # first word (OK secure ... counts as "secure"): the cold policy
+        # domains are enforce, so a fault that reaches discovery shows as
+        # their answers turning from secure to NOTFOUND or TEMP.
+        self.kinds = {}
         self.last_answer = time.monotonic()
         self.fault = "-"
         self.cold = []            # this minute's cold domain names
@@ -182,7 +200,7 @@ class Soak:
     def https(self, fault):
         h = self.lab._https()
         for d in self.cold_policy:
-            h["hosts"]["mta-sts." + d] = {"body": policy_text("testing", ["mx1.e1.soak.test"])}
+            h["hosts"]["mta-sts." + d] = {"body": policy_text("enforce", ["mx1.e1.soak.test"])}
         for v in h["hosts"].values():
             if fault == "https-500":
                 v["status"] = 500
@@ -233,8 +251,9 @@ class Soak:
         warm = [d for d, _ in SMTP_DOMAINS]
         conn, buf = None, b""
         while not self.stop_ev.is_set():
-            cold = self.cold
+            cold, cold_policy = self.cold, set(self.cold_policy)
             d = rnd.choice(cold) if cold and rnd.random() < 0.3 else rnd.choice(warm)
+            cls = ("cold-policy" if d in cold_policy else "cold-none") if d in cold else "warm"
             try:
                 if conn is None:
                     conn = socket.create_connection(("127.0.0.1", SOCKETMAP_PORT), timeout=20)
@@ -251,8 +270,11 @@ class Soak:
                     if not chunk:
                         raise OSError("closed")
                     buf += chunk
+                kind = reply_kind(reply)
                 with self.lock:
                     self.c["smap_temp" if reply.startswith(b"TEMP") else "smap_ok"] += 1
+                    key = (cls, kind, self.fault)
+                    self.kinds[key] = self.kinds.get(key, 0) + 1
                     self.last_answer = time.monotonic()
             except (OSError, ValueError):
                 self.bump("smap_fail")
@@ -290,8 +312,10 @@ class Soak:
                     next_usr1 += a.hup_every * 5
                 if now >= next_cold:
                     self.new_cold()
-                    if fault_end is None:
-                        self.apply(None)
+                    # The new names enter the fixtures at once, under the
+                    # fault in force if any (else they would be NXDOMAIN
+                    # until it ends, and count as the fault's doing).
+                    self.apply(self.fault if fault_end is not None else None)
                     next_cold += 60
                 if fault_end is None and now >= next_fault:
                     self.fault = FAULTS[k % len(FAULTS)]
@@ -400,6 +424,17 @@ class Soak:
                      % (c["sent"], c["send_err"], c["smap_ok"] + c["smap_temp"], c["smap_temp"],
                         c["smap_fail"], c["hup"], c["usr1"], c["faults"],
                         "; %d chaos errors" % len(self.errors) if self.errors else ""))
+        with self.lock:
+            kinds = dict(self.kinds)
+        lines.append("  socketmap replies by domain kind, reply and the fault in force "
+                     "(cold-policy domains are enforce: secure when their policy was "
+                     "learned, NOTFOUND/TEMP when a fault kept it from being learned):")
+        for cls in ("warm", "cold-policy", "cold-none"):
+            for fault in ("-",) + FAULTS:
+                row = {k: n for (c2, k, f), n in kinds.items() if c2 == cls and f == fault}
+                if row:
+                    lines.append("    %-11s %-13s %s" % (cls, fault, "  ".join(
+                        "%s=%d" % kv for kv in sorted(row.items()))))
         growing = [v for v in verdict if v[1]]
         lines.append("verdict: %s  %s" % (
             "GROWING" if growing else "flat",

@@ -6,7 +6,7 @@
  *   engine_driver --config FILE [--store SPEC] [--negative-ttl S]
  *                 [--retry S] [--recheck S] [--refresh-idle S]
  *                 [--max-entries N] [--inflight N] [--queue N]
- *                 [--waiters N] [--time T]
+ *                 [--waiters N] [--store-max-entries N] [--time T]
  * Commands:
  *   lookup DOMAIN TIMEOUT_MS      one lookup; prints the answer
  *   lookup-mx DOMAIN TIMEOUT_MS   the same with STS_LOOKUP_NEED_MX
@@ -503,6 +503,7 @@ int main(int argc, char **argv)
         { "inflight", required_argument, NULL, 'f' },
         { "queue", required_argument, NULL, 'q' },
         { "waiters", required_argument, NULL, 'w' },
+        { "store-max-entries", required_argument, NULL, 'x' },
         { "time", required_argument, NULL, 't' },
         { NULL, 0, NULL, 0 },
     };
@@ -546,6 +547,7 @@ int main(int argc, char **argv)
         case 'f': d.opts.max_inflight = (unsigned)v; break;
         case 'q': d.opts.queue_limit = (unsigned)v; break;
         case 'w': d.opts.max_waiters = (unsigned)v; break;
+        case 'x': d.opts.store_max_entries = v; break;
         case 't': atomic_store(&fake_now, (int64_t)v); break;
         default: return 64;
         }

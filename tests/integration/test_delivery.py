@@ -50,12 +50,13 @@ OPPORTUNISTIC = r"(Trusted|Untrusted|Anonymous) TLS connection established to %s
 
 class Scenario:
     def __init__(self, label, domain, mode, mx_host, cert, expect, log, policy_mx=None,
-                 tls=None):
+                 tls=None, other_mx=()):
         self.label, self.domain, self.mode = label, domain, mode
         self.mx_host, self.cert, self.expect = mx_host, cert, expect
         self.log = log                 # regexes each of which must match a line
         self.policy_mx = policy_mx
         self.tls = tls                 # True/False: the sink must (not) have seen TLS
+        self.other_mx = list(other_mx)  # more MX (preferred or not): never given the mail
 
 
 def mx(d, name="mx1"):
@@ -96,13 +97,40 @@ SCENARIOS = [
     Scenario("no MTA-STS policy: opportunistic TLS", "nopolicy.test", None,
              mx("nopolicy.test"), "good", "sent",
              [OPPORTUNISTIC % re.escape(mx("nopolicy.test")), r"status=sent"], tls=True),
+    # RFC 8461 4.1: *.d.test is one label.  The preferred MX a.b.d.test has
+    # a valid certificate for its own name, but the policy does not allow
+    # it: with the default profile (match=exact) the mail goes to mx1.d.test.
+    Scenario("enforce, policy *.d.test, preferred MX a.b.d.test (valid cert), second MX "
+             "mx1.d.test", "d.test", "enforce", "mx1.d.test", "good", "sent",
+             [r"server certificate verification failed for a\.b\.d\.test\[",
+              VERIFIED % re.escape("mx1.d.test"), r"relay=mx1\.d\.test\[.*status=sent"],
+             policy_mx=["*.d.test"], tls=True, other_mx=[MX("a.b.d.test", "good", pref=5)]),
+    # No policy, but listed by the site (built-in SiteTLSPolicyFile for the
+    # socketmap, the same line in a Postfix hash: table for the packaged
+    # instance): its MX without STARTTLS must not get the mail in clear.
+    Scenario("no policy, site requires encrypt, MX does not offer STARTTLS", "site-notls.test",
+             None, mx("site-notls.test"), None, "deferred",
+             [r"status=deferred \(TLS is required, but was not offered by host %s\["
+              % re.escape(mx("site-notls.test"))]),
 ]
+
+SITE_POLICY = "# site-enforced TLS (test_delivery)\nsite-notls.test encrypt\n"
 
 
 def build_lab(work):
-    lab = DeliveryLab(os.path.join(work, "lab"))
+    os.makedirs(work, exist_ok=True)
+    site = os.path.join(work, "site-tls-policy")
+    with open(site, "w") as fh:
+        fh.write(SITE_POLICY)
+    os.chmod(site, 0o644)
+    # The packaged instance: the Postfix-native way, a hash: table in main.cf
+    # (the mtasts-enforce transport overrides it with the socketmap).
+    lab = DeliveryLab(os.path.join(work, "lab"), daemon_settings={"SiteTLSPolicyFile": site},
+                      postfix_main={"smtp_tls_policy_maps": "hash:" + site})
+    lab.site_file = site
     for sc in SCENARIOS:
-        lab.add_domain(sc.domain, sc.mode, [MX(sc.mx_host, sc.cert)], policy_mx=sc.policy_mx)
+        lab.add_domain(sc.domain, sc.mode, [MX(sc.mx_host, sc.cert, pref=10)] + sc.other_mx,
+                       policy_mx=sc.policy_mx)
     return lab
 
 
@@ -123,6 +151,12 @@ def check_outcome(lab, sc, sent):
                 "%s: a %s domain was delivered with verification" % (sc.domain, sc.mode)
     else:
         lab.wait_deferred(sent, TIMEOUT)
+    for other in sc.other_mx:
+        sink = lab.sink(other.host)
+        with sink._lock:
+            cmds = [l for l in sink.transcript if re.search(r"<<< (MAIL|RCPT|DATA)", l, re.I)]
+        assert not cmds, "MX %s (not allowed) received envelope commands:\n%s" % (
+            other.host, "\n".join(cmds))
     lines = lab.log_excerpt(sent)
     for rx in sc.log:
         assert any(re.search(rx, l) for l in lines), \
@@ -186,6 +220,15 @@ def run_lab(report, lab):
     state = {}
     try:
         def start():
+            # postmap before Postfix starts: its smtp processes open the table.
+            cfg = os.path.join(os.path.dirname(lab.site_file), "postmap-cf")
+            os.makedirs(cfg, exist_ok=True)
+            with open(os.path.join(cfg, "main.cf"), "w") as fh:
+                fh.write("compatibility_level = 3.6\n")
+            rc, out = mtautil.run(["/usr/sbin/postmap", "-c", cfg, "hash:" + lab.site_file],
+                                  timeout=30)
+            assert rc == 0, "postmap %s: %s" % (lab.site_file, out)
+            os.chmod(lab.site_file + ".db", 0o644)
             lab.start()
             note("lab started in %.1f s: %s" % (lab.timings["start"], ", ".join(
                 "%s %.1f s" % (k, v) for k, v in lab.timings.items() if k != "start")))
@@ -258,7 +301,9 @@ def run_lab(report, lab):
 
         def postmap():
             want = {"enforce-ok.test": "secure match=mx1.enforce-ok.test servername=hostname",
-                    "enforce-wild.test": "secure match=.enforce-wild.test servername=hostname",
+                    "enforce-wild.test": "secure match=mx7.enforce-wild.test servername=hostname",
+                    "d.test": "secure match=mx1.d.test servername=hostname",
+                    "site-notls.test": "encrypt",
                     "testing-wrongname.test": None, "nopolicy.test": None}
             for d, line in want.items():
                 rc, out = mtautil.run(["/usr/sbin/postmap", "-c", lab.pf.etc, "-q", d,

@@ -111,10 +111,14 @@ def main():
             w = World(fx)
             doms = ["usable", "recheck-same", "recheck-new", "recheck-fail", "txt-gone",
                     "dns-fail", "to-none", "retry", "refresh", "idle", "coalesce", "pending",
-                    "restart", "lru0", "lru1", "lru2", "lru3", "redis", "needmx", "acoal",
-                    "aneedmx"]
+                    "restart", "lru0", "lru1", "lru2", "lru3", "redis", "acoal", "litmx"]
             for d in doms:
                 w.add(d + ".test")
+            # match=exact expands "*." patterns with the MX hosts: these need them.
+            for d in ("needmx", "aneedmx", "mxchange"):
+                w.add(d + ".test", body=policy(mx="*.%s.test" % d))
+            w.names["mxchange.test"] = {"MX": [[10, "mx1.mxchange.test"]]}
+            w.names["litmx.test"] = {"MX": [[10, "mx1.litmx.test"]]}
             for d in ("apend", "amix", "amix2", "acancel", "astop", "w0", "w1", "w2", "w3", "w4"):
                 w.add(d + ".test", delay_ms=1500)
             w.names["aneedmx.test"] = {"MX": [[10, "mx1.aneedmx.test"]]}
@@ -125,7 +129,7 @@ def main():
             w.add("idle.test", max_age=1000)
             for i in range(6):
                 w.add("q%d.test" % i, delay_ms=1500)
-            for d in ("keep", "sp0", "sp1", "sp2", "sp3", "shared", "mem", "rcev", "rcev1",
+            for d in ("keep", "capkeep", "sp0", "sp1", "sp2", "sp3", "shared", "mem", "rcev", "rcev1",
                       "rcev2"):
                 w.add(d + ".test")
             for i in range(2):      # slower than HTTPSTimeout: held 3 s each
@@ -519,6 +523,26 @@ def run_tests(report, w, conf, work):
                "read back", with_driver(evicted_policy_stays_stored, "--max-entries", "3",
                                         "--store", "sqlite:" + flood_db))
 
+    cap_db = os.path.join(work, "cap.db")
+
+    def store_cap_bounds_the_file(drv):
+        d = "capkeep.test"
+        want(drv.lookup(d), result="policy", mode="enforce")
+        drv.cmd("advance 1")
+        want(drv.cmd("flood cx 300 5000"), none=300, failed=0)
+        held = stored(cap_db)
+        # Cap 100, counted every 100/8+1 = 13 writes: never above 113.
+        assert len(held) <= 113, "store holds %d records, want at most 113" % len(held)
+        assert held.get(d) == 1, "the policy made room for records without one: %s" % \
+            sorted(held)[:5]
+        err = drv.close()
+        assert "store-trimmed" in err and "CacheStoreMaxEntries" in err, \
+            "no store-trimmed line: %r" % err[-500:]
+    report.run("CacheStoreMaxEntries bounds the SQLite store; records without a policy go "
+               "first, and the trim is logged",
+               with_driver(store_cap_bounds_the_file, "--store", "sqlite:" + cap_db,
+                           "--store-max-entries", "100"))
+
     def recheck_of_an_evicted_policy(drv):
         d = "rcev.test"
         want(drv.lookup(d), result="policy", mode="enforce", id="id1")
@@ -685,6 +709,53 @@ def run_tests(report, w, conf, work):
     report.run("match=exact needs MX hosts: a policy read from the store is refreshed once",
                with_driver(need_mx_after_restart, "--store", "sqlite:" + os.path.join(work, "mx.db")))
 
+    def literal_policy_no_refresh(drv):
+        # Literal mx patterns name their hosts: match=exact needs no MX
+        # list for them, so a policy read back from the store is answered
+        # as it is, without a fetch.
+        d = "litmx.test"
+        want(drv.lookup(d), result="policy", mx_known=True)
+        drv.cmd("restart")
+        before = w.fetches(d)
+        want(drv.cmd("lookup-mx %s 5000" % d), result="policy", from_cache=True, mx_known=False)
+        drv.cmd("wait-idle")
+        assert w.fetches(d) == before, "fetched for MX hosts a literal policy does not need"
+    report.run("NEED_MX: a policy without *. patterns read from the store is not refreshed",
+               with_driver(literal_policy_no_refresh, "--store",
+                           "sqlite:" + os.path.join(work, "litmx.db")))
+
+    def mx_set_follows(drv):
+        # The domain's MX set changes while its policy is cached: the
+        # answer follows at the next re-check (the engine's schedule), not
+        # per request; a failed MX lookup keeps the last known set.
+        d = "mxchange.test"
+        a = drv.cmd("lookup-mx %s 5000" % d)
+        want(a, result="policy", mx_known=True, mx_hosts=["mx1.mxchange.test"])
+        w.names[d] = {"MX": [[10, "a.b.mxchange.test"], [20, "mx2.mxchange.test"]]}
+        w.push()
+        mxq = w.fx.dns_queries(d, "MX")
+        a = drv.cmd("lookup-mx %s 5000" % d)
+        want(a, from_cache=True, mx_hosts=["mx1.mxchange.test"])
+        drv.cmd("wait-idle")
+        assert w.fx.dns_queries(d, "MX") == mxq, "MX looked up per request"
+        drv.cmd("advance 101")
+        drv.cmd("lookup-mx %s 5000" % d)
+        drv.cmd("wait-idle")
+        a = drv.cmd("lookup-mx %s 5000" % d)
+        want(a, result="policy", from_cache=True, mx_known=True,
+             mx_hosts=["a.b.mxchange.test", "mx2.mxchange.test"])
+        w.names[d] = {"rcode": "SERVFAIL"}
+        w.push()
+        drv.cmd("advance 101")
+        drv.cmd("lookup-mx %s 5000" % d)
+        drv.cmd("wait-idle")
+        a = drv.cmd("lookup-mx %s 5000" % d)
+        want(a, result="policy", mx_known=True,
+             mx_hosts=["a.b.mxchange.test", "mx2.mxchange.test"])
+    report.run("MX set changes while the policy is cached: followed at the re-check; "
+               "a failed MX lookup keeps the last known set",
+               with_driver(mx_set_follows, "--recheck", "100"))
+
     def restart_keeps_policy(drv):
         d = "restart.test"
         want(drv.lookup(d), result="policy", mode="enforce")
@@ -701,7 +772,9 @@ def run_tests(report, w, conf, work):
     query = os.path.join(TOP_BUILDDIR, "src", "mtasts-query")
     qconf = os.path.join(work, "query.conf")
     with open(qconf, "w") as f:
-        f.write("CacheStore sqlite:%s\n" % db)
+        # As root mtasts-query opens the store as UserID (test_rootfiles.py);
+        # this test's store belongs to root.
+        f.write("CacheStore sqlite:%s\nUserID root\n" % db)
 
     def q(*args):
         p = subprocess.run([query, "--config", qconf] + list(args), capture_output=True,

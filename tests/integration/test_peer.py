@@ -58,9 +58,9 @@ NF = "NOTFOUND "
 WORLD = {}
 
 
-def domain(name, txt="v=STSv1; id=%(id)s;", body=None, **https):
+def domain(name, txt="v=STSv1; id=%(id)s;", body=None, mx=None, **https):
     d = {"txt": None if txt is None else ([txt] if isinstance(txt, str) else list(txt)),
-         "https": None}
+         "https": None, "mx": mx or ["mx1." + name]}
     if d["txt"] is not None:
         tid = "".join(ch for ch in name.split(".")[0] if ch.isalnum()) + "1"
         d["txt"] = [t % {"id": tid} for t in d["txt"]]
@@ -83,8 +83,16 @@ ENF_OK = ok("mx1.enforce.test")
 
 SCENARIOS = [
     ("enforce, literal MX", "postfix " + ENF, ENF_OK, None),
-    ("enforce, wildcard MX",
-     "postfix " + domain("wild.test", body=policy("enforce", ["mx1.wild.test", "*.mx.wild.test"])),
+    ("enforce, wildcard MX (default profile: exact)",
+     "postfix " + domain("wild.test", body=policy("enforce", ["mx1.wild.test", "*.mx.wild.test"]),
+                         mx=["mx1.wild.test", "a.mx.wild.test", "b.c.mx.wild.test"]),
+     ok("mx1.wild.test", "a.mx.wild.test"),
+     (ok("mx1.wild.test", "*.mx.wild.test"),
+      "RFC 8461 4.1: *.mx.wild.test matches exactly one label; the built-in profiles answer "
+      "the MX hosts it matches (a.mx.wild.test, not b.c.mx.wild.test), where Postfix reads "
+      ".mx.wild.test at any depth, as the peer answers; match=wildcard gives the peer's "
+      "answer (next row)")),
+    ("enforce, wildcard MX, a profile with match=wildcard", "wild wild.test",
      ok("mx1.wild.test", "*.mx.wild.test"), None),
     ("testing", "postfix " + domain("testing.test", body=policy("testing", ["mx1.testing.test"])),
      NF, None),
@@ -244,7 +252,7 @@ MALFORMED = [
 def build_world():
     names, hosts = {}, {}
     for d, spec in WORLD.items():
-        names[d] = {"MX": [[10, "mx1." + d]]}
+        names[d] = {"MX": [[10 * (i + 1), h] for i, h in enumerate(spec["mx"])]}
         if spec["txt"] is not None:
             names["_mta-sts." + d] = {"TXT": [[t] for t in spec["txt"]]}
         if spec["https"] is not None:
@@ -324,7 +332,8 @@ def main():
             fx.start_dns(zone, port=peerd.DNS_PORT)
             fx.start_https(hosts, port=peerd.HTTPS_PORT)
             ours = MilterDaemon(os.path.join(work, "daemon"), peerd.DNS_PORT, peerd.HTTPS_PORT,
-                                fx.ca_file, settings={"DecisionLog": None})
+                                fx.ca_file, settings={"DecisionLog": None,
+                                                      "SocketmapProfile": "wild match=wildcard"})
             ours.start()
             harness.wait_for(ours.socketmap_answers, timeout=20, msg="socketmap listening")
             peer = peerd.Peer(os.path.join(work, "peer"), fx.ca_file, verbosity="info")

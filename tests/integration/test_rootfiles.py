@@ -23,7 +23,11 @@ temporary directory and checks:
 - the decision log reopened on SIGUSR1 (after logrotate moved it) refuses
   a symbolic link planted meanwhile, keeps writing to the old file, and
   creates a fresh file once the link is gone;
-- a regular file where the socketmap socket should be is not removed.
+- a regular file where the socketmap socket should be is not removed;
+- mtasts-query run as root opens the cache store as UserID: a new store
+  file belongs to the service user, a link the service user planted at
+  the store's path is not followed with root's rights, and an unknown
+  UserID refuses the cache command.
 
 Needs root (skips with 77 otherwise) and the accounts nobody, daemon.
 """
@@ -328,6 +332,56 @@ def smap_keeps_file(work):
                              {"UserID": "root", "SocketmapSocket": "unix:" + victim}, victim)
 
 
+QUERY = os.path.join(daemon.TOP_BUILDDIR, "src", "mtasts-query")
+
+
+def query_as_root(work, name, user, *args):
+    """mtasts-query --config C ARGS as root, with the cache store in a
+    directory of the service user: (exit status, stderr, store dir)."""
+    d = make_dir(os.path.join(work, name + "-state"), USER, GROUP, 0o750)
+    conf = os.path.join(work, name + "-query.conf")
+    with open(conf, "w") as fh:
+        fh.write("CacheStore sqlite:%s\nUserID %s\n" % (os.path.join(d, "cache.db"), user))
+    p = subprocess.run([QUERY, "--config", conf] + list(args), capture_output=True, text=True,
+                       timeout=30)
+    return p.returncode, p.stderr, d
+
+
+def root_owned(d):
+    return sorted(n for n in os.listdir(d) if os.lstat(os.path.join(d, n)).st_uid == 0)
+
+
+def query_store_belongs_to_user(work):
+    """A store file mtasts-query creates as root belongs to UserID, so the
+    daemon can still write it (it used to be root's, 0600)."""
+    rc, err, d = query_as_root(work, "q-new", USER, "--cache-purge-all")
+    assert rc == 0, "exit %d: %s" % (rc, err)
+    db = os.path.join(d, "cache.db")
+    st = os.lstat(db)
+    assert (st.st_uid, st.st_gid) == ids(), "cache.db owned by %d:%d, want %d:%d" % (
+        (st.st_uid, st.st_gid) + ids())
+    assert root_owned(d) == [], "root-owned files in the store directory: %s" % root_owned(d)
+
+
+def query_store_link_not_followed(work):
+    """The service user links the store's path to a root file: root's
+    mtasts-query must not read, move or recreate through it as root."""
+    d = make_dir(os.path.join(work, "q-link-state"), USER, GROUP, 0o750)
+    victim = make_victim(os.path.join(work, "q-link-victim"))
+    plant_symlink(victim, os.path.join(d, "cache.db"))
+    rc, err, _ = query_as_root(work, "q-link", USER, "--cache-purge-all")
+    assert rc != 0, "exit 0 through a link to a root file: %s" % err
+    assert_untouched(victim)
+    assert root_owned(d) == [], "root-owned files in the store directory: %s" % root_owned(d)
+
+
+def query_unknown_user_refused(work):
+    rc, err, d = query_as_root(work, "q-nouser", "no-such-user-mtasts", "--cache-list")
+    assert rc == 67, "exit %d, want 67 (EX_NOUSER): %s" % (rc, err)
+    assert "no-such-user-mtasts unknown" in err and "UserID" in err, err
+    assert os.listdir(d) == [], "the store was created: %s" % os.listdir(d)
+
+
 CASES = [
     ("decision log: a symbolic link to a root file is refused, the file untouched",
      link_case("DecisionLog", "decisions.json", "symbolic")),
@@ -350,6 +404,11 @@ CASES = [
     ("good set-up: files and sockets owned by the service user with their modes from the "
      "start; a link planted before SIGUSR1 is refused", good_setup),
     ("a regular file at the socketmap socket path is kept", smap_keeps_file),
+    ("mtasts-query as root: a new cache store belongs to UserID", query_store_belongs_to_user),
+    ("mtasts-query as root: a link planted at the store path is not followed as root",
+     query_store_link_not_followed),
+    ("mtasts-query as root: an unknown UserID refuses a cache command",
+     query_unknown_user_refused),
 ]
 
 

@@ -418,7 +418,7 @@ def run_cases(report, run):
             note("/map sts %s -> %s" % (d, got[d]))
         assert "returns secure match=mx1.enforce-ok.test servername=hostname" in \
             got["enforce-ok.test"], got["enforce-ok.test"]
-        assert "returns secure match=.enforce-wild.test servername=hostname" in \
+        assert "returns secure match=mx7.enforce-wild.test servername=hostname" in \
             got["enforce-wild.test"], got["enforce-wild.test"]
         for d in ("testing-wrongname.test", "nopolicy.test"):
             assert "no match" in got[d], "%s: %r, want no match" % (d, got[d])

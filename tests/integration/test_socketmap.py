@@ -28,12 +28,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import daemon  # noqa: E402
 import harness  # noqa: E402
 
-ENFORCE = "OK secure match=mx1.enforce.test:.mx.enforce.test servername=hostname"
+# The built-in profiles answer RFC 8461 4.1 exactly: "*.mx.enforce.test"
+# becomes the MX host it matches (b.mx.enforce.test).
+ENFORCE = "OK secure match=mx1.enforce.test:b.mx.enforce.test servername=hostname"
+WILD_ENFORCE = "OK secure match=mx1.enforce.test:.mx.enforce.test servername=hostname"
 
 PROFILES = """LocalDomains local.test
 SocketmapProfile nosni servername=no
 SocketmapProfile strict strict_testing=yes
 SocketmapProfile exact match=exact
+SocketmapProfile wild match=wildcard
 SocketmapProfile rpt tlsrpt=yes servername=no
 SocketmapProfile route kind=transport enforce=mtasts-enforce: testing= none=
 SocketmapProfile short on_fail=temp budget=200ms
@@ -162,7 +166,7 @@ def eq(got, want, what):
 
 
 def run_profile_tests(report, port, dmn, fx):
-    def sts(d, pre="mx1.%s:.mx.%s", sni=" servername=hostname"):
+    def sts(d, pre="mx1.%s:b.mx.%s", sni=" servername=hostname"):
         return "OK secure match=" + (pre % (d, d)) + sni
 
     def from_config():
@@ -188,8 +192,11 @@ def run_profile_tests(report, port, dmn, fx):
         r = c.ask("exact", "wildonly.test")
         eq(r, "TEMP the MTA-STS policy of wildonly.test allows none of its MX hosts",
            "exact, nothing left: defer")
-        eq(c.ask("postfix", "wildonly.test"), "OK secure match=.mx.wildonly.test "
-           "servername=hostname", "same domain, wildcard mode")
+        eq(c.ask("postfix", "wildonly.test"), r, "built-in postfix: exact by default")
+        eq(c.ask("wild", "wildonly.test"), "OK secure match=.mx.wildonly.test "
+           "servername=hostname", "same domain, match=wildcard")
+        eq(c.ask("wild", "enforce.test"), WILD_ENFORCE, "match=wildcard: any depth")
+        eq(c.ask("postfix", "badmx.test"), sts("badmx.test", "mx1.%s%.0s"), "postfix, badmx")
         c.close()
     report.run("match=exact expands *. patterns into the current MX hosts; none left: TEMP",
                exact)
@@ -197,7 +204,7 @@ def run_profile_tests(report, port, dmn, fx):
     def tlsrpt():
         c = Client(port)
         eq(c.ask("rpt", "enforce.test"),
-           "OK secure match=mx1.enforce.test:.mx.enforce.test policy_type=sts "
+           "OK secure match=mx1.enforce.test:b.mx.enforce.test policy_type=sts "
            "policy_domain=enforce.test mx_host_pattern=mx1.enforce.test "
            "mx_host_pattern=*.mx.enforce.test { policy_string = version: STSv1 } "
            "{ policy_string = mode: enforce } { policy_string = mx: mx1.enforce.test } "
@@ -297,6 +304,15 @@ def keyword_world(names, hosts):
         names[d] = {"MX": [[10, "mx1." + d], [20, "b.mx." + d]]}
         hosts["mta-sts." + d] = {"body": "version: STSv1\r\nmode: %s\r\n%smax_age: 86400\r\n"
                                          % (mode, "".join("mx: %s\r\n" % m for m in mx))}
+    # Enforce policies whose domain's MX lookup fails (SERVFAIL): with and
+    # without a literal mx pattern beside the "*." one.
+    for d, mx in (("mxfail.test", ("mx1.mxfail.test", "*.mx.mxfail.test")),
+                  ("mxfailwild.test", ("*.mx.mxfailwild.test",))):
+        names["_mta-sts." + d] = {"TXT": [["v=STSv1; id=mxf1;"]]}
+        names["mta-sts." + d] = {"A": ["127.0.0.1"]}
+        names[d] = {"rcode_by_type": {"MX": "SERVFAIL"}}
+        hosts["mta-sts." + d] = {"body": "version: STSv1\r\nmode: enforce\r\n%smax_age: 86400\r\n"
+                                         % "".join("mx: %s\r\n" % m for m in mx)}
 
 
 def run_keyword_tests(report, port, dmn):
@@ -310,10 +326,10 @@ def run_keyword_tests(report, port, dmn):
     def replies():
         c = Client(port)
         for _ in range(3):
-            eq(c.ask("postfix", "kwmix.test"),
+            eq(c.ask("wild", "kwmix.test"),
                "OK secure match=mx1.kwmix.test:.mx.kwmix.test servername=hostname", "mixed")
             eq(c.ask("sts", "kwmix.test"),
-               "OK secure match=mx1.kwmix.test:.mx.kwmix.test servername=hostname",
+               "OK secure match=mx1.kwmix.test:b.mx.kwmix.test servername=hostname",
                "mixed, Sendmail map")
             eq(c.ask("exact", "kwmix.test"),
                "OK secure match=mx1.kwmix.test:b.mx.kwmix.test servername=hostname",
@@ -358,7 +374,7 @@ def run_keyword_tests(report, port, dmn):
         got = postmap_q("kwmix.test", "postfix", port)
         if got is None:
             raise harness.Skip("postfix not installed (the netstring checks passed)")
-        eq(got[:2], (0, "secure match=mx1.kwmix.test:.mx.kwmix.test servername=hostname"),
+        eq(got[:2], (0, "secure match=mx1.kwmix.test:b.mx.kwmix.test servername=hostname"),
            "postmap -q kwmix.test (%s)" % got[2])
         rc, out, err = postmap_q("kwonly.test", "postfix", port)
         assert rc != 0 and out == "", "postmap -q kwonly.test: got %r, want a failed lookup" % (
@@ -366,6 +382,50 @@ def run_keyword_tests(report, port, dmn):
         assert "allows none of its MX hosts" in err, "postmap's error: %r" % err
     report.run("postmap -q through Postfix's socketmap client: mixed policy sane, "
                "keywords only a lookup failure", postmap)
+
+    def mx_lookup_failed():
+        c = Client(port)
+        for _ in range(2):
+            eq(c.ask("postfix", "mxfail.test"), "OK secure match=mx1.mxfail.test "
+               "servername=hostname", "MX lookup failed: the literal name only")
+            eq(c.ask("postfix", "mxfailwild.test"),
+               "TEMP MX hosts of mxfailwild.test not known (their lookup failed): no host "
+               "allowed by its MTA-STS policy can be named", "MX lookup failed, *. only")
+            eq(c.ask("wild", "mxfailwild.test"), "OK secure match=.mx.mxfailwild.test "
+               "servername=hostname", "match=wildcard needs no MX hosts")
+        c.close()
+
+        def lines():
+            with open(dmn.errfile, errors="replace") as f:
+                return [ln for ln in f if "socketmap-mx-unknown" in ln]
+        harness.wait_for(lambda: len(lines()) >= 2, timeout=5, msg="socketmap-mx-unknown lines")
+        got = lines()
+        one = [x for x in got if "domain=mxfail.test" in x]
+        wild = [x for x in got if "domain=mxfailwild.test" in x]
+        eq((len(one), len(wild)), (1, 1), "lines once per domain and policy id: %r" % got)
+        for want in ("id=mxf1", "unexpanded=1", "left=1",
+                     "only the policy's literal mx names are allowed meanwhile"):
+            assert want in one[0], "%r lacks %r" % (one[0], want)
+        for want in ("unexpanded=1", "left=0", "mail is deferred until they are known"):
+            assert want in wild[0], "%r lacks %r" % (wild[0], want)
+    report.run("match=exact, MX lookup failed: literal names only, none left: TEMP; "
+               "logged once with why", mx_lookup_failed)
+
+    def not_allowed_logged():
+        c = Client(port)
+        c.ask("postfix", "wildonly.test")
+        c.close()
+
+        def lines():
+            with open(dmn.errfile, errors="replace") as f:
+                return [ln for ln in f if "socketmap-mx-not-allowed" in ln and
+                        "domain=wildonly.test" in ln]
+        harness.wait_for(lambda: lines(), timeout=5, msg="socketmap-mx-not-allowed line")
+        ln = lines()
+        eq(len(ln), 1, "wildonly.test lines: %r" % ln)
+        assert "mx_hosts=1" in ln[0] and "mail is deferred" in ln[0], ln[0]
+    report.run("match=exact, no MX host allowed by the policy: TEMP, logged once with why",
+               not_allowed_logged)
 
 
 def run_thousand(report, port, dmn):

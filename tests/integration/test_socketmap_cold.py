@@ -82,7 +82,7 @@ def clean_exit(dmn):
 
 
 def policy_reply(d):
-    return "OK secure match=mx1.%s:.mx.%s servername=hostname" % (d, d)
+    return "OK secure match=mx1.%s:b.mx.%s servername=hostname" % (d, d)
 
 
 def main():

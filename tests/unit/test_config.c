@@ -216,6 +216,7 @@ static const value_case accept_cases[] = {
     { "allow_internal_addresses_off", "AllowInternalAddresses false",
       "AllowInternalAddresses", "no" },
     { "cache_size_min", "CacheSize 10", "CacheSize", "10" },
+    { "cache_store_max_entries_min", "CacheStoreMaxEntries 100", "CacheStoreMaxEntries", "100" },
     { "envelope_timeout_zero_means_cache_only", "EnvelopeTimeout 0", "EnvelopeTimeout", "0ms" },
     { "fail_action_lowercased", "LookupFailAction TEMPFAIL", "LookupFailAction", "tempfail" },
     { "tag_header_custom", "TagHeader X-Policy", "TagHeader", "X-Policy" },
@@ -265,13 +266,13 @@ static const value_case accept_cases[] = {
     /* SocketmapProfile: the first printed line is the first profile */
     { "profile_default_first_is_postfix", "", "SocketmapProfile",
       "postfix kind=tls servername=yes strict_testing=no on_fail=notfound budget=3000ms "
-      "match=wildcard tlsrpt=no dane=no" },
+      "match=exact tlsrpt=no dane=no site=yes" },
     { "profile_transport_canonical", "SocketmapProfile route enforce=mtasts: kind=TRANSPORT",
       "SocketmapProfile", "route kind=transport enforce=mtasts: testing= none= on_fail=notfound "
       "budget=3000ms" },
     { "profile_options_normalised", "socketmapprofile  p1\tSERVERNAME=off budget=1s dane=dane  ",
       "SocketmapProfile", "p1 kind=tls servername=no strict_testing=no on_fail=notfound "
-      "budget=1000ms match=wildcard tlsrpt=no dane=dane" },
+      "budget=1000ms match=exact tlsrpt=no dane=dane site=yes" },
 };
 
 typedef struct error_case {
@@ -414,6 +415,8 @@ static const error_case reject_cases[] = {
     { "negative_ttl_ms_not_allowed", "NegativeCacheTime 500ms", 0, "is not a duration in seconds" },
     { "refresh_idle_above_max", "RefreshIdle 366d", 0, "out of range 3600s..31557600s" },
     { "cache_size_below_min", "CacheSize 9", 0, "CacheSize: 9 is out of range 10..10000000" },
+    { "cache_store_max_entries_below_min", "CacheStoreMaxEntries 99", 0,
+      "CacheStoreMaxEntries: 99 is out of range 100..1000000000" },
     /* numbers */
     { "dns_tries_below_min", "DNSTries 0", 0, "test.conf:1: DNSTries: 0 is out of range 1..10" },
     { "dns_tries_above_max", "DNSTries 11", 0, "DNSTries: 11 is out of range 1..10" },
@@ -656,7 +659,8 @@ static void test_print_round_trip_of_every_key_set(void **state)
     char *printed;
 
     (void)state;
-    (void)snprintf(text, sizeof(text), "%sCAFile %s\n", all_keys_text, ca_path);
+    (void)snprintf(text, sizeof(text), "%sCAFile %s\nSiteTLSPolicyFile %s\n", all_keys_text,
+                   ca_path, ca_path);
     defaults(&cfg);
     check_ok(parse_text(&cfg, text, strlen(text), &why), &why);
     printed = print_cfg(&cfg);
@@ -678,9 +682,10 @@ static void test_print_format(void **state)
         "Socket inet:8462@127.0.0.1\n"
         "SocketmapSocket inet:8461@127.0.0.1\n"
         "SocketmapProfile postfix kind=tls servername=yes strict_testing=no on_fail=notfound "
-        "budget=3000ms match=wildcard tlsrpt=no dane=no\n"
+        "budget=3000ms match=exact tlsrpt=no dane=no site=yes\n"
         "SocketmapProfile sts kind=tls servername=yes strict_testing=no on_fail=notfound "
-        "budget=3000ms match=wildcard tlsrpt=no dane=no\n"
+        "budget=3000ms match=exact tlsrpt=no dane=no site=yes\n"
+        "# SiteTLSPolicyFile (unset)\n"
         "SocketmapMaxConnections 4096\n"
         "SocketmapMaxPerPeer 2048\n"
         "SocketmapIdleTimeout 300s\n"
@@ -698,6 +703,7 @@ static void test_print_format(void **state)
         "PolicyPort 443\n"
         "AllowInternalAddresses no\n"
         "CacheStore sqlite:/var/lib/mtasts-milter/cache.db\n"
+        "CacheStoreMaxEntries 1000000\n"
         "CacheSize 100000\n"
         "NegativeCacheTime 3600s\n"
         "RecheckInterval 3600s\n"
@@ -746,7 +752,8 @@ static void test_struct_fields_match_keys(void **state)
     char text[4096];
 
     (void)state;
-    (void)snprintf(text, sizeof(text), "%sCAFile %s\n", all_keys_text, ca_path);
+    (void)snprintf(text, sizeof(text), "%sCAFile %s\nSiteTLSPolicyFile %s\n", all_keys_text,
+                   ca_path, ca_path);
     defaults(&cfg);
     check_ok(parse_text(&cfg, text, strlen(text), &why), &why);
     assert_string_equal(cfg.socket, "unix:/run/m.sock");
@@ -947,9 +954,9 @@ static void test_socketmap_profiles(void **state)
         "SocketmapProfile route kind=transport enforce=mtasts-enforce: testing= none= "
         "on_fail=temp budget=3000ms\n"
         "SocketmapProfile postfix kind=tls servername=no strict_testing=no on_fail=notfound "
-        "budget=3000ms match=exact tlsrpt=no dane=no\n"
+        "budget=3000ms match=exact tlsrpt=no dane=no site=yes\n"
         "SocketmapProfile sts kind=tls servername=yes strict_testing=no on_fail=notfound "
-        "budget=3000ms match=wildcard tlsrpt=no dane=no\n";
+        "budget=3000ms match=exact tlsrpt=no dane=no site=yes\n";
 
     (void)state;
     defaults(&cfg);
@@ -972,7 +979,7 @@ static void test_socketmap_profiles(void **state)
     /* A later file replaces the list: only its profile and the built-ins. */
     check_ok(parse_text(&cfg, "SocketmapProfile x tlsrpt=yes\n", 29, &why), &why);
     check_value(&cfg, "SocketmapProfile", "x kind=tls servername=yes strict_testing=no "
-                "on_fail=notfound budget=3000ms match=wildcard tlsrpt=yes dane=no");
+                "on_fail=notfound budget=3000ms match=exact tlsrpt=yes dane=no site=yes");
     assert_null(strstr(cfg.socketmap_profiles, "route"));
     /* A file without the key keeps it (like any other key). */
     check_ok(parse_text(&cfg, "DNSTries 4\n", 11, &why), &why);
@@ -980,7 +987,7 @@ static void test_socketmap_profiles(void **state)
     /* A command-line style override sets one profile. */
     check_ok(sts_config_set(&cfg, "SocketmapProfile", "y dane=dane-only", &why), &why);
     assert_string_equal(cfg.socketmap_profiles, "y kind=tls servername=yes strict_testing=no "
-                        "on_fail=notfound budget=3000ms match=wildcard tlsrpt=no dane=dane-only");
+                        "on_fail=notfound budget=3000ms match=exact tlsrpt=no dane=dane-only site=yes");
     sts_config_free(&cfg);
 
     /* 64 profiles are fine, a 65th is refused with its line. */

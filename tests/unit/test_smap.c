@@ -158,17 +158,18 @@ typedef struct prof_case {
 
 static const prof_case prof_cases[] = {
     { "defaults", "postfix", "postfix kind=tls servername=yes strict_testing=no on_fail=notfound "
-      "budget=3000ms match=wildcard tlsrpt=no dane=no", true },
+      "budget=3000ms match=exact tlsrpt=no dane=no site=yes", true },
     { "every_tls_option", "p1 servername=no strict_testing=yes on_fail=temp budget=500ms "
       "match=exact tlsrpt=yes dane=dane-only", "p1 kind=tls servername=no strict_testing=yes "
       "on_fail=temp budget=500ms match=exact tlsrpt=yes dane=dane-only", true },
     { "budget_seconds_and_bare_ms", "a budget=2s", "budget=2000ms", true },
     { "budget_zero_is_cache_only", "a budget=0", "budget=0ms", true },
     { "bool_spellings_and_case", "a SERVERNAME=Off strict_testing=1 tlsrpt=TRUE",
-      "servername=no strict_testing=yes on_fail=notfound budget=3000ms match=wildcard tlsrpt=yes",
+      "servername=no strict_testing=yes on_fail=notfound budget=3000ms match=exact tlsrpt=yes",
       true },
     { "dane_dane", "a dane=dane", "dane=dane", true },
     { "tabs_between_options", "a\tmatch=exact\t dane=no", "match=exact", true },
+    { "wildcard_on_request", "postfix match=wildcard", "match=wildcard", true },
     { "transport_kind_anywhere", "route enforce=mtasts-enforce: kind=transport testing= "
       "none=smtp:[relay.example]:25", "route kind=transport enforce=mtasts-enforce: testing= "
       "none=smtp:[relay.example]:25 on_fail=notfound budget=3000ms", true },
@@ -296,6 +297,8 @@ static void test_lookup_flags(void **state)
     p = profile("a match=exact");
     assert_int_equal(sts_smap_lookup_flags(&p), STS_LOOKUP_NEED_MX);
     p = profile("a");
+    assert_int_equal(sts_smap_lookup_flags(&p), STS_LOOKUP_NEED_MX);
+    p = profile("a match=wildcard");
     assert_int_equal(sts_smap_lookup_flags(&p), 0);
     p = profile("a kind=transport");
     assert_int_equal(sts_smap_lookup_flags(&p), 0);
@@ -317,18 +320,25 @@ typedef struct reply_case {
     const char *error;
     const char *want;
     const char *want_dropped; /* "keywords/left" reported; NULL: nothing left out */
+    size_t unexpanded;        /* "*." patterns left unexpanded (MX hosts unknown) */
 } reply_case;
 
 /* Not const: cmocka takes each case as its test state. */
 static reply_case reply_cases[] = {
-    { "enforce_wildcard", "postfix", STS_RESULT_POLICY, POLICY("enforce"), NULL, 0, "", SECURE },
-    { "sendmail_name_same", "sts", STS_RESULT_POLICY, POLICY("enforce"), NULL, 0, "", SECURE },
-    { "servername_off", "p servername=no", STS_RESULT_POLICY, POLICY("enforce"), NULL, 0, "",
-      "OK secure match=mx1.a.example:.b.example" },
+    { "enforce_wildcard", "postfix match=wildcard", STS_RESULT_POLICY, POLICY("enforce"), NULL,
+      0, "", SECURE },
+    /* the built-in profiles answer RFC 8461 4.1 exactly by default */
+    { "postfix_default_is_exact", "postfix", STS_RESULT_POLICY, POLICY("enforce"),
+      "a.mx.b.example,mx2.b.example", 0, "",
+      "OK secure match=mx1.a.example:mx2.b.example servername=hostname" },
+    { "sendmail_default_is_exact", "sts", STS_RESULT_POLICY, POLICY("enforce"), "m.b.example", 0,
+      "", "OK secure match=mx1.a.example:m.b.example servername=hostname" },
+    { "servername_off", "p servername=no match=wildcard", STS_RESULT_POLICY, POLICY("enforce"),
+      NULL, 0, "", "OK secure match=mx1.a.example:.b.example" },
     { "testing_notfound", "postfix", STS_RESULT_POLICY, POLICY("testing"), NULL, 0, "",
       "NOTFOUND " },
-    { "testing_strict", "p strict_testing=yes", STS_RESULT_POLICY, POLICY("testing"), NULL, 0, "",
-      SECURE },
+    { "testing_strict", "p strict_testing=yes match=wildcard", STS_RESULT_POLICY,
+      POLICY("testing"), NULL, 0, "", SECURE },
     { "mode_none", "p strict_testing=yes", STS_RESULT_POLICY,
       "version: STSv1\nmode: none\nmax_age: 60\n", NULL, 0, "", "NOTFOUND " },
     { "no_policy", "postfix", STS_RESULT_NONE, NULL, NULL, 0, "", "NOTFOUND " },
@@ -351,15 +361,48 @@ static reply_case reply_cases[] = {
       "other.example", 0, "", "OK secure match=mx1.a.example servername=hostname" },
     { "exact_no_duplicates", "p match=exact servername=no", STS_RESULT_POLICY,
       "version: STSv1\nmode: enforce\nmx: *.b.example\nmx: x.b.example\nmx: *.B.example\n"
-      "max_age: 60\n", "X.b.example,x.b.example", 0, "", "OK secure match=X.b.example" },
+      "max_age: 60\n", "X.b.example,x.b.example", 0, "", "OK secure match=x.b.example" },
     { "exact_nothing_left_defers", "p match=exact", STS_RESULT_POLICY,
       "version: STSv1\nmode: enforce\nmx: *.b.example\nmax_age: 60\n", "mx.elsewhere.example", 0,
       "", "TEMP the MTA-STS policy of a.example allows none of its MX hosts" },
     { "exact_null_mx_defers", "p match=exact", STS_RESULT_POLICY,
       "version: STSv1\nmode: enforce\nmx: *.b.example\nmax_age: 60\n", "", 0, "",
       "TEMP the MTA-STS policy of a.example allows none of its MX hosts" },
-    { "exact_mx_unknown_defers", "p match=exact", STS_RESULT_POLICY, POLICY("enforce"), NULL, 0,
-      "", "TEMP MX hosts of a.example not known yet (match=exact)" },
+    /* MX lookup failed: literal names stay, "*." ones cannot be narrowed */
+    { "exact_mx_unknown_literals_only", "p match=exact", STS_RESULT_POLICY, POLICY("enforce"),
+      NULL, 0, "", "OK secure match=mx1.a.example servername=hostname", NULL, 1 },
+    { "exact_mx_unknown_wildcards_only_defers", "postfix", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: *.b.example\nmx: *.c.example\nmax_age: 60\n", NULL,
+      0, "", "TEMP MX hosts of a.example not known (their lookup failed): no host allowed by "
+      "its MTA-STS policy can be named", NULL, 2 },
+    /* RFC 8461 4.1: "*." is exactly one label; case and a trailing dot do not matter */
+    { "exact_one_label", "postfix", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: *.b.example\nmax_age: 60\n", "mx.b.example", 0, "",
+      "OK secure match=mx.b.example servername=hostname" },
+    { "exact_deeper_name_not_allowed", "postfix", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: *.d.test\nmax_age: 60\n", "a.b.d.test,mx1.d.test", 0,
+      "", "OK secure match=mx1.d.test servername=hostname" },
+    { "exact_only_deeper_names_defers", "postfix", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: *.d.test\nmax_age: 60\n", "a.b.d.test,x.y.z.d.test",
+      0, "", "TEMP the MTA-STS policy of a.example allows none of its MX hosts" },
+    { "exact_bare_domain_not_allowed", "postfix", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: *.d.test\nmax_age: 60\n", "d.test", 0, "",
+      "TEMP the MTA-STS policy of a.example allows none of its MX hosts" },
+    { "exact_bare_domain_listed_literally", "postfix", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: *.d.test\nmx: d.test\nmax_age: 60\n",
+      "d.test,mx.d.test", 0, "", "OK secure match=mx.d.test:d.test servername=hostname" },
+    { "exact_deeper_pattern", "postfix", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: *.mx.d.test\nmax_age: 60\n",
+      "mx.d.test,a.mx.d.test,b.a.mx.d.test", 0, "", "OK secure match=a.mx.d.test servername=hostname" },
+    { "exact_upper_case_mx_host", "postfix", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: *.d.test\nmax_age: 60\n", "MX1.D.Test", 0, "",
+      "OK secure match=mx1.d.test servername=hostname" },
+    { "exact_upper_case_pattern", "postfix", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: *.D.TEST\nmax_age: 60\n", "mx1.d.test", 0, "",
+      "OK secure match=mx1.d.test servername=hostname" },
+    { "exact_trailing_dots", "postfix", STS_RESULT_POLICY,
+      "version: STSv1\nmode: enforce\nmx: *.d.test.\nmax_age: 60\n", "mx1.d.test.,MX1.d.test", 0,
+      "", "OK secure match=mx1.d.test servername=hostname" },
     { "exact_testing_strict", "p match=exact strict_testing=yes servername=no", STS_RESULT_POLICY,
       POLICY("testing"), "z.b.example", 0, "", "OK secure match=mx1.a.example:z.b.example" },
     { "exact_testing_not_strict", "p match=exact", STS_RESULT_POLICY, POLICY("testing"), NULL, 0,
@@ -368,14 +411,14 @@ static reply_case reply_cases[] = {
      * "hostname", "nexthop", "dot-nexthop", any case) are left out */
 #define KW_TEMP "TEMP the MTA-STS policy of a.example allows none of its MX hosts " \
                 "(left out, read by Postfix as keywords: "
-    { "keyword_patterns_dropped", "postfix", STS_RESULT_POLICY,
+    { "keyword_patterns_dropped", "postfix match=wildcard", STS_RESULT_POLICY,
       "version: STSv1\nmode: enforce\nmx: hostname\nmx: mx1.a.example\nmx: nexthop\n"
       "mx: *.b.example\nmx: dot-nexthop\nmax_age: 60\n", NULL, 0, "", SECURE,
       "hostname,nexthop,dot-nexthop/2" },
     { "keyword_any_case_dropped", "p servername=no", STS_RESULT_POLICY,
       "version: STSv1\nmode: enforce\nmx: HostName\nmx: NEXTHOP.\nmx: mx1.a.example\n"
       "max_age: 60\n", NULL, 0, "", "OK secure match=mx1.a.example", "hostname,nexthop/1" },
-    { "keyword_below_wildcard_kept", "p servername=no", STS_RESULT_POLICY,
+    { "keyword_below_wildcard_kept", "p servername=no match=wildcard", STS_RESULT_POLICY,
       "version: STSv1\nmode: enforce\nmx: *.hostname\nmax_age: 60\n", NULL, 0, "",
       "OK secure match=.hostname" },
     { "keyword_only_enforce_defers", "postfix", STS_RESULT_POLICY,
@@ -408,7 +451,8 @@ static reply_case reply_cases[] = {
       "{ policy_string = mode: enforce } { policy_string = mx: nexthop } "
       "{ policy_string = mx: m.a.example } { policy_string = max_age: 60 }", "nexthop/1" },
     /* tlsrpt=yes */
-    { "tlsrpt_attributes", "p tlsrpt=yes", STS_RESULT_POLICY, POLICY("enforce"), NULL, 0, "",
+    { "tlsrpt_attributes", "p tlsrpt=yes match=wildcard", STS_RESULT_POLICY, POLICY("enforce"),
+      NULL, 0, "",
       SECURE " policy_type=sts policy_domain=a.example mx_host_pattern=mx1.a.example "
       "mx_host_pattern=*.b.example { policy_string = version: STSv1 } { policy_string = mode: "
       "enforce } { policy_string = mx: mx1.a.example } { policy_string = mx: *.b.example } "
@@ -423,15 +467,16 @@ static reply_case reply_cases[] = {
     /* dane */
     { "dane_all_covered", "p dane=dane tlsrpt=yes", STS_RESULT_POLICY, POLICY("enforce"), NULL,
       STS_DANE_ALL, "", "OK dane" },
-    { "dane_partial_keeps_sts", "p dane=dane", STS_RESULT_POLICY, POLICY("enforce"), NULL,
+    { "dane_partial_keeps_sts", "p dane=dane match=wildcard", STS_RESULT_POLICY,
+      POLICY("enforce"), NULL,
       STS_DANE_PARTIAL, "", SECURE },
     { "dane_only_partial", "p dane=dane-only", STS_RESULT_POLICY, POLICY("enforce"), NULL,
       STS_DANE_PARTIAL, "", "OK dane-only" },
     { "dane_only_all", "p dane=dane-only", STS_RESULT_POLICY, POLICY("enforce"), NULL,
       STS_DANE_ALL, "", "OK dane-only" },
-    { "dane_none", "p dane=dane-only", STS_RESULT_POLICY, POLICY("enforce"), NULL, STS_DANE_NONE,
-      "", SECURE },
-    { "dane_off_ignores_tlsa", "postfix", STS_RESULT_POLICY, POLICY("enforce"), NULL,
+    { "dane_none", "p dane=dane-only match=wildcard", STS_RESULT_POLICY, POLICY("enforce"), NULL,
+      STS_DANE_NONE, "", SECURE },
+    { "dane_off_ignores_tlsa", "postfix match=wildcard", STS_RESULT_POLICY, POLICY("enforce"), NULL,
       STS_DANE_ALL, "", SECURE },
     { "dane_not_for_testing", "p dane=dane", STS_RESULT_POLICY, POLICY("testing"), NULL,
       STS_DANE_ALL, "", "NOTFOUND " },
@@ -483,7 +528,7 @@ static sts_status reply_with(const reply_case *c, size_t cap, sts_buf *out, sts_
         a.mx_hosts = hosts;
     }
     sts_buf_init(out, cap);
-    st = sts_smap_reply(&p, "a.example", &a, out, d);
+    st = sts_smap_reply(&p, "a.example", &a, NULL, out, d);
     sts_policy_free(pol);
     return st;
 }
@@ -505,6 +550,9 @@ static void run_reply_case(void **state)
     if (c->want_dropped != NULL ? strcmp(got, c->want_dropped) != 0 : d.keywords != 0)
         fail_msg("case %s: dropped got '%s', want '%s'", c->name, got,
                  c->want_dropped != NULL ? c->want_dropped : "nothing");
+    if (d.wild_unexpanded != c->unexpanded)
+        fail_msg("case %s: unexpanded got %zu, want %zu", c->name, d.wild_unexpanded,
+                 c->unexpanded);
     sts_buf_free(&out);
 }
 
@@ -536,8 +584,8 @@ static void test_dropped_text(void **state)
 /* TLSRPT attributes that do not fit are left out; the policy stays. */
 static void test_tlsrpt_dropped_when_too_long(void **state)
 {
-    const reply_case c = { "long", "p tlsrpt=yes", STS_RESULT_POLICY, POLICY("enforce"), NULL, 0,
-                           "", SECURE };
+    const reply_case c = { "long", "p tlsrpt=yes match=wildcard", STS_RESULT_POLICY,
+                           POLICY("enforce"), NULL, 0, "", SECURE, NULL, 0 };
     sts_buf out;
 
     (void)state;

@@ -90,6 +90,15 @@ static void get_notfound(sts_store *s, const char *domain)
     expect_status(domain, sts_store_get(s, domain, &got, &why), STS_NOTFOUND, &why);
 }
 
+static void get_expect_present(sts_store *s, const char *domain)
+{
+    sts_cache_record got;
+    sts_why why;
+
+    expect_status(domain, sts_store_get(s, domain, &got, &why), STS_OK, &why);
+    sts_cache_record_clear(&got);
+}
+
 /* Records collected by load, copied. */
 typedef struct collected {
     sts_cache_record rec[2000];
@@ -893,6 +902,117 @@ static void test_null_why_accepted(void **state)
 
 /* ------------------------------------------------------------ setup */
 
+/* Records in the store's file, read with SQLite itself. */
+static long long rows_in(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long long n = -1;
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM mtasts_cache", -1, &st, NULL),
+                     SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    (void)sqlite3_finalize(st);
+    (void)sqlite3_close(db);
+    return n;
+}
+
+/* CacheStoreMaxEntries: past the cap the store shrinks to 9/10 of it,
+ * failed and no-policy records going first, then policies, each least
+ * recently used first; the put that trimmed says so.  max 100 counts
+ * every 100/8+1 = 13 puts, so the file never holds more than 113. */
+static void test_cap_removes_least_worth_keeping(void **state)
+{
+    char path[600], domain[64];
+    sts_store *s;
+    sts_why why;
+    unsigned trims = 0;
+    long long rows;
+
+    (void)state;
+    s = open_ok(tpath(path, sizeof(path), "cap.db"));
+    sts_store_set_max_entries(s, 100);
+    /* 70 policies used at times 1000..1069, then 60 records without a
+     * policy used later (2000..2059): these still go first. */
+    for (int i = 0; i < 130; i++) {
+        sts_cache_record r;
+
+        (void)snprintf(domain, sizeof(domain), "d%03d.example", i);
+        rec_of_kind(&r, i < 70 ? 0 : 1 + i % 2, domain, 0);
+        r.last_used = i < 70 ? 1000 + i : 2000 + i;
+        why.text[0] = '\0';
+        expect_status(domain, sts_store_put(s, &r, &why), STS_OK, &why);
+        if (why.text[0] != '\0') {
+            trims++;
+            if (strstr(why.text, "removed") == NULL ||
+                strstr(why.text, "more than 100 records") == NULL)
+                fail_msg("put %s: got note '%s', want one naming the cap and what was removed",
+                         domain, why.text);
+        }
+        sts_cache_record_clear(&r);
+        rows = rows_in(path);
+        if (rows > 113)
+            fail_msg("after put %d: got %lld records, want at most 113", i + 1, rows);
+    }
+    if (trims == 0)
+        fail_msg("130 puts under a cap of 100: got no trim note, want at least one");
+    for (int i = 0; i < 70; i++) {
+        sts_cache_record got;
+        sts_status st;
+
+        (void)snprintf(domain, sizeof(domain), "d%03d.example", i);
+        st = sts_store_get(s, domain, &got, &why);
+        if (st != STS_OK)
+            fail_msg("policy %s: got %s, want kept while records without a policy remain",
+                     domain, sts_status_name(st));
+        sts_cache_record_clear(&got);
+    }
+    /* Within the records without a policy, the oldest went. */
+    get_notfound(s, "d070.example");
+    get_expect_present(s, "d129.example");
+
+    /* Only policies now: the least recently used policies make room. */
+    for (int i = 130; i < 260; i++) {
+        sts_cache_record r;
+
+        (void)snprintf(domain, sizeof(domain), "d%03d.example", i);
+        rec_of_kind(&r, 0, domain, 0);
+        r.last_used = 3000 + i;
+        put_ok(s, &r);
+        sts_cache_record_clear(&r);
+    }
+    rows = rows_in(path);
+    if (rows < 90 || rows > 113)
+        fail_msg("after 260 puts: got %lld records, want 90..113", rows);
+    get_notfound(s, "d000.example");
+    get_expect_present(s, "d259.example");
+    sts_store_close(s);
+}
+
+/* No cap (0, the API's default): nothing is ever removed. */
+static void test_no_cap_keeps_everything(void **state)
+{
+    char path[600], domain[64];
+    sts_store *s;
+
+    (void)state;
+    s = open_ok(tpath(path, sizeof(path), "nocap.db"));
+    sts_store_set_max_entries(s, 0);
+    for (int i = 0; i < 300; i++) {
+        sts_cache_record r;
+
+        (void)snprintf(domain, sizeof(domain), "n%03d.example", i);
+        rec_of_kind(&r, 1, domain, i);
+        put_ok(s, &r);
+        sts_cache_record_clear(&r);
+    }
+    if (rows_in(path) != 300)
+        fail_msg("300 puts without a cap: got %lld records, want 300", rows_in(path));
+    sts_store_close(s);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -907,7 +1027,7 @@ static int group_teardown(void **state)
 
 int main(void)
 {
-    struct CMUnitTest tests[N_CORRUPT + 15];
+    struct CMUnitTest tests[N_CORRUPT + 17];
     size_t n = 0;
 
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_round_trip_each_kind);
@@ -930,5 +1050,7 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_bad_paths);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_bad_rows_skipped_and_counted);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_null_why_accepted);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_cap_removes_least_worth_keeping);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_no_cap_keeps_everything);
     return UNIT_RUN_WITH("store_sqlite", tests, n, group_setup, group_teardown);
 }
