@@ -33,6 +33,7 @@
 #include "sts/domain.h"
 #include "base/log.h"
 #include "callbacks.h"
+#include "metrics.h"
 #include "probes.h"
 #include "runtime.h"
 
@@ -164,6 +165,7 @@ static void log_decision(const char *qid, const sts_decision *d)
 {
     sts_why why = { "" };
 
+    sts_metric_add(&mt_metric_decisions, sts_action_name(d->action), NULL, 1);
     sts_log(d->action == STS_ACT_TEMPFAIL ? STS_LOG_WARNING : STS_LOG_INFO, qid, "decision",
             "domain=%s result=%s mode=%s id=%s action=%s cache=%s reason=\"%s\"", d->domain, d->skipped ? "skipped" : sts_result_name(d->result),
             d->has_policy ? sts_mode_name(d->mode) : "-", d->id[0] != '\0' ? d->id : "-",
@@ -497,7 +499,12 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
         r = fail_action(rt);
         goto done;
     }
+    mt_metrics_answer(a.result, a.from_cache, a.pending);
     sts_decide(domain, &a, rt->fail_action, rt->cfg.early_tempfail, &d);
+    if (mt_dlog != NULL && a.policy != NULL && d.has_policy &&
+        sts_dlog_note_policy(mt_dlog, (int64_t)time(NULL), d.domain, d.id, a.policy->text,
+                             a.policy->text_len, &why) != STS_OK)
+        sts_log(STS_LOG_ERR, qid, "decision-log-error", "domain=%s reason=\"%s\"", domain, why.text);
     if (d.action == STS_ACT_ACCEPT || d.action == STS_ACT_ROUTE_ENFORCE)
         mt_probes_note(domain, &a);
     sts_answer_release(&a);

@@ -65,22 +65,15 @@
 #include "base/safefile.h"
 #include "callbacks.h"
 #include "probes.h"
+#include "startup.h"
 #include "runtime.h"
+#include "metrics.h"
 #include "socketmap.h"
 #include "base/sockspec.h"
 #include "conf/opts.h"
 
 #define MT_DRAIN_SECONDS 10
-#define MT_MILTER_UMASK 0117 /* socket mode 0660: the MTA connects as a group member */
 #define MT_PIDFILE_MODE 0644
-
-/* The account the daemon runs as once started (UserID), resolved while
- * root, before the files and sockets it will own are made. */
-typedef struct mt_user {
-    char name[256];
-    sts_safefile_owner id;
-    bool drop; /* started as root and UserID is not root */
-} mt_user;
 
 static bool foreground;
 
@@ -89,13 +82,14 @@ static bool foreground;
 static void usage(FILE *fp)
 {
     fprintf(fp, "usage: mtasts-milter [-c FILE] [-f] [-p SOCKET] [-u USER[:GROUP]] [-P PIDFILE] "
-                "[-n] [-V]\n"
+                "[-n] [-v] [-V]\n"
                 "  -c FILE     configuration file (default %s)\n"
                 "  -f          stay in the foreground, log to stderr too\n"
                 "  -p SOCKET   milter socket: inet:PORT@HOST, inet6:PORT@HOST or unix:PATH\n"
                 "  -u USER     run as USER[:GROUP] after opening the sockets\n"
                 "  -P PIDFILE  write the process id to PIDFILE\n"
                 "  -n          check the configuration, print the effective values, exit\n"
+                "  -v          log more: one LogLevel step per -v (notice, info, debug)\n"
                 "  -V          print the version and exit\n"
                 "See mtasts-milter(8) and mtasts-milter.conf(5).\n",
             STS_DEFAULT_CONFIG);
@@ -104,28 +98,38 @@ static void usage(FILE *fp)
 static bool config_given; /* -c: the file must exist */
 
 /* Load the file and apply the command-line overrides.  Without -c a
- * missing default file means the built-in defaults (said on stderr). */
+ * missing default file means the built-in defaults (said on stderr at
+ * start).  Non-zero with the reason ("FILE:LINE: ...") in why. */
 static int load_config(const char *path, const char *sock, const char *user, const char *pidfile,
-                       sts_config *cfg)
+                       sts_config *cfg, sts_why *why)
 {
-    sts_why why = { "" };
     bool skip_file = !config_given && access(path, F_OK) != 0 && errno == ENOENT;
 
     if (sts_config_defaults(cfg) != STS_OK) {
-        fprintf(stderr, "mtasts-milter: out of memory\n");
+        sts_why_set(why, "out of memory");
         return EX_OSERR;
     }
-    if (skip_file)
-        fprintf(stderr, "mtasts-milter: %s does not exist: using the built-in defaults\n", path);
-    if ((!skip_file && sts_config_load(path, cfg, &why) != STS_OK) ||
-        (sock != NULL && sts_config_set(cfg, "Socket", sock, &why) != STS_OK) ||
-        (user != NULL && sts_config_set(cfg, "UserID", user, &why) != STS_OK) ||
-        (pidfile != NULL && sts_config_set(cfg, "PidFile", pidfile, &why) != STS_OK)) {
-        fprintf(stderr, "mtasts-milter: %s\n", why.text);
+    if ((!skip_file && sts_config_load(path, cfg, why) != STS_OK) ||
+        (sock != NULL && sts_config_set(cfg, "Socket", sock, why) != STS_OK) ||
+        (user != NULL && sts_config_set(cfg, "UserID", user, why) != STS_OK) ||
+        (pidfile != NULL && sts_config_set(cfg, "PidFile", pidfile, why) != STS_OK)) {
         sts_config_free(cfg);
         return EX_CONFIG;
     }
     return 0;
+}
+
+static unsigned verbose; /* -v given this many times */
+
+/* LogLevel raised one step per -v. */
+static void apply_log_level(const sts_config *cfg)
+{
+    sts_log_level lvl = STS_LOG_INFO;
+
+    (void)sts_log_level_parse(cfg->log_level, strlen(cfg->log_level), &lvl);
+    lvl = (unsigned)lvl + verbose > STS_LOG_DEBUG ? STS_LOG_DEBUG
+                                                  : (sts_log_level)((unsigned)lvl + verbose);
+    sts_log_set_level(lvl);
 }
 
 #define MT_MAX_FD_SCAN 1024
@@ -161,21 +165,19 @@ static const char *unix_socket_path(const char *spec)
     return NULL;
 }
 
-/* A start-up error that must reach the admin: the log (syslog, and
- * stderr with -f) and, before detaching without -f, stderr too. */
+/* A start-up error: syslog and, until the daemon is ready, stderr (see
+ * startup.c). */
 static void startup_error(const char *event, const char *text)
 {
     sts_log(STS_LOG_ERR, "-", event, "%s", text);
-    if (!foreground)
-        fprintf(stderr, "mtasts-milter: %s\n", text);
 }
 
 /* libmilter spells unix sockets "unix:" or "local:", inet as we do.  A
- * unix socket gets mode 0660 from the umask at bind() (libmilter binds
- * inside smfi_opensocket) and, made under the service user's effective
- * ids (main), its owner and group: the MTA connects as a member of that
- * group (as with OpenDKIM). */
-static int open_milter_socket(const char *spec)
+ * unix socket gets its mode (SocketMode) from the umask at bind()
+ * (libmilter binds inside smfi_opensocket) and, made under the service
+ * user's effective uid and the socket group (main), its owner and group:
+ * the MTA connects as a member of that group (as with OpenDKIM). */
+static int open_milter_socket(const char *spec, unsigned mode)
 {
     static bool before[MT_MAX_FD_SCAN];
     mode_t old_mask;
@@ -193,7 +195,7 @@ static int open_milter_socket(const char *spec)
         before[fd] = is_listener(fd);
     /* true: remove a stale unix socket left by an earlier run (libmilter
      * removes only a socket). */
-    old_mask = umask(MT_MILTER_UMASK);
+    old_mask = umask((mode_t)(~mode & 0777));
     rc = smfi_opensocket(true);
     (void)umask(old_mask);
     if (rc != MI_SUCCESS) {
@@ -209,92 +211,6 @@ static int open_milter_socket(const char *spec)
     mt_milter_set_local_socket(unix_socket_path(spec) != NULL);
     if (strncmp(spec, "inet", 4) == 0)
         nodelay_new_listeners(before);
-    return 0;
-}
-
-/* Who the daemon will run as: UserID's account when started as root,
- * else the account it was started as (nothing to drop). */
-static int resolve_user(const char *spec, mt_user *u)
-{
-    char *group;
-    struct passwd *pw;
-    struct group *gr;
-
-    memset(u, 0, sizeof(*u));
-    (void)snprintf(u->name, sizeof(u->name), "%s", spec);
-    if ((group = strchr(u->name, ':')) != NULL)
-        *group++ = '\0';
-    u->id.uid = geteuid();
-    u->id.gid = getegid();
-    if (geteuid() != 0) {
-        sts_log(STS_LOG_NOTICE, "-", "privileges", "not started as root: running as uid %u",
-                (unsigned)geteuid());
-        return 0;
-    }
-    if ((pw = getpwnam(u->name)) == NULL) {
-        sts_log(STS_LOG_ERR, "-", "privileges", "user=%s unknown", u->name);
-        return -1;
-    }
-    u->id.uid = pw->pw_uid;
-    u->id.gid = pw->pw_gid;
-    if (group != NULL) {
-        if ((gr = getgrnam(group)) == NULL) {
-            sts_log(STS_LOG_ERR, "-", "privileges", "group=%s unknown", group);
-            return -1;
-        }
-        u->id.gid = gr->gr_gid;
-    }
-    if (pw->pw_uid == 0) {
-        sts_log(STS_LOG_WARNING, "-", "privileges", "UserID %s is root: not dropping", u->name);
-        return 0;
-    }
-    u->drop = true;
-    return 0;
-}
-
-/* To the service user: its effective ids only while root makes the
- * sockets (the real and saved uid stay 0, see the top of the file), or
- * for good. */
-static int to_user(const mt_user *u, bool for_good)
-{
-    if (setgroups(1, &u->id.gid) != 0 ||
-        (for_good ? setgid(u->id.gid) : setegid(u->id.gid)) != 0 ||
-        (for_good ? setuid(u->id.uid) : seteuid(u->id.uid)) != 0) {
-        sts_log(STS_LOG_ERR, "-", "privileges", "user=%s cannot switch: %s", u->name,
-                strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-static int as_user(const mt_user *u)
-{
-    return u->drop ? to_user(u, false) : 0;
-}
-
-static int as_root(const mt_user *u)
-{
-    if (u->drop && (seteuid(0) != 0 || setegid(0) != 0)) {
-        sts_log(STS_LOG_ERR, "-", "privileges", "cannot return to root: %s", strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/* Drop root for good; verify it cannot be regained. */
-static int drop_privileges(const mt_user *u)
-{
-    if (!u->drop)
-        return 0;
-    if (to_user(u, true) != 0)
-        return -1;
-    if (setuid(0) == 0 || geteuid() == 0 || getegid() == 0) {
-        sts_log(STS_LOG_ERR, "-", "privileges", "root could be regained after dropping to %s",
-                u->name);
-        return -1;
-    }
-    sts_log(STS_LOG_INFO, "-", "privileges", "running as user=%s uid=%u gid=%u", u->name,
-            (unsigned)u->id.uid, (unsigned)u->id.gid);
     return 0;
 }
 
@@ -317,12 +233,12 @@ static void raise_fd_limit(void)
 
 /* Opened before detaching (a refusal reaches the terminal and the exit
  * status), written after (the pid is the daemon's). */
-static int open_pidfile(const char *path, const mt_user *u)
+static int open_pidfile(const char *path, const sts_safefile_owner *owner)
 {
     sts_why why = { "" }, msg;
     int fd;
 
-    if (sts_safefile_open(path, STS_SAFEFILE_REPLACE, MT_PIDFILE_MODE, &u->id, &fd, &why) !=
+    if (sts_safefile_open(path, STS_SAFEFILE_REPLACE, MT_PIDFILE_MODE, owner, &fd, &why) !=
         STS_OK) {
         sts_why_set(&msg, "cannot open pid file: %s", why.text);
         startup_error("pidfile", msg.text);
@@ -496,9 +412,9 @@ static void reload(const char *path, const char *sock, const char *user, const c
     mt_runtime *rt, *cur;
     sts_why why = { "" };
 
-    if (load_config(path, sock, user, pidfile, &cfg) != 0) {
-        sts_log(STS_LOG_ERR, "-", "reload-failed", "config=%s kept the running configuration",
-                path);
+    if (load_config(path, sock, user, pidfile, &cfg, &why) != 0) {
+        sts_log(STS_LOG_ERR, "-", "reload-failed",
+                "config=%s reason=\"%s\" kept the running configuration", path, why.text);
         return;
     }
     rt = mt_runtime_new(&cfg, &why);
@@ -514,9 +430,11 @@ static void reload(const char *path, const char *sock, const char *user, const c
      * names, SplitMixed, EarlyTempfail, LocalDomains) and the socketmap's
      * profiles, timeouts and per-peer limit change on reload; the rest was
      * used to build sockets, the engine, the connection table and the logs. */
-    if (CHANGED(socket) || CHANGED(socketmap_socket) || CHANGED(user_id) ||
+    if (CHANGED(socket) || CHANGED(socketmap_socket) || CHANGED(metrics_socket) ||
+        CHANGED(user_id) ||
         CHANGED(cache_store) || CHANGED(dns_servers) || CHANGED(ca_file) ||
         CHANGED(decision_log) || CHANGED(pid_file) || CHANGED(syslog_facility) ||
+        CHANGED(socket_group) || NCHANGED(socket_mode) ||
         NCHANGED(dns_timeout_ms) || NCHANGED(dns_tries) || NCHANGED(https_timeout_ms) ||
         NCHANGED(https_connect_timeout_ms) || NCHANGED(policy_port) ||
         NCHANGED(allow_internal_addresses) || NCHANGED(cache_size) ||
@@ -525,12 +443,14 @@ static void reload(const char *path, const char *sock, const char *user, const c
         NCHANGED(refresh_idle) || NCHANGED(max_discoveries) || NCHANGED(discovery_queue) ||
         NCHANGED(socketmap_max_connections))
         sts_log(STS_LOG_WARNING, "-", "reload",
-                "changes to sockets, UserID, DecisionLog, PidFile, SyslogFacility, DNS, HTTPS, "
+                "changes to sockets, SocketMode, SocketGroup, UserID, DecisionLog, PidFile, "
+                "SyslogFacility, DNS, HTTPS, "
                 "cache settings or SocketmapMaxConnections take effect at the next restart");
 #undef NCHANGED
 #undef CHANGED
     mt_runtime_release(cur);
     sts_engine_set_dane(mt_engine, sts_smap_profiles_want_dane(rt->profiles));
+    apply_log_level(&rt->cfg);
     mt_runtime_install(rt);
     sts_log(STS_LOG_INFO, "-", "reload", "config=%s reloaded", path);
 }
@@ -547,13 +467,15 @@ int main(int argc, char **argv)
     pthread_t mthread, cthread;
     control_args cargs;
     mt_socketmap *smap = NULL;
+    mt_metrics *metrics = NULL;
     mt_user user_ids;
     char listen_spec[1024], pid_path[4096] = "";
     sigset_t sigs;
     int ch, rc, milter_rc = 0, pid_fd = -1;
     bool milter_lost = false; /* the milter stopped without being asked */
+    bool journal;
 
-    while ((ch = getopt(argc, argv, "c:fp:u:P:nVh")) != -1) {
+    while ((ch = getopt(argc, argv, "c:fp:u:P:nvVh")) != -1) {
         switch (ch) {
         case 'c':
             path = optarg;
@@ -574,6 +496,9 @@ int main(int argc, char **argv)
         case 'n':
             check = true;
             break;
+        case 'v':
+            verbose++;
+            break;
         case 'V':
             printf("mtasts-milter %s\n", PACKAGE_VERSION);
             return 0;
@@ -589,8 +514,10 @@ int main(int argc, char **argv)
         usage(stderr);
         return EX_USAGE;
     }
-    if ((rc = load_config(path, sock, user, pidfile, &cfg)) != 0)
+    if ((rc = load_config(path, sock, user, pidfile, &cfg, &why)) != 0) {
+        fprintf(stderr, "mtasts-milter: %s\n", why.text);
         return rc;
+    }
     if (check && cfg.site_tls_policy_file != NULL) {
         sts_site_table *site = NULL;
 
@@ -602,30 +529,42 @@ int main(int argc, char **argv)
         }
         sts_site_free(site);
     }
+    if (!config_given && access(path, F_OK) != 0 && errno == ENOENT)
+        fprintf(stderr, "mtasts-milter: %s does not exist: using the built-in defaults\n", path);
     if (check) {
-        printf("# %s: configuration OK; effective values:\n", path);
-        sts_config_print(&cfg, stdout);
+        bool ok = mt_startup_check(&cfg);
+
+        if (ok) {
+            printf("# %s: configuration OK; effective values:\n", path);
+            sts_config_print(&cfg, stdout);
+        } else {
+            fprintf(stderr, "mtasts-milter: %s: configuration NOT usable\n", path);
+        }
         sts_config_free(&cfg);
-        return 0;
+        return ok ? 0 : EX_CONFIG;
     }
-    /* Under systemd (-f with stderr to the journal) syslog would log each
-     * line twice: stderr alone then. */
-    if (sts_log_open("mtasts-milter",
-                     foreground && getenv("JOURNAL_STREAM") != NULL ? NULL : cfg.syslog_facility,
-                     foreground) != STS_OK) {
+    /* Under systemd, stderr is the journal ($JOURNAL_STREAM): lines go
+     * there alone, with sd-daemon priority prefixes (syslog as well would
+     * log each line twice).  Else syslog, and stderr with -f; without -f
+     * stderr shows warnings and errors until the daemon is ready. */
+    journal = foreground && sts_log_journal_stream(STDERR_FILENO);
+    if (sts_log_open("mtasts-milter", journal ? NULL : cfg.syslog_facility, true) != STS_OK) {
         fprintf(stderr, "mtasts-milter: bad SyslogFacility %s\n", cfg.syslog_facility);
         sts_config_free(&cfg);
         return EX_CONFIG;
     }
+    sts_log_stderr(true, journal ? STS_LOG_STYLE_JOURNAL : STS_LOG_STYLE_PLAIN,
+                   foreground || journal ? STS_LOG_DEBUG : STS_LOG_WARNING);
+    apply_log_level(&cfg);
     rt = mt_runtime_new(&cfg, &why);
     if (rt == NULL) {
-        fprintf(stderr, "mtasts-milter: %s: %s\n", path, why.text);
+        sts_log(STS_LOG_ERR, "-", "config", "config=%s reason=\"%s\"", path, why.text);
         return EX_CONFIG;
     }
     mt_runtime_install(rt);
 
     raise_fd_limit();
-    if (resolve_user(rt->cfg.user_id, &user_ids) != 0)
+    if (mt_user_resolve(rt->cfg.user_id, rt->cfg.socket_group, &user_ids) != 0)
         return EX_NOPERM;
     if (rt->cfg.decision_log != NULL &&
         sts_dlog_open(rt->cfg.decision_log, &user_ids.id, &mt_dlog, &why) != STS_OK) {
@@ -633,31 +572,37 @@ int main(int argc, char **argv)
         return EX_CANTCREAT;
     }
     if (rt->cfg.pid_file != NULL) {
-        /* Absolute: removed at exit, after daemon(3)'s chdir. */
+        /* Absolute: removed at exit, after the detached daemon's chdir. */
         if (!sts_safefile_abspath(rt->cfg.pid_file, pid_path, sizeof(pid_path)))
             (void)snprintf(pid_path, sizeof(pid_path), "%s", rt->cfg.pid_file);
-        if ((pid_fd = open_pidfile(pid_path, &user_ids)) < 0)
+        if ((pid_fd = open_pidfile(pid_path, &user_ids.id)) < 0)
             return EX_CANTCREAT;
     }
-    if (as_user(&user_ids) != 0)
+    if (mt_user_for_sockets(&user_ids) != 0)
         return EX_NOPERM;
-    if (open_milter_socket(rt->cfg.socket) != 0)
+    if (open_milter_socket(rt->cfg.socket, rt->cfg.socket_mode) != 0)
         return EX_UNAVAILABLE;
     /* The socket libmilter listens on, whatever a reload says later. */
     (void)snprintf(listen_spec, sizeof(listen_spec), "%s", rt->cfg.socket);
-    if (mt_socketmap_open(rt->cfg.socketmap_socket, &smap, &why) != STS_OK) {
+    if (mt_socketmap_open(rt->cfg.socketmap_socket, rt->cfg.socket_mode, &smap, &why) !=
+        STS_OK) {
         startup_error("socket", why.text);
         return EX_UNAVAILABLE;
     }
-    if (as_root(&user_ids) != 0)
+    if (rt->cfg.metrics_socket != NULL &&
+        mt_metrics_open(rt->cfg.metrics_socket, &metrics, &why) != STS_OK) {
+        startup_error("socket", why.text);
+        return EX_UNAVAILABLE;
+    }
+    if (mt_user_root(&user_ids) != 0)
         return EX_NOPERM;
-    if (!foreground && daemon(0, 0) != 0) {
+    if (!foreground && mt_detach_begin() != 0) {
         sts_log(STS_LOG_ERR, "-", "daemon", "cannot detach: %s", strerror(errno));
         return EX_OSERR;
     }
     if (pid_fd >= 0 && write_pidfile(pid_fd, pid_path) != 0)
         return EX_CANTCREAT;
-    if (drop_privileges(&user_ids) != 0)
+    if (mt_user_drop(&user_ids) != 0)
         return EX_NOPERM;
 
     /* Threads start now, as the service user, with these signals blocked:
@@ -691,7 +636,8 @@ int main(int argc, char **argv)
         sts_log(STS_LOG_ERR, "-", "startup", "probes: %s", why.text);
         return EX_CONFIG;
     }
-    if (mt_socketmap_start(smap, mt_engine, &why) != STS_OK) {
+    if (mt_socketmap_start(smap, mt_engine, &why) != STS_OK ||
+        (metrics != NULL && mt_metrics_start(metrics, &why) != STS_OK)) {
         sts_log(STS_LOG_ERR, "-", "startup", "%s", why.text);
         return EX_OSERR;
     }
@@ -701,12 +647,18 @@ int main(int argc, char **argv)
         sts_log(STS_LOG_ERR, "-", "startup", "cannot start the control thread");
         return EX_OSERR;
     }
+    /* A signal that came during the start (a reload asked for as soon as
+     * the sockets answered) is pending: hand it to our handler now, before
+     * libmilter's signal thread exists, which would sigwait() it away. */
+    pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     if (pthread_create(&mthread, NULL, milter_thread, &milter_rc) != 0) {
         sts_log(STS_LOG_ERR, "-", "startup", "cannot start the milter thread");
         return EX_OSERR;
     }
     sts_log(STS_LOG_NOTICE, "-", "started", "version=%s socket=%s socketmap=%s config=%s",
             PACKAGE_VERSION, rt->cfg.socket, rt->cfg.socketmap_socket, path);
+    mt_detach_ready();
 
     /* Every thread is started: from now on the main thread takes the
      * signals, including any that came while they were blocked. */
@@ -760,6 +712,7 @@ int main(int argc, char **argv)
         nanosleep(&ts, NULL);
     }
     pthread_join(mthread, NULL);
+    mt_metrics_close(metrics);
     mt_socketmap_close(smap);
     if (mt_active_connections() > 0) {
         /* libmilter does not join its session threads: one still inside a

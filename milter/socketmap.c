@@ -68,6 +68,7 @@
 #include "probes.h"
 #include "runtime.h"
 #include "smap/netstring.h"
+#include "metrics.h"
 #include "smap/smap.h"
 #include "smap/smap_conns.h"
 #include "socketmap.h"
@@ -100,6 +101,9 @@ typedef struct conn {
     char domain[STS_DOMAIN_MAX + 1];
     const sts_smap_profile *wait_p; /* in wait_rt */
     mt_runtime *wait_rt;            /* PARKED: a runtime reference it owns */
+    /* For the metrics: the request's profile name and when it came. */
+    char m_profile[STS_METRIC_LABEL_MAX + 1];
+    int64_t m_start_us;
 } conn;
 
 struct mt_socketmap {
@@ -183,8 +187,9 @@ static sts_status remove_stale(const char *path, sts_why *why)
 
 /* inet:PORT@HOST, inet6:PORT@HOST, unix:PATH / local:PATH (as for the
  * milter).  A unix socket is made under the caller's effective ids with
- * mode 0666 from the umask at bind(): nothing is changed by path later. */
-sts_status mt_socketmap_open(const char *spec, mt_socketmap **out, sts_why *why)
+ * its mode (SocketMode) from the umask at bind(): nothing is changed by
+ * path later. */
+sts_status mt_socketmap_open(const char *spec, unsigned mode, mt_socketmap **out, sts_why *why)
 {
     mt_socketmap *sm = calloc(1, sizeof(*sm));
     struct sockaddr_storage ss;
@@ -215,8 +220,8 @@ sts_status mt_socketmap_open(const char *spec, mt_socketmap **out, sts_why *why)
         goto syserr;
     if (fam != AF_UNIX)
         (void)setsockopt(sm->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    /* Any local process may ask (as with postfix-mta-sts-resolver). */
-    old_mask = umask(0111);
+    /* SocketMode: who may ask is the socket group's business. */
+    old_mask = umask((mode_t)(~mode & 0777));
     rc = bind(sm->lfd, (struct sockaddr *)&ss, sl);
     (void)umask(old_mask);
     if (rc != 0 || listen(sm->lfd, 1024) != 0)
@@ -317,6 +322,9 @@ static bool send_reply(conn *c, sts_buf *reply, sts_status st)
         sts_buf_reset(reply);
         st = sts_buf_append_str(reply, "TEMP reply too long");
     }
+    if (st == STS_OK)
+        mt_metrics_smap_reply(c->m_profile, reply->data, reply->len,
+                              (double)(now_us() - c->m_start_us) / 1e6);
     return st == STS_OK && sts_netstring_append(&c->out, reply->data, reply->len) == STS_OK;
 }
 
@@ -413,6 +421,7 @@ static void on_answer(void *arg, const sts_answer *a)
     struct epoll_event ev;
 
     sts_buf_reset(reply);
+    mt_metrics_answer(a->result, a->from_cache, a->pending);
     if (!send_reply(c, reply, make_reply(sm, c->wait_rt, c->wait_p, c->domain, a, reply)))
         c->closing = true;
     mt_runtime_release(c->wait_rt);
@@ -448,6 +457,8 @@ static req_result answer(mt_socketmap *sm, conn *c, sts_cur req)
     bool ok = true, parked;
 
     sts_buf_reset(reply);
+    c->m_start_us = now_us();
+    (void)snprintf(c->m_profile, sizeof(c->m_profile), "none");
     if (!sts_smap_split(req, &name, &key)) {
         st = sts_buf_append_str(reply, "PERM request is not \"name key\"");
         ok = false;
@@ -457,6 +468,10 @@ static req_result answer(mt_socketmap *sm, conn *c, sts_cur req)
      * typo in main.cf defers mail visibly instead of answering with some
      * other profile's kind of result. */
     p = sts_smap_profiles_find(rt->profiles, name.p, name.len);
+    /* Profile names are at most STS_SMAP_NAME_MAX bytes; a label keeps
+     * the first STS_METRIC_LABEL_MAX of them. */
+    (void)snprintf(c->m_profile, sizeof(c->m_profile), "%.*s", STS_METRIC_LABEL_MAX,
+                   p != NULL ? p->name : "unknown");
     if (p == NULL) {
         st = sts_buf_printf(reply, "PERM unknown map '%s'",
                             sts_quote(shown, sizeof(shown), name.p, name.len));
@@ -504,6 +519,7 @@ static req_result answer(mt_socketmap *sm, conn *c, sts_cur req)
         st = sts_buf_append_str(reply, "TEMP out of memory");
         goto send;
     }
+    mt_metrics_answer(a.result, a.from_cache, a.pending);
     st = make_reply(sm, rt, p, domain, &a, reply);
     sts_answer_release(&a);
 send:

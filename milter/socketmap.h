@@ -12,7 +12,8 @@
 typedef struct mt_socketmap mt_socketmap;
 
 /* Open the listening socket (as root, before privileges drop). */
-sts_status mt_socketmap_open(const char *spec, mt_socketmap **out, sts_why *why) STS_MUST_CHECK;
+sts_status mt_socketmap_open(const char *spec, unsigned mode, mt_socketmap **out,
+                             sts_why *why) STS_MUST_CHECK;
 
 /* Start the acceptor and the workers (after the drop). */
 sts_status mt_socketmap_start(mt_socketmap *sm, sts_engine *engine, sts_why *why) STS_MUST_CHECK;

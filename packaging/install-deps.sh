@@ -10,7 +10,9 @@
 #                            and postfix-mta-sts-resolver + python3-uvloop, the peer that
 #                            test_peer.py and `make bench` run side by side; its system
 #                            service is disabled: the tests start their own instance),
-#                            iproute2 (`ip netns`) for the end-to-end delivery test)
+#                            iproute2 (`ip netns`) for the end-to-end delivery test,
+#                            systemd-journal-remote to write the journal file that
+#                            test_report.py reads back through journalctl)
 # Run as root.  Safe to run again: apt-get skips what is installed.
 set -eu
 
@@ -18,7 +20,7 @@ BUILD_PKGS="build-essential autoconf automake libtool pkg-config
  libc-ares-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libhiredis-dev
  libjansson-dev zlib1g-dev libidn2-dev libcmocka-dev libmilter-dev ca-certificates"
 TEST_PKGS="clang libclang-rt-dev python3 python3-dnslib openssl redis-server miltertest
- postfix m4 postfix-mta-sts-resolver python3-uvloop iproute2"
+ postfix m4 postfix-mta-sts-resolver python3-uvloop iproute2 systemd-journal-remote"
 
 pkgs=$BUILD_PKGS
 for arg in "$@"; do

@@ -353,13 +353,20 @@ static int cache_command(const sts_config *cfg, cache_cmd cmd, const char *domai
     case CACHE_PURGE:
     case CACHE_PURGE_ALL:
         st = cmd == CACHE_PURGE ? sts_store_delete(store, domain, &why) : sts_store_clear(store, &why);
-        if (st != STS_OK && st != STS_NOTFOUND) {
+        /* The note tells the running daemons sharing the store to drop
+         * their memory copies too (store.h, the purge log). */
+        if (st == STS_OK || st == STS_NOTFOUND)
+            st = sts_store_purge_note(store, cmd == CACHE_PURGE ? domain : NULL, &why);
+        if (st != STS_OK) {
             fprintf(stderr, "mtasts-query: cache store: %s\n", why.text);
             rc = EX_UNAVAILABLE;
         } else {
-            fprintf(stderr, "mtasts-query: purged %s from %s (a running mtasts-milter keeps its "
-                            "memory copy until it restarts)\n",
-                    cmd == CACHE_PURGE ? domain : "every entry", cfg->cache_store);
+            fprintf(stderr, "mtasts-query: purged %s from %s%s\n",
+                    cmd == CACHE_PURGE ? domain : "every entry", cfg->cache_store,
+                    strcmp(sts_store_backend(store), "none") != 0
+                        ? "; a running mtasts-milter using this store drops its memory copy "
+                          "within a second"
+                        : "");
             rc = 0;
         }
         break;

@@ -32,9 +32,11 @@
 #include "tlsrpt/rlog.h"
 #include "tlsrpt/rprobe.h"
 #include "tlsrpt/rsend.h"
+#include "tlsrpt/srcaddr.h"
 
 #define PROG "mtasts-report"
 #define EXIT_NOT_SENT 1 /* some reports could not be queued or sent */
+#define EXIT_DROPPED 2  /* log records were dropped at a memory cap: reports miss them */
 
 static void usage(FILE *fp)
 {
@@ -66,6 +68,7 @@ typedef struct identity {
     char contact[512];
     char from[512];
     char submitter[STS_DOMAIN_MAX + 1];
+    char host_id[STS_REPORT_HOSTID_MAX + 1];
 } identity;
 
 /* This host's fully qualified name: gethostname, completed through the
@@ -98,45 +101,155 @@ static bool looks_like_address(const char *s)
     return at != NULL && at != s && at[1] != '\0' && strpbrk(s, " \t<>,\"") == NULL;
 }
 
-/* The Report* keys, with the host-derived defaults of mtasts-milter.conf(5). */
+/* The domain of a contact-info: the part after the last '@' of an address
+ * ("mailto:" and "<>" allowed), or the host of an https: URI; false for
+ * other text. */
+static bool contact_domain(const char *contact, char out[STS_DOMAIN_MAX + 1])
+{
+    sts_cur c = sts_cur_str(contact), host;
+    const char *at;
+
+    if (sts_cur_take_lit_nocase(&c, "https://")) {
+        host = c;
+        for (size_t i = 0; i < c.len; i++)
+            if (c.p[i] == '/' || c.p[i] == ':' || c.p[i] == '?') {
+                host.len = i;
+                break;
+            }
+    } else {
+        (void)sts_cur_take_lit_nocase(&c, "mailto:");
+        at = NULL;
+        for (size_t i = 0; i < c.len; i++)
+            if (c.p[i] == '@')
+                at = c.p + i;
+        if (at == NULL)
+            return false;
+        host = sts_cur_make(at + 1, c.len - (size_t)(at + 1 - c.p));
+        for (size_t i = 0; i < host.len; i++)
+            if (host.p[i] == '>' || host.p[i] == '?') {
+                host.len = i;
+                break;
+            }
+    }
+    return host.len > 0 && sts_domain_normalize(host.p, host.len, out, NULL) == STS_OK;
+}
+
+/* The Report* keys, with the host-derived defaults of mtasts-milter.conf(5):
+ * TLS-Report-Submitter and contact-info name one domain (RFC 8460 5.3):
+ * the submitter defaults to the contact's domain, the contact to
+ * postmaster@ the submitter, and both set and different is an error. */
 static int make_identity(const sts_config *cfg, identity *id)
 {
-    const char *sub;
+    char cdom[STS_DOMAIN_MAX + 1];
+    bool have_cdom;
     sts_why why;
 
     memset(id, 0, sizeof(*id));
-    if (cfg->report_organization == NULL || cfg->report_contact == NULL ||
-        cfg->report_from == NULL || cfg->report_submitter == NULL)
-        host_fqdn(id->fqdn, sizeof(id->fqdn));
+    host_fqdn(id->fqdn, sizeof(id->fqdn));
     (void)snprintf(id->organization, sizeof(id->organization), "%s",
                    cfg->report_organization != NULL ? cfg->report_organization : id->fqdn);
+    if (cfg->report_submitter != NULL) {
+        if (sts_domain_normalize(cfg->report_submitter, strlen(cfg->report_submitter),
+                                 id->submitter, &why) != STS_OK) {
+            fprintf(stderr, PROG ": ReportSubmitter '%s' is not a usable domain: %s\n",
+                    cfg->report_submitter, why.text);
+            return EX_CONFIG;
+        }
+    }
     if (cfg->report_contact != NULL)
         (void)snprintf(id->contact, sizeof(id->contact), "%s", cfg->report_contact);
     else
-        (void)snprintf(id->contact, sizeof(id->contact), "postmaster@%s", id->fqdn);
+        (void)snprintf(id->contact, sizeof(id->contact), "postmaster@%s",
+                       cfg->report_submitter != NULL ? id->submitter : id->fqdn);
+    have_cdom = contact_domain(id->contact, cdom);
+    if (cfg->report_submitter != NULL) {
+        if (have_cdom && strcmp(cdom, id->submitter) != 0) {
+            fprintf(stderr,
+                    PROG ": ReportSubmitter '%s' and the domain '%s' of ReportContact '%s' "
+                         "differ; RFC 8460 5.3 wants them to be one domain (set one of them to "
+                         "match the other, or leave ReportSubmitter unset)\n",
+                    id->submitter, cdom, id->contact);
+            return EX_CONFIG;
+        }
+    } else if (have_cdom) {
+        (void)snprintf(id->submitter, sizeof(id->submitter), "%s", cdom);
+    } else if (sts_domain_normalize(id->fqdn, strlen(id->fqdn), id->submitter, &why) != STS_OK) {
+        fprintf(stderr, PROG ": this host's name '%s' is not a usable submitter domain: %s (set "
+                        "ReportSubmitter)\n", id->fqdn, why.text);
+        return EX_CONFIG;
+    }
+    if (cfg->report_submitter == NULL && strchr(id->submitter, '.') == NULL)
+        fprintf(stderr, PROG ": warning: reports are submitted as '%s', which has no domain part "
+                        "(set ReportContact or ReportSubmitter)\n", id->submitter);
     if (cfg->report_from != NULL)
         (void)snprintf(id->from, sizeof(id->from), "%s", cfg->report_from);
     else if (looks_like_address(id->contact))
         (void)snprintf(id->from, sizeof(id->from), "%s", id->contact);
     else
-        (void)snprintf(id->from, sizeof(id->from), "postmaster@%s", id->fqdn);
-    if (cfg->report_submitter != NULL) {
-        sub = cfg->report_submitter;
+        (void)snprintf(id->from, sizeof(id->from), "postmaster@%s", id->submitter);
+    if (cfg->report_host_id != NULL) {
+        (void)snprintf(id->host_id, sizeof(id->host_id), "%s", cfg->report_host_id);
+        if (!sts_report_host_id_valid(id->host_id)) {
+            fprintf(stderr, PROG ": ReportHostID '%s' is not 1 to %d letters, digits, '-' and "
+                            "'.'\n", cfg->report_host_id, STS_REPORT_HOSTID_MAX);
+            return EX_CONFIG;
+        }
     } else {
-        sub = strchr(id->fqdn, '.');
-        sub = sub != NULL ? sub + 1 : id->fqdn;
+        /* This host's name, lower-cased; its first label when too long. */
+        size_t n = 0;
+
+        for (const char *p = id->fqdn; *p != '\0' && n < sizeof(id->host_id) - 1; p++)
+            id->host_id[n++] = (char)sts_to_lower((unsigned char)*p);
+        id->host_id[n] = '\0';
+        if (!sts_report_host_id_valid(id->host_id)) {
+            char *dot = strchr(id->host_id, '.');
+
+            if (dot != NULL)
+                *dot = '\0';
+        }
+        if (!sts_report_host_id_valid(id->host_id)) {
+            fprintf(stderr, PROG ": this host's name '%s' cannot be part of a report id (set "
+                            "ReportHostID)\n", id->fqdn);
+            return EX_CONFIG;
+        }
     }
-    if (sts_domain_normalize(sub, strlen(sub), id->submitter, &why) != STS_OK) {
-        fprintf(stderr, PROG ": ReportSubmitter '%s' is not a usable domain: %s%s\n", sub,
-                why.text,
-                cfg->report_submitter == NULL ? " (derived from the host name; set ReportSubmitter)"
-                                              : "");
-        return EX_CONFIG;
-    }
-    if (cfg->report_submitter == NULL && strchr(id->submitter, '.') == NULL)
-        fprintf(stderr, PROG ": warning: this host's name '%s' has no domain part; reports are "
-                        "submitted as '%s' (set ReportSubmitter)\n", id->fqdn, id->submitter);
     return 0;
+}
+
+static void add_session(void *arg, const sts_rsession *s)
+{
+    sts_report_acc_add(arg, s);
+}
+
+typedef struct progress_state {
+    bool tty;
+    double start, last;
+} progress_state;
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* On a terminal: lines and sessions so far, rewritten in place. */
+static void show_progress(void *arg, const sts_rlog_stats *st)
+{
+    progress_state *p = arg;
+    double now = now_s();
+
+    if (now - p->last < 0.25)
+        return;
+    p->last = now;
+    fprintf(stderr, "\r" PROG ": %llu lines, %llu attempts, %.0f s ",
+            (unsigned long long)st->lines, (unsigned long long)st->attempts, now - p->start);
+}
+
+static const char *sending_ip_route(void *arg, const char *rip)
+{
+    return sts_srcaddr_for(arg, rip);
 }
 
 static void rsend_opts_of(const sts_config *cfg, const identity *id, sts_rsend_opts *o)
@@ -297,6 +410,9 @@ static void print_summary(const sts_report_set *set, FILE *fp)
             set->n, set->n == 1 ? "" : "s", set->stats.domains_no_policy,
             set->stats.domains_no_policy == 1 ? "" : "s",
             (unsigned long long)set->stats.no_policy);
+    if (set->stats.mode_none > 0)
+        fprintf(fp, "%llu session%s under policies in mode none: not reported (RFC 8461 5)\n",
+                (unsigned long long)set->stats.mode_none, set->stats.mode_none == 1 ? "" : "s");
     if (set->stats.unattributed > 0)
         fprintf(fp, "%llu session%s in domains without any decision line: policy unknown, not "
                     "reported\n",
@@ -312,15 +428,19 @@ static void print_stats(const char *date, const sts_rlog_stats *ls, const sts_re
                  "malformed %llu); decisions %llu (repeated lines %llu, no delivery %llu); "
                  "attempts %llu (joined %llu, unjoined %llu, without TLS information %llu, "
                  "folded into engine failures %llu); unjoined decisions %llu; engine failures "
-                 "%llu; dropped %llu; sessions of the day %llu, of the days around it %llu, "
-                 "further away %llu, unattributed %llu, without policy %llu; reports %zu\n",
+                 "%llu; dropped %llu; unfinished connections %llu, reasons cut %llu; "
+                 "sessions of the day %llu, of the days around it %llu, "
+                 "further away %llu, unattributed %llu, without policy %llu, under mode none "
+                 "%llu, our own report mail %llu; reports %zu\n",
             date, U(ls->lines), U(ls->decision_lines), U(ls->mta_lines), U(ls->tls_lines),
             U(ls->ignored_lines), U(ls->malformed_lines), U(ls->decisions),
             U(ls->duplicate_decisions), U(ls->no_session), U(ls->attempts), U(ls->joined),
             U(ls->unjoined_attempts), U(ls->no_tls_info), U(ls->absorbed),
             U(ls->unjoined_decisions), U(ls->engine_failures), U(ls->dropped),
+            U(ls->unfinished), U(ls->details_cut),
             U(set->stats.in_day), U(set->stats.outside_day), U(ls->outside_window),
-            U(set->stats.unattributed), U(set->stats.no_policy), set->n);
+            U(set->stats.unattributed), U(set->stats.no_policy), U(set->stats.mode_none),
+            U(ls->own_reports), set->n);
 #undef U
 }
 
@@ -333,10 +453,11 @@ static void print_probe_stats(const char *date, const sts_rlog *rl)
     if (ps.records == 0 && ps.outside == 0)
         return;
     fprintf(stderr,
-            PROG ": %s: MX probes: records %llu (over the cap %llu); sessions turned into "
-                 "failures by a probe %llu, by an MX outside the policy %llu; successes a "
-                 "probe confirmed %llu\n",
-            date, (unsigned long long)ps.records, (unsigned long long)ps.dropped,
+            PROG ": %s: MX probes: records %llu (without a verdict %llu, too far from the "
+                 "day %llu, over the cap %llu); sessions turned into failures by a probe "
+                 "%llu, by an MX outside the policy %llu; successes a probe confirmed %llu\n",
+            date, (unsigned long long)ps.records, (unsigned long long)ps.no_verdict,
+            (unsigned long long)ps.far, (unsigned long long)ps.dropped,
             (unsigned long long)ps.changed, (unsigned long long)ps.outside,
             (unsigned long long)ps.confirmed);
 }
@@ -457,10 +578,11 @@ int main(int argc, char **argv)
     sts_rsend_stats ss;
     sts_report_opts ro;
     sts_rlog *rl = NULL;
+    sts_srcaddr *src = NULL;
+    sts_report_acc *acc = NULL;
+    progress_state progress = { false, 0, 0 };
     sts_report_set *set = NULL;
-    const sts_rsession *sessions = NULL;
     const char **inputs = NULL;
-    size_t nsessions = 0;
     char day_text[32];
     int64_t day;
     sts_why why = { "" };
@@ -568,36 +690,31 @@ int main(int argc, char **argv)
     /* Syslog stamps carry no year: take the one that fits the reported
      * day (the end of the day as "now"), not the year of the clock. */
     sts_rlog_set_now(rl, day + STS_REPORT_DAY);
+    /* Our own report mail is not reported on (RFC 8460 3). */
+    sts_rlog_set_own_reports(rl, id.submitter);
     /* Sessions of the day and of the days on either side (these only tell
-     * which policy was in force, see report.h); decisions of any time are
-     * still joined.  Bounds memory whatever span the logs cover. */
+     * which policy was in force, see report.h).  Bounds memory whatever
+     * span the logs cover. */
     sts_rlog_set_window(rl, day - STS_REPORT_DAY, day + 2 * STS_REPORT_DAY);
     if ((rc = order_inputs(rl, argv + optind, (size_t)(argc - optind), &inputs)) != 0)
         goto done;
-    /* Every log must be read whole: a report is sent once per day and
-     * domain (its id is stable), so one built from part of the logs could
-     * never be corrected by a later run. */
-    for (int i = 0; i < argc - optind; i++) {
-        sts_status st = sts_rlog_read_file(rl, inputs[i], &why);
-
-        if (st != STS_OK) {
-            fprintf(stderr, PROG ": %s: %s; no report built\n", inputs[i], why.text);
-            rc = st == STS_NOMEM ? EX_OSERR : EX_NOINPUT;
-            goto done;
-        }
-    }
-    if (sts_rlog_sessions(rl, &sessions, &nsessions) != STS_OK) {
-        fprintf(stderr, PROG ": out of memory joining the logs\n");
-        rc = EX_OSERR;
-        goto done;
-    }
-    warn_inputs(sts_rlog_get_stats(rl));
     memset(&ro, 0, sizeof(ro));
     ro.organization = id.organization;
     ro.contact = id.contact;
     ro.submitter = id.submitter;
+    ro.host_id = id.host_id;
     ro.sending_ips = cfg.report_sending_ip;
-    switch (sts_report_build(&ro, day, sessions, nsessions, &set, &why)) {
+    ro.no_policy_reports = cfg.report_no_policy;
+    if (cfg.report_sending_ip == NULL) {
+        if (sts_srcaddr_new(&src) != STS_OK) {
+            fprintf(stderr, PROG ": out of memory\n");
+            rc = EX_OSERR;
+            goto done;
+        }
+        ro.sending_ip = sending_ip_route;
+        ro.sending_ip_arg = src;
+    }
+    switch (sts_report_acc_new(&ro, day, &acc, &why)) {
     case STS_OK:
         break;
     case STS_NOMEM:
@@ -607,6 +724,38 @@ int main(int argc, char **argv)
     default:
         fprintf(stderr, PROG ": %s\n", why.text);
         rc = EX_CONFIG;
+        goto done;
+    }
+    /* Streaming: each session goes into the day's aggregates as soon as
+     * it is known, so memory follows what the reports hold, not the
+     * number of sessions (rlog.h, report.h).  The logs are read at once,
+     * merged by time. */
+    sts_rlog_set_sink(rl, add_session, acc);
+    progress.tty = isatty(STDERR_FILENO) == 1;
+    progress.start = now_s();
+    if (progress.tty)
+        sts_rlog_set_progress(rl, show_progress, &progress);
+    /* Every log must be read whole: a report is sent once per day and
+     * domain (its id is stable), so one built from part of the logs could
+     * never be corrected by a later run. */
+    {
+        sts_status st = sts_rlog_read_files(rl, inputs, (size_t)(argc - optind), &why);
+
+        if (st == STS_OK)
+            st = sts_rlog_finish(rl);
+        if (progress.tty)
+            fprintf(stderr, "\r%60s\r", "");
+        if (st != STS_OK) {
+            fprintf(stderr, PROG ": %s; no report built\n",
+                    st == STS_NOMEM ? "out of memory joining the logs" : why.text);
+            rc = st == STS_NOMEM ? EX_OSERR : EX_NOINPUT;
+            goto done;
+        }
+    }
+    warn_inputs(sts_rlog_get_stats(rl));
+    if (sts_report_acc_finish(acc, &set, &why) != STS_OK) {
+        fprintf(stderr, PROG ": %s\n", why.text);
+        rc = EX_OSERR;
         goto done;
     }
     print_stats(day_text, sts_rlog_get_stats(rl), set);
@@ -640,11 +789,21 @@ int main(int argc, char **argv)
             rc = EXIT_NOT_SENT;
         print_send_stats(&ss);
     }
+    if (sts_rlog_get_stats(rl)->dropped > 0) {
+        /* Never silently: the reports lack these records. */
+        fprintf(stderr, PROG ": warning: %llu log records dropped at a memory cap (see "
+                        "\"dropped\" above): the reports miss them\n",
+                (unsigned long long)sts_rlog_get_stats(rl)->dropped);
+        if (rc == 0)
+            rc = EXIT_DROPPED;
+    }
     if (fflush(stdout) != 0 && rc == 0)
         rc = EX_IOERR;
 done:
     free(inputs);
     sts_report_set_free(set);
+    sts_report_acc_free(acc);
+    sts_srcaddr_free(src);
     sts_rlog_free(rl);
     if (cfg_ready)
         sts_config_free(&cfg);

@@ -23,6 +23,9 @@ typedef struct sts_config {
     /* daemon faces */
     char *socket;             /* Socket: inet:PORT@HOST or unix:PATH */
     char *socketmap_socket;   /* SocketmapSocket: same syntax */
+    unsigned socket_mode;     /* SocketMode: mode of the unix sockets (octal) */
+    char *socket_group;       /* SocketGroup: group of the unix sockets; NULL = UserID's */
+    char *metrics_socket;     /* MetricsSocket: same syntax; NULL: off */
     char *socketmap_profiles; /* SocketmapProfile: one "NAME option=value ..." per line
                                  ('\n'-joined, canonical form); NULL = built-ins only */
     unsigned socketmap_max_connections; /* SocketmapMaxConnections */
@@ -32,6 +35,7 @@ typedef struct sts_config {
     char *user_id;            /* UserID: user[:group] to run as */
     char *pid_file;           /* PidFile */
     char *syslog_facility;    /* SyslogFacility: mail, local0..local7, daemon */
+    char *log_level;          /* LogLevel: error, warning, notice, info, debug */
     char *decision_log;       /* DecisionLog: path, NULL = none */
     /* discovery */
     char *dns_servers;        /* DNSServers: "host[:port],..." ; NULL = system resolver */
@@ -74,10 +78,12 @@ typedef struct sts_config {
     unsigned probe_port;      /* ProbePort: TESTS ONLY, 25 in production */
     /* mtasts-report */
     char *report_organization; /* ReportOrganization; NULL = host name */
-    char *report_contact;     /* ReportContact; NULL = postmaster@host name */
+    char *report_contact;     /* ReportContact; NULL = postmaster@submitter */
     char *report_from;        /* ReportFrom; NULL = the contact address */
-    char *report_submitter;   /* ReportSubmitter; NULL = host's domain */
-    char *report_sending_ip;  /* ReportSendingIP: comma list; NULL = from the MTA log */
+    char *report_submitter;   /* ReportSubmitter; NULL = the contact's domain */
+    char *report_host_id;     /* ReportHostID; NULL = host name */
+    char *report_sending_ip;  /* ReportSendingIP: comma list; NULL = route lookup */
+    bool report_no_policy;    /* ReportNoPolicy */
     char *report_spool;       /* ReportSpool: directory */
     char *report_sendmail;    /* ReportSendmail: shell command, message on stdin */
     unsigned report_retry_time; /* ReportRetryTime (s) */

@@ -19,6 +19,7 @@
  * uploads at this host's or this network's own services.
  */
 #include "conf/config_keys.h"
+#include "sts/cafile.h"
 #include "sts/domain.h"
 
 #include <arpa/inet.h>
@@ -58,6 +59,10 @@
 #define FIELD_KT_DOMAINLIST FIELD_STR
 #define FIELD_KT_NAMELIST FIELD_STR
 #define FIELD_KT_SMAP_PROFILE FIELD_STR
+#define FIELD_KT_LOGLEVEL FIELD_STR
+#define FIELD_KT_MODE FIELD_UNS
+#define FIELD_KT_GROUP FIELD_STR
+#define FIELD_KT_CAFILE FIELD_STR
 
 /* Keep name, type and default on the STS_KEY line: check-docs.sh reads them. */
 #define STS_KEY(name, type, def, min, max, field, doc) \
@@ -68,6 +73,12 @@ const sts_config_key sts_config_keys[] = {
             "milter socket the MTA connects to"),
     STS_KEY("SocketmapSocket", SOCKET, "inet:8461@127.0.0.1", 0, 0, socketmap_socket,
             "socketmap socket (postfix-mta-sts-resolver compatible)"),
+    STS_KEY("SocketMode", MODE, "0660", 0, 0777, socket_mode,
+            "mode (octal) of the unix sockets Socket and SocketmapSocket"),
+    STS_KEY("SocketGroup", GROUP, NULL, 0, 0, socket_group,
+            "group of the unix sockets; unset = the group of UserID"),
+    STS_KEY("MetricsSocket", SOCKET, NULL, 0, 0, metrics_socket,
+            "where GET /metrics serves Prometheus metrics (unset: no metrics page)"),
     STS_KEY("SocketmapProfile", SMAP_PROFILE, NULL, 0, 0, socketmap_profiles,
             "socketmap map NAME and its options; repeatable, once per NAME"),
     STS_KEY("SiteTLSPolicyFile", FILE, NULL, 0, 0, site_tls_policy_file,
@@ -86,6 +97,8 @@ const sts_config_key sts_config_keys[] = {
             "file the daemon writes its process id to"),
     STS_KEY("SyslogFacility", FACILITY, "mail", 0, 0, syslog_facility,
             "syslog facility: mail, daemon, user, local0..local7"),
+    STS_KEY("LogLevel", LOGLEVEL, "info", 0, 0, log_level,
+            "least important messages logged: error, warning, notice, info or debug"),
     STS_KEY("DecisionLog", PATH, NULL, 0, 0, decision_log,
             "file receiving one JSON line per recipient decision"),
     STS_KEY("DNSServers", DNSLIST, NULL, 0, 0, dns_servers,
@@ -94,7 +107,7 @@ const sts_config_key sts_config_keys[] = {
             "time to wait for one DNS answer, per try"),
     STS_KEY("DNSTries", UINT, "2", 1, 10, dns_tries,
             "number of times a DNS query is sent before giving up"),
-    STS_KEY("CAFile", FILE, NULL, 0, 0, ca_file,
+    STS_KEY("CAFile", CAFILE, NULL, 0, 0, ca_file,
             "PEM bundle of trusted CAs for policy fetches; unset = system store"),
     STS_KEY("HTTPSConnectTimeout", DURATION_MS, "10000ms", 100, 120000,
             https_connect_timeout_ms, "time to set up the TLS connection to mta-sts.DOMAIN"),
@@ -161,13 +174,17 @@ const sts_config_key sts_config_keys[] = {
     STS_KEY("ReportOrganization", STRING, NULL, 0, 0, report_organization,
             "organization-name in TLS reports (unset: this host's name)"),
     STS_KEY("ReportContact", STRING, NULL, 0, 0, report_contact,
-            "contact-info in TLS reports (unset: postmaster@ this host's name)"),
+            "contact-info in TLS reports (unset: postmaster@ the submitter domain)"),
     STS_KEY("ReportFrom", STRING, NULL, 0, 0, report_from,
             "From: address of report mail (unset: the contact address)"),
     STS_KEY("ReportSubmitter", STRING, NULL, 0, 0, report_submitter,
-            "TLS-Report-Submitter domain (unset: this host's domain)"),
+            "TLS-Report-Submitter domain (unset: the contact address's domain)"),
+    STS_KEY("ReportHostID", STRING, NULL, 0, 0, report_host_id,
+            "this host's part of report ids (unset: this host's name)"),
     STS_KEY("ReportSendingIP", STRING, NULL, 0, 0, report_sending_ip,
-            "sending-mta-ip in failure details (comma list; unset: from the MTA log)"),
+            "sending-mta-ip in failure details (comma list; unset: this host's route)"),
+    STS_KEY("ReportNoPolicy", BOOL, "yes", 0, 0, report_no_policy,
+            "no-policy-found reports to domains with a TLSRPT record and no MTA-STS"),
     STS_KEY("ReportSpool", PATH, "/var/lib/mtasts-milter/reports", 0, 0, report_spool,
             "directory of reports waiting to be sent"),
     STS_KEY("ReportSendmail", STRING, "/usr/sbin/sendmail -i -t", 0, 0, report_sendmail,
@@ -183,7 +200,7 @@ const size_t sts_config_keys_n = NKEYS;
 static bool type_is_string(sts_config_key_type t)
 {
     return t != STS_KT_DURATION_MS && t != STS_KT_DURATION_S && t != STS_KT_UINT &&
-           t != STS_KT_BOOL;
+           t != STS_KT_BOOL && t != STS_KT_MODE;
 }
 
 static char **str_slot(const sts_config_key *k, sts_config *cfg)
@@ -580,6 +597,29 @@ bad:
     return STS_PERMFAIL;
 }
 
+/* An octal mode such as 0660 or 660: 1 to 4 octal digits, at most k->max. */
+static sts_status apply_mode(const sts_config_key *k, sts_cur v, sts_config *cfg, sts_why *why)
+{
+    unsigned mode = 0;
+    sts_config_shown s;
+
+    if (v.len == 0 || v.len > 4)
+        goto bad;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.p[i] < '0' || v.p[i] > '7')
+            goto bad;
+        mode = mode * 8 + (unsigned)(v.p[i] - '0');
+    }
+    if (mode > k->max)
+        goto bad;
+    *uns_slot(k, cfg) = mode;
+    return STS_OK;
+bad:
+    sts_why_set(why, "'%s' is not an octal file mode 0000..%04llo (example: 0660)",
+                sts_config_keys_show(&s, v), (unsigned long long)k->max);
+    return STS_PERMFAIL;
+}
+
 static sts_status apply_bool(const sts_config_key *k, sts_cur v, sts_config *cfg, sts_why *why)
 {
     static const char *const yes[] = { "yes", "true", "on", "1" };
@@ -675,6 +715,20 @@ static bool text_ok(const sts_config_key *k, sts_cur v, sts_why *why)
             return true;
         sts_why_set(why, "'%s' is not a user or user:group name", sts_config_keys_show(&s, v));
         return false;
+    case STS_KT_GROUP:
+        if (name_ok(v))
+            return true;
+        sts_why_set(why, "'%s' is not a group name", sts_config_keys_show(&s, v));
+        return false;
+    case STS_KT_LOGLEVEL: {
+        sts_log_level lvl;
+
+        if (sts_log_level_parse(v.p, v.len, &lvl))
+            return true;
+        sts_why_set(why, "'%s' is not a log level (error, warning, notice, info, debug)",
+                    sts_config_keys_show(&s, v));
+        return false;
+    }
     case STS_KT_STORE:
         return store_ok(v, why);
     case STS_KT_HEADER:
@@ -706,11 +760,13 @@ bad_header:
 static bool copy_ok(const sts_config_key *k, char *copy, sts_why *why)
 {
     sts_config_shown s;
+    sts_why sub = { "" };
     struct stat sb;
     int fd;
 
     switch (k->type) {
     case STS_KT_FAILACTION:
+    case STS_KT_LOGLEVEL:
         for (char *c = copy; *c != '\0'; c++)
             *c = (char)sts_to_lower((unsigned char)*c);
         return true;
@@ -728,6 +784,7 @@ static bool copy_ok(const sts_config_key *k, char *copy, sts_why *why)
             *c = (char)sts_to_lower((unsigned char)*c);
         return true;
     case STS_KT_FILE:
+    case STS_KT_CAFILE:
         /* Checked now so that `mtasts-milter -n` and a reload report a
          * missing CA bundle instead of every fetch failing later.
          * O_NONBLOCK: a FIFO must not hang the parser. */
@@ -744,6 +801,12 @@ static bool copy_ok(const sts_config_key *k, char *copy, sts_why *why)
             return false;
         }
         (void)close(fd);
+        /* A file of junk would pass: every fetch would then fail, and the
+         * socketmap answer NOTFOUND for every domain. */
+        if (k->type == STS_KT_CAFILE && sts_cafile_check(copy, &sub) != STS_OK) {
+            sts_why_set(why, "%s", sub.text);
+            return false;
+        }
         return true;
     default:
         return true;
@@ -836,6 +899,8 @@ sts_status sts_config_keys_apply(const sts_config_key *k, sts_cur v, sts_config 
         return apply_number(k, &kind_s, v, cfg, why);
     case STS_KT_BOOL:
         return apply_bool(k, v, cfg, why);
+    case STS_KT_MODE:
+        return apply_mode(k, v, cfg, why);
     case STS_KT_DNSLIST:
         st = dns_list(v, &copy, why);
         if (st == STS_OK)
@@ -903,6 +968,8 @@ void sts_config_keys_print(const sts_config_key *k, const sts_config *cfg, FILE 
         (void)fprintf(fp, "%s %s\n", k->name, bool_get(k, cfg) ? "yes" : "no");
     } else if (k->type == STS_KT_DURATION_MS) {
         (void)fprintf(fp, "%s %ums\n", k->name, uns_get(k, cfg));
+    } else if (k->type == STS_KT_MODE) {
+        (void)fprintf(fp, "%s %04o\n", k->name, uns_get(k, cfg));
     } else if (k->type == STS_KT_DURATION_S) {
         (void)fprintf(fp, "%s %us\n", k->name, uns_get(k, cfg));
     } else {

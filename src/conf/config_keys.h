@@ -38,6 +38,10 @@ typedef enum sts_config_key_type {
     STS_KT_DOMAINLIST,  /* comma list of domain names */
     STS_KT_NAMELIST,    /* comma list of transport/mailer names */
     STS_KT_SMAP_PROFILE, /* repeatable, once per name: socketmap profile lines, '\n'-joined */
+    STS_KT_LOGLEVEL,    /* error, warning, notice, info, debug; stored lower-case */
+    STS_KT_MODE,        /* octal file mode 0..0777, e.g. 0660; printed as 4 octal digits */
+    STS_KT_GROUP,       /* a group name */
+    STS_KT_CAFILE,      /* a readable PEM file holding at least one CA certificate */
 } sts_config_key_type;
 
 typedef struct sts_config_key {

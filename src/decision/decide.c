@@ -65,6 +65,8 @@ void sts_decide(const char *domain, const sts_answer *a, sts_fail_action fail, b
         out->max_age = a->policy->max_age;
         join_mx(a->policy, out->mx, sizeof(out->mx));
     }
+    if (a->result == STS_RESULT_POLICY && a->report_type != STS_RT_NONE)
+        (void)snprintf(out->refresh_error, sizeof(out->refresh_error), "%s", a->error);
     switch (a->result) {
     case STS_RESULT_POLICY:
         if (a->policy != NULL && a->policy->mode == STS_MODE_ENFORCE && a->mx_mismatch && early) {

@@ -62,6 +62,9 @@ typedef struct sts_decision {
     sts_class cls;
     sts_action action;
     char reason[STS_WHY_MAX];
+    /* result POLICY with a report_type: the refresh that failed while the
+     * cached policy applied (RFC 8461 6), "" otherwise. */
+    char refresh_error[STS_WHY_MAX];
 } sts_decision;
 
 /* Decide for one recipient domain from the engine's answer; early: defer

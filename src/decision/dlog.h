@@ -2,8 +2,16 @@
  * dlog.h - the decision log: one JSON object per line, one line per
  * recipient decision (ARCHITECTURE.md contract), read by mtasts-report and
  * log shippers.  Fields: time (UTC, RFC 3339), queue_id, domain, result,
- * mode, policy_id, action, reason, and report_type, mx, max_age, from_cache,
- * pending when they apply.  Thread-safe; reopen() for logrotate.
+ * mode, policy_id, action, reason, and report_type, refresh_error (result
+ * policy: the refresh that failed while the cached policy applied), mx,
+ * max_age, from_cache, pending when they apply.  Thread-safe; reopen() for logrotate.
+ *
+ * Lines of other kinds carry a "record" field (a decision line has none,
+ * as in older logs; readers skip kinds they do not know):
+ *   {"time", "record":"policy", "domain", "policy_id", "policy"}  the
+ *   policy text as fetched, once per (domain, policy id) and log file, so
+ *   that reports can quote the policy as published (RFC 8460 4.3
+ *   policy-string).
  */
 #ifndef STS_DLOG_H
 #define STS_DLOG_H
@@ -36,6 +44,18 @@ sts_status sts_dlog_write_line(sts_dlog *l, char *line, sts_why *why) STS_MUST_C
 
 /* The line that sts_dlog_write would append, without the newline; free(). */
 char *sts_dlog_format(int64_t when, const char *queue_id, const sts_decision *d);
+
+/* The policy record of (domain, id, text), unless this file already holds
+ * it (remembered for the last STS_DLOG_POLICIES_SEEN policies; forgotten
+ * on reopen, so that every rotated file has its own).  Nothing for an
+ * empty id or text. */
+#define STS_DLOG_POLICIES_SEEN 4096
+sts_status sts_dlog_note_policy(sts_dlog *l, int64_t when, const char *domain, const char *id,
+                                const char *text, size_t len, sts_why *why) STS_MUST_CHECK;
+
+/* The line that sts_dlog_note_policy writes, without the newline; free(). */
+char *sts_dlog_format_policy(int64_t when, const char *domain, const char *id, const char *text,
+                             size_t len);
 
 void sts_dlog_close(sts_dlog *l);
 

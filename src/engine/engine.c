@@ -21,11 +21,13 @@
 #include <time.h>
 
 #include "engine/cache.h"
+#include "engine/engine_metrics.h"
 #include "engine/engine_impl.h"
 #include "sts/discover.h"
 #include "base/log.h"
 
 #define ENGINE_SWEEP_INTERVAL 30   /* s between refresh/expiry sweeps */
+#define ENGINE_PURGE_POLL_MS 1000  /* between two looks at the store's purge log */
 
 static atomic_uint stat_next_stripe;
 static _Thread_local unsigned stat_my_stripe = UINT32_MAX;
@@ -131,8 +133,12 @@ sts_status sts_engine_new(const sts_engine_opts *opts, sts_store *store, sts_eng
     memset(&e->o.discover, 0, sizeof(e->o.discover));
     if (st != STS_OK)
         goto fail;
-    if (store != NULL)
+    if (store != NULL) {
+        /* The newest purge note first: what is loaded now is already
+         * without the domains it names. */
+        sts_engine_rules_purges(e, true);
         sts_engine_rules_load(e);
+    }
     e->next_sweep = engine_now(e) + ENGINE_SWEEP_INTERVAL;
     *out = e;
     return STS_OK;
@@ -284,21 +290,56 @@ static void flight_set_answer(flight *f, const sts_answer *a)
     memcpy(f->error, a->error, sizeof(f->error));
 }
 
+/* A discovery that failed (DNS, fetch, certificate, policy syntax)
+ * leaves the domain without MTA-STS, unless a cached
+ * policy is kept: say so where an admin looks, with the reason, once per
+ * domain per retry_interval (a failing domain is not tried more often,
+ * RFC 8461 3.3, except the TXT lookup).  Loop thread. */
+static void log_failure(sts_engine *e, const sts_outcome *o, const sts_answer *a)
+{
+    uint32_t h = sts_engine_domain_hash(o->domain);
+    size_t slot = h % ENGINE_FAILLOG_SLOTS;
+    int64_t now = engine_now(e);
+    const char *rt = sts_report_type_name(o->report_type);
+    bool kept = a->result == STS_RESULT_POLICY;
+
+    /* "none" is the domain's own answer (no record, or one RFC 8461 3.1
+     * says to ignore): not a failure. */
+    if (o->result != STS_RESULT_TEMPERROR && o->result != STS_RESULT_INVALID)
+        return;
+    if (e->faillog[slot].at != 0 && e->faillog[slot].hash == h &&
+        now - e->faillog[slot].at < (int64_t)e->o.retry_interval)
+        return;
+    e->faillog[slot].hash = h;
+    e->faillog[slot].at = now;
+    sts_log(kept ? STS_LOG_INFO : STS_LOG_NOTICE, "-", "discovery-failed",
+            "domain=%s result=%s report_type=%s %s reason=\"%s\"", o->domain,
+            sts_result_name(o->result), rt != NULL ? rt : "none",
+            kept ? "kept=cached-policy" : "mta-sts=not-applied", o->error);
+}
+
 static void on_done(void *arg, sts_outcome *o)
 {
     flight *f = arg;
     sts_engine *e = f->e;
     sts_answer a;
+    struct timespec now;
 
+    (void)clock_gettime(CLOCK_MONOTONIC, &now);
+    sts_engine_metrics_outcome(o, (double)(now.tv_sec - f->started.tv_sec) +
+                                      (double)(now.tv_nsec - f->started.tv_nsec) / 1e9);
     memset(&a, 0, sizeof(a));
     if (!e->stopping && sts_engine_rules_apply(e, o, f->mode != STS_DISCOVER_FULL, &a)) {
         f->mode = STS_DISCOVER_REFRESH;
+        (void)clock_gettime(CLOCK_MONOTONIC, &f->started);
         if (sts_discover_start_mode(e->disc, f->domain, f->mode, o->id, on_done, f) == STS_OK)
             return;
         f->result = STS_RESULT_TEMPERROR;
         (void)snprintf(f->error, sizeof(f->error), "out of memory starting a discovery");
     } else {
         /* a is still zeroed, like the flight, if the rules did not run. */
+        if (!e->stopping)
+            log_failure(e, o, &a);
         flight_set_answer(f, &a);
         if (e->stopping) {
             f->result = STS_RESULT_TEMPERROR;
@@ -570,6 +611,26 @@ static bool answer_from_store(sts_engine *e, flight *f)
     return true;
 }
 
+/* Look at the store's purge log when it is due; ms until the next look
+ * (-1: never, no store). */
+static int purge_poll(sts_engine *e)
+{
+    struct timespec ts;
+    int64_t left;
+
+    if (e->store == NULL)
+        return -1;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    left = (int64_t)(e->next_purge_poll.tv_sec - ts.tv_sec) * 1000 +
+           (e->next_purge_poll.tv_nsec - ts.tv_nsec) / 1000000;
+    if (left > 0)
+        return left > ENGINE_PURGE_POLL_MS ? ENGINE_PURGE_POLL_MS : (int)left;
+    sts_engine_rules_purges(e, false);
+    e->next_purge_poll = ts;
+    e->next_purge_poll.tv_sec += ENGINE_PURGE_POLL_MS / 1000;
+    return ENGINE_PURGE_POLL_MS;
+}
+
 static void *loop_main(void *arg)
 {
     sts_engine *e = arg;
@@ -577,6 +638,7 @@ static void *loop_main(void *arg)
     for (;;) {
         flight *start = NULL, **tail = &start;
         int64_t now;
+        int wait, svc;
 
         pthread_mutex_lock(&e->mu);
         if (e->stopping) {
@@ -609,6 +671,7 @@ static void *loop_main(void *arg)
                 pthread_mutex_unlock(&e->mu);
                 continue;
             }
+            (void)clock_gettime(CLOCK_MONOTONIC, &f->started);
             if (sts_discover_start_mode(e->disc, f->domain, f->mode, f->known_id, on_done, f) !=
                 STS_OK) {
                 pthread_mutex_lock(&e->mu);
@@ -624,7 +687,11 @@ static void *loop_main(void *arg)
             e->next_sweep = now + ENGINE_SWEEP_INTERVAL;
             sts_engine_rules_sweep(e);
         }
-        if (sts_discover_run(e->disc, sts_engine_async_service(e)) != STS_OK)
+        wait = purge_poll(e);
+        svc = sts_engine_async_service(e);
+        if (svc >= 0 && (wait < 0 || svc < wait))
+            wait = svc;
+        if (sts_discover_run(e->disc, wait) != STS_OK)
             sts_log(STS_LOG_ERR, "-", "loop-error", "event loop wait failed");
     }
     return NULL;

@@ -22,6 +22,7 @@
 #include "sts/outcome.h"
 
 #define ENGINE_FLIGHT_BUCKETS 1024
+#define ENGINE_FAILLOG_SLOTS 4096 /* domains whose last failure line is remembered */
 
 /* Counters, striped per thread and padded to a cache line each, so that
  * cache hits on several cores do not fight over one counter. */
@@ -57,6 +58,7 @@ typedef struct flight {
     bool mx_mismatch;
     char error[STS_WHY_MAX];
     struct sts_engine *e;
+    struct timespec started; /* CLOCK_MONOTONIC at the discovery's start (metrics) */
 } flight;
 
 struct sts_engine {
@@ -76,6 +78,8 @@ struct sts_engine {
     int64_t next_sweep;
     int64_t next_prune;      /* loop thread: when the store drops expired records next */
     int64_t store_err_logged;
+    uint64_t purge_seq;      /* loop thread: the newest purge note seen (store.h) */
+    struct timespec next_purge_poll; /* loop thread: CLOCK_MONOTONIC */
     int64_t overload_logged; /* under mu: one overload warning per second */
     uint64_t overload_quiet; /* under mu: refusals since the last warning */
 
@@ -89,6 +93,15 @@ struct sts_engine {
     sts_lookup_cb *firing_cb; /* the callback running now, NULL if none */
     void *firing_arg;
     pthread_cond_t fire_cv;   /* signalled after each callback (for cancel) */
+
+    /* Failed discoveries are logged once per domain per retry_interval:
+     * slot hash % ENGINE_FAILLOG_SLOTS holds the domain's hash and when it
+     * was last logged (a collision at worst logs a domain again sooner).
+     * Loop thread only. */
+    struct {
+        uint32_t hash;
+        int64_t at;
+    } faillog[ENGINE_FAILLOG_SLOTS];
 
     stat_stripe stats[STAT_STRIPES];
 };
@@ -173,6 +186,12 @@ bool sts_engine_rules_recheck_due(const sts_engine *e, const sts_cache_entry *ce
  * (and waited for) because it lacks the MX hosts. */
 bool sts_engine_rules_lacks_mx(const sts_engine *e, const sts_cache_entry *ce, int64_t now,
                                unsigned flags);
+
+/* The purge notes other programs (mtasts-query --cache-purge) left in
+ * the store since the last poll: those domains leave memory, so that the
+ * next lookup reads the store and discovers afresh.  init: only take the
+ * newest number (at start-up).  Loop thread (or before it starts). */
+void sts_engine_rules_purges(sts_engine *e, bool init);
 
 /* Drop long-expired entries and queue the refreshes that are due. */
 void sts_engine_rules_sweep(sts_engine *e);

@@ -499,6 +499,32 @@ void sts_engine_rules_sweep(sts_engine *e)
 
 /* ------------------------------------------------------------------ admin */
 
+static void purge_one(void *arg, const char *domain)
+{
+    sts_engine *e = arg;
+
+    if (domain == NULL)
+        sts_cache_clear(e->cache);
+    else
+        (void)sts_cache_remove(e->cache, domain);
+    sts_log(STS_LOG_NOTICE, "-", "cache-purged", "domain=%s by=purge-log",
+            domain != NULL ? domain : "*");
+}
+
+void sts_engine_rules_purges(sts_engine *e, bool init)
+{
+    sts_why why = { "" };
+    sts_status st;
+
+    if (e->store == NULL)
+        return;
+    pthread_mutex_lock(&e->store_mu);
+    st = sts_store_purges_since(e->store, &e->purge_seq, init ? NULL : purge_one, e, &why);
+    if (st != STS_OK)
+        store_log_error(e, "purge-log", &why);
+    pthread_mutex_unlock(&e->store_mu);
+}
+
 sts_status sts_engine_seed(sts_engine *e, const char *domain, const char *id,
                            const sts_policy *policy, int64_t fetched_at)
 {

@@ -626,3 +626,23 @@ sts_status sts_store_load(sts_store *s, sts_store_each_cb *each, void *arg, size
         return no_store(why);
     return s->ops->load(s->be, each, arg, skipped, why);
 }
+
+sts_status sts_store_purge_note(sts_store *s, const char *domain, sts_why *why)
+{
+    if (s == NULL)
+        return no_store(why);
+    if (domain != NULL && !sts_store_domain_ok(domain, strlen(domain))) {
+        sts_why_set(why, "not a domain name");
+        return STS_PERMFAIL;
+    }
+    return s->ops->purge_note != NULL ? s->ops->purge_note(s->be, domain, why) : STS_OK;
+}
+
+sts_status sts_store_purges_since(sts_store *s, uint64_t *seq, sts_store_purge_cb *each,
+                                  void *arg, sts_why *why)
+{
+    if (s == NULL)
+        return no_store(why);
+    return s->ops->purges_since != NULL ? s->ops->purges_since(s->be, seq, each, arg, why)
+                                        : STS_OK;
+}

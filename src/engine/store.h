@@ -96,6 +96,29 @@ typedef bool sts_store_each_cb(void *arg, const sts_cache_record *r);
 sts_status sts_store_load(sts_store *s, sts_store_each_cb *each, void *arg, size_t *skipped,
                           sts_why *why) STS_MUST_CHECK;
 
+/* The purge log: how `mtasts-query --cache-purge` reaches the daemons
+ * that share the store, whose memory still holds what was deleted from it
+ * (they may run as another user, on other hosts with Redis: no signal or
+ * socket reaches them all).  A purge appends a note with a sequence
+ * number that only grows; each daemon polls for notes newer than the last
+ * it saw and drops those domains from memory.  SQLite: table
+ * mtasts_purge in the same file (added to schema 1 on open, ignored by
+ * older programs); Redis: keys mtasts:purge:v1:seq (counter) and
+ * mtasts:purge:v1:log (sorted set, domain by number, the newest 1000);
+ * none: no log.  Notes older than a day are dropped. */
+
+/* Note that domain (NULL: every domain) was purged. */
+sts_status sts_store_purge_note(sts_store *s, const char *domain, sts_why *why) STS_MUST_CHECK;
+
+/* Call each(arg, domain) (domain NULL: every domain) for the notes
+ * numbered above *seq, oldest first, at most 1000 a call, and set *seq to
+ * the last one seen.  each NULL: only set *seq to the newest number (the
+ * start of a daemon, whose memory was just loaded from the store).
+ * A store without a log (none) answers STS_OK and calls nothing. */
+typedef void sts_store_purge_cb(void *arg, const char *domain);
+sts_status sts_store_purges_since(sts_store *s, uint64_t *seq, sts_store_purge_cb *each,
+                                  void *arg, sts_why *why) STS_MUST_CHECK;
+
 /* "sqlite", "redis" or "none". */
 const char *sts_store_backend(const sts_store *s);
 

@@ -32,8 +32,16 @@ typedef struct sts_store_ops {
      * held, remove the least worth keeping down to keep; *removed says how
      * many went (0 when the count was within max). */
     sts_status (*trim)(void *be, uint64_t max, uint64_t keep, uint64_t *removed, sts_why *why);
+    /* NULL when the backend keeps no purge log (store.h) */
+    sts_status (*purge_note)(void *be, const char *domain, sts_why *why);
+    sts_status (*purges_since)(void *be, uint64_t *seq, sts_store_purge_cb *each, void *arg,
+                               sts_why *why);
     void (*close)(void *be);
 } sts_store_ops;
+
+#define STS_STORE_PURGE_ALL "*"   /* the domain of a note that purged everything */
+#define STS_STORE_PURGE_BATCH 1000 /* notes read per sts_store_purges_since call */
+#define STS_STORE_PURGE_KEEP 86400 /* s a note is kept (SQLite; Redis keeps the newest 1000) */
 
 struct sts_store {
     const sts_store_ops *ops;

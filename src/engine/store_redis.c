@@ -59,6 +59,9 @@
 #define REDIS_SCAN_COUNT "500"
 #define REDIS_CURSOR_MAX 20              /* digits of a 64-bit SCAN cursor */
 #define REDIS_MAX_TTL 315360000LL        /* 10 years; far beyond any max_age */
+#define REDIS_PURGE_SEQ "mtasts:purge:v1:seq"  /* outside REDIS_PREFIX: load and clear */
+#define REDIS_PURGE_LOG "mtasts:purge:v1:log"  /* never meet these keys */
+#define REDIS_PURGE_KEEP "-1001"               /* ZREMRANGEBYRANK stop: keep the newest 1000 */
 #define REDIS_SHOW_MAX 120               /* bytes of a server error quoted */
 
 typedef struct redis_store {
@@ -703,6 +706,118 @@ done:
     return st;
 }
 
+/* A reply that is a decimal integer (INCR, GET of a counter, a
+ * WITHSCORES score) as a number; false for anything else. */
+static bool reply_number(const redisReply *rep, uint64_t *n)
+{
+    sts_cur v;
+
+    if (rep == NULL)
+        return false;
+    if (rep->type == REDIS_REPLY_INTEGER) {
+        if (rep->integer < 0)
+            return false;
+        *n = (uint64_t)rep->integer;
+        return true;
+    }
+    if (rep->type == REDIS_REPLY_NIL) {
+        *n = 0;
+        return true;
+    }
+    if (rep->type != REDIS_REPLY_STRING)
+        return false;
+    v = sts_cur_make(rep->str, rep->len);
+    return sts_cur_take_number(&v, 19, INT64_MAX, n) && sts_cur_empty(&v);
+}
+
+static sts_status redis_purge_note(void *be, const char *domain, sts_why *why)
+{
+    redis_store *r = be;
+    const char *incr[2] = { "INCR", REDIS_PURGE_SEQ };
+    const char *trim[4] = { "ZREMRANGEBYRANK", REDIS_PURGE_LOG, "0", REDIS_PURGE_KEEP };
+    const char *zadd[4] = { "ZADD", REDIS_PURGE_LOG, NULL, NULL };
+    size_t lens[4];
+    char num[24];
+    redisReply *reply;
+    uint64_t seq = 0;
+    sts_status st;
+
+    for (int i = 0; i < 2; i++)
+        lens[i] = strlen(incr[i]);
+    reply = command(r, 2, incr, lens, &st, why);
+    if (st == STS_OK && !reply_number(reply, &seq)) {
+        sts_why_set(why, "redis %s INCR: unexpected reply type %d", r->name, reply->type);
+        st = STS_TEMPFAIL;
+    }
+    freeReplyObject(reply);
+    if (st != STS_OK)
+        return st;
+    (void)snprintf(num, sizeof(num), "%llu", (unsigned long long)seq);
+    /* One member per domain: a later purge of it moves it up. */
+    zadd[2] = num;
+    zadd[3] = domain != NULL ? domain : STS_STORE_PURGE_ALL;
+    for (int i = 0; i < 4; i++)
+        lens[i] = strlen(zadd[i]);
+    reply = command(r, 4, zadd, lens, &st, why);
+    freeReplyObject(reply);
+    if (st != STS_OK)
+        return st;
+    for (int i = 0; i < 4; i++)
+        lens[i] = strlen(trim[i]);
+    reply = command(r, 4, trim, lens, &st, why);
+    freeReplyObject(reply);
+    return st;
+}
+
+static sts_status redis_purges_since(void *be, uint64_t *seq, sts_store_purge_cb *each,
+                                     void *arg, sts_why *why)
+{
+    redis_store *r = be;
+    char from[24];
+    const char *get[2] = { "GET", REDIS_PURGE_SEQ };
+    const char *range[8] = { "ZRANGEBYSCORE", REDIS_PURGE_LOG, from, "+inf", "WITHSCORES",
+                             "LIMIT", "0", "1000" };
+    size_t lens[8];
+    redisReply *reply;
+    uint64_t n;
+    sts_status st;
+
+    if (each == NULL) {
+        for (int i = 0; i < 2; i++)
+            lens[i] = strlen(get[i]);
+        reply = command(r, 2, get, lens, &st, why);
+        if (st == STS_OK && reply_number(reply, &n) && n > *seq)
+            *seq = n;
+        freeReplyObject(reply);
+        return st;
+    }
+    (void)snprintf(from, sizeof(from), "(%llu", (unsigned long long)*seq);
+    for (int i = 0; i < 8; i++)
+        lens[i] = strlen(range[i]);
+    reply = command(r, 8, range, lens, &st, why);
+    if (st == STS_OK && reply->type != REDIS_REPLY_ARRAY) {
+        sts_why_set(why, "redis %s ZRANGEBYSCORE: unexpected reply type %d", r->name,
+                    reply->type);
+        st = STS_TEMPFAIL;
+    }
+    for (size_t i = 0; st == STS_OK && i + 1 < reply->elements; i += 2) {
+        const redisReply *m = reply->element[i];
+
+        if (!reply_number(reply->element[i + 1], &n))
+            continue;
+        if (n > *seq)
+            *seq = n;
+        if (m->type != REDIS_REPLY_STRING)
+            continue;
+        if (m->len == 1 && m->str[0] == STS_STORE_PURGE_ALL[0])
+            each(arg, NULL);
+        else if (sts_store_domain_ok(m->str, m->len))
+            each(arg, m->str);
+    }
+    freeReplyObject(reply);
+    return st;
+}
+
 static void redis_close(void *be)
 {
     redis_store *r = be;
@@ -721,6 +836,8 @@ static const sts_store_ops redis_ops = {
     .del = redis_del,
     .clear = redis_clear,
     .load = redis_load,
+    .purge_note = redis_purge_note,
+    .purges_since = redis_purges_since,
     .close = redis_close,
 };
 

@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,8 +63,18 @@ static const char sql_create[] =
     " expires_at INTEGER NOT NULL,"
     " last_used INTEGER NOT NULL)";
 
+/* The purge log (store.h), an addition to schema 1 that programs which
+ * do not know it never look at; AUTOINCREMENT: a number is never used
+ * twice, even after old notes are deleted. */
+static const char sql_create_purge[] =
+    "CREATE TABLE IF NOT EXISTS mtasts_purge ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " domain TEXT NOT NULL,"
+    " at INTEGER NOT NULL)";
+
 /* The kept statements, in the order of the stmt[] array. */
-enum { Q_PUT, Q_GET, Q_DEL, Q_CLEAR, Q_LOAD, Q_PRUNE, Q_ROWS, Q_TRIM, Q_COUNT };
+enum { Q_PUT, Q_GET, Q_DEL, Q_CLEAR, Q_LOAD, Q_PRUNE, Q_ROWS, Q_TRIM, Q_PNOTE, Q_PTRIM,
+       Q_PSINCE, Q_PMAX, Q_COUNT };
 
 static const char *const sql_stmt[Q_COUNT] = {
     [Q_PUT] = "INSERT OR REPLACE INTO mtasts_cache (" SQL_COLUMNS ") VALUES (?,?,?,?,?,?,?,?)",
@@ -78,6 +89,10 @@ static const char *const sql_stmt[Q_COUNT] = {
      * recently used first. */
     [Q_TRIM] = ("DELETE FROM mtasts_cache WHERE domain IN (SELECT domain FROM mtasts_cache"
                 " ORDER BY kind = 1, last_used LIMIT ?)"),
+    [Q_PNOTE] = "INSERT INTO mtasts_purge (domain, at) VALUES (?, ?)",
+    [Q_PTRIM] = "DELETE FROM mtasts_purge WHERE at < ?",
+    [Q_PSINCE] = "SELECT seq, domain FROM mtasts_purge WHERE seq > ? ORDER BY seq LIMIT ?",
+    [Q_PMAX] = "SELECT coalesce(max(seq), 0) FROM mtasts_purge",
 };
 
 typedef struct sql_store {
@@ -394,6 +409,12 @@ static sts_status open_db(sql_store *q, bool *corrupt, sts_why *why)
             goto done;
         }
     }
+    rc = sqlite3_exec(q->db, sql_create_purge, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        *corrupt = rc_corrupt(rc);
+        st = sql_fail(q->db, rc, "creating the purge log", why);
+        goto done;
+    }
     for (size_t i = 0; i < Q_COUNT; i++) {
         rc = sqlite3_prepare_v3(q->db, sql_stmt[i], -1, SQLITE_PREPARE_PERSISTENT, &q->stmt[i],
                                 NULL);
@@ -663,6 +684,75 @@ done:
     return res;
 }
 
+static sts_status sql_purge_note(void *be, const char *domain, sts_why *why)
+{
+    sql_store *q = be;
+    sqlite3_stmt *st = q->stmt[Q_PNOTE];
+    int64_t now = (int64_t)time(NULL);
+    sts_status res;
+    int rc;
+
+    rc = sqlite3_bind_text(st, 1, domain != NULL ? domain : STS_STORE_PURGE_ALL, -1,
+                           SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, now);
+    if (rc != SQLITE_OK) {
+        (void)sqlite3_clear_bindings(st);
+        return sql_fail(q->db, rc, "purge note", why);
+    }
+    res = run(q, st, "purge note", why);
+    if (res != STS_OK)
+        return res;
+    st = q->stmt[Q_PTRIM];
+    rc = sqlite3_bind_int64(st, 1, now - STS_STORE_PURGE_KEEP);
+    if (rc != SQLITE_OK) {
+        (void)sqlite3_clear_bindings(st);
+        return sql_fail(q->db, rc, "purge trim", why);
+    }
+    return run(q, st, "purge trim", why);
+}
+
+static sts_status sql_purges_since(void *be, uint64_t *seq, sts_store_purge_cb *each, void *arg,
+                                   sts_why *why)
+{
+    sql_store *q = be;
+    sqlite3_stmt *st = q->stmt[each != NULL ? Q_PSINCE : Q_PMAX];
+    sts_status res = STS_OK;
+    int rc = SQLITE_OK;
+
+    if (each != NULL) {
+        rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)(*seq > INT64_MAX ? INT64_MAX : *seq));
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int(st, 2, STS_STORE_PURGE_BATCH);
+    }
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        sqlite3_int64 n;
+        const unsigned char *d;
+
+        if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+            break;
+        n = sqlite3_column_int64(st, 0);
+        if (n > 0 && (uint64_t)n > *seq)
+            *seq = (uint64_t)n;
+        if (each == NULL)
+            continue;
+        d = sqlite3_column_text(st, 1);
+        /* A note that is neither "*" nor a domain was not written by us:
+         * skipped (its number still counts). */
+        if (d == NULL)
+            continue;
+        if (strcmp((const char *)d, STS_STORE_PURGE_ALL) == 0)
+            each(arg, NULL);
+        else if (sts_store_domain_ok((const char *)d, strlen((const char *)d)))
+            each(arg, (const char *)d);
+    }
+    if (rc != SQLITE_DONE)
+        res = sql_fail(q->db, rc, "purge log", why);
+    (void)sqlite3_reset(st);
+    (void)sqlite3_clear_bindings(st);
+    return res;
+}
+
 static void sql_close(void *be)
 {
     sql_store *q = be;
@@ -682,6 +772,8 @@ static const sts_store_ops sql_ops = {
     .prune = sql_prune,
     .trim = sql_trim,
     .load = sql_load,
+    .purge_note = sql_purge_note,
+    .purges_since = sql_purges_since,
     .close = sql_close,
 };
 

@@ -139,6 +139,8 @@ static void job_finish(job *j, sts_result r, sts_report_type rt, const char *pre
 {
     j->o.result = r;
     j->o.report_type = rt;
+    if (j->o.failure == NULL)
+        j->o.failure = r == STS_RESULT_POLICY ? "none" : r == STS_RESULT_NONE ? "no-policy" : "local";
     if (prefix != NULL || why != NULL)
         (void)snprintf(j->o.error, sizeof(j->o.error), "%s%s", prefix != NULL ? prefix : "",
                        why != NULL ? why : "");
@@ -221,13 +223,18 @@ static void on_fetch(void *arg, const sts_fetch_result *res)
     case STS_FETCH_NETWORK:
     case STS_FETCH_REFUSED: /* RFC 8461 3.3: any fetch failure; the cached policy stays */
     case STS_FETCH_HTTP:
+        j->o.failure = res->err == STS_FETCH_NETWORK   ? "https-network"
+                       : res->err == STS_FETCH_REFUSED ? "https-refused-address"
+                                                       : "https-status";
         job_finish(j, STS_RESULT_TEMPERROR, STS_RT_FETCH_ERROR, NULL, res->why);
         return;
     case STS_FETCH_WEBPKI:
+        j->o.failure = "https-certificate";
         job_finish(j, STS_RESULT_INVALID, STS_RT_WEBPKI_INVALID, NULL, res->why);
         return;
     case STS_FETCH_MEDIA_TYPE:
     case STS_FETCH_TOO_BIG:
+        j->o.failure = res->err == STS_FETCH_MEDIA_TYPE ? "https-media-type" : "https-too-big";
         job_finish(j, STS_RESULT_INVALID, STS_RT_POLICY_INVALID, NULL, res->why);
         return;
     case STS_FETCH_LOCAL:
@@ -244,6 +251,7 @@ static void on_fetch(void *arg, const sts_fetch_result *res)
         job_finish(j, STS_RESULT_TEMPERROR, STS_RT_NONE, NULL, "out of memory parsing the policy");
         return;
     default:
+        j->o.failure = "policy-syntax";
         job_finish(j, STS_RESULT_INVALID, STS_RT_POLICY_INVALID, "invalid policy: ", why.text);
         return;
     }
@@ -267,6 +275,7 @@ static void on_addrs(void *arg, sts_status st, const sts_dns_addrs *res, const c
     default:
         /* The TXT record says a policy exists but its host cannot be found:
          * a fetch error in RFC 8460 terms, whether the DNS said no or failed. */
+        j->o.failure = "dns-policy-host";
         job_finish(j, STS_RESULT_TEMPERROR, STS_RT_FETCH_ERROR, "policy host: ", why);
         return;
     }
@@ -316,6 +325,7 @@ static void on_txt(void *arg, sts_status st, const sts_dns_txt *res, const char 
         job_finish(j, STS_RESULT_TEMPERROR, STS_RT_NONE, NULL, "out of memory");
         return;
     default:
+        j->o.failure = "dns-txt";
         job_finish(j, STS_RESULT_TEMPERROR, STS_RT_NONE, "DNS: ", why);
         return;
     }

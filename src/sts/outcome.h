@@ -65,6 +65,12 @@ typedef struct sts_outcome {
     size_t n_mx;                 /* 0 with mx_known: null MX (RFC 7505) */
     char mx_hosts[STS_OUTCOME_MAX_MX][STS_DOMAIN_MAX + 1]; /* no MX record: the domain */
     sts_dane_state dane;
+    /* What ended it, for metrics (a static string): "none" (a policy),
+     * "no-policy", "dns-txt", "dns-policy-host", "https-network",
+     * "https-refused-address", "https-status", "https-certificate",
+     * "https-media-type", "https-too-big", "policy-syntax", "local"
+     * (our own failure, or shutting down).  NULL until it ended. */
+    const char *failure;
 } sts_outcome;
 
 /* Start as temperror with no policy (callers set the real result). */

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "base/buf.h"
+#include "tlsrpt/report_impl.h"
 
 static const char *const result_names[STS_REPORT_NTYPES] = {
     /* 4.4.1 negotiation failures */
@@ -33,49 +34,6 @@ static const char *const result_names[STS_REPORT_NTYPES] = {
     "sts-policy-invalid",
     "sts-webpki-invalid",
 };
-#define RT_VALIDATION_FAILURE 4
-
-#define MAX_SENDING_IPS 16
-
-typedef struct sending_ip {
-    char text[STS_RLOG_IP_MAX + 1];
-    bool v6;
-} sending_ip;
-
-typedef struct detail {
-    size_t type;        /* index into result_names */
-    const char *sip;    /* sending-mta-ip or NULL */
-    const char *host;   /* "" = unknown; the rest point into the sessions */
-    const char *ip;
-    const char *reason;
-    uint64_t count;
-} detail;
-
-typedef enum state {
-    ST_UNKNOWN, /* the decision said nothing about the policy */
-    ST_NOPOL,   /* no policy applied: none, invalid, engine failure */
-    ST_POLICY,  /* has_policy */
-} state;
-
-typedef struct entry {
-    bool sts;
-    const sts_rsession *rep; /* the policy fields (sts entries) */
-    uint64_t ok, fail;
-    detail *d;
-    size_t nd, capd;
-} entry;
-
-typedef struct builder {
-    const sts_report_opts *o;
-    int64_t day;
-    sending_ip sip[MAX_SENDING_IPS];
-    size_t nsip;
-    entry *e;
-    size_t ne, cape;
-    sts_report_set *set;
-    size_t capr;
-} builder;
-
 const char *sts_report_result_name(size_t i)
 {
     return i < STS_REPORT_NTYPES ? result_names[i] : NULL;
@@ -135,15 +93,28 @@ void sts_report_datetime(int64_t t, char *out, size_t outsz)
         (void)snprintf(out, outsz, "%lld", (long long)t);
 }
 
-sts_status sts_report_id(const char *submitter, const char *domain, int64_t day, char *out,
-                         size_t outsz)
+bool sts_report_host_id_valid(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > STS_REPORT_HOSTID_MAX || s[0] == '.' || s[n - 1] == '.' ||
+        strstr(s, "..") != NULL)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!sts_is_alnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '.')
+            return false;
+    return true;
+}
+
+sts_status sts_report_id(const char *submitter, const char *host_id, const char *domain,
+                         int64_t day, char *out, size_t outsz)
 {
     char date[32];
     int w;
 
     sts_report_datetime(day, date, sizeof(date));
     date[10] = '\0'; /* the YYYY-MM-DD part */
-    w = snprintf(out, outsz, "%s_%s_%s", date, domain, submitter);
+    w = snprintf(out, outsz, "%s_%s_%s@%s", date, domain, host_id, submitter);
     if (w < 0 || (size_t)w >= outsz) {
         if (outsz > 0)
             out[0] = '\0';
@@ -152,162 +123,9 @@ sts_status sts_report_id(const char *submitter, const char *domain, int64_t day,
     return STS_OK;
 }
 
-/* -------------------------------------------------------------- options */
-
-static bool is_v6(const char *ip)
+int sts_report_detail_cmp(const void *pa, const void *pb)
 {
-    return strchr(ip, ':') != NULL;
-}
-
-static sts_status parse_sending_ips(builder *b, sts_why *why)
-{
-    sts_cur list = sts_cur_str(b->o->sending_ips), item;
-    char q[64];
-
-    while (sts_cur_take_item(&list, ',', &item)) {
-        sending_ip *s = &b->sip[b->nsip];
-        unsigned char addr[16];
-
-        if (item.len == 0)
-            continue;
-        if (b->nsip == MAX_SENDING_IPS) {
-            sts_why_set(why, "ReportSendingIP: more than %d addresses", MAX_SENDING_IPS);
-            return STS_PERMFAIL;
-        }
-        if (item.len >= sizeof(s->text)) {
-            sts_why_set(why, "ReportSendingIP: '%s' is not an IP address",
-                        sts_quote(q, sizeof(q), item.p, item.len));
-            return STS_PERMFAIL;
-        }
-        memcpy(s->text, item.p, item.len);
-        s->text[item.len] = '\0';
-        s->v6 = is_v6(s->text);
-        if (inet_pton(s->v6 ? AF_INET6 : AF_INET, s->text, addr) != 1) {
-            sts_why_set(why, "ReportSendingIP: '%s' is not an IP address",
-                        sts_quote(q, sizeof(q), item.p, item.len));
-            return STS_PERMFAIL;
-        }
-        b->nsip++;
-    }
-    return STS_OK;
-}
-
-/* The configured local address the session must have used: the first one
- * of the receiving IP's family; the first one at all when that is unknown. */
-static const char *sending_ip_for(const builder *b, const char *rip)
-{
-    for (size_t i = 0; i < b->nsip; i++)
-        if (rip[0] == '\0' || b->sip[i].v6 == is_v6(rip))
-            return b->sip[i].text;
-    return NULL;
-}
-
-/* ------------------------------------------------------------- grouping */
-
-static int cmp_session(const void *pa, const void *pb)
-{
-    const sts_rsession *a = *(const sts_rsession *const *)pa;
-    const sts_rsession *b = *(const sts_rsession *const *)pb;
-    int c = strcmp(a->domain, b->domain);
-
-    if (c != 0)
-        return c;
-    if (a->time != b->time)
-        return a->time < b->time ? -1 : 1;
-    if ((c = strcmp(a->queue_id, b->queue_id)) != 0)
-        return c;
-    /* Same message and second: keep the reader's order (stable). */
-    return a < b ? -1 : a > b ? 1 : 0;
-}
-
-static state state_of(const sts_rsession *s)
-{
-    if (!s->has_decision)
-        return ST_UNKNOWN;
-    /* An engine failure under a policy (an enforce policy that matches none
-     * of the MX hosts) happened while that policy applied: it is reported
-     * under it (RFC 8460 4: the policy applied). */
-    if (s->has_policy)
-        return ST_POLICY;
-    if (s->engine_failure)
-        return ST_NOPOL;
-    if (s->result == STS_RESULT_NONE || s->result == STS_RESULT_INVALID)
-        return ST_NOPOL;
-    return ST_UNKNOWN; /* temperror or pending: delivery may have used a cached policy */
-}
-
-static bool same_policy(const sts_rsession *a, const sts_rsession *b)
-{
-    return a->mode == b->mode && a->max_age_known == b->max_age_known &&
-           (!a->max_age_known || a->max_age == b->max_age) && strcmp(a->mx, b->mx) == 0;
-}
-
-static size_t result_index(const char *name, bool *known)
-{
-    *known = true;
-    if (name != NULL)
-        for (size_t i = 0; i < STS_REPORT_NTYPES; i++)
-            if (strcmp(name, result_names[i]) == 0)
-                return i;
-    *known = false;
-    return RT_VALIDATION_FAILURE;
-}
-
-static entry *entry_for(builder *b, bool sts, const sts_rsession *rep)
-{
-    entry *ne;
-
-    for (size_t i = 0; i < b->ne; i++)
-        if (b->e[i].sts == sts && (!sts || same_policy(b->e[i].rep, rep)))
-            return &b->e[i];
-    if ((ne = sts_array_reserve(b->e, b->ne, &b->cape, 4, sizeof(*ne))) == NULL)
-        return NULL;
-    b->e = ne;
-    memset(&b->e[b->ne], 0, sizeof(b->e[b->ne]));
-    b->e[b->ne].sts = sts;
-    b->e[b->ne].rep = rep;
-    return &b->e[b->ne++];
-}
-
-static bool str_eq_opt(const char *a, const char *b)
-{
-    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
-static sts_status add_failure(builder *b, entry *e, const sts_rsession *s, sts_report *r)
-{
-    detail key, *nd;
-    bool known;
-
-    memset(&key, 0, sizeof(key));
-    key.type = result_index(s->result_type, &known);
-    if (!known)
-        b->set->stats.unknown_type++;
-    key.host = s->mx_host;
-    key.ip = s->mx_ip;
-    key.reason = s->detail;
-    key.sip = s->engine_failure ? NULL : sending_ip_for(b, s->mx_ip);
-    r->by_type[key.type]++;
-    for (size_t i = 0; i < e->nd; i++) {
-        detail *d = &e->d[i];
-
-        if (d->type == key.type && str_eq_opt(d->sip, key.sip) && strcmp(d->host, key.host) == 0 &&
-            strcmp(d->ip, key.ip) == 0 && strcmp(d->reason, key.reason) == 0) {
-            d->count++;
-            return STS_OK;
-        }
-    }
-    if ((nd = sts_array_reserve(e->d, e->nd, &e->capd, 4, sizeof(*nd))) == NULL)
-        return STS_NOMEM;
-    e->d = nd;
-    key.count = 1;
-    e->d[e->nd++] = key;
-    return STS_OK;
-}
-
-static int cmp_detail(const void *pa, const void *pb)
-{
-    const detail *a = pa, *b = pb;
+    const rdetail *a = pa, *b = pb;
     int c;
 
     if (a->type != b->type)
@@ -339,7 +157,37 @@ static int push_line(json_t *a, const char *key, const char *value)
     return push(a, json_string(line));
 }
 
-static json_t *policy_json(const entry *e, const char *domain)
+/* The policy's lines as published (RFC 8460 4.3 policy-string): every
+ * non-empty line of the text, CR of CRLF removed; mx-host from its "mx"
+ * lines. */
+static int text_lines(const char *text, json_t *lines, json_t *mx)
+{
+    sts_cur c = sts_cur_str(text), line;
+    int rc = 0;
+
+    while (c.len > 0 && rc == 0) {
+        if (!sts_cur_take_until(&c, '\n', &line)) {
+            line = c;
+            c.p += c.len;
+            c.len = 0;
+        }
+        (void)sts_cur_take_char(&c, '\n');
+        if (line.len > 0 && line.p[line.len - 1] == '\r')
+            line.len--;
+        if (line.len == 0)
+            continue;
+        rc |= push(lines, json_stringn(line.p, line.len));
+        if (sts_cur_take_lit(&line, "mx:")) {
+            (void)sts_cur_skip_wsp(&line);
+            sts_cur_rtrim_wsp(&line);
+            if (line.len > 0)
+                rc |= push(mx, json_stringn(line.p, line.len));
+        }
+    }
+    return rc;
+}
+
+static json_t *policy_json(const rentry *e, const char *domain)
 {
     json_t *p = json_object(), *lines = json_array(), *mx = json_array();
     int rc = 0;
@@ -353,10 +201,14 @@ static json_t *policy_json(const entry *e, const char *domain)
         rc |= put(p, "policy-domain", json_string(domain));
         goto done;
     }
+    if (e->pol.text != NULL) {
+        rc |= text_lines(e->pol.text, lines, mx);
+        goto fields;
+    }
     rc |= push_line(lines, "version", "STSv1");
-    rc |= push_line(lines, "mode", sts_mode_name(e->rep->mode));
+    rc |= push_line(lines, "mode", sts_mode_name(e->pol.mode));
     {
-        sts_cur list = sts_cur_str(e->rep->mx), item;
+        sts_cur list = sts_cur_str(e->pol.mx), item;
 
         while (sts_cur_take_item(&list, ',', &item)) {
             char pat[STS_DOMAIN_MAX + 3];
@@ -371,12 +223,13 @@ static json_t *policy_json(const entry *e, const char *domain)
             rc |= push(mx, json_string(pat));
         }
     }
-    if (e->rep->max_age_known) {
+    if (e->pol.max_age_known) {
         char age[24];
 
-        (void)snprintf(age, sizeof(age), "%lu", (unsigned long)e->rep->max_age);
+        (void)snprintf(age, sizeof(age), "%lu", (unsigned long)e->pol.max_age);
         rc |= push_line(lines, "max_age", age);
     }
+fields:
     rc |= put(p, "policy-type", json_string("sts"));
     rc |= put(p, "policy-string", lines);
     lines = NULL;
@@ -393,16 +246,15 @@ done:
     return p;
 }
 
-static json_t *details_json(entry *e)
+static json_t *details_json(rentry *e)
 {
     json_t *a = json_array();
     int rc = 0;
 
     if (a == NULL)
         return NULL;
-    qsort(e->d, e->nd, sizeof(e->d[0]), cmp_detail);
     for (size_t i = 0; i < e->nd && rc == 0; i++) {
-        const detail *d = &e->d[i];
+        const rdetail *d = &e->d[i];
         json_t *o = json_object();
 
         if (o == NULL) {
@@ -428,7 +280,7 @@ static json_t *details_json(entry *e)
     return a;
 }
 
-static sts_status report_json(builder *b, sts_report *r)
+static sts_status report_json(const sts_report_opts *o, rentry *e, size_t n, sts_report *r)
 {
     json_t *root = json_object(), *range = json_object(), *pols = json_array();
     char start[32], end[32];
@@ -441,21 +293,20 @@ static sts_status report_json(builder *b, sts_report *r)
     sts_report_datetime(r->end, end, sizeof(end));
     rc |= put(range, "start-datetime", json_string(start));
     rc |= put(range, "end-datetime", json_string(end));
-    rc |= put(root, "organization-name", json_string(b->o->organization));
+    rc |= put(root, "organization-name", json_string(o->organization));
     rc |= put(root, "date-range", range);
     range = NULL;
-    rc |= put(root, "contact-info", json_string(b->o->contact));
+    rc |= put(root, "contact-info", json_string(o->contact));
     rc |= put(root, "report-id", json_string(r->report_id));
-    for (size_t i = 0; i < b->ne && rc == 0; i++) {
-        entry *e = &b->e[i];
+    for (size_t i = 0; i < n && rc == 0; i++) {
         json_t *item = json_object(), *sum = json_object();
 
-        rc |= put(item, "policy", policy_json(e, r->domain));
-        rc |= put(sum, "total-successful-session-count", json_integer((json_int_t)e->ok));
-        rc |= put(sum, "total-failure-session-count", json_integer((json_int_t)e->fail));
+        rc |= put(item, "policy", policy_json(&e[i], r->domain));
+        rc |= put(sum, "total-successful-session-count", json_integer((json_int_t)e[i].ok));
+        rc |= put(sum, "total-failure-session-count", json_integer((json_int_t)e[i].fail));
         rc |= put(item, "summary", sum);
-        if (e->nd > 0)
-            rc |= put(item, "failure-details", details_json(e));
+        if (e[i].nd > 0)
+            rc |= put(item, "failure-details", details_json(&e[i]));
         rc |= push(pols, item);
     }
     rc |= put(root, "policies", pols);
@@ -472,15 +323,6 @@ done:
     return st;
 }
 
-/* ------------------------------------------------------------ one domain */
-
-static void entries_reset(builder *b)
-{
-    for (size_t i = 0; i < b->ne; i++)
-        free(b->e[i].d);
-    b->ne = 0;
-}
-
 static void add_mode(sts_report *r, const char *name)
 {
     size_t len = strlen(r->modes);
@@ -492,99 +334,25 @@ static void add_mode(sts_report *r, const char *name)
     (void)snprintf(r->modes + len, sizeof(r->modes) - len, "%s%s", len > 0 ? "," : "", name);
 }
 
-/* Sessions g[0..m) of one domain, sorted by time; st/prev/next are
- * scratch arrays of m elements. */
-static sts_status do_domain(builder *b, const sts_rsession *const *g, size_t m, state *st,
-                            size_t *prev, size_t *next)
+sts_status sts_report_make(const sts_report_opts *o, int64_t day, const char *domain,
+                           rentry *e, size_t n, sts_report *r)
 {
-    const int64_t end = b->day + STS_REPORT_DAY;
-    sts_report r, *nr;
-    bool reportable = false;
-    uint64_t in_day = 0, attributed = 0;
-    sts_status rc = STS_OK;
-    size_t last = SIZE_MAX;
-
-    memset(&r, 0, sizeof(r));
-    entries_reset(b);
-    for (size_t i = 0; i < m; i++) {
-        st[i] = state_of(g[i]);
-        prev[i] = last;
-        if (st[i] != ST_UNKNOWN)
-            last = i;
+    memset(r, 0, sizeof(*r));
+    (void)snprintf(r->domain, sizeof(r->domain), "%s", domain);
+    if (sts_report_id(o->submitter, o->host_id, r->domain, day, r->report_id,
+                      sizeof(r->report_id)) != STS_OK)
+        return STS_PERMFAIL; /* cannot happen: the sizes are fixed by the header */
+    r->begin = day;
+    r->end = day + STS_REPORT_DAY - 1;
+    r->n_policies = n;
+    for (size_t i = 0; i < n; i++) {
+        add_mode(r, e[i].sts ? sts_mode_name(e[i].pol.mode) : "no-policy-found");
+        r->successes += e[i].ok;
+        r->failures += e[i].fail;
+        for (size_t j = 0; j < e[i].nd; j++)
+            r->by_type[e[i].d[j].type] += e[i].d[j].count;
     }
-    last = SIZE_MAX;
-    for (size_t i = m; i-- > 0;) {
-        next[i] = last;
-        if (st[i] != ST_UNKNOWN)
-            last = i;
-    }
-    for (size_t i = 0; i < m; i++) {
-        const sts_rsession *s = g[i];
-        size_t k = i;
-        entry *e;
-
-        if (s->time < b->day || s->time >= end) {
-            b->set->stats.outside_day++;
-            continue;
-        }
-        in_day++;
-        if (st[i] == ST_UNKNOWN)
-            k = prev[i] != SIZE_MAX ? prev[i] : next[i];
-        if (k == SIZE_MAX) {
-            b->set->stats.unattributed++;
-            continue;
-        }
-        attributed++;
-        if (st[k] == ST_POLICY || s->engine_failure)
-            reportable = true;
-        e = entry_for(b, st[k] == ST_POLICY, g[k]);
-        if (e == NULL) {
-            rc = STS_NOMEM;
-            goto done;
-        }
-        if (s->success && !s->engine_failure) {
-            e->ok++;
-            r.successes++;
-        } else {
-            e->fail++;
-            r.failures++;
-            if ((rc = add_failure(b, e, s, &r)) != STS_OK)
-                goto done;
-        }
-    }
-    b->set->stats.in_day += in_day;
-    if (!reportable) {
-        /* A domain whose every session is unattributed is not known to
-         * have no policy: it is counted in unattributed only. */
-        if (attributed > 0) {
-            b->set->stats.no_policy += attributed;
-            b->set->stats.domains_no_policy++;
-        }
-        goto done;
-    }
-    (void)snprintf(r.domain, sizeof(r.domain), "%s", g[0]->domain);
-    if (sts_report_id(b->o->submitter, r.domain, b->day, r.report_id, sizeof(r.report_id)) !=
-        STS_OK) {
-        rc = STS_PERMFAIL; /* cannot happen: the sizes are fixed by the header */
-        goto done;
-    }
-    r.begin = b->day;
-    r.end = end - 1;
-    r.n_policies = b->ne;
-    for (size_t i = 0; i < b->ne; i++)
-        add_mode(&r, b->e[i].sts ? sts_mode_name(b->e[i].rep->mode) : "no-policy-found");
-    if ((rc = report_json(b, &r)) != STS_OK)
-        goto done;
-    if ((nr = sts_array_reserve(b->set->r, b->set->n, &b->capr, 8, sizeof(*nr))) == NULL) {
-        rc = STS_NOMEM;
-        goto done;
-    }
-    b->set->r = nr;
-    b->set->r[b->set->n++] = r;
-    r.json = NULL;
-done:
-    free(r.json);
-    return rc;
+    return report_json(o, e, n, r);
 }
 
 void sts_report_set_free(sts_report_set *set)
@@ -597,68 +365,44 @@ void sts_report_set_free(sts_report_set *set)
     free(set);
 }
 
+/* Time order, then queue id, then input order: the order the streaming
+ * join gives sessions in, so that both ways make the same reports. */
+static int cmp_session(const void *pa, const void *pb)
+{
+    const sts_rsession *a = *(const sts_rsession *const *)pa;
+    const sts_rsession *b = *(const sts_rsession *const *)pb;
+    int c;
+
+    if (a->time != b->time)
+        return a->time < b->time ? -1 : 1;
+    if ((c = strcmp(a->queue_id, b->queue_id)) != 0)
+        return c;
+    return a < b ? -1 : a > b ? 1 : 0;
+}
+
 sts_status sts_report_build(const sts_report_opts *o, int64_t day, const sts_rsession *s,
                             size_t n, sts_report_set **out, sts_why *why)
 {
-    builder b;
     const sts_rsession **idx = NULL;
-    state *st = NULL;
-    size_t *prev = NULL, *next = NULL;
-    sts_status rc = STS_NOMEM;
+    sts_report_acc *acc = NULL;
+    sts_status rc;
 
     *out = NULL;
-    memset(&b, 0, sizeof(b));
-    b.o = o;
-    b.day = day;
-    if (o->organization == NULL || o->organization[0] == '\0' || o->contact == NULL ||
-        o->contact[0] == '\0' || o->submitter == NULL || o->submitter[0] == '\0' ||
-        strlen(o->submitter) > STS_DOMAIN_MAX) {
-        sts_why_set(why, "report options: organization, contact and submitter are required");
-        return STS_PERMFAIL;
-    }
-    if (day % STS_REPORT_DAY != 0) {
-        sts_why_set(why, "report day %lld is not 00:00 UTC", (long long)day);
-        return STS_PERMFAIL;
-    }
-    if ((rc = parse_sending_ips(&b, why)) != STS_OK)
+    if ((rc = sts_report_acc_new(o, day, &acc, why)) != STS_OK)
         return rc;
-    rc = STS_NOMEM;
-    b.set = calloc(1, sizeof(*b.set));
-    if (b.set == NULL)
-        goto done;
-    if (n > 0) {
-        idx = sts_calloc_array(n, sizeof(*idx));
-        st = sts_calloc_array(n, sizeof(*st));
-        prev = sts_calloc_array(n, sizeof(*prev));
-        next = sts_calloc_array(n, sizeof(*next));
-        if (idx == NULL || st == NULL || prev == NULL || next == NULL)
-            goto done;
+    if (n > 0 && (idx = sts_calloc_array(n, sizeof(*idx))) == NULL) {
+        sts_report_acc_free(acc);
+        sts_why_set(why, "out of memory building reports");
+        return STS_NOMEM;
     }
     for (size_t i = 0; i < n; i++)
         idx[i] = &s[i];
     if (n > 1)
         qsort(idx, n, sizeof(*idx), cmp_session);
-    for (size_t i = 0; i < n;) {
-        size_t j = i + 1;
-
-        while (j < n && strcmp(idx[j]->domain, idx[i]->domain) == 0)
-            j++;
-        if ((rc = do_domain(&b, idx + i, j - i, st, prev, next)) != STS_OK)
-            goto done;
-        i = j;
-    }
-    rc = STS_OK;
-    *out = b.set;
-    b.set = NULL;
-done:
-    if (rc == STS_NOMEM)
-        sts_why_set(why, "out of memory building reports");
-    entries_reset(&b);
-    free(b.e);
-    sts_report_set_free(b.set);
+    for (size_t i = 0; i < n; i++)
+        sts_report_acc_add(acc, idx[i]);
     free(idx);
-    free(st);
-    free(prev);
-    free(next);
+    rc = sts_report_acc_finish(acc, out, why);
+    sts_report_acc_free(acc);
     return rc;
 }

@@ -21,8 +21,9 @@
  *   Decision log: one JSON object per line (dlog.c): time, queue_id,
  *   domain, result, action required; mode, policy_id, report_type, mx,
  *   max_age, reason used when present; other fields ignored.  A line with
- *   a "record" field is another kind: "probe" (an MX probe, joined by
- *   rprobe.c), others ignored.
+ *   a "record" field is another kind (rlog_dlog.c): "policy" (the policy
+ *   as published), "probe" (an MX probe, joined by rprobe.c), others
+ *   ignored.
  *
  *   Postfix smtp(8)/lmtp(8), as Postfix 3.7 writes them (smtp_tls_loglevel
  *   >= 1 for the TLS lines):
@@ -32,7 +33,10 @@
  *         REASON"                                  precedes P1 (no queue id)
  *     P3 "SSL_connect error to HOST[IP]:PORT: TEXT" handshake failed
  *     P4 "QID: to=<ADDR>, [orig_to=<ADDR>, ]relay=HOST[IP]:PORT, [conn_use=N, ]
- *         delay=.., delays=.., dsn=X.Y.Z, status=WORD (TEXT)" one recipient
+ *         delay=.., delays=.., [tls=.., ]dsn=X.Y.Z, status=WORD (TEXT)" one
+ *         recipient; ADDR as info_log_address_format = external writes it
+ *         (a quoted local part may hold ", relay=": the grammar, not a
+ *         search, ends it), only the start of TEXT is Postfix's words
  *     P5 "QID: Cannot start TLS: handshake failure" the retry in plaintext
  *   Sendmail (LogLevel >= 9; 12 and 14 add the reason lines):
  *     S1 "STARTTLS=client, relay=HOST, version=.., verify=WORD, cipher=..,
@@ -42,6 +46,8 @@
  *         verifymsg=TEXT" after S1
  *     S4 "ruleset=tls_server, arg1=WORD, relay=HOST, reject=TEXT"
  *     S5 "QID: to=<A>[,<B>...], ..., relay=HOST [IP], dsn=.., stat=WORD ..."
+ *         (addresses by their grammar; stat= quotes the server: not read
+ *         for result types, S4 says when STARTTLS was not offered)
  *
  * Connections.  The TLS lines carry no queue id: they are tied to the
  * delivery lines of the same process (host + PID) that follow them.  A TLS
@@ -62,9 +68,8 @@
  * Result types (RFC 8460 4.3):
  *   starttls-not-supported     Postfix "TLS is required, but was not offered
  *                              by host" / "... but host H refused to start
- *                              TLS"; Sendmail verify or arg1 NONE,
- *                              DANE_NOTLS, "other side does not support
- *                              STARTTLS"; a delivery without TLS by a
+ *                              TLS" (at the start of TEXT); Sendmail
+ *                              verify or arg1 NONE, DANE_NOTLS; a delivery without TLS by a
  *                              service that logs its TLS handshakes (tls
  *                              PLAINTEXT: it did not see STARTTLS offered)
  *   certificate-expired        reason "certificate has expired", "not yet
@@ -167,14 +172,11 @@ sts_rlog_line_kind sts_rlog_feed_line(sts_rlog *r, const char *line, size_t len,
     sts_rlog_line_kind k;
     uint64_t pid;
     int64_t t;
-    uint8_t kind;
-    char svc[STS_DOMAIN_MAX + 200];
-    const char *hosti, *svci;
-    pidstate *p;
 
     r->name = name;
     r->lineno = lineno;
     r->st.lines++;
+    r->line_t = INT64_MIN;
     if (len > 0 && line[len - 1] == '\r')
         c.len--;
     if (len > STS_RLOG_LINE_MAX) {
@@ -210,26 +212,10 @@ sts_rlog_line_kind sts_rlog_feed_line(sts_rlog *r, const char *line, size_t len,
         !sts_cur_take_number(&pidc, 10, UINT32_MAX, &pid) || !sts_cur_take_lit(&s, "]:"))
         goto out;
     (void)sts_cur_take_char(&s, ' ');
-    if (ends_with(tag, "/smtp") || ends_with(tag, "/lmtp"))
-        kind = MTA_POSTFIX;
-    else if (sts_cur_eq(&tag, "sm-mta") || sts_cur_eq(&tag, "sendmail"))
-        kind = MTA_SENDMAIL;
-    else
-        goto out;
-    if (host.len > STS_DOMAIN_MAX || tag.len > 190)
-        goto out;
-    (void)snprintf(svc, sizeof(svc), "%.*s %.*s", (int)host.len, host.p, (int)tag.len, tag.p);
-    if ((hosti = sts_rlog_intern(r, host.p, host.len)) == NULL ||
-        (svci = sts_rlog_intern(r, svc, strlen(svc))) == NULL)
-        goto out;
-    if (svci[0] == '\0')
-        goto out;
-    p = sts_rlog_pid_get(r, hosti, svci, (uint32_t)pid, kind);
-    if (p == NULL)
-        goto out;
-    k = kind == MTA_POSTFIX ? sts_rlog_postfix_line(r, p, t, s)
-                            : sts_rlog_sendmail_line(r, p, t, s);
+    r->line_t = t;
+    k = sts_rlog_feed_syslog(r, t, host, tag, (uint32_t)pid, s);
 out:
+    sts_rlog_advance(r, r->line_t != INT64_MIN ? r->line_t : r->maxt);
     switch (k) {
     case STS_RLOG_DECISION:
         r->st.decision_lines++;
@@ -248,131 +234,60 @@ out:
     return k;
 }
 
-/* ------------------------------------------------------------ reading */
-
-sts_status sts_rlog_read_file(sts_rlog *r, const char *path, sts_why *why)
+sts_rlog_line_kind sts_rlog_feed_syslog(sts_rlog *r, int64_t t, sts_cur host, sts_cur tag,
+                                        uint32_t pid, sts_cur s)
 {
-    gzFile gz;
-    char *chunk = NULL, *line = NULL;
-    size_t ll = 0;
-    bool too_long = false;
-    uint64_t lineno = 0;
-    const char *name = strcmp(path, "-") == 0 ? "(stdin)" : path;
-    sts_status st = STS_OK;
-    int errnum, fd = -1;
-    const char *msg;
+    sts_rlog_line_kind k = STS_RLOG_IGNORED;
+    uint8_t kind;
+    char svc[STS_DOMAIN_MAX + 200];
+    const char *hosti, *svci;
+    pidstate *p;
 
-    if (strcmp(path, "-") == 0) {
-        fd = dup(0);
-        gz = fd >= 0 ? gzdopen(fd, "rb") : NULL;
+    if (ends_with(tag, "/cleanup")) {
+        /* "QID: message-id=<...>": which queue id is our own report mail. */
+        sts_cur qidc;
+
+        if (r->own_submitter != NULL && sts_rlog_take_qid(&s, &qidc) &&
+            sts_cur_take_lit(&s, "message-id=")) {
+            sts_rlog_note_msgid(r, qidc, s);
+            k = STS_RLOG_POSTFIX;
+        }
+        goto out;
+    }
+    if (ends_with(tag, "/smtp") || ends_with(tag, "/lmtp"))
+        kind = MTA_POSTFIX;
+    else if (sts_cur_eq(&tag, "sm-mta") || sts_cur_eq(&tag, "sendmail"))
+        kind = MTA_SENDMAIL;
+    else
+        goto out;
+    if (host.len > STS_DOMAIN_MAX || tag.len > 190)
+        goto out;
+    if (r->svc.svci != NULL && r->svc.hl == host.len && r->svc.tl == tag.len &&
+        memcmp(r->svc.host, host.p, host.len) == 0 && memcmp(r->svc.tag, tag.p, tag.len) == 0) {
+        hosti = r->svc.hosti; /* the same program as the line before */
+        svci = r->svc.svci;
     } else {
-        gz = gzopen(path, "rb");
+        (void)snprintf(svc, sizeof(svc), "%.*s %.*s", (int)host.len, host.p, (int)tag.len,
+                       tag.p);
+        if ((hosti = sts_rlog_intern(r, host.p, host.len)) == NULL ||
+            (svci = sts_rlog_intern(r, svc, strlen(svc))) == NULL)
+            goto out;
+        memcpy(r->svc.host, host.p, host.len);
+        memcpy(r->svc.tag, tag.p, tag.len);
+        r->svc.hl = host.len;
+        r->svc.tl = tag.len;
+        r->svc.hosti = hosti;
+        r->svc.svci = svci;
     }
-    if (gz == NULL) {
-        sts_why_set(why, "cannot open %s: %s", name, errno != 0 ? strerror(errno) : "out of memory");
-        if (fd >= 0)
-            (void)close(fd);
-        return STS_PERMFAIL;
-    }
-    (void)gzbuffer(gz, 128 * 1024);
-    chunk = malloc(READ_CHUNK);
-    line = malloc(STS_RLOG_LINE_MAX + 1);
-    if (chunk == NULL || line == NULL) {
-        sts_why_set(why, "out of memory reading %s", name);
-        st = STS_NOMEM;
-        goto done;
-    }
-    for (;;) {
-        int n = gzread(gz, chunk, READ_CHUNK);
-        size_t off = 0;
-
-        if (n < 0) {
-            msg = gzerror(gz, &errnum);
-            sts_why_set(why, "%s: %s", name, errnum == Z_ERRNO ? strerror(errno) : msg);
-            st = STS_PERMFAIL;
-            break;
-        }
-        if (n == 0)
-            break;
-        while (off < (size_t)n) {
-            const char *nl = memchr(chunk + off, '\n', (size_t)n - off);
-            size_t take = (nl != NULL ? (size_t)(nl - chunk) : (size_t)n) - off;
-
-            if (!too_long && ll + take <= STS_RLOG_LINE_MAX) {
-                memcpy(line + ll, chunk + off, take);
-                ll += take;
-            } else if (!too_long) {
-                too_long = true;
-            }
-            off += take;
-            if (nl != NULL) {
-                off++;
-                lineno++;
-                /* A too-long line is fed as its first part plus one byte
-                 * too many, so sts_rlog_feed_line counts it malformed. */
-                (void)sts_rlog_feed_line(r, line, too_long ? STS_RLOG_LINE_MAX + 1 : ll, name,
-                                         lineno);
-                ll = 0;
-                too_long = false;
-            }
-        }
-    }
-    if (ll > 0 || too_long) {
-        lineno++;
-        (void)sts_rlog_feed_line(r, line, too_long ? STS_RLOG_LINE_MAX + 1 : ll, name, lineno);
-    }
-    if (st == STS_OK) {
-        msg = gzerror(gz, &errnum);
-        if (errnum != Z_OK && errnum != Z_STREAM_END) {
-            sts_why_set(why, "%s: %s", name, errnum == Z_ERRNO ? strerror(errno) : msg);
-            st = STS_PERMFAIL;
-        }
-    }
-done:
-    free(chunk);
-    free(line);
-    (void)gzclose(gz);
-    if (st == STS_OK && r->nomem) {
-        sts_why_set(why, "out of memory reading %s", name);
-        st = STS_NOMEM;
-    }
-    return st;
-}
-
-#define PEEK_BYTES 65536
-
-bool sts_rlog_first_time(const sts_rlog *r, const char *path, int64_t *t)
-{
-    char *buf = NULL;
-    struct stat sb;
-    gzFile gz = NULL;
-    bool found = false;
-    int fd, n;
-
-    /* Only regular files: a pipe or FIFO read here would lose its data. */
-    if (strcmp(path, "-") == 0 || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return false;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (gz = gzdopen(fd, "rb")) == NULL) {
-        (void)close(fd);
-        return false;
-    }
-    buf = malloc(PEEK_BYTES);
-    n = buf != NULL ? gzread(gz, buf, PEEK_BYTES) : -1;
-    for (size_t off = 0; n > 0 && off < (size_t)n && !found;) {
-        const char *nl = memchr(buf + off, '\n', (size_t)n - off);
-        sts_cur c;
-
-        if (nl == NULL)
-            break; /* a cut line proves nothing */
-        c = sts_cur_make(buf + off, (size_t)(nl - (buf + off)));
-        off += c.len + 1;
-        if (c.len > 0 && c.p[0] != '{')
-            found = sts_is_digit((unsigned char)c.p[0]) ? sts_rlog_take_rfc3339(&c, t)
-                                                        : sts_rlog_take_bsd_time(r, &c, t);
-    }
-    free(buf);
-    (void)gzclose(gz);
-    return found;
+    if (svci[0] == '\0')
+        goto out;
+    p = sts_rlog_pid_get(r, hosti, svci, (uint32_t)pid, kind);
+    if (p == NULL)
+        goto out;
+    k = kind == MTA_POSTFIX ? sts_rlog_postfix_line(r, p, t, s)
+                            : sts_rlog_sendmail_line(r, p, t, s);
+out:
+    return k;
 }
 
 /* ------------------------------------------------------------ results */
@@ -384,11 +299,18 @@ static bool in_window(const sts_rlog *r, int64_t t)
 
 static void copy_text(char *dst, size_t sz, const char *s)
 {
-    (void)snprintf(dst, sz, "%s", s);
+    size_t n = strlen(s);
+
+    if (n >= sz)
+        n = sz - 1;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
 }
 
-static void fill_decision(sts_rsession *s, const dec *d)
+static void fill_decision(const sts_rlog *r, sts_rsession *s, const dec *d)
 {
+    if (d->has_policy)
+        s->policy_text = sts_rlog_policy_text(r, d->domain, d->policy_id);
     s->has_decision = true;
     s->result = (sts_result)d->result;
     s->has_policy = d->has_policy;
@@ -400,21 +322,172 @@ static void fill_decision(sts_rsession *s, const dec *d)
     s->max_age_known = d->max_age_known;
 }
 
-static sts_rsession *new_session(sts_rlog *r, size_t *cap)
+/* A session is known: to the sink, or kept for sts_rlog_sessions. */
+static void emit(sts_rlog *r, const sts_rsession *s)
 {
     sts_rsession *no;
 
+    if (r->sink != NULL) {
+        r->sink(r->sink_arg, s);
+        return;
+    }
     if (r->nout >= SESSIONS_MAX) {
         r->st.dropped++;
-        return NULL;
+        return;
     }
-    if ((no = sts_array_reserve(r->out, r->nout, cap, 64, sizeof(*no))) == NULL) {
+    if ((no = sts_array_reserve(r->out, r->nout, &r->capout, 64, sizeof(*no))) == NULL) {
         r->nomem = true;
-        return NULL;
+        return;
     }
     r->out = no;
-    memset(&r->out[r->nout], 0, sizeof(r->out[0]));
-    return &r->out[r->nout++];
+    r->out[r->nout++] = *s;
+}
+
+/* One attempt joined to its decision (or not): a session, or counted. */
+static void join_attempt(sts_rlog *r, const att *a)
+{
+    uint8_t tls = a->tls;
+    const char *rt = a->rt;
+    sts_rsession s;
+    dec *d;
+
+    /* Our own report mail is not reported on (RFC 8460 3). */
+    if (sts_rlog_is_own(r, a->qid)) {
+        r->st.own_reports++;
+        return;
+    }
+    /* Joined first: a decision whose attempts say nothing about TLS
+     * still had its delivery, it is not an unjoined decision. */
+    d = sts_rlog_find_decision(r, a->qid, a->domain, a->time);
+    if (d != NULL)
+        d->joined = true;
+    if (tls == STS_RLOG_TLS_NONE) {
+        if (!a->sent || !sts_rlog_node_of(a->service)->logs_tls) {
+            r->st.no_tls_info++;
+            return;
+        }
+        tls = STS_RLOG_TLS_PLAINTEXT;
+        rt = sts_rlog_rt_starttls;
+    }
+    if (d != NULL && d->engine_rt != NULL) {
+        r->st.absorbed++;
+        return;
+    }
+    if (!in_window(r, a->time)) {
+        r->st.outside_window++;
+        return;
+    }
+    memset(&s, 0, sizeof(s));
+    s.time = a->time;
+    copy_text(s.queue_id, sizeof(s.queue_id), a->qtext);
+    copy_text(s.domain, sizeof(s.domain), a->domain);
+    if (d != NULL) {
+        fill_decision(r, &s, d);
+        r->st.joined++;
+    } else {
+        r->st.unjoined_attempts++;
+    }
+    s.tls = (sts_rlog_tls)tls;
+    s.success = tls == STS_RLOG_TLS_VERIFIED || tls == STS_RLOG_TLS_TRUSTED;
+    s.result_type = s.success ? NULL : rt;
+    copy_text(s.mx_host, sizeof(s.mx_host), a->host);
+    copy_text(s.mx_ip, sizeof(s.mx_ip), a->ip);
+    copy_text(s.detail, sizeof(s.detail), s.success ? "" : a->detail);
+    /* What the MTA could not check, from the MX probes (rprobe.h). */
+    sts_rlog_probe_apply(r, &s, a->domain, d != NULL ? d->policy_id : NULL, a->host);
+    emit(r, &s);
+}
+
+/* A decision leaving the join window: the engine's own failure, or a
+ * failed refresh under a cached policy, is a session; one that no
+ * attempt joined is counted. */
+static void retire_decision(sts_rlog *r, const dec *d)
+{
+    const char *rt = d->engine_rt != NULL ? d->engine_rt : d->refresh_rt;
+    sts_rsession s;
+
+    if (sts_rlog_is_own(r, d->qid))
+        return;
+    if (!in_window(r, d->time)) {
+        if (rt != NULL)
+            r->st.outside_window++;
+        return;
+    }
+    if (d->engine_rt == NULL && !d->joined)
+        r->st.unjoined_decisions++;
+    if (rt == NULL)
+        return;
+    memset(&s, 0, sizeof(s));
+    s.time = d->time;
+    copy_text(s.queue_id, sizeof(s.queue_id), d->qtext);
+    copy_text(s.domain, sizeof(s.domain), d->domain);
+    fill_decision(r, &s, d);
+    s.engine_failure = true;
+    s.tls = STS_RLOG_TLS_NONE;
+    s.success = false;
+    s.result_type = rt;
+    copy_text(s.detail, sizeof(s.detail), d->reason);
+    r->st.engine_failures++;
+    emit(r, &s);
+}
+
+/* Join the attempts logged before att_before and retire the decisions
+ * logged before dec_before, oldest first (a late line waits for the ones
+ * before it), then give back the room they took. */
+static void flush(sts_rlog *r, int64_t att_before, int64_t dec_before)
+{
+    while (r->ahead < r->na && r->a[r->ahead].time < att_before)
+        join_attempt(r, &r->a[r->ahead++]);
+    while (r->dhead < r->nd && r->d[r->dhead].time < dec_before)
+        retire_decision(r, &r->d[r->dhead++]);
+    if (r->ahead == r->na) {
+        r->ahead = r->na = 0;
+    } else if (r->ahead > 4096 && r->ahead > r->na / 2) {
+        memmove(r->a, r->a + r->ahead, (r->na - r->ahead) * sizeof(*r->a));
+        r->na -= r->ahead;
+        r->ahead = 0;
+    }
+    if (r->dhead > 4096 && r->dhead > r->nd / 2) {
+        memmove(r->d, r->d + r->dhead, (r->nd - r->dhead) * sizeof(*r->d));
+        r->nd -= r->dhead;
+        r->dhead = 0;
+        if (!sts_rlog_dec_index(r, r->ndh))
+            r->nomem = true;
+    }
+}
+
+void sts_rlog_advance(sts_rlog *r, int64_t t)
+{
+    if (t > r->maxt)
+        r->maxt = t;
+    /* Every few thousand lines, and whenever log time moved on a minute:
+     * the window is one of log time, whatever the traffic. */
+    if (++r->since_flush < FLUSH_EVERY && r->maxt - r->flushed_t < 60)
+        return;
+    r->since_flush = 0;
+    r->flushed_t = r->maxt;
+    if (r->progress != NULL)
+        r->progress(r->progress_arg, &r->st);
+    if (r->sink != NULL)
+        flush(r, r->maxt - JOIN_SKEW, r->maxt - DEC_KEEP);
+}
+
+sts_status sts_rlog_finish(sts_rlog *r)
+{
+    if (r->nomem)
+        return STS_NOMEM;
+    if (r->built)
+        return STS_OK;
+    /* Connections still waiting for their delivery line when the input
+     * ended: their outcome is lost, say so. */
+    for (const pidstate *p = r->lru_head; p != NULL; p = p->next)
+        for (size_t i = 0; i < p->nconn; i++)
+            if (p->c[i].qid == 0 && (p->c[i].tls != STS_RLOG_TLS_NONE || p->c[i].verify_failed))
+                r->st.unfinished++;
+    flush(r, INT64_MAX, INT64_MIN);
+    flush(r, INT64_MAX, INT64_MAX);
+    r->built = true;
+    return r->nomem ? STS_NOMEM : STS_OK;
 }
 
 static int cmp_str(const char *a, const char *b)
@@ -443,110 +516,31 @@ static int cmp_rsession(const void *pa, const void *pb)
 
 sts_status sts_rlog_sessions(sts_rlog *r, const sts_rsession **out, size_t *n)
 {
-    size_t cap = 0;
+    bool sorted = r->built;
+    sts_status st;
 
     *out = NULL;
     *n = 0;
-    if (r->nomem)
-        return STS_NOMEM;
-    if (r->built)
-        goto done;
-    /* Connections still waiting for their delivery line when the input
-     * ended: their outcome is lost, say so. */
-    for (const pidstate *p = r->lru_head; p != NULL; p = p->next)
-        for (size_t i = 0; i < p->nconn; i++)
-            if (p->c[i].qid == NULL && (p->c[i].tls != STS_RLOG_TLS_NONE || p->c[i].verify_failed))
-                r->st.dropped++;
-    for (size_t i = 0; i < r->na; i++) {
-        const att *a = &r->a[i];
-        uint8_t tls = a->tls;
-        const char *rt = a->rt;
-        dec *d;
-        sts_rsession *s;
-
-        /* Joined first: a decision whose attempts say nothing about TLS
-         * still had its delivery, it is not an unjoined decision. */
-        d = sts_rlog_find_decision(r, a->qid, a->domain, a->time);
-        if (d != NULL)
-            d->joined = true;
-        if (tls == STS_RLOG_TLS_NONE) {
-            if (!a->sent || !sts_rlog_node_of(a->service)->logs_tls) {
-                r->st.no_tls_info++;
-                continue;
-            }
-            tls = STS_RLOG_TLS_PLAINTEXT;
-            rt = sts_rlog_rt_starttls;
-        }
-        if (d != NULL && d->engine_rt != NULL) {
-            r->st.absorbed++;
-            continue;
-        }
-        if (!in_window(r, a->time)) {
-            r->st.outside_window++;
-            continue;
-        }
-        if ((s = new_session(r, &cap)) == NULL) {
-            if (r->nomem)
-                return STS_NOMEM;
-            continue;
-        }
-        s->time = a->time;
-        copy_text(s->queue_id, sizeof(s->queue_id), a->qid);
-        copy_text(s->domain, sizeof(s->domain), a->domain);
-        if (d != NULL) {
-            fill_decision(s, d);
-            r->st.joined++;
-        } else {
-            r->st.unjoined_attempts++;
-        }
-        s->tls = (sts_rlog_tls)tls;
-        s->success = tls == STS_RLOG_TLS_VERIFIED || tls == STS_RLOG_TLS_TRUSTED;
-        s->result_type = s->success ? NULL : rt;
-        copy_text(s->mx_host, sizeof(s->mx_host), a->host);
-        copy_text(s->mx_ip, sizeof(s->mx_ip), a->ip);
-        copy_text(s->detail, sizeof(s->detail), s->success ? "" : a->detail);
-    }
-    for (size_t i = 0; i < r->nd; i++) {
-        const dec *d = &r->d[i];
-        sts_rsession *s;
-
-        if (!in_window(r, d->time)) {
-            if (d->engine_rt != NULL)
-                r->st.outside_window++;
-            continue;
-        }
-        if (d->engine_rt == NULL) {
-            if (!d->joined)
-                r->st.unjoined_decisions++;
-            continue;
-        }
-        if ((s = new_session(r, &cap)) == NULL) {
-            if (r->nomem)
-                return STS_NOMEM;
-            continue;
-        }
-        s->time = d->time;
-        copy_text(s->queue_id, sizeof(s->queue_id), d->qid);
-        copy_text(s->domain, sizeof(s->domain), d->domain);
-        fill_decision(s, d);
-        s->engine_failure = true;
-        s->tls = STS_RLOG_TLS_NONE;
-        s->success = false;
-        s->result_type = d->engine_rt;
-        copy_text(s->detail, sizeof(s->detail), d->reason);
-        r->st.engine_failures++;
-    }
-    /* What the MTA could not check, from the MX probes (rprobe.h). */
-    sts_rlog_probe_apply(r, r->out, r->nout);
-    if (r->nomem)
-        return STS_NOMEM;
-    if (r->nout > 1)
+    if ((st = sts_rlog_finish(r)) != STS_OK)
+        return st;
+    if (!sorted && r->nout > 1)
         qsort(r->out, r->nout, sizeof(r->out[0]), cmp_rsession);
-    r->built = true;
-done:
     *out = r->out;
     *n = r->nout;
     return STS_OK;
+}
+
+void sts_rlog_set_sink(sts_rlog *r, void (*sink)(void *arg, const sts_rsession *s), void *arg)
+{
+    r->sink = sink;
+    r->sink_arg = arg;
+}
+
+void sts_rlog_set_progress(sts_rlog *r, void (*progress)(void *arg, const sts_rlog_stats *st),
+                           void *arg)
+{
+    r->progress = progress;
+    r->progress_arg = arg;
 }
 
 /* ------------------------------------------------------------ life */
@@ -561,6 +555,9 @@ sts_status sts_rlog_new(void (*warn)(void *arg, const char *msg), void *warn_arg
     r->warn = warn;
     r->warn_arg = warn_arg;
     r->now = (int64_t)time(NULL);
+    /* Without it (no memory) every stamp is converted in full. */
+    if ((r->bsd = calloc(2, sizeof(*r->bsd))) != NULL)
+        r->bsd[0].mo = r->bsd[1].mo = -1;
     *out = r;
     return STS_OK;
 }
@@ -568,6 +565,84 @@ sts_status sts_rlog_new(void (*warn)(void *arg, const char *msg), void *warn_arg
 void sts_rlog_set_now(sts_rlog *r, int64_t now)
 {
     r->now = now;
+    if (r->bsd != NULL)
+        r->bsd[0].mo = r->bsd[1].mo = -1; /* the year may change */
+}
+
+void sts_rlog_set_own_reports(sts_rlog *r, const char *submitter)
+{
+    r->own_submitter = submitter;
+}
+
+/* "<tlsrpt.HEX32.DIGITS.DIGITS@SUBMITTER>": the Message-ID rmail.c gives
+ * our report mail. */
+static bool own_msgid(const sts_rlog *r, sts_cur m)
+{
+    sts_cur w;
+
+    if (r->own_submitter == NULL || !sts_cur_take_lit(&m, "<tlsrpt."))
+        return false;
+    for (int i = 0; i < 32; i++, m.p++, m.len--)
+        if (m.len == 0 || !((m.p[0] >= '0' && m.p[0] <= '9') || (m.p[0] >= 'a' && m.p[0] <= 'f')))
+            return false;
+    return sts_cur_take_char(&m, '.') && sts_cur_take_while(&m, sts_is_digit, &w) &&
+           sts_cur_take_char(&m, '.') && sts_cur_take_while(&m, sts_is_digit, &w) &&
+           sts_cur_take_char(&m, '@') && sts_cur_take_lit_nocase(&m, r->own_submitter) &&
+           sts_cur_eq(&m, ">");
+}
+
+static size_t own_slot(uint64_t qid, size_t cap)
+{
+    return (size_t)(qid * 0x9E3779B97F4A7C15ull >> 17) & (cap - 1);
+}
+
+bool sts_rlog_is_own(const sts_rlog *r, uint64_t qid)
+{
+    if (r->nown == 0)
+        return false;
+    for (size_t i = own_slot(qid, r->capown);; i = (i + 1) & (r->capown - 1)) {
+        if (r->own[i] == 0)
+            return false;
+        if (r->own[i] == qid)
+            return true;
+    }
+}
+
+void sts_rlog_note_msgid(sts_rlog *r, sts_cur qidc, sts_cur msgid)
+{
+    uint64_t q;
+    size_t j;
+
+    if (!own_msgid(r, msgid) || sts_rlog_is_own(r, q = sts_rlog_qid_hash(qidc)))
+        return;
+    if (r->nown >= OWN_QIDS_MAX) {
+        r->st.dropped++;
+        return;
+    }
+    if ((r->nown + 1) * 2 > r->capown) {
+        size_t nc = r->capown != 0 ? r->capown * 2 : 256;
+        uint64_t *no = sts_calloc_array(nc, sizeof(*no));
+
+        if (no == NULL) {
+            r->nomem = true;
+            return;
+        }
+        for (size_t i = 0; i < r->capown; i++)
+            if (r->own[i] != 0) {
+                j = own_slot(r->own[i], nc);
+                while (no[j] != 0)
+                    j = (j + 1) & (nc - 1);
+                no[j] = r->own[i];
+            }
+        free(r->own);
+        r->own = no;
+        r->capown = nc;
+    }
+    j = own_slot(q, r->capown);
+    while (r->own[j] != 0)
+        j = (j + 1) & (r->capown - 1);
+    r->own[j] = q;
+    r->nown++;
 }
 
 void sts_rlog_set_window(sts_rlog *r, int64_t from, int64_t until)
@@ -601,6 +676,16 @@ void sts_rlog_free(sts_rlog *r)
         }
     }
     free(r->sb);
+    for (size_t i = 0; i < sizeof(r->pt) / sizeof(r->pt[0]); i++) {
+        poltext *x, *next;
+
+        for (x = r->pt[i]; x != NULL; x = next) {
+            next = x->next;
+            free(x);
+        }
+    }
+    free(r->own);
+    free(r->bsd);
     free(r->d);
     free(r->dh);
     free(r->a);

@@ -36,8 +36,22 @@
  * otherwise counted in no_tls_info; sts_rlog_first_time lets a caller sort
  * them); the sessions come out sorted anyway.
  *
+ * Two ways to get the sessions:
+ *   - array mode (the default): everything read is kept and joined at the
+ *     end; sts_rlog_sessions returns them sorted.  Decisions of any time
+ *     join.  For tests and small inputs: memory grows with the input;
+ *   - streaming (sts_rlog_set_sink): each session goes to the sink as soon
+ *     as it is known, and nothing of it is kept.  Memory is bounded by a
+ *     window, not by the day: an attempt is joined JOIN_SKEW (5 min) after
+ *     it, a decision is kept DEC_KEEP (6 h) after it (a retry of deferred
+ *     mail later than that is an unjoined attempt, reported under the
+ *     domain's nearest known policy), the time being the latest line read.
+ *     So the inputs must be read in time order: sts_rlog_read_files
+ *     merges its files line by line by their time stamps.
+ *
  * Ownership: the reader owns every session it returns; they live until
- * sts_rlog_free.  All text fields are NUL-terminated, printable ASCII.
+ * sts_rlog_free.  A session given to a sink lives only during the call.
+ * All text fields are NUL-terminated, printable ASCII.
  */
 #ifndef STS_RLOG_H
 #define STS_RLOG_H
@@ -98,6 +112,10 @@ typedef struct sts_rsession {
     bool mx_truncated;                    /* the log cut the list (",..." at the end) */
     uint32_t max_age;                     /* when has_policy and max_age_known */
     bool max_age_known;
+    const char *policy_text;              /* the policy as published (the decision
+                                             log's policy record for policy_id and
+                                             domain), NULL when none was read;
+                                             owned by the reader */
 
     /* What happened. */
     bool engine_failure;                  /* a discovery failure, no MTA attempt */
@@ -139,9 +157,14 @@ typedef struct sts_rlog_stats {
     uint64_t absorbed;          /* attempts folded into an engine-failure session */
     uint64_t no_tls_info;       /* attempts whose log says nothing about TLS */
     uint64_t outside_window;    /* sessions dropped by sts_rlog_set_window */
-    uint64_t dropped;           /* records refused because a memory cap was reached, and
-                                   TLS connections never tied to a delivery line (a gap in
+    uint64_t details_cut;       /* failure reasons left out because the text cap was
+                                   reached (the sessions still count) */
+    uint64_t dropped;           /* records refused because a memory cap was reached
+                                   (mtasts-report warns and fails: the reports miss them) */
+    uint64_t unfinished;        /* TLS connections never tied to a delivery line (a gap in
                                    the log, or the input ended first) */
+    uint64_t own_reports;       /* attempts of our own report mail (RFC 8460 3: not
+                                   reported; see sts_rlog_set_own_reports) */
     uint64_t tls_lines;         /* MTA lines saying TLS was up (Postfix "... TLS
                                    connection", Sendmail STARTTLS=client relay=); 0 with
                                    MTA lines read: the MTA does not log TLS (Postfix
@@ -160,10 +183,36 @@ sts_status sts_rlog_new(void (*warn)(void *arg, const char *msg), void *warn_arg
  * time sts_rlog_new ran. */
 void sts_rlog_set_now(sts_rlog *r, int64_t now);
 
-/* Keep only sessions whose time is in [from, until) (decisions of any time
- * are still used to join); the others are counted in outside_window.
+/* Leave out the deliveries of our own report mail (RFC 8460 3): the
+ * queue ids whose Message-ID is the one rmail.c writes for submitter
+ * ("<tlsrpt.HEX.N.N@SUBMITTER>"), from Postfix cleanup "message-id=" and
+ * Sendmail "msgid=" lines.  submitter must live as long as r.  Default:
+ * none left out. */
+void sts_rlog_set_own_reports(sts_rlog *r, const char *submitter);
+
+/* Keep only sessions whose time is in [from, until) (decisions outside it
+ * still join, while the join keeps them); the others are counted in
+ * outside_window.
  * Default: everything. */
 void sts_rlog_set_window(sts_rlog *r, int64_t from, int64_t until);
+
+/* Streaming: every session goes to sink (in roughly time order) instead
+ * of being kept; see the top of this file. */
+void sts_rlog_set_sink(sts_rlog *r, void (*sink)(void *arg, const sts_rsession *s), void *arg);
+
+/* progress is called every few thousand lines with the counts so far. */
+void sts_rlog_set_progress(sts_rlog *r, void (*progress)(void *arg, const sts_rlog_stats *st),
+                           void *arg);
+
+/* Read several logs at once, merged line by line by their time stamps
+ * (each log is in time order; lines without a time stamp stay where they
+ * are in their log), as sts_rlog_read_file reads one.  "-" is stdin.  All
+ * are opened before anything is read: STS_PERMFAIL (why names the path)
+ * when one cannot be.  Streaming, each regular file is first read once
+ * for its MX probe records alone (rprobe.h), which may judge sessions
+ * logged before them. */
+sts_status sts_rlog_read_files(sts_rlog *r, const char *const *paths, size_t n,
+                               sts_why *why) STS_MUST_CHECK;
 
 /* Read a whole log: path "-" is stdin; gzip'd files are recognised by
  * their magic bytes, not their name.  STS_PERMFAIL (why says) when the
@@ -183,9 +232,14 @@ bool sts_rlog_first_time(const sts_rlog *r, const char *path, int64_t *t);
 sts_rlog_line_kind sts_rlog_feed_line(sts_rlog *r, const char *line, size_t len,
                                       const char *name, uint64_t lineno);
 
-/* Join everything read so far and return the sessions (stable order: by
- * time, then queue id, then domain).  Call after the last read; calling
- * again returns the same array.  STS_NOMEM when memory ran out. */
+/* The input has ended: join and give out what is left (streaming: to the
+ * sink).  STS_NOMEM when memory ran out. */
+sts_status sts_rlog_finish(sts_rlog *r) STS_MUST_CHECK;
+
+/* Array mode: sts_rlog_finish, then the sessions (stable order: by time,
+ * then queue id, then domain).  Call after the last read; calling again
+ * returns the same array.  Streaming: the array is empty.  STS_NOMEM when
+ * memory ran out. */
 sts_status sts_rlog_sessions(sts_rlog *r, const sts_rsession **out, size_t *n) STS_MUST_CHECK;
 
 const sts_rlog_stats *sts_rlog_get_stats(const sts_rlog *r);

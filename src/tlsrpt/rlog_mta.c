@@ -23,28 +23,48 @@ const char sts_rlog_rt_validation[] = "validation-failure";
 
 /* ---------------------------------------------------- result-type maps */
 
-static bool cur_has_nocase(const sts_cur *c, const char *lit)
-{
-    size_t n = strlen(lit);
+/* The reasons of Postfix's tls_verify.c (after "certificate verification
+ * failed for H[A]:P: ") and OpenSSL's X509_verify_cert_error_string
+ * (Postfix "num=N:TEXT", Sendmail reason= and verifymsg=).  Matched at the
+ * start only: "untrusted issuer /CN=..." goes on with the server's own
+ * words, which must not choose the result type. */
+static const struct {
+    const char *start;
+    const char *rt;
+} reason_map[] = {
+    { "certificate has expired", sts_rlog_rt_expired },
+    { "certificate not yet valid", sts_rlog_rt_expired },
+    { "certificate is not yet valid", sts_rlog_rt_expired },
+    { "format error in certificate's notafter field", sts_rlog_rt_expired },
+    { "format error in certificate's notbefore field", sts_rlog_rt_expired },
+    { "hostname mismatch", sts_rlog_rt_host },
+    { "name mismatch", sts_rlog_rt_host },
+    { "subject name mismatch", sts_rlog_rt_host },
+    { "untrusted issuer", sts_rlog_rt_untrusted },
+    { "self-signed certificate", sts_rlog_rt_untrusted },
+    { "self signed certificate", sts_rlog_rt_untrusted },
+    { "not trusted by local or tlsa policy", sts_rlog_rt_untrusted },
+    { "certificate not trusted", sts_rlog_rt_untrusted },
+    { "certificate rejected", sts_rlog_rt_untrusted },
+    { "unable to get local issuer certificate", sts_rlog_rt_untrusted },
+    { "unable to get issuer certificate", sts_rlog_rt_untrusted },
+    { "unable to verify the first certificate", sts_rlog_rt_untrusted },
+};
 
-    for (size_t i = 0; n > 0 && i + n <= c->len; i++)
-        if (sts_mem_eq_nocase(c->p + i, lit, n))
-            return true;
-    return false;
-}
-
-/* An OpenSSL / Postfix verification reason to its RFC 8460 result type. */
 const char *sts_rlog_reason_rt(sts_cur why)
 {
-    if (cur_has_nocase(&why, "expired") || cur_has_nocase(&why, "not yet valid"))
-        return sts_rlog_rt_expired;
-    if (cur_has_nocase(&why, "hostname mismatch") || cur_has_nocase(&why, "name mismatch"))
-        return sts_rlog_rt_host;
-    if (cur_has_nocase(&why, "self-signed") || cur_has_nocase(&why, "self signed") ||
-        cur_has_nocase(&why, "issuer") || cur_has_nocase(&why, "not trusted") ||
-        cur_has_nocase(&why, "untrusted") || cur_has_nocase(&why, "certificate rejected") ||
-        cur_has_nocase(&why, "unable to verify the first certificate"))
-        return sts_rlog_rt_untrusted;
+    sts_cur n;
+
+    /* Postfix's catch-all "num=N:OpenSSL text". */
+    if (sts_cur_take_lit(&why, "num=") && (!sts_cur_take_while(&why, sts_is_digit, &n) ||
+                                           !sts_cur_take_char(&why, ':')))
+        return sts_rlog_rt_validation;
+    for (size_t i = 0; i < sizeof(reason_map) / sizeof(reason_map[0]); i++) {
+        size_t len = strlen(reason_map[i].start);
+
+        if (why.len >= len && sts_mem_eq_nocase(why.p, reason_map[i].start, len))
+            return reason_map[i].rt;
+    }
     return sts_rlog_rt_validation;
 }
 
@@ -110,7 +130,7 @@ static void pid_drop(sts_rlog *r, pidstate *p)
         *pp = p->hnext;
     lru_unlink(r, p);
     for (size_t i = 0; i < p->nconn; i++)
-        if (p->c[i].qid == NULL && p->c[i].tls != STS_RLOG_TLS_NONE)
+        if (p->c[i].qid == 0 && p->c[i].tls != STS_RLOG_TLS_NONE)
             r->st.dropped++; /* a connection never tied to a delivery */
     free(p);
     r->npid--;
@@ -158,7 +178,7 @@ void sts_rlog_conn_purge_bound(pidstate *p, const conn *keep)
     size_t j = 0;
 
     for (size_t i = 0; i < p->nconn; i++)
-        if (p->c[i].qid == NULL || &p->c[i] == keep)
+        if (p->c[i].qid == 0 || &p->c[i] == keep)
             p->c[j++] = p->c[i];
     p->nconn = j;
 }
@@ -204,8 +224,8 @@ bool sts_rlog_rcpt_seen(const conn *c, uint64_t h)
 
 /* ----------------------------------------------------------- attempts */
 
-static void add_attempt(sts_rlog *r, conn *c, const char *qid, const char *domain, int64_t t,
-                        bool sent, const char *service)
+static void add_attempt(sts_rlog *r, conn *c, uint64_t qid, sts_cur qtext, const char *domain,
+                        int64_t t, bool sent, const char *service)
 {
     att *a, *na;
 
@@ -214,7 +234,7 @@ static void add_attempt(sts_rlog *r, conn *c, const char *qid, const char *domai
             return; /* this connection already counts for the domain */
     if (c->ndom < CONN_DOMAINS)
         c->dom[c->ndom++] = domain;
-    if (r->na >= ATTEMPTS_MAX) {
+    if (r->na - r->ahead >= ATTEMPTS_MAX) {
         r->st.dropped++;
         return;
     }
@@ -226,6 +246,8 @@ static void add_attempt(sts_rlog *r, conn *c, const char *qid, const char *domai
     a = &r->a[r->na++];
     a->time = t;
     a->qid = qid;
+    memcpy(a->qtext, qtext.p, qtext.len); /* sts_rlog_take_qid bounds it */
+    a->qtext[qtext.len] = '\0';
     a->domain = domain;
     a->host = c->host;
     a->ip = c->ip;
@@ -268,9 +290,10 @@ static const char *rcpt_domain(sts_rlog *r, sts_cur addr)
 /* Tie a delivery line's recipient to connection c (and the connections
  * the same delivery made before it, to other MX hosts).  Returns c, which
  * may have moved in p->c. */
-conn *sts_rlog_deliver(sts_rlog *r, pidstate *p, conn *c, const char *qid, sts_cur addr,
+conn *sts_rlog_deliver(sts_rlog *r, pidstate *p, conn *c, sts_cur qtext, sts_cur addr,
                        int64_t t, bool sent)
 {
+    uint64_t qid = sts_rlog_qid_hash(qtext);
     const char *domain = rcpt_domain(r, addr);
     uint64_t h = sts_rlog_hash_bytes(addr.p, addr.len);
     size_t j = 0;
@@ -278,9 +301,9 @@ conn *sts_rlog_deliver(sts_rlog *r, pidstate *p, conn *c, const char *qid, sts_c
     /* Earlier connections still waiting belong to this delivery, unless
      * they are so old that their own delivery line must be missing. */
     for (size_t i = 0; i < p->nconn; i++) {
-        if (p->c[i].qid == NULL && &p->c[i] != c && t - p->c[i].time > CONN_STALE) {
+        if (p->c[i].qid == 0 && &p->c[i] != c && t - p->c[i].time > CONN_STALE) {
             if (p->c[i].tls != STS_RLOG_TLS_NONE || p->c[i].verify_failed)
-                r->st.dropped++;
+                r->st.unfinished++;
             continue;
         }
         if (&p->c[i] == c)
@@ -289,7 +312,7 @@ conn *sts_rlog_deliver(sts_rlog *r, pidstate *p, conn *c, const char *qid, sts_c
     }
     p->nconn = j;
     for (size_t i = 0; i < p->nconn; i++)
-        if (p->c[i].qid == NULL)
+        if (p->c[i].qid == 0)
             p->c[i].qid = qid;
     if (c->nrcpt < CONN_RCPTS)
         c->rcpt[c->nrcpt++] = h;
@@ -297,6 +320,6 @@ conn *sts_rlog_deliver(sts_rlog *r, pidstate *p, conn *c, const char *qid, sts_c
         return c;
     for (size_t i = 0; i < p->nconn; i++)
         if (p->c[i].qid == qid)
-            add_attempt(r, &p->c[i], qid, domain, t, sent && &p->c[i] == c, p->service);
+            add_attempt(r, &p->c[i], qid, qtext, domain, t, sent && &p->c[i] == c, p->service);
     return c;
 }

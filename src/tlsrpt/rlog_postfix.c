@@ -7,6 +7,8 @@
  */
 #include "tlsrpt/rlog.h"
 
+#include <string.h>
+
 #include "base/buf.h"
 #include "tlsrpt/rlog_impl.h"
 
@@ -36,51 +38,101 @@ typedef enum pf_text {
     PF_TEXT_NO_CONNECTION,
 } pf_text;
 
+static bool is_key_char(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || ch == '_';
+}
+
+static bool is_relay_char(unsigned char ch)
+{
+    return ch > ' ' && ch < 0x7f && ch != ',';
+}
+
+/* The reason inside "status=WORD (REASON)", as smtp(8) words it
+ * (smtp_proto.c).  Only the start of the reason is Postfix's: a remote
+ * server's reply is quoted after "host H said: " or after "refused to
+ * start TLS: ", so every test is anchored at the start, never a search. */
 static pf_text postfix_text(sts_cur text)
 {
-    if (sts_cur_take_lit(&text, "delivery temporarily suspended: ") ||
-        sts_rlog_cur_has(&text, "TLS is required, but our TLS engine is unavailable"))
+    sts_cur s = text, host;
+
+    if (sts_cur_take_lit(&s, "delivery temporarily suspended: ") ||
+        sts_cur_eq(&text, "TLS is required, but our TLS engine is unavailable") ||
+        sts_cur_eq(&text, "TLS is required, but unavailable"))
         return PF_TEXT_NO_CONNECTION;
-    if (sts_rlog_cur_has(&text, "TLS is required, but was not offered by host") ||
-        (sts_rlog_cur_has(&text, "TLS is required, but host") &&
-         sts_rlog_cur_has(&text, "refused to start TLS")))
+    s = text;
+    if (sts_cur_take_lit(&s, "TLS is required, but was not offered by host ") &&
+        sts_cur_take_while(&s, is_relay_char, &host) && s.len == 0)
         return PF_TEXT_NOT_OFFERED;
-    if (sts_cur_take_lit(&text, "Server certificate not verified") ||
-        sts_cur_take_lit(&text, "Server certificate not trusted"))
+    s = text;
+    if (sts_cur_take_lit(&s, "TLS is required, but host ") &&
+        sts_cur_take_while(&s, is_relay_char, &host) &&
+        sts_cur_take_lit(&s, " refused to start TLS: "))
+        return PF_TEXT_NOT_OFFERED;
+    s = text;
+    if (sts_cur_take_lit(&s, "Server certificate not verified") ||
+        sts_cur_take_lit(&s, "Server certificate not trusted"))
         return PF_TEXT_NOT_VERIFIED;
-    if (sts_cur_take_lit(&text, "Cannot start TLS: handshake failure"))
+    if (sts_cur_take_lit(&s, "Cannot start TLS: handshake failure"))
         return PF_TEXT_HANDSHAKE;
     return PF_TEXT_OTHER;
 }
 
-static sts_rlog_line_kind postfix_delivery(sts_rlog *r, pidstate *p, int64_t t, const char *qid,
+/* The fields of a delivery line in the order log_adhoc.c writes them:
+ * "to=<ADDR>[, orig_to=<ADDR>], relay=R[, conn_use=N], delay=D,
+ * delays=D/D/D/D[, tls=...], dsn=X.Y.Z, status=WORD (REASON)".  The
+ * addresses are the sender's text, taken by their grammar
+ * (sts_rlog_take_addr); the fields between relay and status are Postfix's
+ * own (no ", " inside); REASON, which quotes the remote server, is the
+ * rest of the line and is never searched for fields. */
+static bool postfix_fields(sts_cur f, sts_cur *addr, sts_cur *relay, sts_cur *word,
+                           sts_cur *text)
+{
+    sts_cur orig, key, val;
+    bool have_dsn = false;
+
+    if (!sts_cur_take_lit(&f, "to=") || !sts_rlog_take_addr(&f, true, addr))
+        return false;
+    if (sts_cur_take_lit(&f, ", orig_to=") && !sts_rlog_take_addr(&f, true, &orig))
+        return false;
+    if (!sts_cur_take_lit(&f, ", relay=") || !sts_cur_take_while(&f, is_relay_char, relay))
+        return false;
+    for (;;) {
+        if (!sts_cur_take_lit(&f, ", ") || !sts_cur_take_while(&f, is_key_char, &key) ||
+            !sts_cur_take_char(&f, '='))
+            return false;
+        if (sts_cur_eq(&key, "status"))
+            break;
+        if (sts_cur_eq(&key, "to") || sts_cur_eq(&key, "orig_to") || sts_cur_eq(&key, "relay") ||
+            !sts_cur_take_while(&f, is_relay_char, &val))
+            return false;
+        if (sts_cur_eq(&key, "dsn"))
+            have_dsn = true;
+    }
+    if (!have_dsn || !sts_cur_take_while(&f, sts_is_alpha, word))
+        return false;
+    if (f.len == 0) {
+        *text = f;
+        return true;
+    }
+    if (!sts_cur_take_lit(&f, " (") || f.len == 0 || f.p[f.len - 1] != ')')
+        return false;
+    *text = sts_cur_make(f.p, f.len - 1);
+    return true;
+}
+
+static sts_rlog_line_kind postfix_delivery(sts_rlog *r, pidstate *p, int64_t t, sts_cur qtext,
                                            sts_cur line, sts_cur f)
 {
-    sts_cur key, val, addr = { NULL, 0 }, relay = { NULL, 0 }, status = { NULL, 0 }, word, text;
+    sts_cur addr, relay, word, text;
     const char *host = "", *ip = "";
-    bool have_to = false, no_relay = false;
+    bool no_relay = false;
     pf_text kind;
     conn *c;
+    uint64_t qid = sts_rlog_qid_hash(qtext);
 
-    while (sts_rlog_take_field(&f, "status", &key, &val)) {
-        if (sts_cur_eq(&key, "to") && !have_to) {
-            addr = val;
-            have_to = true;
-        } else if (sts_cur_eq(&key, "relay")) {
-            relay = val;
-        } else if (sts_cur_eq(&key, "status")) {
-            status = val;
-        }
-    }
-    if (!have_to || addr.len < 2 || addr.p[0] != '<' || addr.p[addr.len - 1] != '>' ||
-        relay.p == NULL || status.p == NULL || !sts_cur_take_while(&status, sts_is_alpha, &word))
-        return sts_rlog_malformed(r, "Postfix delivery line without to=<>, relay= or status=",
-                                  line);
-    text = status;
-    if (sts_cur_take_lit(&text, " (") && text.len > 0 && text.p[text.len - 1] == ')')
-        text.len--;
-    else
-        text.len = 0;
+    if (!postfix_fields(f, &addr, &relay, &word, &text))
+        return sts_rlog_malformed(r, "Postfix delivery line not as log_adhoc writes it", line);
     if (sts_cur_eq(&relay, "none")) {
         no_relay = true;
     } else {
@@ -103,15 +155,15 @@ static sts_rlog_line_kind postfix_delivery(sts_rlog *r, pidstate *p, int64_t t, 
          * (other MX hosts that failed) still count. */
         conn *last = sts_rlog_conn_cur(p);
 
-        if (last != NULL && (last->qid == NULL || last->qid == qid))
-            (void)sts_rlog_deliver(r, p, last, qid, addr, t, false);
+        if (last != NULL && (last->qid == 0 || last->qid == qid))
+            (void)sts_rlog_deliver(r, p, last, qtext, addr, t, false);
         return STS_RLOG_POSTFIX;
     }
     c = sts_rlog_conn_cur(p);
     if (c != NULL && c->qid == qid && sts_rlog_same_relay(c, host, ip) &&
         !sts_rlog_rcpt_seen(c, sts_rlog_hash_bytes(addr.p, addr.len))) {
         /* another recipient on the connection in progress */
-    } else if (c != NULL && c->qid == NULL && sts_rlog_same_relay(c, host, ip) &&
+    } else if (c != NULL && c->qid == 0 && sts_rlog_same_relay(c, host, ip) &&
                t - c->time <= CONN_STALE) {
         /* the first delivery line of the connection the TLS lines opened */
     } else {
@@ -134,7 +186,7 @@ static sts_rlog_line_kind postfix_delivery(sts_rlog *r, pidstate *p, int64_t t, 
     if (kind != PF_TEXT_OTHER && c->detail[0] == '\0' &&
         (c->detail = sts_rlog_intern_quoted(r, text.p, text.len)) == NULL)
         c->detail = "";
-    (void)sts_rlog_deliver(r, p, c, qid, addr, t, sts_cur_eq(&word, "sent"));
+    (void)sts_rlog_deliver(r, p, c, qtext, addr, t, sts_cur_eq(&word, "sent"));
     return STS_RLOG_POSTFIX;
 }
 
@@ -163,10 +215,18 @@ sts_rlog_line_kind sts_rlog_postfix_line(sts_rlog *r, pidstate *p, int64_t t, st
         r->st.tls_lines++;
         c = sts_rlog_conn_cur(p);
         /* The verification failure logged just before belongs to it. */
-        if (c == NULL || c->qid != NULL || c->tls != STS_RLOG_TLS_NONE || !c->verify_failed ||
+        if (c == NULL || c->qid != 0 || c->tls != STS_RLOG_TLS_NONE || !c->verify_failed ||
             !sts_rlog_same_relay(c, host, ip))
             c = sts_rlog_conn_new(r, p, t, host, ip);
         c->tls = (uint8_t)summaries[i].tls;
+        /* At level "may" Postfix logs no reason for an unverified chain:
+         * its own verdict is the failure-reason-code. */
+        if ((summaries[i].tls == STS_RLOG_TLS_UNTRUSTED ||
+             summaries[i].tls == STS_RLOG_TLS_ANONYMOUS) &&
+            c->detail[0] == '\0' &&
+            (c->detail = sts_rlog_intern(r, summaries[i].lit, strlen(summaries[i].lit) - 1)) ==
+                NULL)
+            c->detail = "";
         return STS_RLOG_POSTFIX;
     }
     s = m;
@@ -177,7 +237,7 @@ sts_rlog_line_kind sts_rlog_postfix_line(sts_rlog *r, pidstate *p, int64_t t, st
             return r->nomem ? STS_RLOG_POSTFIX
                             : sts_rlog_malformed(r, "bad Postfix verification line", m);
         c = sts_rlog_conn_cur(p);
-        if (c == NULL || c->qid != NULL || c->tls != STS_RLOG_TLS_NONE ||
+        if (c == NULL || c->qid != 0 || c->tls != STS_RLOG_TLS_NONE ||
             !sts_rlog_same_relay(c, host, ip))
             c = sts_rlog_conn_new(r, p, t, host, ip);
         if (!c->verify_failed) {
@@ -194,7 +254,7 @@ sts_rlog_line_kind sts_rlog_postfix_line(sts_rlog *r, pidstate *p, int64_t t, st
             return r->nomem ? STS_RLOG_POSTFIX
                             : sts_rlog_malformed(r, "bad Postfix SSL_connect line", m);
         c = sts_rlog_conn_cur(p);
-        if (c == NULL || c->qid != NULL || c->tls != STS_RLOG_TLS_NONE ||
+        if (c == NULL || c->qid != 0 || c->tls != STS_RLOG_TLS_NONE ||
             !sts_rlog_same_relay(c, host, ip))
             c = sts_rlog_conn_new(r, p, t, host, ip);
         c->tls = STS_RLOG_TLS_FAILED;
@@ -206,29 +266,22 @@ sts_rlog_line_kind sts_rlog_postfix_line(sts_rlog *r, pidstate *p, int64_t t, st
     if (!sts_rlog_take_qid(&s, &qidc))
         return STS_RLOG_IGNORED;
     if (sts_cur_take_lit(&s, "Cannot start TLS: handshake failure")) {
-        const char *qid = sts_rlog_intern(r, qidc.p, qidc.len);
+        uint64_t qid = sts_rlog_qid_hash(qidc);
 
-        if (qid == NULL)
-            return STS_RLOG_POSTFIX;
         c = sts_rlog_conn_cur(p);
-        if (c == NULL || c->tls != STS_RLOG_TLS_FAILED || (c->qid != NULL && c->qid != qid)) {
+        if (c == NULL || c->tls != STS_RLOG_TLS_FAILED || (c->qid != 0 && c->qid != qid)) {
             c = sts_rlog_conn_new(r, p, t, "", "");
             c->tls = STS_RLOG_TLS_FAILED;
         }
         /* The plaintext retry on the same delivery follows: it inherits this. */
         for (size_t i = 0; i < p->nconn; i++)
-            if (p->c[i].qid == NULL)
+            if (p->c[i].qid == 0)
                 p->c[i].qid = qid;
         if (c->detail[0] == '\0')
             c->detail = "Cannot start TLS: handshake failure";
         return STS_RLOG_POSTFIX;
     }
-    if (sts_cur_take_lit(&s, "to=")) {
-        const char *qid = sts_rlog_intern(r, qidc.p, qidc.len);
-
-        if (qid == NULL)
-            return STS_RLOG_POSTFIX;
-        return postfix_delivery(r, p, t, qid, m, sts_cur_make(s.p - 3, s.len + 3));
-    }
+    if (sts_cur_take_lit(&s, "to="))
+        return postfix_delivery(r, p, t, qidc, m, sts_cur_make(s.p - 3, s.len + 3));
     return STS_RLOG_IGNORED;
 }

@@ -8,6 +8,9 @@
  */
 #include "tlsrpt/rlog.h"
 
+#include <stdio.h>
+#include <string.h>
+
 #include "base/buf.h"
 #include "tlsrpt/rlog_impl.h"
 
@@ -65,26 +68,73 @@ static bool sm_verify(sts_cur w, uint8_t *tls, const char **rt)
     return false;
 }
 
-static sts_rlog_line_kind sendmail_delivery(sts_rlog *r, pidstate *p, int64_t t, const char *qid,
+/* Sendmail's to= list: addresses ("<a@b>" or bare "user", "a@b")
+ * separated by ',', possibly cut by Sendmail with "..." at the end.  The
+ * addresses are the sender's text, taken by their grammar
+ * (sts_rlog_take_addr), so that a quoted local part holding ", relay=..."
+ * stays inside its address.  *list is the list, *rest what follows it. */
+static bool sm_take_to_list(sts_cur *f, sts_cur *list)
+{
+    sts_cur s = *f, a;
+    const char *start = s.p;
+
+    for (;;) {
+        if (sts_cur_take_lit(&s, "..."))
+            break;
+        if (!sts_rlog_take_addr(&s, s.len > 0 && s.p[0] == '<', &a) || a.len == 0)
+            return false;
+        /* ", " ends the list: the next field follows. */
+        if (s.len < 2 || s.p[0] != ',' || s.p[1] == ' ')
+            break;
+        (void)sts_cur_take_char(&s, ',');
+    }
+    *list = sts_cur_make(start, (size_t)(s.p - start));
+    *f = s;
+    return true;
+}
+
+/* The next address of a list sm_take_to_list accepted; false at its end
+ * (or at Sendmail's "..."). */
+static bool sm_next_addr(sts_cur *list, sts_cur *addr)
+{
+    if (list->len == 0 || sts_cur_take_lit(list, "...") ||
+        !sts_rlog_take_addr(list, list->p[0] == '<', addr))
+        return false;
+    (void)sts_cur_take_char(list, ',');
+    return true;
+}
+
+static sts_rlog_line_kind sendmail_delivery(sts_rlog *r, pidstate *p, int64_t t, sts_cur qtext,
                                             sts_cur line, sts_cur f)
 {
-    sts_cur key, val, to = { NULL, 0 }, relay = { NULL, 0 }, stat = { NULL, 0 }, mailer = { NULL, 0 };
-    sts_cur word, addr, first, rest;
+    sts_cur key, val, to, relay = { NULL, 0 }, stat = { NULL, 0 }, mailer = { NULL, 0 };
+    sts_cur word, addr, first, rest, ctl;
     const char *host, *ip;
-    bool not_offered, sent;
+    bool sent;
     conn *c;
+    uint64_t qid = sts_rlog_qid_hash(qtext);
 
+    if (!sts_cur_take_lit(&f, "to=") || !sm_take_to_list(&f, &to) ||
+        (f.len > 0 && !sts_cur_take_lit(&f, ", ")))
+        return sts_rlog_malformed(r, "Sendmail delivery line with a bad to= list", line);
+    /* ctladdr= is an address too (with " (uid/gid)" after it). */
+    if (sts_cur_take_lit(&f, "ctladdr=")) {
+        if (!sts_rlog_take_addr(&f, f.len > 0 && f.p[0] == '<', &ctl) ||
+            !sts_cur_take_until(&f, ',', &val))
+            return sts_rlog_malformed(r, "Sendmail delivery line with a bad ctladdr=", line);
+        (void)sts_cur_take_lit(&f, ", ");
+    }
+    /* The rest is Sendmail's own fields; stat=, which quotes the remote
+     * server, is the rest of the line. */
     while (sts_rlog_take_field(&f, "stat", &key, &val)) {
-        if (sts_cur_eq(&key, "to") && to.p == NULL)
-            to = val;
-        else if (sts_cur_eq(&key, "relay"))
+        if (sts_cur_eq(&key, "relay"))
             relay = val;
         else if (sts_cur_eq(&key, "stat"))
             stat = val;
         else if (sts_cur_eq(&key, "mailer"))
             mailer = val;
     }
-    if (to.p == NULL || stat.p == NULL)
+    if (stat.p == NULL)
         return sts_rlog_malformed(r, "Sendmail delivery line without to= or stat=", line);
     if (relay.p == NULL || sts_cur_eq(&mailer, "local") || sts_cur_eq(&mailer, "prog") ||
         sts_cur_eq(&mailer, "*file*") || sts_cur_eq(&mailer, "*include*"))
@@ -97,16 +147,14 @@ static sts_rlog_line_kind sendmail_delivery(sts_rlog *r, pidstate *p, int64_t t,
         return sts_rlog_malformed(r, "bad Sendmail stat=", line);
     sent = sts_cur_eq(&word, "Sent");
     rest = to;
-    if (!sts_cur_take_item(&rest, ',', &first))
+    if (!sm_next_addr(&rest, &first))
         first = to;
-    not_offered = sts_rlog_cur_has(&stat, "does not support STARTTLS");
+    /* Whether STARTTLS was offered comes from Sendmail's own tls_server
+     * line (S4, arg1=NONE, which opened the connection), never from
+     * stat=, which quotes the server. */
     p->pend_rt = p->pend_detail = NULL;
     c = sts_rlog_conn_cur(p);
-    if (not_offered &&
-        (c == NULL || c->tls != STS_RLOG_TLS_NOT_OFFERED || !sts_rlog_same_relay(c, host, ip))) {
-        c = sts_rlog_conn_new(r, p, t, host, ip);
-        c->tls = STS_RLOG_TLS_NOT_OFFERED;
-    } else if (c != NULL && sts_rlog_same_relay(c, host, ip) && c->qid == NULL &&
+    if (c != NULL && sts_rlog_same_relay(c, host, ip) && c->qid == 0 &&
                t - c->time <= CONN_STALE) {
         /* the first message on the connection the STARTTLS line opened */
     } else if (c != NULL && sts_rlog_same_relay(c, host, ip) && c->qid == qid &&
@@ -119,7 +167,7 @@ static sts_rlog_line_kind sendmail_delivery(sts_rlog *r, pidstate *p, int64_t t,
         c = sts_rlog_conn_cur(p);
         if (c == NULL)
             return STS_RLOG_SENDMAIL; /* cannot happen: c was kept */
-        c->qid = NULL;
+        c->qid = 0;
         c->ndom = 0;
         c->nrcpt = 0;
     } else {
@@ -129,13 +177,12 @@ static sts_rlog_line_kind sendmail_delivery(sts_rlog *r, pidstate *p, int64_t t,
         c->host = host;
     if (c->ip[0] == '\0')
         c->ip = ip;
-    if ((not_offered || c->tls != STS_RLOG_TLS_NONE) && !sent && c->detail[0] == '\0' &&
+    if (c->tls != STS_RLOG_TLS_NONE && !sent && c->detail[0] == '\0' &&
         (c->detail = sts_rlog_intern_quoted(r, stat.p, stat.len)) == NULL)
         c->detail = "";
     /* The recipient list: "<a>,<b>" (or bare addresses). */
-    while (sts_cur_take_item(&to, ',', &addr))
-        if (addr.len > 0)
-            c = sts_rlog_deliver(r, p, c, qid, addr, t, sent);
+    while (sm_next_addr(&to, &addr))
+        c = sts_rlog_deliver(r, p, c, qtext, addr, t, sent);
     return STS_RLOG_SENDMAIL;
 }
 
@@ -172,18 +219,28 @@ sts_rlog_line_kind sts_rlog_sendmail_line(sts_rlog *r, pidstate *p, int64_t t, s
         if (tls == STS_RLOG_TLS_UNTRUSTED && rt == NULL && p->pend_rt != NULL) {
             c->rt = p->pend_rt;
             c->detail = p->pend_detail;
+        } else if (tls != STS_RLOG_TLS_TRUSTED && tls != STS_RLOG_TLS_VERIFIED) {
+            /* No reason logged (yet): Sendmail's own verdict is the
+             * failure-reason-code; a verifymsg line may still refine it. */
+            char w[40];
+
+            (void)snprintf(w, sizeof(w), "verify=%.*s", (int)verify.len, verify.p);
+            if ((c->detail = sts_rlog_intern(r, w, strlen(w))) == NULL)
+                c->detail = "";
         }
         p->pend_rt = p->pend_detail = NULL;
         return STS_RLOG_SENDMAIL;
     }
     s = m;
     if (sts_cur_take_lit(&s, "STARTTLS=client, cert-subject=")) {
-        if (!sts_rlog_cur_find(&s, ", verifymsg=", &pos))
+        /* The subject and issuer are the server's (xtext-encoded, but the
+         * last field is Sendmail's, an OpenSSL verify message). */
+        if (!sts_rlog_cur_rfind(&s, ", verifymsg=", &pos))
             return STS_RLOG_IGNORED;
         val = sts_cur_make(s.p + pos + 12, s.len - pos - 12);
         c = sts_rlog_conn_cur(p);
-        if (c != NULL && c->qid == NULL && c->tls == STS_RLOG_TLS_UNTRUSTED && c->rt == NULL &&
-            !sts_cur_eq(&val, "ok")) {
+        if (c != NULL && c->qid == 0 && c->tls == STS_RLOG_TLS_UNTRUSTED && c->rt == NULL &&
+            !sts_cur_eq(&val, "ok") && !sts_cur_eq(&val, "OK")) {
             c->rt = sts_rlog_reason_rt(val);
             if ((c->detail = sts_rlog_intern_quoted(r, val.p, val.len)) == NULL)
                 c->detail = "";
@@ -192,7 +249,10 @@ sts_rlog_line_kind sts_rlog_sendmail_line(sts_rlog *r, pidstate *p, int64_t t, s
     }
     s = m;
     if (sts_cur_take_lit(&s, "STARTTLS: TLS cert verify: ")) {
-        if (!sts_rlog_cur_find(&s, ", reason=", &pos))
+        /* "depth=N SUBJECT, state=N, reason=TEXT": SUBJECT is the
+         * server's certificate (X509_NAME_oneline, commas and '=' kept),
+         * TEXT an OpenSSL verify message: the last ", reason=" is ours. */
+        if (!sts_rlog_cur_rfind(&s, ", reason=", &pos))
             return sts_rlog_malformed(r, "Sendmail cert verify line without reason=", m);
         val = sts_cur_make(s.p + pos + 9, s.len - pos - 9);
         if (p->pend_rt == NULL) {
@@ -222,7 +282,7 @@ sts_rlog_line_kind sts_rlog_sendmail_line(sts_rlog *r, pidstate *p, int64_t t, s
         if (!sm_verify(arg1, &tls, &rt))
             return STS_RLOG_IGNORED;
         c = sts_rlog_conn_cur(p);
-        if (c == NULL || c->qid != NULL || c->tls == STS_RLOG_TLS_NONE ||
+        if (c == NULL || c->qid != 0 || c->tls == STS_RLOG_TLS_NONE ||
             !sts_rlog_same_relay(c, host, ip)) {
             /* No STARTTLS line for it: STARTTLS was not even tried. */
             c = sts_rlog_conn_new(r, p, t, host, ip);
@@ -235,12 +295,25 @@ sts_rlog_line_kind sts_rlog_sendmail_line(sts_rlog *r, pidstate *p, int64_t t, s
         return STS_RLOG_SENDMAIL;
     }
     s = m;
-    if (sts_rlog_take_qid(&s, &qidc) && sts_cur_take_lit(&s, "to=")) {
-        const char *qid = sts_rlog_intern(r, qidc.p, qidc.len);
+    if (sts_rlog_take_qid(&s, &qidc) && sts_cur_take_lit(&s, "from=")) {
+        /* "from=ADDR, size=.., ..., msgid=<..>, ...": our own report mail
+         * is known by its Message-ID (sts_rlog_set_own_reports). */
+        sts_cur from;
 
-        if (qid == NULL)
-            return STS_RLOG_SENDMAIL;
-        return sendmail_delivery(r, p, t, qid, m, sts_cur_make(s.p - 3, s.len + 3));
+        if (r->own_submitter == NULL)
+            return STS_RLOG_IGNORED;
+        if (!sts_rlog_take_addr(&s, s.len > 0 && s.p[0] == '<', &from) ||
+            !sts_cur_take_lit(&s, ", "))
+            return STS_RLOG_IGNORED;
+        while (sts_rlog_take_field(&s, "", &key, &val))
+            if (sts_cur_eq(&key, "msgid")) {
+                sts_rlog_note_msgid(r, qidc, val);
+                return STS_RLOG_SENDMAIL;
+            }
+        return STS_RLOG_IGNORED;
     }
+    s = m;
+    if (sts_rlog_take_qid(&s, &qidc) && sts_cur_take_lit(&s, "to="))
+        return sendmail_delivery(r, p, t, qidc, m, sts_cur_make(s.p - 3, s.len + 3));
     return STS_RLOG_IGNORED;
 }

@@ -121,6 +121,11 @@ const char *sts_rlog_intern_quoted(sts_rlog *r, const char *p, size_t n)
         }
     }
     q[o] = '\0';
+    /* Past the cap a reason is left out, not its session. */
+    if (r->strbytes + o + sizeof(strnode) > STRBYTES_MAX) {
+        r->st.details_cut++;
+        return "";
+    }
     return sts_rlog_intern(r, q, o);
 }
 
@@ -241,8 +246,12 @@ bool sts_rlog_take_rfc3339(sts_cur *c, int64_t *t)
     return true;
 }
 
+static bool bsd_convert(const sts_rlog *r, int mo, uint64_t d, uint64_t h, uint64_t mi,
+                        uint64_t se, int64_t *t);
+
 /* BSD syslog "Mmm dd hh:mm:ss" (day space-padded or not), local time; the
- * year is the one that puts the stamp at most FUTURE_SLACK after r->now. */
+ * year is the one that puts the stamp at most FUTURE_SLACK after r->now.
+ * The start of the hour is cached (r->bsd): one mktime per hour of log. */
 bool sts_rlog_take_bsd_time(const sts_rlog *r, sts_cur *c, int64_t *t)
 {
     static const char *const months[12] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -250,8 +259,6 @@ bool sts_rlog_take_bsd_time(const sts_rlog *r, sts_cur *c, int64_t *t)
     sts_cur s = *c;
     uint64_t d, h, mi, se;
     int mo = -1;
-    struct tm now_tm, tm;
-    time_t now = (time_t)r->now, when;
 
     for (int i = 0; i < 12; i++)
         if (sts_cur_take_lit(&s, months[i])) {
@@ -265,6 +272,42 @@ bool sts_rlog_take_bsd_time(const sts_rlog *r, sts_cur *c, int64_t *t)
         !take_2(&s, 23, &h) || !sts_cur_take_char(&s, ':') || !take_2(&s, 59, &mi) ||
         !sts_cur_take_char(&s, ':') || !take_2(&s, 60, &se))
         return false;
+    for (int i = 0; r->bsd != NULL && i < 2; i++)
+        if (r->bsd[i].mo == mo && r->bsd[i].d == (int)d && r->bsd[i].h == (int)h) {
+            *t = r->bsd[i].base + (int64_t)(mi * 60 + se);
+            *c = s;
+            return true;
+        }
+    if (r->bsd != NULL) {
+        /* The hour's start, converted once (DST moves whole hours). */
+        int64_t base;
+
+        if (bsd_convert(r, mo, d, h, 0, 0, &base)) {
+            r->bsd[1] = r->bsd[0];
+            r->bsd[0].mo = mo;
+            r->bsd[0].d = (int)d;
+            r->bsd[0].h = (int)h;
+            r->bsd[0].base = base;
+            *t = base + (int64_t)(mi * 60 + se);
+            *c = s;
+            return true;
+        }
+    }
+    if (!bsd_convert(r, mo, d, h, mi, se, t))
+        return false;
+    *c = s;
+    return true;
+}
+
+/* mo (0-11) d h:mi:se in local time, the year inferred from r->now. */
+/* mo (0-11) d h:mi:se, local time, into UTC seconds; the year inferred from
+ * r->now as above. */
+static bool bsd_convert(const sts_rlog *r, int mo, uint64_t d, uint64_t h, uint64_t mi,
+                        uint64_t se, int64_t *t)
+{
+    struct tm now_tm, tm;
+    time_t now = (time_t)r->now, when;
+
     if (localtime_r(&now, &now_tm) == NULL)
         return false;
     for (int back = 0; back < 2; back++) {
@@ -283,7 +326,6 @@ bool sts_rlog_take_bsd_time(const sts_rlog *r, sts_cur *c, int64_t *t)
             continue;
         if ((int64_t)when <= r->now + FUTURE_SLACK || back == 1) {
             *t = (int64_t)when;
-            *c = s;
             return true;
         }
     }
@@ -300,6 +342,21 @@ bool sts_rlog_cur_find(const sts_cur *c, const char *lit, size_t *pos)
     if (n == 0 || c->len < n)
         return false;
     for (size_t i = 0; i + n <= c->len; i++)
+        if (c->p[i] == lit[0] && memcmp(c->p + i, lit, n) == 0) {
+            *pos = i;
+            return true;
+        }
+    return false;
+}
+
+/* Position of the last lit in c, or false. */
+bool sts_rlog_cur_rfind(const sts_cur *c, const char *lit, size_t *pos)
+{
+    size_t n = strlen(lit);
+
+    if (n == 0 || c->len < n)
+        return false;
+    for (size_t i = c->len - n + 1; i-- > 0;)
         if (c->p[i] == lit[0] && memcmp(c->p + i, lit, n) == 0) {
             *pos = i;
             return true;
@@ -367,6 +424,13 @@ bool sts_rlog_is_qid_char(unsigned char ch)
     return sts_is_alnum(ch);
 }
 
+uint64_t sts_rlog_qid_hash(sts_cur qid)
+{
+    uint64_t h = sts_rlog_hash_bytes(qid.p, qid.len);
+
+    return h != 0 ? h : 1;
+}
+
 /* "QID: " at the start of a message. */
 bool sts_rlog_take_qid(sts_cur *m, sts_cur *qid)
 {
@@ -376,5 +440,81 @@ bool sts_rlog_take_qid(sts_cur *m, sts_cur *qid)
         qid->len > STS_RLOG_QID_MAX || !sts_cur_take_lit(&s, ": "))
         return false;
     *m = s;
+    return true;
+}
+
+/* ------------------------------------------------------------ addresses */
+
+/* RFC 5322 specials and what Postfix's quote_822_local treats alike: a
+ * local part holding one of these is logged as a quoted string. */
+static bool is_dot_string_char(unsigned char ch)
+{
+    if (ch <= ' ' || ch == 0x7f)
+        return false;
+    switch (ch) {
+    case '(': case ')': case '<': case '>': case '@': case ',': case ';':
+    case ':': case '\\': case '"': case '[': case ']':
+        return false;
+    default:
+        return true;
+    }
+}
+
+/* A domain as an MTA logs one: host name characters (8-bit allowed for
+ * SMTPUTF8), or an address literal "[...]". */
+static bool is_domain_char(unsigned char ch)
+{
+    return sts_is_alnum(ch) || ch == '.' || ch == '-' || ch == '_' || ch >= 0x80;
+}
+
+/* A local part: a quoted string ("..." with backslash escapes) or a
+ * dot-string. */
+static bool take_local_part(sts_cur *s)
+{
+    if (s->len > 0 && s->p[0] == '"') {
+        size_t i = 1;
+
+        while (i < s->len && s->p[i] != '"') {
+            if (s->p[i] == '\\')
+                i++; /* the escaped byte, whatever it is */
+            i++;
+        }
+        if (i >= s->len)
+            return false;
+        s->p += i + 1;
+        s->len -= i + 1;
+        return true;
+    }
+    {
+        sts_cur w;
+
+        return sts_cur_take_while(s, is_dot_string_char, &w);
+    }
+}
+
+bool sts_rlog_take_addr(sts_cur *c, bool brackets, sts_cur *addr)
+{
+    sts_cur s = *c, w;
+    const char *start = s.p;
+
+    if (brackets && !sts_cur_take_char(&s, '<'))
+        return false;
+    if (!(brackets && s.len > 0 && s.p[0] == '>')) {
+        if (!take_local_part(&s))
+            return false;
+        if (sts_cur_take_char(&s, '@')) {
+            if (sts_cur_take_char(&s, '[')) {
+                if (!sts_cur_take_until(&s, ']', &w) || sts_rlog_cur_has(&w, " ") ||
+                    !sts_cur_take_char(&s, ']'))
+                    return false;
+            } else if (!sts_cur_take_while(&s, is_domain_char, &w)) {
+                return false;
+            }
+        }
+    }
+    if (brackets && !sts_cur_take_char(&s, '>'))
+        return false;
+    *addr = sts_cur_make(start, (size_t)(s.p - start));
+    *c = s;
     return true;
 }

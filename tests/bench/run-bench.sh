@@ -2,7 +2,8 @@
 # run-bench.sh - `make bench`: the lookup engine's figures, then Postfix's
 # throughput with no milter, a no-op milter and mtasts-milter, then socketmap
 # lookups per second of mtasts-milter, postfix-mta-sts-resolver and a
-# constant-reply ceiling (measured, not asserted).
+# constant-reply ceiling, then mtasts-report on a day of a million sessions
+# (measured, not asserted).
 #
 #   engine   starts the DNS and HTTPS fixtures on 127.0.0.1 and runs
 #            tests/bench/bench_engine through tests/bench/bench_fixtures.py,
@@ -19,6 +20,11 @@
 #            namespace; left out, saying why, without root or the package)
 #            and tests/bench/smap_const, at 1 and 50 connections, 3 rounds
 #            (about two minutes).
+#   report   tests/bench/bench_report.py: one generated UTC day of a million
+#            sessions (decision log, and a mail log of Postfix and Sendmail
+#            lines over 5000 domains) through mtasts-report --dry-run;
+#            prints the time, the peak RSS and sessions per second (about a
+#            minute, most of it generating the logs; ~1 GiB in $TMPDIR).
 #
 #   top_srcdir / top_builddir   set by make; default: this source tree
 #   PYTHON3                     interpreter with dnslib (set by make)
@@ -28,8 +34,10 @@
 #   BENCH_SMAP_LOAD, BENCH_SMAP_CONST   default $top_builddir/tests/bench/smap_*
 #   BENCH_POSTFIX_ARGS          arguments for bench_postfix.py when all parts run
 #   BENCH_SOCKETMAP_ARGS        arguments for bench_socketmap.py when all parts run
+#   BENCH_REPORT_ARGS           arguments for bench_report.py when all parts run
+#   MTASTS_REPORT               default $top_builddir/src/mtasts-report
 #
-# Usage: run-bench.sh [--only engine|postfix|socketmap] [ARGS...]
+# Usage: run-bench.sh [--only engine|postfix|socketmap|report] [ARGS...]
 # Without --only all parts run, engine first, and ARGS go to
 # bench_fixtures.py (--domains N, --only hits,rss, ...); with --only the one
 # part runs and ARGS go to its script (bench_postfix.py: --messages N,
@@ -64,13 +72,13 @@ part=all
 case ${1:-} in
 --only)
 	case ${2:-} in
-	engine | postfix | socketmap)
+	engine | postfix | socketmap | report)
 		part=$2
 		shift 2
 		;;
 	esac
 	;;
---only=engine | --only=postfix | --only=socketmap)
+--only=engine | --only=postfix | --only=socketmap | --only=report)
 	part=${1#--only=}
 	shift
 	;;
@@ -79,6 +87,7 @@ esac
 engine=$top_srcdir/tests/bench/bench_fixtures.py
 postfix=$top_srcdir/tests/bench/bench_postfix.py
 socketmap=$top_srcdir/tests/bench/bench_socketmap.py
+report=$top_srcdir/tests/bench/bench_report.py
 
 case $part in
 engine)
@@ -90,6 +99,9 @@ postfix)
 socketmap)
 	exec "$py" "$socketmap" "$@"
 	;;
+report)
+	exec "$py" "$report" "$@"
+	;;
 esac
 
 rc=0
@@ -99,4 +111,6 @@ rc=0
 "$py" "$postfix" ${BENCH_POSTFIX_ARGS:-} || { st=$?; [ "$rc" -ne 0 ] || rc=$st; }
 # shellcheck disable=SC2086
 "$py" "$socketmap" ${BENCH_SOCKETMAP_ARGS:-} || { st=$?; [ "$rc" -ne 0 ] || rc=$st; }
+# shellcheck disable=SC2086
+"$py" "$report" ${BENCH_REPORT_ARGS:-} || { st=$?; [ "$rc" -ne 0 ] || rc=$st; }
 exit "$rc"

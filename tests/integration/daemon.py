@@ -42,10 +42,13 @@ class Daemon:
     dns_servers: DNSServers instead of the DNS fixture (it still runs).
     world: world(names, hosts) adds to the fixtures' zone and policy hosts
     before they start.  milter_socket: Socket (default a free TCP port,
-    self.milter_port).  dns_timeout, https_timeout: DNSTimeout, HTTPSTimeout."""
+    self.milter_port).  dns_timeout, https_timeout: DNSTimeout, HTTPSTimeout.
+    cache_store: CacheStore (default none).  args: more command-line
+    arguments (e.g. -v); env: the daemon's environment."""
 
     def __init__(self, fx, work, extra="", smap_socket=None, dns_servers=None, world=None,
-                 milter_socket=None, dns_timeout="300ms", https_timeout="5s"):
+                 milter_socket=None, dns_timeout="300ms", https_timeout="5s",
+                 cache_store="none", args=(), env=None):
         names, hosts = {}, {}
         for d, mode in (("enforce.test", "enforce"), ("testing.test", "testing"),
                         ("enforce2.test", "enforce"), ("slow.test", "enforce"),
@@ -88,19 +91,19 @@ class Daemon:
         self.errfile = os.path.join(work, "milter.err")
         conf = self.conf = os.path.join(work, "milter.conf")
         with open(conf, "w") as f:
-            f.write("Socket %s\nSocketmapSocket %s\nCacheStore none\n"
+            f.write("Socket %s\nSocketmapSocket %s\nCacheStore %s\n"
                     "DNSServers %s\nDNSTimeout %s\nDNSTries 1\nCAFile %s\n"
                     "PolicyPort %d\nAllowInternalAddresses yes\nHTTPSTimeout %s\n"
                     "DecisionLog %s\nEnvelopeTimeout 1000ms\n"
-                    % (self.sock, self.smap_socket, dns_servers or "127.0.0.1:%d" % dns_port,
+                    % (self.sock, self.smap_socket, cache_store, dns_servers or "127.0.0.1:%d" % dns_port,
                        dns_timeout, fx.ca_file, https_port, https_timeout, self.dlog))
             if os.geteuid() == 0:
                 f.write("UserID root\n")
             f.write(extra)
         self.extra = extra
         self.errlog = open(self.errfile, "w")
-        self.proc = subprocess.Popen([MILTER, "-f", "-c", conf], stdout=self.errlog,
-                                     stderr=self.errlog)
+        self.proc = subprocess.Popen([MILTER, "-f", "-c", conf] + list(args),
+                                     stdout=self.errlog, stderr=self.errlog, env=env)
         harness.wait_for(self._listening, timeout=10, msg="mtasts-milter listening")
 
     def _listening(self):

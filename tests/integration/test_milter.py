@@ -182,13 +182,18 @@ def run_script(work, name, script):
                              % (name, p.returncode, p.stdout.strip(), p.stderr.strip()))
 
 
-def decisions(dlog):
+def records(dlog):
     if not os.path.exists(dlog):
         return []
     with open(dlog) as f:
         lines = [json.loads(line) for line in f if line.strip()]
     # Recipient decisions only: "probe" records (MX probes) are another kind.
     return [x for x in lines if "record" not in x]
+
+
+def decisions(dlog):
+    """The decision lines (lines of other kinds carry a "record" field)."""
+    return [x for x in records(dlog) if "record" not in x]
 
 
 def run_tests(report, work, sock, dlog, proc, conf, errfile):
@@ -200,6 +205,11 @@ def run_tests(report, work, sock, dlog, proc, conf, errfile):
             ("Subject", "hi")).added("X-MTA-STS", TAG_ENF).added("X-MTA-STS-Route", "enforce")
         run_script(work, "enforce", s)
         d = [x for x in decisions(dlog) if x["domain"] == "enforce.test"][-1]
+        # The policy as fetched, once, for the report's policy-string.
+        pols = [x for x in records(dlog) if x.get("record") == "policy" and
+                x["domain"] == "enforce.test"]
+        assert len(pols) == 1 and pols[0]["policy_id"] == "enforce1" and \
+            pols[0]["policy"].startswith("version: STSv1") and "mode: enforce" in pols[0]["policy"], pols
         want = {"queue_id": "QID1", "result": "policy", "mode": "enforce",
                 "policy_id": "enforce1", "action": "route-enforce"}
         for k, v in want.items():

@@ -65,7 +65,8 @@ from test_report import validate  # noqa: E402  (RFC 8460 section 4 field list)
 REPORT = os.environ.get("MTASTS_REPORT") or os.path.join(
     harness.builddir(), "src", "mtasts-report")
 TIMEOUT = 30.0
-SUBMITTER = "mta.sender.test"
+SUBMITTER = "sender.test"         # the domain of CONTACT (RFC 8460 5.3)
+HOSTID = "mta.sender.test"
 ORG = "Sender Test Org"
 CONTACT = "tlsrpt-contact@sender.test"
 FROM = "tlsrpt-noreply@sender.test"
@@ -77,6 +78,7 @@ ReportOrganization {org}
 ReportContact {contact}
 ReportFrom {sender}
 ReportSubmitter {submitter}
+ReportHostID {hostid}
 ReportSendingIP {ip}
 ReportSpool {spool}
 # the lab's report endpoints are on loopback
@@ -129,7 +131,7 @@ class Run:
         self.spool = os.path.join(work, "spool")
         self.config = os.path.join(work, "report.conf")
         with open(self.config, "w") as fh:
-            fh.write(CONFIG.format(org=ORG, contact=CONTACT, sender=FROM, submitter=SUBMITTER,
+            fh.write(CONFIG.format(org=ORG, contact=CONTACT, sender=FROM, submitter=SUBMITTER, hostid=HOSTID,
                                    ip=SENDING_IP, spool=self.spool))
         self.day = None
 
@@ -182,9 +184,9 @@ def check_mail(msg, domain, to, day):
     eq("TLS-Report-Domain", str(msg["TLS-Report-Domain"]), domain)
     eq("TLS-Report-Submitter", str(msg["TLS-Report-Submitter"]), SUBMITTER)
     eq("TLS-Required", str(msg["TLS-Required"]), "No")
-    rid = "%s_%s_%s" % (day, domain, SUBMITTER)
+    rid = "%s_%s_%s@%s" % (day, domain, HOSTID, SUBMITTER)
     eq("Subject", " ".join(str(msg["Subject"]).split()),
-       "Report Domain: %s Submitter: %s Report-ID: <%s@%s>" % (domain, SUBMITTER, rid, SUBMITTER))
+       "Report Domain: %s Submitter: %s Report-ID: <%s>" % (domain, SUBMITTER, rid))
     eq("content type", msg.get_content_type(), "multipart/report")
     eq("report-type", msg.get_param("report-type"), "tlsrpt")
     att = [p for p in msg.walk() if p.get_content_type() == "application/tlsrpt+gzip"]
@@ -201,7 +203,7 @@ def check_policy(r, domain, mode, mx, day):
     validate(r, domain)
     eq("organization-name", r["organization-name"], ORG)
     eq("contact-info", r["contact-info"], CONTACT)
-    eq("report-id", r["report-id"], "%s_%s_%s" % (day, domain, SUBMITTER))
+    eq("report-id", r["report-id"], "%s_%s_%s@%s" % (day, domain, HOSTID, SUBMITTER))
     eq("date-range", r["date-range"], {"start-datetime": day + "T00:00:00Z",
                                        "end-datetime": day + "T23:59:59Z"})
     eq("policies", len(r["policies"]), 1)

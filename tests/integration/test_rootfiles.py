@@ -243,7 +243,7 @@ def good_setup(work):
     pidf = os.path.join(piddir, "mtasts-milter.pid")
     run_dir = os.path.join(work, "good-run")
     socks = {os.path.join(run_dir, "milter.sock"): (True, oct(0o660), uid, gid),
-             os.path.join(run_dir, "smap.sock"): (True, oct(0o666), uid, gid)}
+             os.path.join(run_dir, "smap.sock"): (True, oct(0o660), uid, gid)}
     first = {}
     stop = threading.Event()
 

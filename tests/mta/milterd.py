@@ -244,11 +244,12 @@ class MilterDaemon:
         out = []
         for l in lines:
             try:
-                out.append(json.loads(l))
+                d = json.loads(l)
             except ValueError as e:
                 raise AssertionError("decision log line is not JSON (%s): %r" % (e, l))
-        # Recipient decisions only: "probe" records are in probes().
-        return [x for x in out if "record" not in x]
+            if "record" not in d:  # policy records and other kinds
+                out.append(d)
+        return out
 
     def probes(self):
         """The decision log's "probe" records (MX probes) as a list of dicts."""

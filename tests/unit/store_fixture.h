@@ -112,4 +112,71 @@ static FIXTURE_UNUSED char *big_policy(size_t len)
     return p;
 }
 
+/* ---- the purge log (store.h), the same behaviour for every backend */
+
+typedef struct purge_seen {
+    char names[8][64]; /* "*" for a purge of everything */
+    size_t n;
+} purge_seen;
+
+static FIXTURE_UNUSED void purge_collect(void *arg, const char *domain)
+{
+    purge_seen *ps = arg;
+
+    if (ps->n < 8)
+        (void)snprintf(ps->names[ps->n], sizeof(ps->names[0]), "%s",
+                       domain != NULL ? domain : "*");
+    ps->n++;
+}
+
+/* Writer a notes purges, reader b (another handle on the same store, as
+ * a daemon beside mtasts-query) sees them once each, in order; a reader
+ * starting later sees only what comes after its start. */
+static FIXTURE_UNUSED void purge_log_check(sts_store *a, sts_store *b)
+{
+    static const char *const want1[] = { "one.example", "*", "two.example" };
+    uint64_t seq = 0, start = 0, late = 0;
+    purge_seen ps;
+    sts_why why;
+
+    expect_status("init", sts_store_purges_since(b, &start, NULL, NULL, &why), STS_OK, &why);
+    seq = start;
+    memset(&ps, 0, sizeof(ps));
+    expect_status("empty poll", sts_store_purges_since(b, &seq, purge_collect, &ps, &why),
+                  STS_OK, &why);
+    if (ps.n != 0 || seq != start)
+        fail_msg("empty poll: got %zu notes, seq %llu; want 0, %llu", ps.n,
+                 (unsigned long long)seq, (unsigned long long)start);
+    expect_status("note 1", sts_store_purge_note(a, "one.example", &why), STS_OK, &why);
+    expect_status("note all", sts_store_purge_note(a, NULL, &why), STS_OK, &why);
+    expect_status("note 2", sts_store_purge_note(a, "two.example", &why), STS_OK, &why);
+    expect_status("bad domain", sts_store_purge_note(a, "not a domain", &why), STS_PERMFAIL,
+                  &why);
+    expect_status("poll", sts_store_purges_since(b, &seq, purge_collect, &ps, &why), STS_OK,
+                  &why);
+    if (ps.n != 3)
+        fail_msg("poll: got %zu notes, want 3", ps.n);
+    for (size_t i = 0; i < 3; i++)
+        if (strcmp(ps.names[i], want1[i]) != 0)
+            fail_msg("poll note %zu: got %s, want %s", i, ps.names[i], want1[i]);
+    if (seq <= start)
+        fail_msg("poll: seq %llu did not grow past %llu", (unsigned long long)seq,
+                 (unsigned long long)start);
+    memset(&ps, 0, sizeof(ps));
+    expect_status("poll again", sts_store_purges_since(b, &seq, purge_collect, &ps, &why),
+                  STS_OK, &why);
+    if (ps.n != 0)
+        fail_msg("poll again: got %zu notes, want 0 (each note once)", ps.n);
+    expect_status("late init", sts_store_purges_since(b, &late, NULL, NULL, &why), STS_OK, &why);
+    if (late != seq)
+        fail_msg("late init: got seq %llu, want %llu", (unsigned long long)late,
+                 (unsigned long long)seq);
+    expect_status("note 3", sts_store_purge_note(a, "three.example", &why), STS_OK, &why);
+    expect_status("late poll", sts_store_purges_since(b, &late, purge_collect, &ps, &why),
+                  STS_OK, &why);
+    if (ps.n != 1 || strcmp(ps.names[0], "three.example") != 0)
+        fail_msg("late poll: got %zu notes (%s), want three.example only", ps.n,
+                 ps.n > 0 ? ps.names[0] : "");
+}
+
 #endif

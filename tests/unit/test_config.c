@@ -97,7 +97,22 @@ static void check_why(sts_status st, const sts_why *why, const char *want)
         fail_msg("reason: got '%s', want it to contain '%s'", why->text, want);
 }
 
-static char *ca_path; /* a readable regular file, made by main() */
+static char *ca_path; /* a readable PEM file with one certificate, made by main() */
+
+/* A self-signed test certificate (P-256, valid for a century): what
+ * CAFile must hold at least one of. */
+static const char test_ca_pem[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBiTCCAS+gAwIBAgIUbIpCdIMlVoSYanMKsLRy5Uw2+7IwCgYIKoZIzj0EAwIw\n"
+    "GTEXMBUGA1UEAwwOdGVzdC1jb25maWctY2EwIBcNMjYxMjA2MTAyNDE3WhgPMjEy\n"
+    "NjExMTIxMDI0MTdaMBkxFzAVBgNVBAMMDnRlc3QtY29uZmlnLWNhMFkwEwYHKoZI\n"
+    "zj0CAQYIKoZIzj0DAQcDQgAE2BeS1PFJkIqX4xozpNk7cSpMOawYjqGXs8v92XeA\n"
+    "xi0AcgFtLHeTuyH1frqyID3UtbSsEZYjfatD4QOiqtYFoqNTMFEwHQYDVR0OBBYE\n"
+    "FOiiTxUBw0oIGbc6lD+4oNwJCi8LMB8GA1UdIwQYMBaAFOiiTxUBw0oIGbc6lD+4\n"
+    "oNwJCi8LMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIhAJL5/Gow\n"
+    "5m9F5vQT2E+uFc13yaHIS46UOxsjwxgGQoZ8AiAJct6RoJynAhHZGD1CQg9JeONL\n"
+    "xjp0wtHaQ+nOz2HihQ==\n"
+    "-----END CERTIFICATE-----\n";
 
 /* ------------------------------------------------------------ tables */
 
@@ -116,6 +131,9 @@ static const value_case default_cases[] = {
     { "default_socket", "", "Socket", "inet:8462@127.0.0.1" },
     { "default_socketmap_socket", "", "SocketmapSocket", "inet:8461@127.0.0.1" },
     { "default_user_id", "", "UserID", "mtasts" },
+    { "default_log_level_info", "", "LogLevel", "info" },
+    { "default_socket_mode_0660", "", "SocketMode", "0660" },
+    { "default_socket_group_unset", "", "SocketGroup", "(unset)" },
     { "default_pid_file_unset", "", "PidFile", "(unset)" },
     { "default_syslog_facility", "", "SyslogFacility", "mail" },
     { "default_decision_log_unset", "", "DecisionLog", "(unset)" },
@@ -136,6 +154,15 @@ static const value_case default_cases[] = {
 
 /* Good values, one or more per key, and the value they give. */
 static const value_case accept_cases[] = {
+    /* LogLevel, SocketMode, SocketGroup */
+    { "log_level_error", "LogLevel error", "LogLevel", "error" },
+    { "log_level_case_insensitive", "LogLevel NOTICE", "LogLevel", "notice" },
+    { "log_level_debug", "LogLevel Debug", "LogLevel", "debug" },
+    { "socket_mode_0600", "SocketMode 0600", "SocketMode", "0600" },
+    { "socket_mode_three_digits", "SocketMode 660", "SocketMode", "0660" },
+    { "socket_mode_0666", "SocketMode 0666", "SocketMode", "0666" },
+    { "socket_mode_zero", "SocketMode 0", "SocketMode", "0000" },
+    { "socket_group_name", "SocketGroup postfix", "SocketGroup", "postfix" },
     /* Socket, SocketmapSocket */
     { "socket_inet_ipv4", "Socket inet:8891@127.0.0.1", "Socket", "inet:8891@127.0.0.1" },
     { "socket_inet_hostname", "Socket inet:10025@localhost", "Socket", "inet:10025@localhost" },
@@ -455,6 +482,24 @@ static const error_case reject_cases[] = {
     { "ca_file_missing", "CAFile /nonexistent/ca.pem", 0,
       "test.conf:1: CAFile: cannot read '/nonexistent/ca.pem': No such file or directory" },
     { "ca_file_directory", "CAFile /", 0, "CAFile: '/' is not a regular file" },
+    { "ca_file_without_certificate_names_the_file", "CAFile /etc/passwd", 0,
+      "test.conf:1: CAFile: CA file /etc/passwd holds no usable PEM certificate" },
+    { "ca_file_empty_names_the_file", "CAFile /dev/null", 0,
+      "CAFile: '/dev/null' is not a regular file" },
+    /* LogLevel */
+    { "log_level_unknown", "LogLevel verbose", 0,
+      "test.conf:1: LogLevel: 'verbose' is not a log level (error, warning, notice, info, debug)" },
+    { "log_level_number", "LogLevel 7", 0, "LogLevel: '7' is not a log level" },
+    /* SocketMode, SocketGroup */
+    { "socket_mode_not_octal", "SocketMode 0680", 0,
+      "test.conf:1: SocketMode: '0680' is not an octal file mode 0000..0777" },
+    { "socket_mode_setuid_bits", "SocketMode 4660", 0,
+      "SocketMode: '4660' is not an octal file mode" },
+    { "socket_mode_too_long", "SocketMode 00660", 0, "SocketMode: '00660' is not an octal" },
+    { "socket_mode_sign", "SocketMode +660", 0, "SocketMode: '+660' is not an octal" },
+    { "socket_group_bad_name", "SocketGroup -wheel", 0,
+      "SocketGroup: '-wheel' is not a group name" },
+    { "socket_group_with_colon", "SocketGroup a:b", 0, "SocketGroup: 'a:b' is not a group name" },
 };
 
 /* ------------------------------------------------------------ runners */
@@ -578,6 +623,10 @@ static void test_later_text_overrides_earlier(void **state)
 static const char all_keys_text[] =
     "Socket unix:/run/m.sock\n"
     "SocketmapSocket inet6:18461@[::1]\n"
+    "SocketMode 0600\n"
+    "SocketGroup mail\n"
+    "LogLevel notice\n"
+    "MetricsSocket inet:9464@127.0.0.1\n"
     "SocketmapMaxConnections 512\n"
     "SocketmapMaxPerPeer 64\n"
     "SocketmapIdleTimeout 2m\n"
@@ -620,7 +669,9 @@ static const char all_keys_text[] =
     "ReportContact tlsrpt@example.org\n"
     "ReportFrom reports@example.org\n"
     "ReportSubmitter example.org\n"
+    "ReportHostID mta1.example.org\n"
     "ReportSendingIP 192.0.2.1, 2001:db8::25\n"
+    "ReportNoPolicy no\n"
     "ReportSpool /var/spool/tlsrpt\n"
     "ReportSendmail /usr/lib/sendmail -t -i -f reports@example.org\n"
     "ReportRetryTime 12h\n";
@@ -681,6 +732,9 @@ static void test_print_format(void **state)
     const char *want =
         "Socket inet:8462@127.0.0.1\n"
         "SocketmapSocket inet:8461@127.0.0.1\n"
+        "SocketMode 0660\n"
+        "# SocketGroup (unset)\n"
+        "# MetricsSocket (unset)\n"
         "SocketmapProfile postfix kind=tls servername=yes strict_testing=no on_fail=notfound "
         "budget=3000ms match=exact tlsrpt=no dane=no site=yes\n"
         "SocketmapProfile sts kind=tls servername=yes strict_testing=no on_fail=notfound "
@@ -693,6 +747,7 @@ static void test_print_format(void **state)
         "UserID mtasts\n"
         "# PidFile (unset)\n"
         "SyslogFacility mail\n"
+        "LogLevel info\n"
         "# DecisionLog (unset)\n"
         "# DNSServers (unset)\n"
         "DNSTimeout 2000ms\n"
@@ -731,7 +786,9 @@ static void test_print_format(void **state)
         "# ReportContact (unset)\n"
         "# ReportFrom (unset)\n"
         "# ReportSubmitter (unset)\n"
+        "# ReportHostID (unset)\n"
         "# ReportSendingIP (unset)\n"
+        "ReportNoPolicy yes\n"
         "ReportSpool /var/lib/mtasts-milter/reports\n"
         "ReportSendmail /usr/sbin/sendmail -i -t\n"
         "ReportRetryTime 86400s\n";
@@ -758,6 +815,9 @@ static void test_struct_fields_match_keys(void **state)
     check_ok(parse_text(&cfg, text, strlen(text), &why), &why);
     assert_string_equal(cfg.socket, "unix:/run/m.sock");
     assert_string_equal(cfg.socketmap_socket, "inet6:18461@[::1]");
+    assert_int_equal(cfg.socket_mode, 0600);
+    assert_string_equal(cfg.socket_group, "mail");
+    assert_string_equal(cfg.log_level, "notice");
     assert_int_equal(cfg.socketmap_max_connections, 512);
     assert_int_equal(cfg.socketmap_max_per_peer, 64);
     assert_int_equal(cfg.socketmap_idle_timeout, 120);
@@ -1048,7 +1108,7 @@ int main(void)
 
     if (tests == NULL)
         return 1;
-    ca_path = write_temp("-----BEGIN CERTIFICATE-----\n", 28);
+    ca_path = write_temp(test_ca_pem, sizeof(test_ca_pem) - 1);
     for (size_t j = 0; j < COUNT(default_cases); j++)
         tests[i++] = (struct CMUnitTest){ default_cases[j].name, run_value_case, NULL, NULL,
                                           (void *)&default_cases[j] };

@@ -15,6 +15,9 @@
 #include "decision/decide.h"
 #include "decision/dlog.h"
 #include "sts/policy.h"
+#include "unit_tmp.h"
+
+#include <unistd.h>
 
 static sts_policy *make_policy(const char *text)
 {
@@ -202,6 +205,87 @@ static void test_dlog_line(void **state)
     sts_policy_free(p);
 }
 
+/* A refresh that failed while the cached policy applied: its error is in
+ * the line (RFC 8461 6 reports need it); none otherwise. */
+static void test_dlog_refresh_error(void **state)
+{
+    sts_policy *p = NULL;
+    sts_why why = { "" };
+    sts_answer a;
+    sts_decision d;
+    char *line;
+    static const char body[] = "version: STSv1\nmode: testing\nmx: mx.a.example\nmax_age: 600\n";
+
+    (void)state;
+    assert_int_equal(sts_policy_parse(body, strlen(body), &p, &why), STS_OK);
+    memset(&a, 0, sizeof(a));
+    a.result = STS_RESULT_POLICY;
+    a.policy = p;
+    a.from_cache = true;
+    a.report_type = STS_RT_FETCH_ERROR;
+    (void)snprintf(a.error, sizeof(a.error), "HTTP status 503");
+    sts_decide("a.example", &a, STS_FAIL_ACCEPT, false, &d);
+    line = sts_dlog_format(0, "Q1", &d);
+    if (line == NULL || strstr(line, "\"report_type\":\"sts-policy-fetch-error\",\"refresh_error\":"
+                                     "\"HTTP status 503\"") == NULL)
+        fail_msg("refresh failure: got %s", line != NULL ? line : "(null)");
+    free(line);
+    a.report_type = STS_RT_NONE;
+    sts_decide("a.example", &a, STS_FAIL_ACCEPT, false, &d);
+    line = sts_dlog_format(0, "Q1", &d);
+    if (line == NULL || strstr(line, "refresh_error") != NULL)
+        fail_msg("no failure: got %s, want no refresh_error", line != NULL ? line : "(null)");
+    free(line);
+    sts_policy_free(p);
+}
+
+/* Policy records: once per (domain, id, text) and file, again in the file
+ * opened after a rotation; the text as fetched, CRLF and all. */
+static void test_dlog_policy_record(void **state)
+{
+    static const char text[] = "version: STSv1\r\nmode: enforce\r\nmx: mx.a.example\r\n"
+                               "max_age: 86400\r\nx-ext: kept\r\n";
+    char dir[512], path[600], moved[600], buf[4096];
+    sts_safefile_owner owner = { getuid(), getgid() };
+    sts_why why = { "" };
+    sts_dlog *l;
+    FILE *fh;
+    size_t n;
+    char *want;
+
+    (void)state;
+    assert_true(unit_mkdtemp(dir, sizeof(dir), "dlog"));
+    (void)snprintf(path, sizeof(path), "%s/decisions.log", dir);
+    (void)snprintf(moved, sizeof(moved), "%s/decisions.log.1", dir);
+    assert_int_equal(sts_dlog_open(path, &owner, &l, &why), STS_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(sts_dlog_note_policy(l, 0, "a.example", "id1", text, strlen(text), &why),
+                         STS_OK);
+    assert_int_equal(sts_dlog_note_policy(l, 0, "a.example", "", text, strlen(text), &why), STS_OK);
+    assert_int_equal(rename(path, moved), 0);
+    assert_int_equal(sts_dlog_reopen(l, &why), STS_OK);
+    assert_int_equal(sts_dlog_note_policy(l, 0, "a.example", "id1", text, strlen(text), &why),
+                     STS_OK);
+    sts_dlog_close(l);
+    want = sts_dlog_format_policy(0, "a.example", "id1", text, strlen(text));
+    assert_non_null(want);
+    if (strcmp(want, "{\"time\":\"1970-01-01T00:00:00Z\",\"record\":\"policy\",\"domain\":"
+                     "\"a.example\",\"policy_id\":\"id1\",\"policy\":\"version: STSv1\\r\\nmode: "
+                     "enforce\\r\\nmx: mx.a.example\\r\\nmax_age: 86400\\r\\nx-ext: kept\\r\\n\"}") != 0)
+        fail_msg("policy record: got %s", want);
+    for (int f = 0; f < 2; f++) {
+        assert_non_null(fh = fopen(f == 0 ? moved : path, "r"));
+        n = fread(buf, 1, sizeof(buf) - 1, fh);
+        buf[n] = '\0';
+        (void)fclose(fh);
+        if (n != strlen(want) + 1 || strncmp(buf, want, strlen(want)) != 0)
+            fail_msg("file %d: got %zu bytes \"%s\", want the record once", f, n, buf);
+        (void)unlink(f == 0 ? moved : path);
+    }
+    free(want);
+    (void)rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -210,6 +294,8 @@ int main(void)
         cmocka_unit_test(test_early_verdict),
         cmocka_unit_test(test_skip),
         cmocka_unit_test(test_dlog_line),
+        cmocka_unit_test(test_dlog_refresh_error),
+        cmocka_unit_test(test_dlog_policy_record),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -149,7 +149,11 @@ static sts_rsession *make_sessions(const spec *p, size_t n)
 }
 
 static const sts_report_opts opts = {
-    "Sender Example Org", "tlsrpt@sender.example", "mail.sender.example", "192.0.2.10, 2001:db8::10"
+    .organization = "Sender Example Org",
+    .contact = "tlsrpt@sender.example",
+    .submitter = "sender.example",
+    .host_id = "mta1.sender.example",
+    .sending_ips = "192.0.2.10, 2001:db8::10",
 };
 
 /* ------------------------------------------------- RFC 8460 field check */
@@ -677,6 +681,11 @@ static void test_empty_input_and_bad_options(void **state)
     bad = opts;
     bad.submitter = "";
     assert_int_equal(sts_report_build(&bad, D, NULL, 0, &set, &why), STS_PERMFAIL);
+    bad = opts;
+    bad.host_id = "two words";
+    assert_int_equal(sts_report_build(&bad, D, NULL, 0, &set, &why), STS_PERMFAIL);
+    bad.host_id = NULL;
+    assert_int_equal(sts_report_build(&bad, D, NULL, 0, &set, &why), STS_PERMFAIL);
     assert_int_equal(sts_report_build(&opts, D + 1, NULL, 0, &set, &why), STS_PERMFAIL);
 }
 
@@ -724,18 +733,177 @@ static void test_report_id_is_stable_and_distinct(void **state)
     char tiny[8];
 
     (void)state;
-    assert_int_equal(sts_report_id("mail.sender.example", "a.example", D, a, sizeof(a)), STS_OK);
-    assert_int_equal(sts_report_id("mail.sender.example", "a.example", D, b, sizeof(b)), STS_OK);
+    assert_int_equal(sts_report_id("sender.example", "mta1", "a.example", D, a, sizeof(a)),
+                     STS_OK);
+    assert_int_equal(sts_report_id("sender.example", "mta1", "a.example", D, b, sizeof(b)),
+                     STS_OK);
     assert_string_equal(a, b);
-    assert_string_equal(a, "2026-11-27_a.example_mail.sender.example");
-    assert_int_equal(sts_report_id("mail.sender.example", "a.example", D + STS_REPORT_DAY, c,
+    /* RFC 8460 4.1: shaped like an RFC 5322 msg-id (id-left "@" id-right). */
+    assert_string_equal(a, "2026-11-27_a.example_mta1@sender.example");
+    assert_int_equal(sts_report_id("sender.example", "mta1", "a.example", D + STS_REPORT_DAY, c,
                                    sizeof(c)),
                      STS_OK);
     assert_string_not_equal(a, c);
-    assert_int_equal(sts_report_id("other.example", "a.example", D, c, sizeof(c)), STS_OK);
+    /* Two hosts of one submitter: two ids (issue 11: receivers de-duplicate
+     * by id). */
+    assert_int_equal(sts_report_id("sender.example", "mta2", "a.example", D, c, sizeof(c)),
+                     STS_OK);
     assert_string_not_equal(a, c);
-    assert_int_equal(sts_report_id("mail.sender.example", "a.example", D, tiny, sizeof(tiny)),
+    assert_int_equal(sts_report_id("other.example", "mta1", "a.example", D, c, sizeof(c)),
+                     STS_OK);
+    assert_string_not_equal(a, c);
+    assert_int_equal(sts_report_id("sender.example", "mta1", "a.example", D, tiny, sizeof(tiny)),
                      STS_PERMFAIL);
+    assert_true(sts_report_host_id_valid("mta1.sender.example"));
+    assert_false(sts_report_host_id_valid(""));
+    assert_false(sts_report_host_id_valid("a..b"));
+    assert_false(sts_report_host_id_valid("a_b"));
+    assert_false(sts_report_host_id_valid("a@b"));
+}
+
+/* RFC 8461 5: mode none is "as if no policy"; a domain retiring MTA-STS
+ * hears nothing, and its sessions do not count elsewhere. */
+static void test_mode_none_is_never_reported(void **state)
+{
+    static const spec none[] = {
+        { D + H, "Z1", "retired.example", K_POLICY, STS_MODE_NONE, "", 86400, "z", false,
+          "starttls-not-supported", "mx.retired.example", "192.0.2.40", "" },
+        { D + 2 * H, "Z2", "retired.example", K_UNJOINED, 0, "", -1, "", false,
+          "certificate-not-trusted", "mx.retired.example", "192.0.2.40", "" },
+    };
+    sts_report_opts np = opts;
+    sts_report_set *set;
+
+    (void)state;
+    np.no_policy_reports = true;
+    set = build(&np, none, 2);
+    if (set->n != 0)
+        fail_msg("mode none: got %zu reports (%s), want none", set->n, set->r[0].json);
+    if (set->stats.mode_none != 2)
+        fail_msg("stats.mode_none: got %llu, want 2", (unsigned long long)set->stats.mode_none);
+    sts_report_set_free(set);
+}
+
+/* ReportNoPolicy: a domain without MTA-STS gets a no-policy-found report
+ * with its sessions (rsend drops it unless the domain has a TLSRPT record);
+ * without the switch, none. */
+static void test_no_policy_found_report(void **state)
+{
+    static const spec nop[] = {
+        { D + H, "P1", "plain.example", K_NONE, 0, "", -1, "", true, NULL, "mx.plain.example",
+          "192.0.2.41", "" },
+        { D + 2 * H, "P2", "plain.example", K_NONE, 0, "", -1, "", false, "starttls-not-supported",
+          "mx.plain.example", "192.0.2.41", "" },
+    };
+    sts_report_opts np = opts;
+    sts_report_set *set;
+    json_t *j, *pol;
+
+    (void)state;
+    set = build(&opts, nop, 2);
+    if (set->n != 0 || set->stats.domains_no_policy != 1)
+        fail_msg("no switch: got %zu reports, %zu no-policy domains; want 0 and 1", set->n,
+                 set->stats.domains_no_policy);
+    sts_report_set_free(set);
+    np.no_policy_reports = true;
+    set = build(&np, nop, 2);
+    if (set->n != 1 || set->r[0].successes != 1 || set->r[0].failures != 1 ||
+        strcmp(set->r[0].modes, "no-policy-found") != 0)
+        fail_msg("ReportNoPolicy: got %zu reports, want one no-policy-found with 1 + 1", set->n);
+    j = json_loads(set->r[0].json, 0, NULL);
+    pol = json_object_get(json_array_get(json_object_get(j, "policies"), 0), "policy");
+    if (strcmp(json_string_value(json_object_get(pol, "policy-type")), "no-policy-found") != 0)
+        fail_msg("policy-type: got %s", set->r[0].json);
+    json_decref(j);
+    sts_report_set_free(set);
+}
+
+/* RFC 8461 6: a refresh that failed while a cached policy applied is an
+ * sts-policy-fetch-error under that policy; the deliveries still count. */
+static void test_refresh_failure_under_cached_policy(void **state)
+{
+    static const spec rf[] = {
+        { D + H, "R1", "cached.example", K_ENGINE_POLICY, STS_MODE_ENFORCE, "mx.cached.example",
+          86400, "c1", false, "sts-policy-fetch-error", "", "", FETCH404 },
+        { D + H, "R1", "cached.example", K_POLICY, STS_MODE_ENFORCE, "mx.cached.example", 86400,
+          "c1", true, NULL, "mx.cached.example", "192.0.2.42", "" },
+    };
+    sts_report_set *set;
+    json_t *d;
+
+    (void)state;
+    set = build(&opts, rf, 2);
+    if (set->n != 1 || set->r[0].n_policies != 1 || set->r[0].successes != 1 ||
+        set->r[0].failures != 1)
+        fail_msg("refresh failure: got %s, want one sts entry with 1 success, 1 failure",
+                 set->n > 0 ? set->r[0].json : "no report");
+    d = first_detail(&set->r[0]);
+    if (strcmp(json_string_value(json_object_get(d, "result-type")), "sts-policy-fetch-error") != 0 ||
+        json_object_get(d, "sending-mta-ip") != NULL)
+        fail_msg("refresh failure detail: got %s", set->r[0].json);
+    json_decref(d);
+    sts_report_set_free(set);
+}
+
+/* The policy-string is the policy as published when the decision log had
+ * its text: every line kept, in its order, mx-host from its mx lines. */
+static void test_policy_string_as_published(void **state)
+{
+    static const spec pub[] = {
+        { D + H, "Q1", "pub.example", K_POLICY, STS_MODE_TESTING, "b.pub.example,...", 86400, "q",
+          true, NULL, "a.pub.example", "192.0.2.43", "" },
+    };
+    sts_rsession s;
+    sts_report_set *set = NULL;
+    sts_why why = { "" };
+    json_t *j, *want;
+
+    (void)state;
+    make_session(&pub[0], &s);
+    s.policy_text = "version: STSv1\r\nmode: testing\r\nmx: b.pub.example\r\n"
+                    "mx: *.a.pub.example\r\nmax_age: 86400\r\nextension: kept\r\n\r\n";
+    assert_int_equal(sts_report_build(&opts, D, &s, 1, &set, &why), STS_OK);
+    j = json_loads(set->r[0].json, 0, NULL);
+    want = json_pack("{s:s, s:[s,s,s,s,s,s], s:s, s:[s,s]}", "policy-type", "sts",
+                     "policy-string", "version: STSv1", "mode: testing", "mx: b.pub.example",
+                     "mx: *.a.pub.example", "max_age: 86400", "extension: kept", "policy-domain",
+                     "pub.example", "mx-host", "b.pub.example", "*.a.pub.example");
+    if (!json_equal(json_object_get(json_array_get(json_object_get(j, "policies"), 0), "policy"),
+                    want))
+        fail_msg("policy as published: got %s", set->r[0].json);
+    json_decref(want);
+    json_decref(j);
+    sts_report_set_free(set);
+}
+
+static const char *fake_route(void *arg, const char *rip)
+{
+    (void)arg;
+    return strchr(rip, ':') != NULL ? "2001:db8::99" : "192.0.2.99";
+}
+
+/* Without ReportSendingIP the local address towards the receiving IP. */
+static void test_sending_ip_from_route(void **state)
+{
+    static const spec v6[] = {
+        { D + H, "S2", "six.example", K_POLICY, STS_MODE_TESTING, "mx.six.example", 86400, "s",
+          false, "certificate-not-trusted", "mx.six.example", "2001:db8:6::1", "Untrusted TLS connection" },
+    };
+    sts_report_opts o = opts;
+    sts_report_set *set;
+    json_t *d;
+
+    (void)state;
+    o.sending_ips = NULL;
+    o.sending_ip = fake_route;
+    set = build(&o, v6, 1);
+    d = first_detail(&set->r[0]);
+    if (strcmp(json_string_value(json_object_get(d, "sending-mta-ip")), "2001:db8::99") != 0 ||
+        strcmp(json_string_value(json_object_get(d, "failure-reason-code")),
+               "Untrusted TLS connection") != 0)
+        fail_msg("route: got %s, want sending-mta-ip 2001:db8::99 and the reason", set->r[0].json);
+    json_decref(d);
+    sts_report_set_free(set);
 }
 
 int main(void)
@@ -751,6 +919,11 @@ int main(void)
         cmocka_unit_test(test_empty_input_and_bad_options),
         cmocka_unit_test(test_parse_day),
         cmocka_unit_test(test_report_id_is_stable_and_distinct),
+        cmocka_unit_test(test_mode_none_is_never_reported),
+        cmocka_unit_test(test_no_policy_found_report),
+        cmocka_unit_test(test_refresh_failure_under_cached_policy),
+        cmocka_unit_test(test_policy_string_as_published),
+        cmocka_unit_test(test_sending_ip_from_route),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -186,6 +186,36 @@ static const kind_case kind_cases[] = {
       SM "sm-mta[14]: STARTTLS=client, relay=[127.0.0.1], version=TLSv1.3, verify=MAYBE, "
          "cipher=TLS_AES_256_GCM_SHA384, bits=256/256",
       STS_RLOG_MALFORMED },
+    /* journalctl -o json records (fields as journalctl 252 prints them). */
+    { "journal_json_postfix_tls",
+      "{\"__CURSOR\":\"s=04;i=1\",\"__REALTIME_TIMESTAMP\":\"1795873765000000\",\"_HOSTNAME\":"
+      "\"mta\",\"SYSLOG_IDENTIFIER\":\"postfix/smtp\",\"SYSLOG_FACILITY\":\"2\",\"MESSAGE\":"
+      "\"Verified TLS connection established to mx.example.com[192.0.2.1]:25: TLSv1.3\","
+      "\"SYSLOG_PID\":\"13417\",\"_PID\":\"13417\"}",
+      STS_RLOG_POSTFIX },
+    { "journal_json_message_as_bytes",
+      "{\"__REALTIME_TIMESTAMP\":\"1795873765000000\",\"SYSLOG_IDENTIFIER\":\"sm-mta\","
+      "\"_PID\":\"14\",\"MESSAGE\":[83,84,65,82,84,84,76,83,61,99,108,105,101,110,116,44,32,114"
+      ",101,108,97,121,61,91,49,50,55,46,48,46,48,46,49,93,44,32,118,101,114,115,105,111,110,61"
+      ",84,76,83,118,49,46,51,44,32,118,101,114,105,102,121,61,79,75,44,32,99,105,112,104,101,1"
+      "14,61,88,255,44,32,98,105,116,115,61,50,53,54,47,50,53,54]}",
+      STS_RLOG_SENDMAIL },
+    { "journal_json_not_syslog_ignored",
+      "{\"__REALTIME_TIMESTAMP\":\"1795873765000000\",\"_TRANSPORT\":\"kernel\",\"MESSAGE\":"
+      "\"eth0: link up\"}",
+      STS_RLOG_IGNORED },
+    { "journal_json_other_program_ignored",
+      "{\"__REALTIME_TIMESTAMP\":\"1795873765000000\",\"SYSLOG_IDENTIFIER\":\"postfix/qmgr\","
+      "\"SYSLOG_PID\":\"7\",\"MESSAGE\":\"1A2B3C4D5E: removed\"}",
+      STS_RLOG_IGNORED },
+    { "journal_json_bad_time_malformed",
+      "{\"__REALTIME_TIMESTAMP\":\"soon\",\"SYSLOG_IDENTIFIER\":\"postfix/smtp\","
+      "\"SYSLOG_PID\":\"7\",\"MESSAGE\":\"x\"}",
+      STS_RLOG_MALFORMED },
+    { "journal_short_iso_precise",
+      "2026-11-28T13:49:25.123456+0000 mta postfix/smtp[13417]: Verified TLS connection "
+      "established to mx.example.com[192.0.2.1]:25" TLS_TAIL,
+      STS_RLOG_POSTFIX },
     { "kernel_line_ignored", PF "kernel: [12345.678] eth0: link up", STS_RLOG_IGNORED },
     { "empty_line_ignored", "", STS_RLOG_IGNORED },
     { "garbage_ignored", "\x01\x02\xff not a log line", STS_RLOG_IGNORED },
@@ -240,6 +270,99 @@ typedef struct scenario {
 #define NO_SESSIONS ((const want_session[]){ { NULL } })
 
 static const scenario scenarios[] = {
+    /* Hostile lines (issue 11): text a sender or a remote server chose
+     * must not make, move or hide a session. */
+    { "hostile_postfix_quoted_recipient_stays_in_its_domain",
+      LINES(PF "postfix/smtp[700]: Trusted TLS connection established to "
+               "mx.attacker.test[198.51.100.7]:25" TLS_TAIL,
+            PF "postfix/smtp[700]: 4A1B2C3D4E: to=<\"x@victim.test>, relay=mx.attacker.test"
+               "[198.51.100.7]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)\""
+               "@attacker.test>, relay=mx.attacker.test[198.51.100.7]:25, delay=0.2, "
+               "delays=0/0/0.1/0.1, dsn=2.0.0, status=sent (250 2.0.0 Ok)"),
+      WANT({ "4A1B2C3D4E", "attacker.test", STS_RLOG_TLS_TRUSTED, NULL, "mx.attacker.test",
+             "198.51.100.7", false, false, "" }),
+      { 0, 0, 0, 0, 1, 0, 0, 0, 0 } },
+
+    { "hostile_postfix_escaped_quote_in_local_part",
+      LINES(PF "postfix/smtp[701]: 4A1B2C3D4F: to=<\"a\\\"@victim.test>, relay=x[192.0.2.1]:25, "
+               "dsn=2.0.0, status=sent (ok)\\\\\"@attacker.test>, relay=mx.attacker.test"
+               "[198.51.100.7]:25, delay=0.2, delays=0/0/0.1/0.1, dsn=4.0.0, status=deferred "
+               "(TLS is required, but was not offered by host mx.attacker.test[198.51.100.7])"),
+      WANT({ "4A1B2C3D4F", "attacker.test", STS_RLOG_TLS_NOT_OFFERED, "starttls-not-supported",
+             "mx.attacker.test", "198.51.100.7", false, false, "not offered" }),
+      { ANY_STATS } },
+
+    { "hostile_postfix_unquoted_special_in_local_part_malformed",
+      LINES(PF "postfix/smtp[702]: 4A1B2C3D50: to=<x@victim.test, relay=a>@attacker.test>, "
+               "relay=mx.attacker.test[198.51.100.7]:25, delay=0.2, delays=0/0/0.1/0.1, "
+               "dsn=2.0.0, status=sent (250 ok)"),
+      NO_SESSIONS,
+      { 1, 0, 0, 0, 0, 0, 0, 0, 0 } },
+
+    { "hostile_postfix_server_reply_cannot_hide_the_attempt",
+      LINES(PF "postfix/mtasts-enforce/smtp[703]: 4A1B2C3D51: to=<u@victim.test>, "
+               "relay=mx.victim.test[192.0.2.44]:25, delay=0.2, delays=0/0/0.1/0.1, dsn=4.7.4, "
+               "status=deferred (TLS is required, but host mx.victim.test[192.0.2.44] refused "
+               "to start TLS: 454 4.7.0 TLS is required, but our TLS engine is unavailable)"),
+      WANT({ "4A1B2C3D51", "victim.test", STS_RLOG_TLS_NOT_OFFERED, "starttls-not-supported",
+             "mx.victim.test", "192.0.2.44", false, false, "refused to start TLS" }),
+      { ANY_STATS } },
+
+    { "hostile_postfix_server_reply_is_not_postfix_words",
+      LINES(PF "postfix/smtp[704]: Verified TLS connection established to "
+               "mx.victim.test[192.0.2.45]:25" TLS_TAIL,
+            PF "postfix/smtp[704]: 4A1B2C3D52: to=<u@victim.test>, relay=mx.victim.test"
+               "[192.0.2.45]:25, delay=0.2, delays=0/0/0.1/0.1, dsn=4.0.0, status=deferred "
+               "(host mx.victim.test[192.0.2.45] said: 450 TLS is required, but was not offered "
+               "by host x Server certificate not verified (in reply to RCPT TO command))"),
+      WANT({ "4A1B2C3D52", "victim.test", STS_RLOG_TLS_VERIFIED, NULL, "mx.victim.test",
+             "192.0.2.45", false, false, "" }),
+      { ANY_STATS } },
+
+    { "hostile_postfix_issuer_name_does_not_choose_result_type",
+      LINES(PF "postfix/smtp[705]: certificate verification failed for mx.victim.test"
+               "[192.0.2.46]:25: untrusted issuer /CN=certificate has expired hostname mismatch",
+            PF "postfix/smtp[705]: Untrusted TLS connection established to "
+               "mx.victim.test[192.0.2.46]:25" TLS_TAIL,
+            PF "postfix/smtp[705]: 4A1B2C3D53: to=<u@victim.test>, relay=mx.victim.test"
+               "[192.0.2.46]:25, delay=0.2, delays=0/0/0.1/0.1, dsn=2.0.0, status=sent (250 ok)"),
+      WANT({ "4A1B2C3D53", "victim.test", STS_RLOG_TLS_UNTRUSTED, "certificate-not-trusted",
+             "mx.victim.test", "192.0.2.46", false, false, "untrusted issuer" }),
+      { ANY_STATS } },
+
+    { "hostile_sendmail_quoted_recipient_stays_in_its_domain",
+      LINES(SM "sm-mta[800]: STARTTLS=client, relay=mx.attacker.test., version=TLSv1.3, "
+               "verify=OK, cipher=TLS_AES_256_GCM_SHA384, bits=256/256",
+            SM "sm-mta[800]: 6ASDolB8000099: to=<\"x@victim.test>, mailer=esmtp, relay=mx.victim."
+               "test. [192.0.2.9], dsn=2.0.0, stat=Sent (ok)\"@attacker.test>,<y@attacker.test>, "
+               "delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=30000, relay=mx.attacker.test. "
+               "[198.51.100.7], dsn=2.0.0, stat=Sent (Ok: queued as X)"),
+      WANT({ "6ASDolB8000099", "attacker.test", STS_RLOG_TLS_TRUSTED, NULL, "mx.attacker.test",
+             "198.51.100.7", false, false, "" }),
+      { ANY_STATS } },
+
+    { "hostile_sendmail_server_reply_does_not_say_starttls",
+      LINES(SM "sm-mta[801]: STARTTLS=client, relay=mx.victim.test., version=TLSv1.3, "
+               "verify=OK, cipher=TLS_AES_256_GCM_SHA384, bits=256/256",
+            SM "sm-mta[801]: 6ASDolB8000100: to=<u@victim.test>, delay=00:00:01, "
+               "xdelay=00:00:01, mailer=esmtp, pri=30000, relay=mx.victim.test. [192.0.2.47], "
+               "dsn=4.0.0, stat=Deferred: 450 4.7.0 other side does not support STARTTLS"),
+      WANT({ "6ASDolB8000100", "victim.test", STS_RLOG_TLS_TRUSTED, NULL, "mx.victim.test",
+             "192.0.2.47", false, false, NULL }),
+      { ANY_STATS } },
+
+    { "hostile_sendmail_subject_does_not_choose_reason",
+      LINES(SM "sm-mta[802]: STARTTLS: TLS cert verify: depth=0 /CN=x, state=0, reason=certificate "
+               "has expired, state=0, reason=self-signed certificate",
+            SM "sm-mta[802]: STARTTLS=client, relay=mx.victim.test., version=TLSv1.3, verify=FAIL, "
+               "cipher=TLS_AES_256_GCM_SHA384, bits=256/256",
+            SM "sm-mta[802]: 6ASDolB8000101: to=<u@victim.test>, delay=00:00:01, "
+               "xdelay=00:00:01, mailer=esmtp, pri=30000, relay=mx.victim.test. [192.0.2.48], "
+               "dsn=2.0.0, stat=Sent (ok)"),
+      WANT({ "6ASDolB8000101", "victim.test", STS_RLOG_TLS_UNTRUSTED, "certificate-not-trusted",
+             "mx.victim.test", "192.0.2.48", false, false, "self-signed" }),
+      { ANY_STATS } },
+
     { "enforce_verified_joined_once_per_domain",
       LINES(DEC_ENFORCE("B90DBA84CD4", "good.test", "enf1"),
             DEC_ENFORCE("B90DBA84CD4", "good.test", "enf1"),
@@ -529,17 +652,22 @@ static const scenario scenarios[] = {
     /* A refresh failed while a valid cached policy applied (result
      * "policy" with a report_type): the mail went out under the cached
      * policy, its connection is the session, not a fetch error. */
-    { "refresh_failure_under_cached_policy_is_no_engine_failure",
+    /* RFC 8461 6: the failed refresh is one failed session under the
+     * cached policy; the delivery is a session of its own, not absorbed. */
+    { "refresh_failure_under_cached_policy_is_reported_beside_delivery",
       LINES("{\"time\":\"2026-11-28T13:49:24Z\",\"queue_id\":\"5E5E5E5E5E\",\"domain\":\"cached.test\","
             "\"result\":\"policy\",\"mode\":\"enforce\",\"policy_id\":\"c1\",\"action\":\"route-enforce\","
             "\"reason\":\"enforce policy\",\"report_type\":\"sts-policy-fetch-error\","
+            "\"refresh_error\":\"HTTP status 503\","
             "\"mx\":\"mx1.cached.test\",\"max_age\":604800,\"from_cache\":true}",
             PF "postfix/smtp[900]: Verified TLS connection established to mx1.cached.test[192.0.2.91]:25" TLS_TAIL,
             PF "postfix/smtp[900]: 5E5E5E5E5E: to=<u@cached.test>, relay=mx1.cached.test[192.0.2.91]:25, "
                "delay=1, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 ok)"),
-      WANT({ "5E5E5E5E5E", "cached.test", STS_RLOG_TLS_VERIFIED, NULL, "mx1.cached.test", "192.0.2.91",
+      WANT({ "5E5E5E5E5E", "cached.test", STS_RLOG_TLS_NONE, "sts-policy-fetch-error", "", "",
+             true, true, "HTTP status 503" },
+           { "5E5E5E5E5E", "cached.test", STS_RLOG_TLS_VERIFIED, NULL, "mx1.cached.test", "192.0.2.91",
              true, false, "" }),
-      { 0, 0, 0, 0, 0, 0, 0, 1, 0 } },
+      { 0, 0, 0, 0, 0, 0, 0, 1, 1 } },
 
     /* Reason texts go into report JSON as they are (printable ASCII): a
      * quote stays a quote, only other bytes are escaped. */
@@ -871,10 +999,11 @@ static void test_stale_connection(void **state)
         assert_int_equal(sts_rlog_feed_line(r, lines[i], strlen(lines[i]), "t", i + 1), STS_RLOG_POSTFIX);
     assert_int_equal(sts_rlog_sessions(r, &s, &n), STS_OK);
     st = sts_rlog_get_stats(r);
-    if (n != 0 || st->dropped != 1 || st->no_tls_info != 1 || st->tls_lines != 1)
-        fail_msg("case stale_connection: got %zu sessions, dropped %llu, no_tls_info %llu, tls_lines %llu; "
+    if (n != 0 || st->unfinished != 1 || st->dropped != 0 || st->no_tls_info != 1 ||
+        st->tls_lines != 1)
+        fail_msg("case stale_connection: got %zu sessions, unfinished %llu, no_tls_info %llu, tls_lines %llu; "
                  "want 0, 1, 1, 1",
-                 n, (unsigned long long)st->dropped, (unsigned long long)st->no_tls_info,
+                 n, (unsigned long long)st->unfinished, (unsigned long long)st->no_tls_info,
                  (unsigned long long)st->tls_lines);
     sts_rlog_free(r);
 
@@ -886,9 +1015,9 @@ static void test_stale_connection(void **state)
     assert_int_equal(sts_rlog_sessions(r, &s, &n), STS_OK);
     assert_int_equal(sts_rlog_sessions(r, &s, &n), STS_OK); /* counted once */
     st = sts_rlog_get_stats(r);
-    if (n != 0 || st->dropped != 1)
-        fail_msg("case connection_pending_at_end: got %zu sessions, dropped %llu; want 0, 1", n,
-                 (unsigned long long)st->dropped);
+    if (n != 0 || st->unfinished != 1 || st->dropped != 0)
+        fail_msg("case connection_pending_at_end: got %zu sessions, unfinished %llu; want 0, 1", n,
+                 (unsigned long long)st->unfinished);
     sts_rlog_free(r);
 }
 
@@ -1066,9 +1195,198 @@ static void test_first_time(void **state)
 #define N_KIND (sizeof(kind_cases) / sizeof(kind_cases[0]))
 #define N_SCEN (sizeof(scenarios) / sizeof(scenarios[0]))
 
+/* The decision log's policy record gives the sessions under that policy
+ * its text as published; records of unknown kinds are skipped. */
+static void test_policy_record(void **state)
+{
+    static const char *const lines[] = {
+        "{\"time\":\"2026-11-28T13:00:00Z\",\"record\":\"policy\",\"domain\":\"Good.test\","
+        "\"policy_id\":\"enf1\",\"policy\":\"version: STSv1\\nmode: enforce\\nmx: mx1.good.test\\n"
+        "max_age: 86400\\nx-extra: 1\\n\"}",
+        "{\"time\":\"2026-11-28T13:00:01Z\",\"record\":\"future\",\"domain\":\"good.test\"}",
+        "{\"time\":\"2026-11-28T13:00:02Z\",\"record\":\"policy\",\"domain\":\"good.test\"}",
+        DEC_ENFORCE("B90DBA84CD4", "good.test", "enf1"),
+        DEC_ENFORCE("B90DBA84CD5", "good.test", "enf2"),
+        PF "postfix/smtp[13417]: Verified TLS connection established to "
+           "mx1.good.test[192.0.2.10]:25" TLS_TAIL,
+        PF "postfix/smtp[13417]: B90DBA84CD4: to=<u1@good.test>, relay=mx1.good.test[192.0.2.10]:25, "
+           "delay=0.26, delays=0.02/0.06/0.1/0.07, dsn=2.0.0, status=sent (250 ok)",
+        PF "postfix/smtp[13418]: Verified TLS connection established to "
+           "mx1.good.test[192.0.2.10]:25" TLS_TAIL,
+        PF "postfix/smtp[13418]: B90DBA84CD5: to=<u1@good.test>, relay=mx1.good.test[192.0.2.10]:25, "
+           "delay=0.26, delays=0.02/0.06/0.1/0.07, dsn=2.0.0, status=sent (250 ok)",
+    };
+    static const sts_rlog_line_kind want_kind[] = { STS_RLOG_DECISION, STS_RLOG_IGNORED,
+                                                    STS_RLOG_MALFORMED };
+    sts_rlog *r;
+    const sts_rsession *s;
+    size_t n;
+
+    (void)state;
+    assert_int_equal(sts_rlog_new(NULL, NULL, &r), STS_OK);
+    sts_rlog_set_now(r, NOW);
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        sts_rlog_line_kind k = sts_rlog_feed_line(r, lines[i], strlen(lines[i]), "t", i + 1);
+
+        if (i < 3 && k != want_kind[i])
+            fail_msg("line %zu: got kind %d, want %d", i + 1, (int)k, (int)want_kind[i]);
+    }
+    assert_int_equal(sts_rlog_sessions(r, &s, &n), STS_OK);
+    if (n != 2)
+        fail_msg("got %zu sessions, want 2", n);
+    for (size_t i = 0; i < n; i++) {
+        bool first = strcmp(s[i].queue_id, "B90DBA84CD4") == 0;
+
+        if (first && (s[i].policy_text == NULL ||
+                      strcmp(s[i].policy_text, "version: STSv1\nmode: enforce\nmx: mx1.good.test\n"
+                                               "max_age: 86400\nx-extra: 1\n") != 0))
+            fail_msg("enf1: got policy text %s, want the record's", str_or(s[i].policy_text));
+        if (!first && s[i].policy_text != NULL)
+            fail_msg("enf2: got policy text %s, want none (no record)", s[i].policy_text);
+    }
+    sts_rlog_free(r);
+}
+
+/* RFC 8460 3: the delivery of our own report mail (known by the Message-ID
+ * rmail.c writes) is not a session; another message id is. */
+static void test_own_reports_left_out(void **state)
+{
+    static const char *const lines[] = {
+        PF "postfix/cleanup[50]: 3F1A2B3C4D: message-id=<tlsrpt.0123456789abcdef0123456789abcdef."
+           "1795873700.0@sender.test>",
+        PF "postfix/cleanup[50]: 3F1A2B3C4E: message-id=<tlsrpt.0123456789abcdef0123456789abcdef."
+           "1795873700.0@other.test>",
+        PF "postfix/smtp[60]: Verified TLS connection established to mx.rua.test[192.0.2.20]:25"
+           TLS_TAIL,
+        PF "postfix/smtp[60]: 3F1A2B3C4D: to=<tlsrpt@rua.test>, relay=mx.rua.test[192.0.2.20]:25, "
+           "delay=0.2, delays=0/0/0.1/0.1, dsn=2.0.0, status=sent (250 ok)",
+        PF "postfix/smtp[61]: Verified TLS connection established to mx.rua.test[192.0.2.20]:25"
+           TLS_TAIL,
+        PF "postfix/smtp[61]: 3F1A2B3C4E: to=<tlsrpt@rua.test>, relay=mx.rua.test[192.0.2.20]:25, "
+           "delay=0.2, delays=0/0/0.1/0.1, dsn=2.0.0, status=sent (250 ok)",
+        SM "sm-mta[70]: 6ASDolB8000200: from=<postmaster@sender.test>, size=900, class=0, nrcpts=1, "
+           "msgid=<tlsrpt.00000000000000000000000000000000.1.1@sender.test>, proto=ESMTP, "
+           "daemon=MTA, relay=localhost [127.0.0.1]",
+        SM "sm-mta[71]: STARTTLS=client, relay=mx.rua.test., version=TLSv1.3, verify=OK, "
+           "cipher=TLS_AES_256_GCM_SHA384, bits=256/256",
+        SM "sm-mta[71]: 6ASDolB8000200: to=<tlsrpt@rua.test>, delay=00:00:01, xdelay=00:00:01, "
+           "mailer=esmtp, pri=30000, relay=mx.rua.test. [192.0.2.20], dsn=2.0.0, stat=Sent (ok)",
+    };
+    sts_rlog *r;
+    const sts_rsession *s;
+    size_t n;
+
+    (void)state;
+    assert_int_equal(sts_rlog_new(NULL, NULL, &r), STS_OK);
+    sts_rlog_set_now(r, NOW);
+    sts_rlog_set_own_reports(r, "sender.test");
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+        (void)sts_rlog_feed_line(r, lines[i], strlen(lines[i]), "t", i + 1);
+    assert_int_equal(sts_rlog_sessions(r, &s, &n), STS_OK);
+    if (n != 1 || strcmp(s[0].queue_id, "3F1A2B3C4E") != 0)
+        fail_msg("got %zu sessions (first %s), want only 3F1A2B3C4E", n, n > 0 ? s[0].queue_id : "-");
+    if (sts_rlog_get_stats(r)->own_reports != 2)
+        fail_msg("own_reports: got %llu, want 2",
+                 (unsigned long long)sts_rlog_get_stats(r)->own_reports);
+    sts_rlog_free(r);
+}
+
+static void write_text(const char *path, const char *const *lines, size_t n)
+{
+    FILE *fh = fopen(path, "w");
+
+    assert_non_null(fh);
+    for (size_t i = 0; i < n; i++)
+        assert_true(fputs(lines[i], fh) >= 0 && fputc('\n', fh) != EOF);
+    assert_int_equal(fclose(fh), 0);
+}
+
+typedef struct collected {
+    size_t n, joined;
+    char domains[8][STS_DOMAIN_MAX + 1];
+} collected;
+
+static void collect(void *arg, const sts_rsession *s)
+{
+    collected *c = arg;
+
+    if (c->n < 8)
+        (void)snprintf(c->domains[c->n], sizeof(c->domains[0]), "%s", s->domain);
+    c->n++;
+    if (s->has_decision)
+        c->joined++;
+}
+
+/* Streaming: the decision log and the mail log given in either order are
+ * merged by time and give the sessions array mode gives; a decision is
+ * kept DEC_KEEP (6 h) of log time, so an attempt 8 h later is unjoined
+ * there (array mode, which keeps everything, joins it). */
+static void test_streaming_merge_and_window(void **state)
+{
+    static const char *const decisions[] = {
+        "{\"time\":\"2026-11-28T05:40:00Z\",\"queue_id\":\"0LD0000001\",\"domain\":\"late.test\","
+        "\"result\":\"policy\",\"mode\":\"testing\",\"policy_id\":\"l1\",\"action\":\"accept\","
+        "\"reason\":\"testing policy\",\"mx\":\"mx.late.test\",\"max_age\":86400}",
+        DEC_ENFORCE("B90DBA84CD4", "good.test", "enf1"),
+    };
+    static const char *const mail[] = {
+        PF "postfix/smtp[13417]: Verified TLS connection established to "
+           "mx1.good.test[192.0.2.10]:25" TLS_TAIL,
+        PF "postfix/smtp[13417]: B90DBA84CD4: to=<u1@good.test>, relay=mx1.good.test[192.0.2.10]:25, "
+           "delay=0.26, delays=0.02/0.06/0.1/0.07, dsn=2.0.0, status=sent (250 ok)",
+        PF2 "postfix/smtp[13418]: Trusted TLS connection established to "
+            "mx.late.test[192.0.2.11]:25" TLS_TAIL,
+        PF2 "postfix/smtp[13418]: 0LD0000001: to=<u1@late.test>, relay=mx.late.test[192.0.2.11]:25, "
+            "delay=8h, delays=0.02/0.06/0.1/0.07, dsn=2.0.0, status=sent (250 ok)",
+    };
+    char dpath[256], mpath[256];
+    const char *paths[2];
+    sts_why why = { "" };
+
+    (void)state;
+    make_temp(dpath, sizeof(dpath));
+    make_temp(mpath, sizeof(mpath));
+    write_text(dpath, decisions, 2);
+    write_text(mpath, mail, 4);
+    for (int order = 0; order < 2; order++) {
+        collected c;
+        sts_rlog *r;
+        const sts_rsession *s;
+        size_t n;
+
+        memset(&c, 0, sizeof(c));
+        paths[0] = order == 0 ? mpath : dpath;
+        paths[1] = order == 0 ? dpath : mpath;
+        assert_int_equal(sts_rlog_new(NULL, NULL, &r), STS_OK);
+        sts_rlog_set_now(r, NOW);
+        sts_rlog_set_sink(r, collect, &c);
+        assert_int_equal(sts_rlog_read_files(r, paths, 2, &why), STS_OK);
+        assert_int_equal(sts_rlog_finish(r), STS_OK);
+        if (c.n != 2 || c.joined != 1 || sts_rlog_get_stats(r)->unjoined_attempts != 1 ||
+            sts_rlog_get_stats(r)->unjoined_decisions != 1)
+            fail_msg("streaming, order %d: got %zu sessions (%zu joined, unjoined attempts %llu, "
+                     "decisions %llu), want 2 (1), 1, 1", order, c.n, c.joined,
+                     (unsigned long long)sts_rlog_get_stats(r)->unjoined_attempts,
+                     (unsigned long long)sts_rlog_get_stats(r)->unjoined_decisions);
+        assert_int_equal(sts_rlog_sessions(r, &s, &n), STS_OK);
+        assert_int_equal(n, 0); /* streaming keeps nothing */
+        sts_rlog_free(r);
+
+        assert_int_equal(sts_rlog_new(NULL, NULL, &r), STS_OK);
+        sts_rlog_set_now(r, NOW);
+        assert_int_equal(sts_rlog_read_files(r, paths, 2, &why), STS_OK);
+        assert_int_equal(sts_rlog_sessions(r, &s, &n), STS_OK);
+        if (n != 2 || !s[0].has_decision || !s[1].has_decision)
+            fail_msg("array mode, order %d: got %zu sessions, want 2, both joined", order, n);
+        sts_rlog_free(r);
+    }
+    (void)unlink(dpath);
+    (void)unlink(mpath);
+}
+
 int main(void)
 {
-    struct CMUnitTest tests[N_KIND + N_SCEN + 10];
+    struct CMUnitTest tests[N_KIND + N_SCEN + 13];
     size_t n = 0;
 
     /* BSD syslog stamps are local time: pin it. */
@@ -1092,5 +1410,8 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_files);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_file_long_line);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_first_time);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_policy_record);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_own_reports_left_out);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_streaming_merge_and_window);
     return UNIT_RUN("rlog", tests, n);
 }

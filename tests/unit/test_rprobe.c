@@ -2,7 +2,9 @@
  * test_rprobe.c - MX probe records joined to the log reader's sessions
  * (src/tlsrpt/rprobe.h): which sessions a probe turns into failures, with
  * which result type, and where the MTA's own log wins.  Each row is a
- * decision log + Postfix log of one delivery, and probe records.
+ * decision log + Postfix log of one delivery, and probe records.  Then
+ * the streaming join: a probe logged hours after the session it judges,
+ * loaded by the pass ahead of sts_rlog_read_files.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include <cmocka.h>
 
 #include "unit_run.h"
+#include "unit_tmp.h"
 
 #include "tlsrpt/rlog.h"
 #include "tlsrpt/rprobe.h"
@@ -177,9 +180,163 @@ static void test_unknown_record_kind_ignored(void **state)
     sts_rlog_free(r);
 }
 
+/* ---------------------------------------------------------- streaming */
+
+#define PF_LATER "Nov 28 14:30:00 mta "
+#define PROBE_LATE PROBE_AT("2026-11-28T15:00:00Z", "d.test", "p1", "mx.d.test", \
+                            "certificate-host-mismatch")
+
+static void write_text(const char *path, const char *const *lines)
+{
+    FILE *fh = fopen(path, "w");
+
+    assert_non_null(fh);
+    for (size_t i = 0; lines[i] != NULL; i++)
+        assert_true(fputs(lines[i], fh) >= 0 && fputc('\n', fh) != EOF);
+    assert_int_equal(fclose(fh), 0);
+}
+
+typedef struct got {
+    size_t n;
+    sts_rsession s; /* the last one */
+} got;
+
+static void collect(void *arg, const sts_rsession *s)
+{
+    got *g = arg;
+
+    g->n++;
+    g->s = *s;
+}
+
+static void count_warning(void *arg, const char *msg)
+{
+    (void)msg;
+    (*(unsigned *)arg)++;
+}
+
+/* The mail log moves on (14:30) before the decision log's probe (15:00):
+ * merged by time, the session is given out before the join reads the
+ * probe; the pass ahead has it already.  Read by the join alone (as
+ * from standard input) it comes too late for that session. */
+static void test_streaming_probe_logged_after_the_session(void **state)
+{
+    static const char *const decisions[] = {
+        TESTING, PROBE_LATE,
+        "{\"time\":\"2026-11-28T15:00:01Z\",\"record\":\"probe\",\"domain\":\"d.test\"}",
+        "{\"time\":\"2026-11-28T15:00:02Z\",\"record\":\"future\",\"x\":1}", NULL,
+    };
+    static const char *const mail[] = {
+        TLS_LINE("Trusted"), SENT,
+        PF_LATER "postfix/qmgr[30500]: 2AB3C4D5E6F: removed", NULL,
+    };
+    char dpath[256], mpath[256];
+    const char *paths[2];
+    sts_why why = { "" };
+    sts_rprobe_stats st;
+    unsigned warnings = 0;
+    got g;
+    sts_rlog *r;
+
+    (void)state;
+    assert_true(unit_mkstemp(dpath, sizeof(dpath), "test_rprobe"));
+    assert_true(unit_mkstemp(mpath, sizeof(mpath), "test_rprobe"));
+    write_text(dpath, decisions);
+    write_text(mpath, mail);
+    paths[0] = mpath;
+    paths[1] = dpath;
+
+    memset(&g, 0, sizeof(g));
+    assert_int_equal(sts_rlog_new(count_warning, &warnings, &r), STS_OK);
+    sts_rlog_set_now(r, NOW);
+    sts_rlog_set_sink(r, collect, &g);
+    assert_int_equal(sts_rlog_read_files(r, paths, 2, &why), STS_OK);
+    assert_int_equal(sts_rlog_finish(r), STS_OK);
+    st = sts_rlog_probe_stats(r);
+    if (g.n != 1 || g.s.success || strcmp(g.s.result_type, "certificate-host-mismatch") != 0)
+        fail_msg("pass ahead: got %zu sessions, %s, want 1, certificate-host-mismatch", g.n,
+                 g.n == 0 || g.s.success ? "success" : g.s.result_type);
+    /* Read twice, kept once; the bad record warned once, by the join. */
+    if (st.records != 1 || st.changed != 1 || warnings != 1 ||
+        sts_rlog_get_stats(r)->malformed_lines != 1 || sts_rlog_get_stats(r)->ignored_lines != 2)
+        fail_msg("pass ahead: got records %llu changed %llu warnings %u malformed %llu "
+                 "ignored %llu, want 1 1 1 1 2",
+                 (unsigned long long)st.records, (unsigned long long)st.changed, warnings,
+                 (unsigned long long)sts_rlog_get_stats(r)->malformed_lines,
+                 (unsigned long long)sts_rlog_get_stats(r)->ignored_lines);
+    sts_rlog_free(r);
+
+    /* Without the pass ahead (lines fed in time order, as a pipe gives
+     * them): the probe applies only to sessions after it. */
+    memset(&g, 0, sizeof(g));
+    assert_int_equal(sts_rlog_new(NULL, NULL, &r), STS_OK);
+    sts_rlog_set_now(r, NOW);
+    sts_rlog_set_sink(r, collect, &g);
+    {
+        static const char *const merged[] = { TESTING, TLS_LINE("Trusted"), SENT,
+                                              PF_LATER "postfix/qmgr[30500]: 2AB3C4D5E6F: removed",
+                                              PROBE_LATE, NULL };
+
+        for (size_t i = 0; merged[i] != NULL; i++)
+            (void)sts_rlog_feed_line(r, merged[i], strlen(merged[i]), "-", i + 1);
+    }
+    assert_int_equal(sts_rlog_finish(r), STS_OK);
+    st = sts_rlog_probe_stats(r);
+    if (g.n != 1 || !g.s.success || st.records != 1 || st.changed != 0)
+        fail_msg("in-stream probe: got %zu sessions, %s, records %llu changed %llu, want 1, "
+                 "success, 1, 0", g.n, g.s.success ? "success" : g.s.result_type,
+                 (unsigned long long)st.records, (unsigned long long)st.changed);
+    sts_rlog_free(r);
+
+    /* A report window the probe cannot reach: counted, not kept. */
+    memset(&g, 0, sizeof(g));
+    assert_int_equal(sts_rlog_new(NULL, NULL, &r), STS_OK);
+    sts_rlog_set_now(r, NOW);
+    sts_rlog_set_window(r, NOW - 10 * 86400, NOW - 3 * 86400);
+    sts_rlog_set_sink(r, collect, &g);
+    assert_int_equal(sts_rlog_read_files(r, paths, 2, &why), STS_OK);
+    assert_int_equal(sts_rlog_finish(r), STS_OK);
+    st = sts_rlog_probe_stats(r);
+    if (st.records != 1 || st.far != 1 || g.n != 0)
+        fail_msg("far probe: got records %llu far %llu sessions %zu, want 1 1 0",
+                 (unsigned long long)st.records, (unsigned long long)st.far, g.n);
+    sts_rlog_free(r);
+    (void)unlink(dpath);
+    (void)unlink(mpath);
+}
+
+/* Probes without a verdict are counted, never kept: a session with only
+ * an unreachable probe near it takes the nearest one with a verdict. */
+static void test_no_verdict_probe_not_kept(void **state)
+{
+    static const char *const lines[] = {
+        TESTING, TLS_LINE("Trusted"), SENT,
+        PROBE_AT("2026-11-28T13:49:30Z", "d.test", "p1", "mx.d.test", "unreachable"),
+        PROBE_AT("2026-11-28T10:00:00Z", "d.test", "p1", "mx.d.test", "certificate-expired"),
+    };
+    const sts_rsession *s;
+    sts_rprobe_stats st;
+    sts_rlog *r;
+    size_t n;
+
+    (void)state;
+    assert_int_equal(sts_rlog_new(NULL, NULL, &r), STS_OK);
+    sts_rlog_set_now(r, NOW);
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+        (void)sts_rlog_feed_line(r, lines[i], strlen(lines[i]), "t", i + 1);
+    assert_int_equal(sts_rlog_sessions(r, &s, &n), STS_OK);
+    st = sts_rlog_probe_stats(r);
+    if (n != 1 || s[0].success || strcmp(s[0].result_type, "certificate-expired") != 0 ||
+        st.records != 2 || st.no_verdict != 1)
+        fail_msg("got %zu sessions, %s, records %llu no_verdict %llu, want 1, "
+                 "certificate-expired, 2, 1", n, n == 0 || s[0].success ? "success" : s[0].result_type,
+                 (unsigned long long)st.records, (unsigned long long)st.no_verdict);
+    sts_rlog_free(r);
+}
+
 int main(void)
 {
-    struct CMUnitTest tests[sizeof(cases) / sizeof(cases[0]) + 1];
+    struct CMUnitTest tests[sizeof(cases) / sizeof(cases[0]) + 3];
     size_t n = 0;
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -187,5 +344,7 @@ int main(void)
         tests[n++].name = cases[i].name;
     }
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_unknown_record_kind_ignored);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_streaming_probe_logged_after_the_session);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_no_verdict_probe_not_kept);
     return UNIT_RUN("rprobe", tests, n);
 }

@@ -309,6 +309,19 @@ static void test_round_trip_each_kind(void **state)
     sts_store_close(s);
 }
 
+static void test_purge_log_between_handles(void **state)
+{
+    sts_store *a, *b;
+
+    (void)state;
+    flush_all();
+    a = open_main(0);
+    b = open_main(0);
+    purge_log_check(a, b);
+    sts_store_close(a);
+    sts_store_close(b);
+}
+
 static void test_value_is_the_json_record(void **state)
 {
     sts_store *s;
@@ -944,6 +957,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_each_kind),
+        cmocka_unit_test(test_purge_log_between_handles),
         cmocka_unit_test(test_value_is_the_json_record),
         cmocka_unit_test(test_ttl_follows_expires_at),
         cmocka_unit_test(test_expired_record_is_deleted),

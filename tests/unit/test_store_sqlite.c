@@ -413,6 +413,26 @@ static void test_two_handles_share_the_file(void **state)
     sts_store_close(b);
 }
 
+static void test_purge_log_between_handles(void **state)
+{
+    char path[600];
+    sts_store *a, *b;
+
+    (void)state;
+    tpath(path, sizeof(path), "purge.db");
+    a = open_ok(path);
+    b = open_ok(path);
+    purge_log_check(a, b);
+    sts_store_close(a);
+    sts_store_close(b);
+    /* The log lives beside the records, without a schema change. */
+    if (raw_int(path, "PRAGMA user_version") != 1)
+        fail_msg("user_version: got %lld, want 1", raw_int(path, "PRAGMA user_version"));
+    if (raw_int(path, "SELECT count(*) FROM mtasts_purge") != 4)
+        fail_msg("mtasts_purge rows: got %lld, want 4",
+                 raw_int(path, "SELECT count(*) FROM mtasts_purge"));
+}
+
 static void test_wal_journal(void **state)
 {
     char path[600];
@@ -1027,7 +1047,7 @@ static int group_teardown(void **state)
 
 int main(void)
 {
-    struct CMUnitTest tests[N_CORRUPT + 17];
+    struct CMUnitTest tests[N_CORRUPT + 18];
     size_t n = 0;
 
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_round_trip_each_kind);
@@ -1035,6 +1055,7 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_prune_drops_only_expired_records);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_restart_keeps_every_record);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_two_handles_share_the_file);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_purge_log_between_handles);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_wal_journal);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_policy_64k_byte_exact);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_file_mode_0600);
