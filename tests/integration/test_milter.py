@@ -186,9 +186,9 @@ def records(dlog):
     if not os.path.exists(dlog):
         return []
     with open(dlog) as f:
-        lines = [json.loads(line) for line in f if line.strip()]
-    # Recipient decisions only: "probe" records (MX probes) are another kind.
-    return [x for x in lines if "record" not in x]
+        # Every line: decisions, and records of other kinds ("policy",
+        # "probe"), which carry a "record" field.
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def decisions(dlog):
