@@ -34,6 +34,7 @@
 #include "base/log.h"
 #include "callbacks.h"
 #include "metrics.h"
+#include "probes.h"
 #include "runtime.h"
 
 #define MT_MAX_DOMAINS 256     /* distinct recipient domains tracked per message */
@@ -504,6 +505,8 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
         sts_dlog_note_policy(mt_dlog, (int64_t)time(NULL), d.domain, d.id, a.policy->text,
                              a.policy->text_len, &why) != STS_OK)
         sts_log(STS_LOG_ERR, qid, "decision-log-error", "domain=%s reason=\"%s\"", domain, why.text);
+    if (d.action == STS_ACT_ACCEPT || d.action == STS_ACT_ROUTE_ENFORCE)
+        mt_probes_note(domain, &a);
     sts_answer_release(&a);
     if (d.action == STS_ACT_NO_MX) {
         char text[STS_DOMAIN_MAX + 128];

@@ -64,6 +64,7 @@
 #include "base/log.h"
 #include "base/safefile.h"
 #include "callbacks.h"
+#include "probes.h"
 #include "startup.h"
 #include "runtime.h"
 #include "metrics.h"
@@ -639,6 +640,10 @@ int main(int argc, char **argv)
         sts_log(STS_LOG_ERR, "-", "startup", "engine: %s", why.text);
         return EX_UNAVAILABLE;
     }
+    if (mt_probes_start(&rt->cfg, &why) != STS_OK) {
+        sts_log(STS_LOG_ERR, "-", "startup", "probes: %s", why.text);
+        return EX_CONFIG;
+    }
     if (mt_socketmap_start(smap, mt_engine, &why) != STS_OK ||
         (metrics != NULL && mt_metrics_start(metrics, &why) != STS_OK)) {
         sts_log(STS_LOG_ERR, "-", "startup", "%s", why.text);
@@ -728,6 +733,7 @@ int main(int argc, char **argv)
             (void)unlink(pid_path);
         _exit(0);
     }
+    mt_probes_stop();
     sts_engine_free(mt_engine);
     sts_dlog_close(mt_dlog);
     if (pid_path[0] != '\0')

@@ -65,6 +65,7 @@
 #include "base/log.h"
 #include "base/sockpeer.h"
 #include "base/sockspec.h"
+#include "probes.h"
 #include "runtime.h"
 #include "smap/netstring.h"
 #include "metrics.h"
@@ -404,6 +405,7 @@ static sts_status make_reply(mt_socketmap *sm, const mt_runtime *rt, const sts_s
                 a->result == STS_RESULT_POLICY
                     ? "SiteTLSPolicyFile asks more than the domain's MTA-STS policy"
                     : "SiteTLSPolicyFile level for a domain without a usable MTA-STS policy");
+    mt_probes_note(domain, a); /* the MTA delivers under this answer now */
     return st;
 }
 

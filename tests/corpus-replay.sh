@@ -7,7 +7,7 @@ src=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
 build=${top_builddir:-.}
 passed=0
 failed=0
-for t in txt policy domain config store_codec netstring tlsrpt_txt rlog rcpt smap_reply site; do
+for t in txt policy domain config store_codec netstring tlsrpt_txt rlog rcpt smap_reply site smtp_reply; do
     prog="$build/tests/fuzz/replay_$t"
     dir="$src/tests/corpus/$t"
     if [ ! -x "$prog" ]; then

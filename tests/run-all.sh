@@ -71,7 +71,7 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
     rm -rf "$out/fuzz" && mkdir -p "$out/fuzz"
     if (cd "$out/fuzz" && "$top/configure" CC=clang --enable-fuzzing >configure.out 2>&1 &&
         make -j"$JOBS" fuzz-targets >make.out 2>&1); then
-        for t in txt policy domain config store_codec netstring tlsrpt_txt rlog rcpt smap_reply site; do
+        for t in txt policy domain config store_codec netstring tlsrpt_txt rlog rcpt smap_reply site smtp_reply; do
             rm -rf "$out/fuzz/corpus-$t" && mkdir -p "$out/fuzz/corpus-$t"
             cp "$top/tests/corpus/$t"/* "$out/fuzz/corpus-$t/" 2>/dev/null || true
             ( cd "$out/fuzz" && ./tests/fuzz/fuzz_$t -max_total_time="$FUZZ_SECONDS" \
@@ -79,7 +79,7 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
                 "corpus-$t" >"fuzz-$t.out" 2>&1 ) &
         done
         wait
-        for t in txt policy domain config store_codec netstring tlsrpt_txt rlog rcpt smap_reply site; do
+        for t in txt policy domain config store_codec netstring tlsrpt_txt rlog rcpt smap_reply site smtp_reply; do
             runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/fuzz/fuzz-$t.out")
             if ls "$out/fuzz/crash-$t-"* >/dev/null 2>&1 || [ -z "$runs" ]; then
                 echo "not ok - fuzz_$t: crash or abnormal end"; tail -40 "$out/fuzz/fuzz-$t.out"

@@ -30,6 +30,7 @@
 #include "base/log.h"
 #include "tlsrpt/report.h"
 #include "tlsrpt/rlog.h"
+#include "tlsrpt/rprobe.h"
 #include "tlsrpt/rsend.h"
 #include "tlsrpt/srcaddr.h"
 
@@ -443,6 +444,24 @@ static void print_stats(const char *date, const sts_rlog_stats *ls, const sts_re
 #undef U
 }
 
+/* The MX probe records joined to the sessions (tlsrpt/rprobe.h), when
+ * there were any to join or the mx patterns alone changed a session. */
+static void print_probe_stats(const char *date, const sts_rlog *rl)
+{
+    sts_rprobe_stats ps = sts_rlog_probe_stats(rl);
+
+    if (ps.records == 0 && ps.outside == 0)
+        return;
+    fprintf(stderr,
+            PROG ": %s: MX probes: records %llu (without a verdict %llu, too far from the "
+                 "day %llu, over the cap %llu); sessions turned into failures by a probe "
+                 "%llu, by an MX outside the policy %llu; successes a probe confirmed %llu\n",
+            date, (unsigned long long)ps.records, (unsigned long long)ps.no_verdict,
+            (unsigned long long)ps.far, (unsigned long long)ps.dropped,
+            (unsigned long long)ps.changed, (unsigned long long)ps.outside,
+            (unsigned long long)ps.confirmed);
+}
+
 /* Warnings for logs that cannot give a useful report: they say what to
  * change instead of leaving an admin with empty reports. */
 static void warn_inputs(const sts_rlog_stats *ls)
@@ -740,6 +759,7 @@ int main(int argc, char **argv)
         goto done;
     }
     print_stats(day_text, sts_rlog_get_stats(rl), set);
+    print_probe_stats(day_text, rl);
     if (summary)
         print_summary(set, stdout);
 

@@ -67,6 +67,15 @@ typedef struct sts_config {
     char *local_domains;      /* LocalDomains: comma list; NULL = none */
     char *site_tls_policy_file; /* SiteTLSPolicyFile (smap/smap_site.h); NULL = none */
     char *smtp_transports;    /* SMTPTransports: comma list of transport/mailer names */
+    /* MX probes */
+    bool probe_testing_mx;    /* ProbeTestingMX */
+    bool probe_enforce_mx;    /* ProbeEnforceMX */
+    unsigned probe_interval;  /* ProbeInterval (s) */
+    unsigned probe_concurrency; /* ProbeConcurrency */
+    unsigned probe_queue;     /* ProbeQueue */
+    unsigned probe_timeout_ms; /* ProbeTimeout (ms) */
+    char *probe_helo_name;    /* ProbeHeloName; NULL = host name */
+    unsigned probe_port;      /* ProbePort: TESTS ONLY, 25 in production */
     /* mtasts-report */
     char *report_organization; /* ReportOrganization; NULL = host name */
     char *report_contact;     /* ReportContact; NULL = postmaster@submitter */

@@ -12,6 +12,7 @@
 
 #include "conf/config.h"
 #include "engine/engine.h"
+#include "engine/prober.h"
 #include "sts/discover.h"
 
 /* DNSServers, DNSTimeout, DNSTries, CAFile, HTTPSConnectTimeout,
@@ -23,5 +24,10 @@ void sts_opts_discover(const sts_config *cfg, sts_discover_opts *out);
  * RetryInterval, RefreshIdle, MaxDiscoveries, DiscoveryQueue) and the
  * discovery options above, on top of zeros (the engine's defaults). */
 void sts_opts_engine(const sts_config *cfg, sts_engine_opts *out);
+
+/* The Probe* keys, CAFile, AllowInternalAddresses and the DNS keys, on top
+ * of zeros; strings point into cfg (sts_prober_new copies them).  The
+ * EHLO name is helo (ProbeHeloName, else the caller's host name). */
+void sts_opts_prober(const sts_config *cfg, const char *helo, sts_prober_opts *out);
 
 #endif

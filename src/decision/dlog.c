@@ -214,10 +214,13 @@ sts_status sts_dlog_note_policy(sts_dlog *l, int64_t when, const char *domain, c
 sts_status sts_dlog_write(sts_dlog *l, int64_t when, const char *queue_id, const sts_decision *d,
                           sts_why *why)
 {
-    char *line = sts_dlog_format(when, queue_id, d);
+    return sts_dlog_write_line(l, sts_dlog_format(when, queue_id, d), why);
+}
 
+sts_status sts_dlog_write_line(sts_dlog *l, char *line, sts_why *why)
+{
     if (line == NULL) {
-        sts_why_set(why, "out of memory formatting a decision");
+        sts_why_set(why, "out of memory formatting a decision log line");
         return STS_NOMEM;
     }
     return write_line(l, line, NULL, why);

@@ -37,6 +37,11 @@ sts_status sts_dlog_reopen(sts_dlog *l, sts_why *why) STS_MUST_CHECK;
 sts_status sts_dlog_write(sts_dlog *l, int64_t when, const char *queue_id,
                           const sts_decision *d, sts_why *why) STS_MUST_CHECK;
 
+/* Append one line made by json_dumps (or NULL: STS_NOMEM), then free it:
+ * its terminator is where the newline goes.  For other record kinds
+ * (dlog_probe.h). */
+sts_status sts_dlog_write_line(sts_dlog *l, char *line, sts_why *why) STS_MUST_CHECK;
+
 /* The line that sts_dlog_write would append, without the newline; free(). */
 char *sts_dlog_format(int64_t when, const char *queue_id, const sts_decision *d);
 

@@ -20,7 +20,10 @@
  *
  *   Decision log: one JSON object per line (dlog.c): time, queue_id,
  *   domain, result, action required; mode, policy_id, report_type, mx,
- *   max_age, reason used when present; other fields ignored.
+ *   max_age, reason used when present; other fields ignored.  A line with
+ *   a "record" field is another kind (rlog_dlog.c): "policy" (the policy
+ *   as published), "probe" (an MX probe, joined by rprobe.c), others
+ *   ignored.
  *
  *   Postfix smtp(8)/lmtp(8), as Postfix 3.7 writes them (smtp_tls_loglevel
  *   >= 1 for the TLS lines):
@@ -112,6 +115,7 @@
 
 #include "base/buf.h"
 #include "tlsrpt/rlog_impl.h"
+#include "tlsrpt/rprobe.h"
 
 /* ------------------------------------------------------------ warnings */
 
@@ -389,6 +393,8 @@ static void join_attempt(sts_rlog *r, const att *a)
     copy_text(s.mx_host, sizeof(s.mx_host), a->host);
     copy_text(s.mx_ip, sizeof(s.mx_ip), a->ip);
     copy_text(s.detail, sizeof(s.detail), s.success ? "" : a->detail);
+    /* What the MTA could not check, from the MX probes (rprobe.h). */
+    sts_rlog_probe_apply(r, &s, a->domain, d != NULL ? d->policy_id : NULL, a->host);
     emit(r, &s);
 }
 
@@ -684,5 +690,6 @@ void sts_rlog_free(sts_rlog *r)
     free(r->dh);
     free(r->a);
     free(r->out);
+    sts_rlog_probe_free(r);
     free(r);
 }

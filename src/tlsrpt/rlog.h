@@ -208,7 +208,9 @@ void sts_rlog_set_progress(sts_rlog *r, void (*progress)(void *arg, const sts_rl
  * (each log is in time order; lines without a time stamp stay where they
  * are in their log), as sts_rlog_read_file reads one.  "-" is stdin.  All
  * are opened before anything is read: STS_PERMFAIL (why names the path)
- * when one cannot be. */
+ * when one cannot be.  Streaming, each regular file is first read once
+ * for its MX probe records alone (rprobe.h), which may judge sessions
+ * logged before them. */
 sts_status sts_rlog_read_files(sts_rlog *r, const char *const *paths, size_t n,
                                sts_why *why) STS_MUST_CHECK;
 

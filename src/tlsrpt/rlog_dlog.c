@@ -13,6 +13,9 @@
  *   {"time":T, "record":"policy", "domain":D, "policy_id":I, "policy":TEXT}
  *       the policy as published (written once per policy and log file by
  *       dlog.c), for the report's policy-string;
+ *   {"time":T, "record":"probe", "domain":D, "policy_id":I, "mx":M, "ip":A,
+ *    "result_type":R, "reason":W, ...}
+ *       an MX probe (decision/dlog_probe.c), joined to sessions by rprobe.c;
  *   other kinds are counted as ignored, so that a newer daemon's log
  *   stays readable.
  * And a JSON line with "__REALTIME_TIMESTAMP" and "MESSAGE" is a record of
@@ -29,6 +32,7 @@
 
 #include "base/buf.h"
 #include "tlsrpt/rlog_impl.h"
+#include "tlsrpt/rprobe.h"
 
 static size_t dec_hash(uint64_t qid, const char *domain)
 {
@@ -414,6 +418,9 @@ sts_rlog_line_kind sts_rlog_decision_line(sts_rlog *r, sts_cur line)
     if ((s = d_str(o, "record", &sl)) != NULL && strcmp(s, "decision") != 0) {
         if (strcmp(s, "policy") == 0)
             k = policy_record(r, o, line);
+        else if (strcmp(s, "probe") == 0)
+            k = sts_rlog_probe_line(r, jo, line, r->probes_ahead ? STS_RPROBE_CHECK
+                                                                  : STS_RPROBE_KEEP);
         else
             k = STS_RLOG_IGNORED; /* a record kind of a newer daemon */
         goto done;

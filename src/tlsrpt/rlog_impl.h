@@ -182,6 +182,12 @@ struct sts_rlog {
     const char *own_submitter; /* sts_rlog_set_own_reports: message ids of our reports */
     uint64_t *own;             /* queue id hashes of our report mail (open addressing) */
     size_t nown, capown;
+
+    /* MX probe records (rprobe.c), NULL: none yet.  probes_ahead: the
+     * line being read comes from an input whose probe records were loaded
+     * by the pass ahead of the join (sts_rlog_read_files). */
+    struct sts_rprobe *probes;
+    bool probes_ahead;
 };
 
 /* The RFC 8460 4.3 result types of failures seen in the MTA logs

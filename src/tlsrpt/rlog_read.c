@@ -4,7 +4,9 @@
  * too long, so counted malformed), several logs merged line by line by
  * their time stamps so that the streaming join sees one log in time order
  * (the decision log beside the mail log, rotated files, the journal), and
- * the first time stamp of a file for callers that order files themselves.
+ * the first time stamp of a file for callers that order files themselves,
+ * and, for the streaming join, a pass ahead over each file for its MX
+ * probe records (rprobe.h).
  */
 #include "tlsrpt/rlog.h"
 
@@ -19,6 +21,7 @@
 
 #include "base/buf.h"
 #include "tlsrpt/rlog_impl.h"
+#include "tlsrpt/rprobe.h"
 
 typedef struct input {
     const char *name; /* for warnings: the path, "(stdin)" */
@@ -33,6 +36,8 @@ typedef struct input {
     sts_why why;
     uint64_t lineno;
     int64_t t;        /* the pending line's time (the last one seen when it has none) */
+    bool untimed;     /* read for the pass ahead: no time stamps wanted */
+    bool ahead;       /* its probe records were loaded by the pass ahead */
 } input;
 
 /* The time stamp of a line, if it has one where the reader looks for it:
@@ -136,7 +141,7 @@ static bool next_line(const sts_rlog *r, input *in, sts_status *st, sts_why *why
      * sts_rlog_feed_line counts it malformed. */
     if (too_long)
         in->ll = STS_RLOG_LINE_MAX + 1;
-    else
+    else if (!in->untimed)
         (void)line_time(r, in->line, in->ll, &in->t);
     return true;
 }
@@ -180,6 +185,43 @@ static sts_status input_open(input *in, const char *path, sts_why *why)
     return STS_OK;
 }
 
+/* The pass ahead of the streaming join (rprobe.h): the probe records of
+ * the regular file path, which the join may need before it reads them.
+ * False when path is not a regular file that can be read (standard
+ * input, a pipe: read once, by the join); a read error is left for the
+ * join to report. */
+static bool read_ahead(sts_rlog *r, const char *path)
+{
+    struct stat sb;
+    sts_status st = STS_OK;
+    sts_why why = { "" };
+    input in;
+    int fd;
+
+    /* O_NONBLOCK: a FIFO without a writer must not hang here. */
+    if (strcmp(path, "-") == 0 || (fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
+        return false;
+    memset(&in, 0, sizeof(in));
+    in.name = path;
+    in.untimed = true;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (in.gz = gzdopen(fd, "rb")) == NULL) {
+        (void)close(fd);
+        return false;
+    }
+    (void)gzbuffer(in.gz, 128 * 1024);
+    in.chunk = malloc(READ_CHUNK);
+    in.line = malloc(STS_RLOG_LINE_MAX + 1);
+    if (in.chunk == NULL || in.line == NULL) {
+        input_close(&in);
+        return false;
+    }
+    while (next_line(r, &in, &st, &why) && !r->nomem)
+        if (in.ll <= STS_RLOG_LINE_MAX) /* a longer one is malformed, and not all here */
+            sts_rlog_probe_ahead_line(r, sts_cur_make(in.line, in.ll));
+    input_close(&in);
+    return true;
+}
+
 sts_status sts_rlog_read_files(sts_rlog *r, const char *const *paths, size_t n, sts_why *why)
 {
     input *in = sts_calloc_array(n > 0 ? n : 1, sizeof(*in));
@@ -195,6 +237,11 @@ sts_status sts_rlog_read_files(sts_rlog *r, const char *const *paths, size_t n, 
             opened++;
             goto done;
         }
+    /* Streaming: a session is given out minutes after its attempt, but
+     * the probe that judges it may be logged hours later; the probe
+     * records (few) are loaded first. */
+    for (size_t i = 0; i < n && r->sink != NULL; i++)
+        in[i].ahead = read_ahead(r, paths[i]);
     for (size_t i = 0; i < n && st == STS_OK; i++)
         (void)next_line(r, &in[i], &st, why);
     while (st == STS_OK) {
@@ -207,7 +254,9 @@ sts_status sts_rlog_read_files(sts_rlog *r, const char *const *paths, size_t n, 
                 best = &in[i];
         if (best == NULL)
             break;
+        r->probes_ahead = best->ahead;
         (void)sts_rlog_feed_line(r, best->line, best->ll, best->name, best->lineno);
+        r->probes_ahead = false;
         (void)next_line(r, best, &st, why);
     }
 done:

@@ -2,7 +2,8 @@
 """bench_report.py - `make bench` part "report": mtasts-report on a big day.
 
 Generates one UTC day of logs as a busy relay writes them - the daemon's
-decision log (a policy record per domain, one decision per message) and one
+decision log (a policy record per domain, one decision per message, MX probe
+records of the testing-mode domains' MX hosts every 6 hours) and one
 mail log with Postfix smtp(8) and Sendmail lines mixed (TLS line, then the
 delivery line; successes, untrusted certificates, STARTTLS missing) - over
 several thousand recipient domains, then runs mtasts-report --dry-run on it
@@ -12,6 +13,8 @@ million sessions in <= 200 MiB and >= 100,000 sessions/s).
 
   --sessions N   sessions of the day (default 1000000)
   --domains N    recipient domains (default 5000)
+  --no-probes    no MX probe records (as the decision logs of main before
+                 the probes)
   --keep DIR     write the logs to DIR and keep them (default: a temporary
                  directory, removed at the end)
 """
@@ -41,7 +44,35 @@ def stamp_iso(t):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def generate(d, sessions, domains, seed=11):
+def probe_records(doms, modes, rnd):
+    """(time, line) of the MX probes of the testing-mode domains, as the
+    daemon writes them at its default ProbeInterval (6 h): four a day per
+    MX host, most finding nothing wrong, some a name mismatch (which turns
+    the Trusted sessions of that MX host into failures, also those logged
+    before the probe), a few unreachable."""
+    out = []
+    for k, dom in enumerate(doms):
+        if modes[k] != "testing":
+            continue
+        for m in (1, 2):
+            off = rnd.randrange(21600)
+            if k % 10 == 1 and m == 2:
+                rt, why = "certificate-host-mismatch", "certificate not valid for mx2.%s" % dom
+            else:
+                rt, why = "success", "STARTTLS with a valid certificate for mx%d.%s" % (m, dom)
+            for j in range(4):
+                t = BEGIN + off + j * 21600
+                r = rt if k % 50 != 7 or j != 0 else "unreachable"
+                out.append((t, '{"time":"%s","record":"probe","domain":"%s","policy_id":"p%d",'
+                               '"mode":"testing","mx":"mx%d.%s","in_policy":true,'
+                               '"ip":"10.%d.%d.%d","result_type":"%s","reason":"%s"}\n' % (
+                                   stamp_iso(t), dom, k, m, dom, k >> 8 & 255, k & 255, m,
+                                   r, why if r != "unreachable" else "connection timed out")))
+    out.sort()
+    return out
+
+
+def generate(d, sessions, domains, probes=True, seed=11):
     rnd = random.Random(seed)
     doms = ["d%05d.bench.example" % i for i in range(domains)]
     modes = ["enforce" if i % 3 == 0 else "testing" for i in range(domains)]
@@ -55,8 +86,13 @@ def generate(d, sessions, domains, seed=11):
                       '"policy":"%s"}\n' % (stamp_iso(BEGIN), dom, i, pol))
         step = 86400.0 / sessions
         dw, mw = dec.write, mail.write
+        pr = probe_records(doms, modes, random.Random(seed + 1)) if probes else []
+        pi = 0
         for n in range(sessions):
             t = BEGIN + int(n * step)
+            while pi < len(pr) and pr[pi][0] <= t:
+                dw(pr[pi][1])
+                pi += 1
             # a few large domains and a long tail, as real traffic has
             k = int(rnd.paretovariate(1.2)) % domains
             dom, mode = doms[k], modes[k]
@@ -100,6 +136,8 @@ def generate(d, sessions, domains, seed=11):
                 mw("%s mail sm-mta[%d]: %s: to=<u%d@%s>, delay=00:00:01, xdelay=00:00:01, "
                    "mailer=esmtp, pri=30000, relay=%s. [%s], dsn=2.0.0, stat=Sent (ok)\n" % (
                        ts, pid, qid, n % 97, dom, mx, ip))
+        for _, line in pr[pi:]:
+            dw(line)
     return dec_path, mail_path
 
 
@@ -108,6 +146,7 @@ def main():
     ap.add_argument("--sessions", type=int, default=1000000)
     ap.add_argument("--domains", type=int, default=5000)
     ap.add_argument("--keep", default=None)
+    ap.add_argument("--no-probes", action="store_true")
     args = ap.parse_args()
     top = os.environ.get("top_builddir", os.path.join(os.path.dirname(__file__), "..", ".."))
     report = os.environ.get("MTASTS_REPORT") or os.path.join(top, "src", "mtasts-report")
@@ -118,7 +157,7 @@ def main():
     os.makedirs(d, exist_ok=True)
     try:
         t0 = time.monotonic()
-        dec, mail = generate(d, args.sessions, args.domains)
+        dec, mail = generate(d, args.sessions, args.domains, probes=not args.no_probes)
         gen = time.monotonic() - t0
         size = (os.path.getsize(dec) + os.path.getsize(mail)) / 1048576.0
         conf = os.path.join(d, "report.conf")

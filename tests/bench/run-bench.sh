@@ -22,8 +22,9 @@
 #            and tests/bench/smap_const, at 1 and 50 connections, 3 rounds
 #            (about two minutes).
 #   report   tests/bench/bench_report.py: one generated UTC day of a million
-#            sessions (decision log, and a mail log of Postfix and Sendmail
-#            lines over 5000 domains) through mtasts-report --dry-run;
+#            sessions (decision log with MX probe records, and a mail log
+#            of Postfix and Sendmail lines over 5000 domains) through
+#            mtasts-report --dry-run;
 #            prints the time, the peak RSS and sessions per second (about a
 #            minute, most of it generating the logs; ~1 GiB in $TMPDIR).
 #   burst    tests/bench/bench_burst.py: bursts of 300 and 1000 cold domains

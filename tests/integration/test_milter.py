@@ -186,6 +186,8 @@ def records(dlog):
     if not os.path.exists(dlog):
         return []
     with open(dlog) as f:
+        # Every line: decisions, and records of other kinds ("policy",
+        # "probe"), which carry a "record" field.
         return [json.loads(line) for line in f if line.strip()]
 
 

@@ -251,6 +251,15 @@ class MilterDaemon:
                 out.append(d)
         return out
 
+    def probes(self):
+        """The decision log's "probe" records (MX probes) as a list of dicts."""
+        try:
+            with open(self.decision_log) as fh:
+                lines = [l for l in fh.read().splitlines() if l.strip()]
+        except FileNotFoundError:
+            return []
+        return [x for x in (json.loads(l) for l in lines) if x.get("record") == "probe"]
+
     def wait_decisions(self, pred, timeout=10.0):
         """Wait until pred(decisions()) is true; returns the decisions."""
         deadline = time.monotonic() + timeout

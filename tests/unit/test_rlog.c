@@ -1203,7 +1203,7 @@ static void test_policy_record(void **state)
         "{\"time\":\"2026-11-28T13:00:00Z\",\"record\":\"policy\",\"domain\":\"Good.test\","
         "\"policy_id\":\"enf1\",\"policy\":\"version: STSv1\\nmode: enforce\\nmx: mx1.good.test\\n"
         "max_age: 86400\\nx-extra: 1\\n\"}",
-        "{\"time\":\"2026-11-28T13:00:01Z\",\"record\":\"probe\",\"domain\":\"good.test\"}",
+        "{\"time\":\"2026-11-28T13:00:01Z\",\"record\":\"future\",\"domain\":\"good.test\"}",
         "{\"time\":\"2026-11-28T13:00:02Z\",\"record\":\"policy\",\"domain\":\"good.test\"}",
         DEC_ENFORCE("B90DBA84CD4", "good.test", "enf1"),
         DEC_ENFORCE("B90DBA84CD5", "good.test", "enf2"),
