@@ -46,6 +46,7 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "engine/store_impl.h"
+#include "base/sigpipe.h"
 
 #define REDIS_DEFAULT_PORT 6379
 #define REDIS_TIMEOUT_MS 500             /* connect, and each command */
@@ -179,43 +180,14 @@ static sts_status backoff_from_env(redis_store *r, sts_why *why)
 
 /* ------------------------------------------------------------ connection */
 
-/* Block SIGPIPE for one command and swallow the one a write to a closed
- * socket raises, unless one was pending before (then it is not ours). */
-typedef struct pipe_guard {
-    sigset_t old;
-    bool was_pending;
-} pipe_guard;
-
-static void pipe_block(pipe_guard *g)
-{
-    sigset_t set, pending;
-
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    (void)pthread_sigmask(SIG_BLOCK, &set, &g->old);
-    g->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
-}
-
-static void pipe_restore(const pipe_guard *g)
-{
-    static const struct timespec zero = { 0, 0 };
-    sigset_t set, pending;
-
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    if (!g->was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1)
-        (void)sigtimedwait(&set, NULL, &zero);
-    (void)pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-}
-
 static redisReply *exec_argv(redisContext *c, int argc, const char **argv, const size_t *lens)
 {
-    pipe_guard g;
+    sts_sigpipe_guard g;
     redisReply *reply;
 
-    pipe_block(&g);
+    sts_sigpipe_block(&g);
     reply = redisCommandArgv(c, argc, argv, lens);
-    pipe_restore(&g);
+    sts_sigpipe_restore(&g);
     return reply;
 }
 

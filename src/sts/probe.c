@@ -36,6 +36,7 @@
 #include "base/buf.h"
 #include "sts/domain.h"
 #include "sts/smtpreply.h"
+#include "base/sigpipe.h"
 
 #define PROBE_RBUF 4096 /* bytes read at once; a reply line is capped in smtpreply */
 
@@ -508,35 +509,6 @@ static sts_probe_result dialogue(conn *c, SSL_CTX *ctx, const char *mx, const ch
     return v;
 }
 
-typedef struct pipe_guard {
-    sigset_t old;
-    bool was_pending;
-} pipe_guard;
-
-/* A TLS write to a closed socket raises SIGPIPE: block it for the probe
- * and swallow ours (not one that was pending before). */
-static void pipe_block(pipe_guard *g)
-{
-    sigset_t set, pending;
-
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    (void)pthread_sigmask(SIG_BLOCK, &set, &g->old);
-    g->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
-}
-
-static void pipe_restore(const pipe_guard *g)
-{
-    static const struct timespec zero = { 0, 0 };
-    sigset_t set, pending;
-
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    if (!g->was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1)
-        (void)sigtimedwait(&set, NULL, &zero);
-    (void)pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-}
-
 static void conn_close(conn *c)
 {
     if (c->ssl != NULL) {
@@ -572,7 +544,7 @@ sts_status sts_probe_run(const sts_probe_opts *opts, const char *mx, const char 
     SSL_CTX *ctx = NULL;
     size_t refused = 0;
     sts_status st = STS_OK;
-    pipe_guard g;
+    sts_sigpipe_guard g;
 
     memset(out, 0, sizeof(*out));
     out->result = STS_PROBE_UNREACHABLE;
@@ -608,7 +580,7 @@ sts_status sts_probe_run(const sts_probe_opts *opts, const char *mx, const char 
     c->cancel_fd = o->cancel_fd != NULL ? *o->cancel_fd : -1;
     c->io_ms = o->io_timeout_ms != 0 ? o->io_timeout_ms : 30000;
     c->end = now_ms() + (o->total_timeout_ms != 0 ? o->total_timeout_ms : 60000);
-    pipe_block(&g);
+    sts_sigpipe_block(&g);
     for (size_t i = 0; i < naddrs; i++) {
         uint8_t a[16];
         const sts_ipblock *blk;
@@ -654,7 +626,7 @@ sts_status sts_probe_run(const sts_probe_opts *opts, const char *mx, const char 
     out->result = refused == naddrs ? STS_PROBE_REFUSED : STS_PROBE_UNREACHABLE;
 done:
     conn_close(c);
-    pipe_restore(&g);
+    sts_sigpipe_restore(&g);
     free(c);
     SSL_CTX_free(ctx);
     ERR_clear_error();
