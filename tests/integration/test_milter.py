@@ -148,6 +148,21 @@ def milter_lost(dmn):
     pid = dmn.proc.pid
     harness.wait_for(lambda: "started" in open(dmn.errfile).read(), timeout=30,
                      msg="the daemon's threads started")
+
+    def sigwaiting():
+        """libmilter's signal thread exists: a thread in rt_sigtimedwait
+        (syscall 128 on x86_64).  "started" is logged before smfi_main has
+        spawned it; a SIGHUP sent to the threads before then stays pending
+        on one of them for ever (a slow sanitizer build lost that race)."""
+        for t in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/syscall" % (pid, t)) as f:
+                    if f.read().split(" ", 1)[0] == "128":
+                        return True
+            except OSError:
+                pass
+        return False
+    harness.wait_for(sigwaiting, timeout=30, msg="libmilter's signal thread waiting")
     tids = [int(t) for t in os.listdir("/proc/%d/task" % pid) if int(t) != pid]
     assert tids, "no threads besides the main one"
     for tid in tids:
