@@ -172,6 +172,8 @@ class Soak:
         self.fault = "-"
         self.cold = []            # this minute's cold domain names
         self.cold_policy = []     # those of them with a policy
+        self.next_cold = []       # the names new_cold() made, not yet published
+        self.fx_cold_policy = []  # the cold policy domains the fixtures serve
         self.errors = []
         # Postfix outlives the run (its master exits after a lifetime, 30
         # minutes by default: an hour's soak lost its SMTP load half-way).
@@ -190,7 +192,7 @@ class Soak:
     # -------------------------------------------------- fixture worlds
     def zone(self, fault):
         z = self.lab._zone()
-        for d in self.cold_policy:
+        for d in self.fx_cold_policy:
             z["names"]["_mta-sts." + d] = {"TXT": [["v=STSv1; id=cold%d;" % int(time.time())]]}
             z["names"]["mta-sts." + d] = {"A": ["127.0.0.1"]}
         if fault in ("dns-servfail", "dns-timeout"):
@@ -202,7 +204,7 @@ class Soak:
 
     def https(self, fault):
         h = self.lab._https()
-        for d in self.cold_policy:
+        for d in self.fx_cold_policy:
             h["hosts"]["mta-sts." + d] = {"body": policy_text("enforce", ["mx1.e1.soak.test"])}
         for v in h["hosts"].values():
             if fault == "https-500":
@@ -212,22 +214,34 @@ class Soak:
         return h
 
     def apply(self, fault):
+        """HTTPS first (new policy hosts get their certificates), then DNS,
+        so no _mta-sts record points at a host the HTTPS fixture lacks."""
         fx = self.lab.fx
-        fx.update_dns(self.zone(fault))
         if fault == "https-down":
             fx.stop("https")
-            return
-        if "https" not in fx.procs:
+        elif "https" not in fx.procs:
             fx.start_https(self.https(fault), port=443)
         else:
             fx.update_https(self.https(fault))
+        fx.update_dns(self.zone(fault))
 
     def new_cold(self):
+        """This minute's cold names: withdrawn from the load threads, put
+        into the fixtures by the caller's apply(), then published with
+        publish_cold().  A name asked before the HTTPS fixture has its
+        certificate would be learned as sts-webpki-invalid (the daemon is
+        right) and counted as a lost policy the whole minute."""
         rnd = random.Random()
         names = ["%s.%s" % ("".join(rnd.choice(string.ascii_lowercase) for _ in range(10)),
                             COLD_PARENT) for _ in range(self.args.cold_per_minute)]
-        self.cold = names
-        self.cold_policy = names[:max(1, len(names) // 10)]
+        with self.lock:
+            self.cold, self.cold_policy = [], []
+        self.next_cold = names
+        self.fx_cold_policy = names[:max(1, len(names) // 10)]
+
+    def publish_cold(self):
+        with self.lock:
+            self.cold, self.cold_policy = self.next_cold, self.fx_cold_policy
 
     # -------------------------------------------------- load threads
     def sender(self, k):
@@ -254,7 +268,8 @@ class Soak:
         warm = [d for d, _ in SMTP_DOMAINS]
         conn, buf = None, b""
         while not self.stop_ev.is_set():
-            cold, cold_policy = self.cold, set(self.cold_policy)
+            with self.lock:
+                cold, cold_policy = self.cold, set(self.cold_policy)
             d = rnd.choice(cold) if cold and rnd.random() < 0.3 else rnd.choice(warm)
             cls = ("cold-policy" if d in cold_policy else "cold-none") if d in cold else "warm"
             try:
@@ -319,6 +334,7 @@ class Soak:
                     # fault in force if any (else they would be NXDOMAIN
                     # until it ends, and count as the fault's doing).
                     self.apply(self.fault if fault_end is not None else None)
+                    self.publish_cold()
                     next_cold += 60
                 if fault_end is None and now >= next_fault:
                     self.fault = FAULTS[k % len(FAULTS)]
@@ -344,6 +360,7 @@ class Soak:
         self.new_cold()
         self.lab.start()
         self.apply(None)          # this minute's cold policy domains
+        self.publish_cold()
         d = self.lab.daemon
         pid = d.popen.pid
         dlog = LineCounter(d.decision_log)
