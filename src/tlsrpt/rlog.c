@@ -676,7 +676,7 @@ void sts_rlog_free(sts_rlog *r)
         }
     }
     free(r->sb);
-    for (size_t i = 0; i < sizeof(r->pt) / sizeof(r->pt[0]); i++) {
+    for (size_t i = 0; r->pt != NULL && i < PT_BUCKETS; i++) {
         poltext *x, *next;
 
         for (x = r->pt[i]; x != NULL; x = next) {
@@ -684,6 +684,8 @@ void sts_rlog_free(sts_rlog *r)
             free(x);
         }
     }
+    free(r->pt);
+    free(r->ph);
     free(r->own);
     free(r->bsd);
     free(r->d);

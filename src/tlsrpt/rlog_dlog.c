@@ -259,12 +259,12 @@ static size_t pt_bucket(const char *domain, const char *id)
     uint64_t h = (uint64_t)(uintptr_t)domain * 0x9E3779B97F4A7C15ull ^
                  (uint64_t)(uintptr_t)id * 0xC2B2AE3D27D4EB4Full;
 
-    return (size_t)((h ^ (h >> 31)) % (sizeof(((sts_rlog *)0)->pt) / sizeof(poltext *)));
+    return (size_t)((h ^ (h >> 31)) % PT_BUCKETS);
 }
 
 const char *sts_rlog_policy_text(const sts_rlog *r, const char *domain, const char *id)
 {
-    if (id == NULL || id[0] == '\0')
+    if (id == NULL || id[0] == '\0' || r->pt == NULL)
         return NULL;
     for (const poltext *x = r->pt[pt_bucket(domain, id)]; x != NULL; x = x->next)
         if (x->domain == domain && x->id == id)
@@ -302,7 +302,8 @@ static sts_rlog_line_kind policy_record(sts_rlog *r, const dsrc *o, sts_cur line
         r->st.dropped++;
         return STS_RLOG_DECISION;
     }
-    if ((x = malloc(sizeof(*x) + tl + 1)) == NULL) {
+    if ((r->pt == NULL && (r->pt = calloc(PT_BUCKETS, sizeof(*r->pt))) == NULL) ||
+        (x = malloc(sizeof(*x) + tl + 1)) == NULL) {
         r->nomem = true;
         return STS_RLOG_DECISION;
     }

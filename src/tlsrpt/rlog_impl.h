@@ -108,6 +108,7 @@ typedef struct pidstate {
 } pidstate;
 
 #define PID_BUCKETS 8192
+#define PT_BUCKETS 4096
 #define POLICY_TEXT_MAX (16u << 20) /* policy texts kept (policy records) */
 #define OWN_QIDS_MAX 65536          /* queue ids of our own report mail */
 
@@ -163,7 +164,10 @@ struct sts_rlog {
     void (*progress)(void *arg, const sts_rlog_stats *st);
     void *progress_arg;
 
-    pidstate *ph[PID_BUCKETS];
+    /* Both tables are made on first use (NULL: none yet): a reader that
+     * never sees an MTA line or a policy record, a test's or a fuzzer's,
+     * does not pay for 96 KB of zeroed buckets. */
+    pidstate **ph; /* PID_BUCKETS hash chains */
     pidstate *lru_head, *lru_tail;
     size_t npid;
 
@@ -171,7 +175,7 @@ struct sts_rlog {
     size_t nout, capout;
     int64_t line_t;    /* the time of the line being read, INT64_MIN: none */
 
-    poltext *pt[4096]; /* policy texts by hash of (domain, id) */
+    poltext **pt;      /* PT_BUCKETS: policy texts by hash of (domain, id) */
     size_t ptbytes;
 
     char jbuf[STS_RLOG_LINE_MAX]; /* a journal record's MESSAGE given as bytes */

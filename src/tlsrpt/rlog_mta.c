@@ -142,6 +142,10 @@ pidstate *sts_rlog_pid_get(sts_rlog *r, const char *host, const char *service, u
     size_t b = pid_bucket(host, pid, kind);
     pidstate *p;
 
+    if (r->ph == NULL && (r->ph = calloc(PID_BUCKETS, sizeof(*r->ph))) == NULL) {
+        r->nomem = true;
+        return NULL;
+    }
     for (p = r->ph[b]; p != NULL; p = p->hnext)
         if (p->host == host && p->pid == pid && p->kind == kind) {
             lru_unlink(r, p);
