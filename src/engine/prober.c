@@ -186,6 +186,17 @@ static char *dup_or_null(const char *s, bool *oom)
     return d;
 }
 
+/* What sts_prober_new made before its threads and locks: undone. */
+static void prober_unmake(sts_prober *p)
+{
+    table_free(&p->seen);
+    table_free(&p->facts);
+    free(p->ca_file);
+    free(p->helo_name);
+    free(p->servers);
+    free(p);
+}
+
 sts_status sts_prober_new(const sts_prober_opts *opts, sts_prober **out, sts_why *why)
 {
     sts_prober *p = calloc(1, sizeof(*p));
@@ -218,12 +229,7 @@ sts_status sts_prober_new(const sts_prober_opts *opts, sts_prober **out, sts_why
         !table_init(&p->facts, p->o.max_tracked))
         goto nomem;
     if (pipe2(p->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-        table_free(&p->seen);
-        table_free(&p->facts);
-        free(p->ca_file);
-        free(p->helo_name);
-        free(p->servers);
-        free(p);
+        prober_unmake(p);
         sts_why_set(why, "cannot make the prober's stop pipe");
         return STS_TEMPFAIL;
     }
@@ -234,14 +240,8 @@ sts_status sts_prober_new(const sts_prober_opts *opts, sts_prober **out, sts_why
     *out = p;
     return STS_OK;
 nomem:
-    if (p != NULL) {
-        table_free(&p->seen);
-        table_free(&p->facts);
-        free(p->ca_file);
-        free(p->helo_name);
-        free(p->servers);
-        free(p);
-    }
+    if (p != NULL)
+        prober_unmake(p);
     sts_why_set(why, "out of memory");
     return STS_NOMEM;
 }

@@ -34,14 +34,20 @@ static void run(sts_dns *dns, sync_req *q)
     }
 }
 
+/* The query is over: keep its status and reason; true if it found records. */
+static bool req_finish(sync_req *q, sts_status st, const char *why)
+{
+    q->done = true;
+    q->st = st;
+    (void)snprintf(q->why, sizeof(q->why), "%s", why != NULL ? why : "");
+    return st == STS_OK;
+}
+
 static void on_mx(void *arg, sts_status st, const sts_dns_mx *res, const char *why)
 {
     sync_req *q = arg;
 
-    q->done = true;
-    q->st = st;
-    (void)snprintf(q->why, sizeof(q->why), "%s", why != NULL ? why : "");
-    if (st != STS_OK)
+    if (!req_finish(q, st, why))
         return;
     for (size_t i = 0; i < res->n && q->n < q->max; i++) {
         size_t len = strlen(res->host[i]);
@@ -57,10 +63,7 @@ static void on_addrs(void *arg, sts_status st, const sts_dns_addrs *res, const c
 {
     sync_req *q = arg;
 
-    q->done = true;
-    q->st = st;
-    (void)snprintf(q->why, sizeof(q->why), "%s", why != NULL ? why : "");
-    if (st != STS_OK)
+    if (!req_finish(q, st, why))
         return;
     for (size_t i = 0; i < res->n && q->n < q->max; i++) {
         size_t len = strlen(res->addr[i]);
