@@ -57,9 +57,8 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "mta"))
 import harness  # noqa: E402
-import netns  # noqa: E402
 from harness import note  # noqa: E402
-from deliverylab import DeliveryLab, MX, lab_available  # noqa: E402
+from deliverylab import DeliveryLab, MX, run_report_lab  # noqa: E402
 from test_report import validate  # noqa: E402  (RFC 8460 section 4 field list)
 
 REPORT = os.environ.get("MTASTS_REPORT") or os.path.join(
@@ -114,15 +113,6 @@ def build_lab(work):
 
 def utc_day(t=None):
     return time.strftime("%Y-%m-%d", time.gmtime(t))
-
-
-def avoid_midnight():
-    """The logs and --date must be of the same UTC day: do not start in the
-    last two minutes of one."""
-    left = 86400 - int(time.time()) % 86400
-    if left < 120:
-        note("%d s to midnight UTC: waiting for the next day" % left)
-        time.sleep(left + 2)
 
 
 class Run:
@@ -230,22 +220,9 @@ def check_failures(p, ok, bad, result_type, mx):
 
 
 def main():
-    if not os.access(REPORT, os.X_OK):
-        print("mtasts-report not built at %s" % REPORT)
-        return 99
-    why = lab_available()
-    if why:
-        return harness.skipped("mtasts-report end to end through Postfix",
-                               "end-to-end report delivery", why)
-    rc = netns.run_inside("test_report_e2e")
-    if rc is not None:
-        return rc
-    report = harness.TestReport("mtasts-report end to end through Postfix (netns %s)"
-                                % netns.inside())
-    with harness.workdir("mtasts-report-e2e.") as work:
-        avoid_midnight()
-        run_lab(report, build_lab(work), work)
-    return report.finish()
+    return run_report_lab("test_report_e2e", "mtasts-report end to end through Postfix",
+                          "end-to-end report delivery", REPORT,
+                          lambda report, work: run_lab(report, build_lab(work), work))
 
 
 def run_lab(report, lab, work):

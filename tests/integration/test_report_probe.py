@@ -45,9 +45,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "mta"))
 import harness  # noqa: E402
 import mtautil  # noqa: E402
-import netns  # noqa: E402
 from harness import note  # noqa: E402
-from deliverylab import DeliveryLab, MX, Sent, lab_available  # noqa: E402
+from deliverylab import DeliveryLab, MX, Sent, lab_available, run_report_lab  # noqa: E402
 
 REPORT = os.environ.get("MTASTS_REPORT") or os.path.join(
     harness.builddir(), "src", "mtasts-report")
@@ -84,45 +83,32 @@ def build_lab(work, name="lab", postfix=True):
 
 
 def main():
-    if not os.access(REPORT, os.X_OK):
-        print("mtasts-report not built at %s" % REPORT)
-        return 99
-    why = lab_available()
-    if why:
-        return harness.skipped("reports of testing-mode domains with MX probes",
-                               "probe lab", why)
-    rc = netns.run_inside("test_report_probe")
-    if rc is not None:
-        return rc
-    report = harness.TestReport("reports of testing-mode domains with MX probes (netns %s)"
-                                % netns.inside())
-    with harness.workdir("mtasts-report-probe.") as work:
-        left = 86400 - int(time.time()) % 86400
-        if left < 180:
-            note("%d s to midnight UTC: waiting for the next day" % left)
-            time.sleep(left + 2)
-        lab = build_lab(work)
-        st = {}
-        try:
-            if not report.run("start the lab", lab.start):
-                note(lab.diagnostics())
-                return report.finish()
-            if report.run("deliver one message to each domain; every one arrives",
-                          deliver, lab, st) and \
-                    report.run("the daemon probed the testing-mode MX hosts", probes, lab):
-                report.run("mtasts-report --dry-run", run_report, lab, work, st)
-                for d, rt in ((WRONG, "certificate-host-mismatch"),
-                              (EXPIRED, "certificate-expired"),
-                              (OUTSIDE, "validation-failure")):
-                    report.run("%s: delivered, reported as %s" % (d, rt), failed_domain,
-                               st, lab, d, rt)
-                report.run("%s: success, the probe agrees" % FINE, fine_domain, st)
-                report.run("%s: the refused MX and the success on the good one" % ENF,
-                           enforce_domain, st, lab)
-        finally:
-            lab.stop()
-        run_sendmail(report, work)
-    return report.finish()
+    return run_report_lab("test_report_probe", "reports of testing-mode domains with MX probes",
+                          "probe lab", REPORT, run_postfix, margin_s=180)
+
+
+def run_postfix(report, work):
+    lab = build_lab(work)
+    st = {}
+    try:
+        if not report.run("start the lab", lab.start):
+            note(lab.diagnostics())
+            return
+        if report.run("deliver one message to each domain; every one arrives",
+                      deliver, lab, st) and \
+                report.run("the daemon probed the testing-mode MX hosts", probes, lab):
+            report.run("mtasts-report --dry-run", run_report, lab, work, st)
+            for d, rt in ((WRONG, "certificate-host-mismatch"),
+                          (EXPIRED, "certificate-expired"),
+                          (OUTSIDE, "validation-failure")):
+                report.run("%s: delivered, reported as %s" % (d, rt), failed_domain,
+                           st, lab, d, rt)
+            report.run("%s: success, the probe agrees" % FINE, fine_domain, st)
+            report.run("%s: the refused MX and the success on the good one" % ENF,
+                       enforce_domain, st, lab)
+    finally:
+        lab.stop()
+    run_sendmail(report, work)
 
 
 def run_sendmail(report, work):

@@ -144,6 +144,34 @@ def lab_available(mta="postfix"):
 
 # ------------------------------------------------- the packaged Postfix config
 
+def run_report_lab(script, title, what, report_tool, body, margin_s=120):
+    """main() of a delivery-lab test whose checks end in mtasts-report.
+    The report tool must be built (exit 99 otherwise) and the lab able to
+    run (a skip saying why otherwise); the script runs itself again inside
+    a network namespace (netns.run_inside(script)) and there calls
+    body(report, work) in a fresh work dir, starting at least margin_s
+    seconds before midnight UTC (the logs and the report's --date must be
+    of one day).  Returns the exit status."""
+    harness = _harness()
+    if not os.access(report_tool, os.X_OK):
+        print("mtasts-report not built at %s" % report_tool)
+        return 99
+    why = lab_available()
+    if why:
+        return harness.skipped(title, what, why)
+    rc = netns.run_inside(script)
+    if rc is not None:
+        return rc
+    report = harness.TestReport("%s (netns %s)" % (title, netns.inside()))
+    with harness.workdir(script.replace("test_", "mtasts-", 1).replace("_", "-") + ".") as work:
+        left = 86400 - int(time.time()) % 86400
+        if left < margin_s:
+            harness.note("%d s to midnight UTC: waiting for the next day" % left)
+            time.sleep(left + 2)
+        body(report, work)
+    return report.finish()
+
+
 def _snippet(name):
     with open(os.path.join(_srcdir(), "packaging", "postfix", name)) as fh:
         return fh.read()
