@@ -433,8 +433,9 @@ def t_https_stats(env):
     assert fx.https_requests("mta-sts.expired.test") == r0
     wait_for(lambda: fx.https_stats()["aborted"].get("mta-sts.expired.test"),
              msg="abort recorded")
-    # "sent": when the last response per SNI went out in full, after the
-    # scenario's delay; never for close_early (half a response).
+    # "asked", "sent": when the last request per SNI was read and its
+    # response went out in full, after the scenario's delay; "sent" never
+    # for close_early (half a response).
     t_req = time.time()
     _, _, body = env.get("mta-sts.delay.test")
     t_got = time.time()
@@ -443,6 +444,8 @@ def t_https_stats(env):
                     and fx.https_stats()["sent"]["mta-sts.delay.test"],
                     msg="delay.test response recorded as sent")
     assert t_req + 0.3 <= sent <= t_got, (t_req, sent, t_got)
+    asked = fx.https_stats()["asked"]["mta-sts.delay.test"]
+    assert t_req <= asked <= sent - 0.3, (t_req, asked, sent)
     try:
         env.get("mta-sts.short.test")
     except http.client.IncompleteRead:
