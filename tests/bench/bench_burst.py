@@ -34,16 +34,54 @@ order over --rounds rounds, each run with a fresh set of domains:
     slowest   seconds from the first request sent to the last reply read
     median    the median of those times over the burst's domains
     lost      replies that are not a policy: NOTFOUND (the daemon's budget
-              ran out, or the peer gave up) or TEMP
+              ran out, or the peer gave up), TEMP or no reply
+    late/intime/nf  the lost answers attributed by when the HTTPS fixture
+              sent the domain's policy (its stats "sent" time for SNI
+              mta-sts.D, the last response per SNI) against t0 + the
+              daemon's budget, t0 the time.time() of the burst's first
+              request and the budget that of the built-in "postfix" profile
+              the bench asks through (STS_SMAP_BUDGET_DEFAULT_MS in
+              src/smap/smap_profile.h, 3 s):
+                late    fixture late: sent after it, or a fetch reached the
+                        fixture and no policy had gone out when the fetch
+                        was given up (the bench waits up to SETTLE_S after
+                        the burst for policies still on their way).  It
+                        says when, not whose fault: a request that reached
+                        the fixture late (the client's TLS handshake on a
+                        busy CPU) counts here too; the round line and goal
+                        say how many were asked after the budget (the
+                        fixture's "asked" time: the request itself late)
+                intime  sent within it: the server had the policy in time
+                        and lost the answer itself (the daemon reads each
+                        request at or after t0, so its own budget ends no
+                        earlier: conservative)
+                nf      never fetched: no fetch of the domain reached the
+                        HTTPS fixture (lost before it: DNS, queueing); the
+                        round line and goal say how many were not even
+                        looked up (no TXT query at the DNS fixture by the
+                        time the bench looked, after the burst: the server
+                        had not started on them)
+              The peer has no such budget; it is measured with the same
+              yardstick.
+    CPU s, fx CPU  the server's and the fixtures' CPU seconds for the burst
+    floor     the CPU floor, (CPU s + fx CPU) / the number of CPUs: the
+              machine cannot answer the burst faster than its CPUs allow,
+              and the fixtures share them with the server
+    /floor    slowest over the CPU floor
     TXT/dom   TXT queries for _mta-sts.D per domain at the DNS fixture
     GET/dom   policy requests per domain at the HTTPS fixture
     /peer     the daemon's slowest over the peer's (same size, same round)
 and before the bursts, per server, one cold domain alone (the median of
 three), against which the goal "1000 cold domains all answered within 3x
-one domain's time" is printed.  The server's CPU seconds for each burst
+one domain's time" is printed.  The goal "no answer lost" is met or MISSED
+by the answers lost while the fixture sent the policy in time (intime);
+the goal line prints the total lost and its attribution beside it.  Each
+round's line says the same, and how many of the late ones had no policy
+sent at all.  The server's CPU seconds for each burst
 come from /proc, and so do the fixtures' (DNS and HTTPS, Python): they share
-the machine's CPUs with the server, so their CPU seconds over the number
-of CPUs is a floor under any server's slowest answer.
+the machine's CPUs with the server, so the server's and their CPU seconds
+together over the number of CPUs (floor) is a floor under the slowest
+answer.
 
 The peer needs DNS on :53 and HTTPS on :443 (peerd.py), so as root with
 the package installed this script runs itself again in a private network
@@ -52,8 +90,14 @@ left out, saying why, and the daemon alone is measured.
 
 Ends with one machine-readable line:
     BENCH burst single_mtasts=S single_peer=S n300_mtasts_max=S
-        n300_mtasts_median=S n300_mtasts_lost=N n300_peer_max=S ...
-        n300_ratio_peer=X n1000_... rounds=N delay_ms=D
+        n300_mtasts_median=S n300_mtasts_lost=N n300_mtasts_lost_fxlate=N
+        n300_mtasts_lost_asklate=N n300_mtasts_lost_intime=N
+        n300_mtasts_lost_nofetch=N n300_mtasts_lost_nolookup=N
+        n300_mtasts_floor=S n300_mtasts_max_floor=X n300_mtasts_txt_max=N
+        n300_mtasts_get_max=N n300_peer_max=S ...
+        n300_mtasts_ratio_peer=X n1000_... rounds=N delay_ms=D
+(per size and server: the median over rounds of slowest, median, floor;
+lost counts summed over rounds).
 Skips (exit 0, saying why) without python3 dnslib or the daemon; exit 1
 only when a run could not complete.
 
@@ -64,11 +108,13 @@ MTASTS_KEEP_WORKDIR=1 keeps the work dir.
 import argparse
 import errno
 import os
+import re
 import resource
 import selectors
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 
 sys.dont_write_bytecode = True
@@ -90,6 +136,11 @@ SINGLE_RUNS = 3
 WARM_DOMAINS = 20
 GOAL_FACTOR = 3.0
 BURST_TIMEOUT = 30.0
+# After a burst, how long to wait for the HTTPS fixture to finish (and
+# record) the policies of lost domains whose fetch had reached it.
+SETTLE_S = 5.0
+PROFILE_H = os.path.join(HERE, "..", "..", "src", "smap", "smap_profile.h")
+BUDGET_FALLBACK_MS = 3000
 
 
 def policy(d):
@@ -115,10 +166,11 @@ def netstring(s):
 def burst(port, domains, timeout=BURST_TIMEOUT):
     """Ask every domain at once, one connection each.  Returns
     (replies {domain: text or None}, times {domain: s after the first send},
-    seconds the sends took)."""
+    seconds the sends took, time.time() of the first send)."""
     sel = selectors.DefaultSelector()
     conns = {}
     replies, times = {}, {}
+    t0_wall = time.time()
     t0 = time.monotonic()
     for d in domains:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -163,7 +215,54 @@ def burst(port, domains, timeout=BURST_TIMEOUT):
         sel.unregister(s)
         s.close()
     sel.close()
-    return replies, times, sent_s
+    return replies, times, sent_s, t0_wall
+
+
+def daemon_budget():
+    """(seconds, where from) the daemon waits for a cold domain: the
+    budget of the built-in "postfix" profile, which the bench asks through
+    (it configures no SocketmapProfile), STS_SMAP_BUDGET_DEFAULT_MS."""
+    try:
+        with open(PROFILE_H) as fh:
+            m = re.search(r"^#define STS_SMAP_BUDGET_DEFAULT_MS (\d+)u?\s*$", fh.read(), re.M)
+        if m:
+            return int(m.group(1)) / 1000.0, "STS_SMAP_BUDGET_DEFAULT_MS"
+    except OSError:
+        pass
+    return BUDGET_FALLBACK_MS / 1000.0, "assumed: STS_SMAP_BUDGET_DEFAULT_MS not read"
+
+
+def attribute(lost, stats, queries, t0_wall, budget_s):
+    """Split the lost domains by when the HTTPS fixture sent their policy
+    (its "sent" times, SNI mta-sts.D), against the first request's
+    time.time() t0_wall + budget_s.  stats: the HTTPS fixture's; queries:
+    the DNS fixture's per name/TYPE.  Returns counts:
+        intime   the policy went out within the budget: the server had it
+                 in time and lost the answer itself
+        fxlate   it went out later, or a fetch reached the fixture and no
+                 policy had gone out yet ("pending" counts those);
+                 "asklate" counts those whose request itself reached the
+                 fixture after the budget (the "asked" time)
+        nofetch  no fetch of it reached the HTTPS fixture; "nolookup"
+                 counts those not even asked of the DNS fixture (TXT)"""
+    sent = stats.get("sent", {})
+    asked = stats.get("asked", {})
+    conns = stats.get("connections", {})
+    limit = t0_wall + budget_s
+    out = dict.fromkeys(("fxlate", "intime", "nofetch", "pending", "asklate", "nolookup"), 0)
+    for d in lost:
+        sni = "mta-sts." + d
+        if sni in sent and sent[sni] <= limit:
+            out["intime"] += 1
+        elif sni in sent or conns.get(sni, 0):
+            out["fxlate"] += 1
+            out["pending"] += sni not in sent
+            # no request read at all (handshake unfinished) is late too
+            out["asklate"] += asked.get(sni, limit + 1) > limit
+        else:
+            out["nofetch"] += 1
+            out["nolookup"] += not queries.get("_mta-sts.%s/TXT" % d, 0)
+    return out
 
 
 class Bench:
@@ -178,6 +277,7 @@ class Bench:
             "needed), where the system CA bundle can be replaced for this run only")
         self.servers = {}
         self.sets = {}
+        self.budget_s, self.budget_from = daemon_budget()
 
     def domain_sets(self):
         """A fresh set of domains for every run: cold for whoever asks."""
@@ -212,6 +312,9 @@ class Bench:
                     "HTTPSConnectTimeout": None, "HTTPSTimeout": None}
         if self.args.max_discoveries:
             settings["MaxDiscoveries"] = str(self.args.max_discoveries)
+        # No SocketmapProfile: "postfix DOMAIN" asks the built-in profile,
+        # whose budget attribute() measures lost answers against.
+        assert "SocketmapProfile" not in settings
         self.daemon = MilterDaemon(os.path.join(self.work, "daemon"), dns_port, https_port,
                                    self.fx.ca_file, settings=settings)
         self.daemon.start()
@@ -234,7 +337,7 @@ class Bench:
             self.peer.start()
             self.servers["peer"] = (self.peer.port, self.peer.pid)
         for s in names:
-            replies, _, _ = burst(self.servers[s][0], self.sets[(s, "warm")])
+            replies, _, _, _ = burst(self.servers[s][0], self.sets[(s, "warm")])
             bad = [d for d, r in replies.items() if r is None or not r.startswith("OK ")]
             if bad:
                 raise RuntimeError("warming %s: %d of %d domains got no policy, e.g. %s: %r"
@@ -270,23 +373,47 @@ class Bench:
         xs = [proc_cpu(self.fx.procs[n].popen.pid) for n in ("dns", "https")]
         return None if None in xs else sum(xs)
 
+    def settled_https_stats(self, lost):
+        """The HTTPS fixture's stats once every lost domain whose fetch
+        reached it has its policy sent (or SETTLE_S has passed): a policy
+        the server gave up on may still be on its way."""
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            st = self.fx.https_stats()
+            sent, conns, aborted = st.get("sent", {}), st["connections"], st["aborted"]
+            waiting = [d for d in lost if "mta-sts." + d not in sent
+                       and conns.get("mta-sts." + d, 0) > aborted.get("mta-sts." + d, 0)]
+            if not waiting or time.monotonic() >= deadline:
+                return st
+            time.sleep(0.1)
+
     def run(self, name, domains):
         port, pid = self.servers[name]
         cpu0, fcpu0 = proc_cpu(pid), self.fixtures_cpu()
-        replies, times, sent_s = burst(port, domains)
+        replies, times, sent_s, t0_wall = burst(port, domains)
         cpu1, fcpu1 = proc_cpu(pid), self.fixtures_cpu()
         time.sleep(0.3)     # the fixtures' stats files catch up
         ok = sum(1 for r in replies.values() if r is not None and r.startswith("OK "))
         nf = sum(1 for r in replies.values() if r is not None and r.startswith("NOTFOUND"))
         tmp = sum(1 for r in replies.values() if r is not None and r.startswith("TEMP"))
         none = sum(1 for r in replies.values() if r is None)
+        lost = [d for d, r in replies.items()
+                if r is None or r.startswith("NOTFOUND") or r.startswith("TEMP")]
+        why = attribute(lost, self.settled_https_stats(lost), self.fx.dns_stats()["queries"],
+                        t0_wall, self.budget_s)
         t = sorted(times.values())
         txt, get = self.counts(domains)
+        cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+        fx_cpu = None if fcpu0 is None or fcpu1 is None else fcpu1 - fcpu0
+        ncpu = os.cpu_count() or 1
+        floor = None if cpu is None or fx_cpu is None else (cpu + fx_cpu) / ncpu
         return {"max": t[-1] if t else None, "median": med(t), "ok": ok, "notfound": nf,
                 "temp": tmp, "noreply": none, "other": len(domains) - ok - nf - tmp - none,
-                "txt": txt, "get": get, "sent_s": sent_s,
-                "cpu": None if cpu0 is None or cpu1 is None else cpu1 - cpu0,
-                "fx_cpu": None if fcpu0 is None or fcpu1 is None else fcpu1 - fcpu0}
+                "lost": len(lost), "fxlate": why["fxlate"], "intime": why["intime"],
+                "nofetch": why["nofetch"], "pending": why["pending"],
+                "asklate": why["asklate"], "nolookup": why["nolookup"],
+                "txt": txt, "get": get, "sent_s": sent_s, "cpu": cpu, "fx_cpu": fx_cpu,
+                "floor": floor}
 
     def stop(self):
         for x in (self.peer, self.sysd, self.daemon):
@@ -303,8 +430,8 @@ class Bench:
             self.mounted = False
 
 
-def report(args, names, single, runs, load_start):
-    W = 112
+def report(args, names, single, runs, load_start, budget):
+    W = 138
     lines = ["", "=" * W,
              "Cold bursts over the socketmap: mtasts-milter / postfix-mta-sts-resolver "
              "(figures, not assertions)",
@@ -317,12 +444,15 @@ def report(args, names, single, runs, load_start):
                  else "not measured",
                  "%s %s" % (peerd.PEER_PACKAGE, peerd.peer_version() or "?")
                  if "peer" in names else "not measured"),
+             "lost answers measured against the daemon's budget %.3f s (%s; the default "
+             "profile \"postfix\", which the bench asks through)" % budget,
              "=" * W]
     lines.append("one cold domain alone (median of %d): %s" % (SINGLE_RUNS, ", ".join(
         "%s %s s" % (s, fr(single.get(s), "%.3f")) for s in names)))
-    lines.append("  %-10s %5s %-5s %8s %8s %6s %9s %5s %6s %6s %7s %7s %7s %7s" % (
-        "server", "size", "round", "slowest", "median", "lost", "NF/TEMP/-", "other",
-        "CPU s", "fx CPU", "TXT/dom", "GET/dom", "/peer", "/single"))
+    lines.append("  %-10s %5s %-5s %8s %8s %6s %9s %14s %5s %6s %6s %6s %6s %7s %7s %7s %7s" % (
+        "server", "size", "round", "slowest", "median", "lost", "NF/TEMP/-", "late/intime/nf",
+        "other", "CPU s", "fx CPU", "floor", "/floor", "TXT/dom", "GET/dom", "/peer",
+        "/single"))
     kv = ["single_%s=%s" % (s, fr(single.get(s), "%.3f")) for s in names]
     goals = []
     for n in args.sizes:
@@ -330,12 +460,15 @@ def report(args, names, single, runs, load_start):
             for s in names:
                 x = runs[(s, n, r)]
                 p = runs.get(("peer", n, r))
-                lines.append("  %-10s %5d %-5d %8s %8s %6d %9s %5d %6s %6s %3.2f/%-3d %3.2f/%-3d "
-                             "%7s %7s" % (
+                lines.append("  %-10s %5d %-5d %8s %8s %6d %9s %14s %5d %6s %6s %6s %6s "
+                             "%3.2f/%-3d %3.2f/%-3d %7s %7s" % (
                                  s, n, r + 1, fr(x["max"], "%.3f"), fr(x["median"], "%.3f"),
-                                 x["notfound"] + x["temp"] + x["noreply"],
+                                 x["lost"],
                                  "%d/%d/%d" % (x["notfound"], x["temp"], x["noreply"]),
+                                 "%d/%d/%d" % (x["fxlate"], x["intime"], x["nofetch"]),
                                  x["other"], fr(x["cpu"], "%.2f"), fr(x["fx_cpu"], "%.2f"),
+                                 fr(x["floor"], "%.2f"),
+                                 fr(ratio(x["max"], x["floor"]), "%.2f"),
                                  x["txt"][0], x["txt"][1],
                                  x["get"][0], x["get"][1],
                                  fr(ratio(x["max"], p["max"] if p else None), "%.2f")
@@ -346,8 +479,12 @@ def report(args, names, single, runs, load_start):
             mx = med([x["max"] for x in rs])
             kv.append("n%d_%s_max=%s" % (n, s, fr(mx, "%.3f")))
             kv.append("n%d_%s_median=%s" % (n, s, fr(med([x["median"] for x in rs]), "%.3f")))
-            kv.append("n%d_%s_lost=%d" % (n, s, sum(x["notfound"] + x["temp"] + x["noreply"]
-                                                    for x in rs)))
+            kv.append("n%d_%s_lost=%d" % (n, s, sum(x["lost"] for x in rs)))
+            for k in ("fxlate", "asklate", "intime", "nofetch", "nolookup"):
+                kv.append("n%d_%s_lost_%s=%d" % (n, s, k, sum(x[k] for x in rs)))
+            fl = med([x["floor"] for x in rs])
+            kv.append("n%d_%s_floor=%s" % (n, s, fr(fl, "%.3f")))
+            kv.append("n%d_%s_max_floor=%s" % (n, s, fr(ratio(mx, fl), "%.2f")))
             kv.append("n%d_%s_txt_max=%d" % (n, s, max(x["txt"][1] for x in rs)))
             kv.append("n%d_%s_get_max=%d" % (n, s, max(x["get"][1] for x in rs)))
         for dm in [x for x in DAEMONS if x in names]:
@@ -358,21 +495,33 @@ def report(args, names, single, runs, load_start):
                 goals.append("%d: %s slowest %s s, peer %s s (goal: never slower: %s)" % (
                     n, dm, fr(m, "%.3f"), fr(pm, "%.3f"),
                     "-" if m is None or pm is None else ("met" if m <= pm else "MISSED")))
-            lost = sum(runs[(dm, n, r)]["notfound"] + runs[(dm, n, r)]["temp"]
-                       + runs[(dm, n, r)]["noreply"] for r in range(args.rounds))
-            goals.append("%d: %s answers lost %d (goal 0: %s)" % (
-                n, dm, lost, "met" if lost == 0 else "MISSED"))
+            rs = [runs[(dm, n, r)] for r in range(args.rounds)]
+            lost, intime = sum(x["lost"] for x in rs), sum(x["intime"] for x in rs)
+            goals.append("%d: %s answers lost %d: %d with the policy sent within the budget, "
+                         "%d fixture late (%d asked after the budget), %d never fetched (%d not "
+                         "looked up) (goal: none lost while the fixture answered in time: %s)" % (
+                             n, dm, lost, intime, sum(x["fxlate"] for x in rs),
+                             sum(x["asklate"] for x in rs), sum(x["nofetch"] for x in rs),
+                             sum(x["nolookup"] for x in rs),
+                             "met" if intime == 0 else "MISSED"))
             one = single.get(dm)
             goals.append("%d: %s slowest %s x one domain's time (goal <= %.0f: %s)" % (
                 n, dm, fr(ratio(m, one), "%.1f"), GOAL_FACTOR,
                 "-" if m is None or not one else ("met" if m <= GOAL_FACTOR * one
                                                   else "MISSED")))
-    lines.append("slowest, median: s from the first request sent to the reply; lost: "
-                 "NOTFOUND/TEMP/no reply; CPU s: the server's CPU seconds for the burst; fx "
-                 "CPU: the DNS and HTTPS fixtures' (they share the machine's %d CPUs with "
-                 "the server: fx CPU / CPUs is a floor under slowest); TXT/dom, GET/dom: "
+    lines.append(textwrap.fill(
+                 "slowest, median: s from the first request sent to the reply; lost: "
+                 "NOTFOUND/TEMP/no reply; late/intime/nf: the lost answers whose policy the "
+                 "HTTPS fixture sent after the first request + the budget (or had not sent "
+                 "when its fetch was given up: fixture late), within it (the server had it "
+                 "in time and lost the answer itself), or that no fetch reached (never "
+                 "fetched); the peer, which has no such budget, is measured with the same "
+                 "yardstick; CPU s: the server's CPU seconds for the burst; fx CPU: the DNS "
+                 "and HTTPS fixtures'; floor: (CPU s + fx CPU) / %d CPUs, the CPU floor: the "
+                 "machine cannot answer faster than its CPUs allow, and the fixtures share "
+                 "them with the server; /floor: slowest over that floor; TXT/dom, GET/dom: "
                  "mean/max per domain at the fixtures; /peer: slowest over the peer's; "
-                 "/single: slowest over one domain alone" % (os.cpu_count() or 0))
+                 "/single: slowest over one domain alone" % (os.cpu_count() or 0), W))
     lines.append("goal: " + ";\n      ".join(goals))
     lines.append("=" * W)
     lines.append("BENCH burst %s rounds=%d delay_ms=%d" % (" ".join(kv), args.rounds,
@@ -401,16 +550,22 @@ def run(args, bench, load_start):
                     x = bench.run(s, bench.sets[(s, n, r)])
                     runs[(s, n, r)] = x
                     note("round %d %-10s %5d domains: slowest %s s median %s s, %d policies, "
-                         "%d NOTFOUND, %d TEMP, %d no reply, %d other; CPU %s s, fixtures "
-                         "%s s; TXT/dom %.2f (max %d), GET/dom %.2f (max %d); requests sent "
+                         "%d NOTFOUND, %d TEMP, %d no reply, %d other; lost %d: %d fixture "
+                         "late (%d asked after the budget, %d not sent at all), %d policy "
+                         "sent in time, %d never fetched (%d not looked up in DNS); CPU %s s, "
+                         "fixtures %s s, CPU floor %s s (slowest/floor "
+                         "%s); TXT/dom %.2f (max %d), GET/dom %.2f (max %d); requests sent "
                          "in %.3f s"
                          % (r + 1, s, n, fr(x["max"], "%.3f"), fr(x["median"], "%.3f"),
                             x["ok"], x["notfound"], x["temp"], x["noreply"], x["other"],
-                            fr(x["cpu"], "%.2f"), fr(x["fx_cpu"], "%.2f"), x["txt"][0],
-                            x["txt"][1], x["get"][0],
+                            x["lost"], x["fxlate"], x["asklate"], x["pending"], x["intime"],
+                            x["nofetch"], x["nolookup"],
+                            fr(x["cpu"], "%.2f"), fr(x["fx_cpu"], "%.2f"),
+                            fr(x["floor"], "%.2f"), fr(ratio(x["max"], x["floor"]), "%.2f"),
+                            x["txt"][0], x["txt"][1], x["get"][0],
                             x["get"][1], x["sent_s"]))
                     time.sleep(1.0)     # let the previous burst's stragglers settle
-        report(args, names, single, runs, load_start)
+        report(args, names, single, runs, load_start, (bench.budget_s, bench.budget_from))
     except (RuntimeError, OSError, AssertionError, harness.FixtureError) as e:
         note("!!! burst bench could not run: %s" % e)
         failed = True

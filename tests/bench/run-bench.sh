@@ -32,8 +32,11 @@
 #            their request), the daemon and the peer side by side in one
 #            run (peer in a private network namespace; left out, saying
 #            why, without root or the package): slowest and median answer,
-#            answers lost to the budget, TXT queries and fetches per domain
-#            at the fixtures, ratio to the peer (about a minute).
+#            answers lost to the budget, split by when the HTTPS fixture
+#            sent their policy (after the budget, within it, never
+#            fetched), the CPU floor (server + fixtures CPU seconds over
+#            the CPUs), TXT queries and fetches per domain at the
+#            fixtures, ratio to the peer (about a minute).
 #
 #   top_srcdir / top_builddir   set by make; default: this source tree
 #   PYTHON3                     interpreter with dnslib (set by make)

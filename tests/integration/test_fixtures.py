@@ -433,6 +433,30 @@ def t_https_stats(env):
     assert fx.https_requests("mta-sts.expired.test") == r0
     wait_for(lambda: fx.https_stats()["aborted"].get("mta-sts.expired.test"),
              msg="abort recorded")
+    # "asked", "sent": when the last request per SNI was read and its
+    # response went out in full, after the scenario's delay; "sent" never
+    # for close_early (half a response).
+    t_req = time.time()
+    _, _, body = env.get("mta-sts.delay.test")
+    t_got = time.time()
+    assert body == b"late"
+    sent = wait_for(lambda: fx.https_stats()["sent"].get("mta-sts.delay.test", 0) >= t_req
+                    and fx.https_stats()["sent"]["mta-sts.delay.test"],
+                    msg="delay.test response recorded as sent")
+    assert t_req + 0.3 <= sent <= t_got, (t_req, sent, t_got)
+    asked = fx.https_stats()["asked"]["mta-sts.delay.test"]
+    assert t_req <= asked <= sent - 0.3, (t_req, asked, sent)
+    try:
+        env.get("mta-sts.short.test")
+    except http.client.IncompleteRead:
+        pass
+    # A later complete response is on disk only with everything recorded
+    # before it: then close_early's absence means it was never recorded.
+    t_req = time.time()
+    env.get("mta-sts.good.test")
+    wait_for(lambda: fx.https_stats()["sent"].get("mta-sts.good.test", 0) >= t_req,
+             msg="good.test response recorded as sent")
+    assert "mta-sts.short.test" not in fx.https_stats()["sent"]
 
 
 def t_https_reload(env):
