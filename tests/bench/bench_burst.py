@@ -71,7 +71,16 @@ order over --rounds rounds, each run with a fresh set of domains:
     TXT/dom   TXT queries for _mta-sts.D per domain at the DNS fixture
     GET/dom   policy requests per domain at the HTTPS fixture
     /peer     the daemon's slowest over the peer's (same size, same round)
-and before the bursts, per server, one cold domain alone (the median of
+After them, per server and round, the mixed burst (--mixed SLOW,QUICK,NONE,
+default 200,100,700; 0 leaves it out): domains whose policy host answers
+after --slow-ms (default 8000, past the budget), domains whose policy comes
+after --delay-ms, and domains with no TXT record, asked at once and
+interleaved: what a newsletter to new domains looks like when some policy
+hosts are slow or dead.  Per kind: right answers (a policy; NOTFOUND for
+no TXT record), median and slowest time, and "held", answered at the budget
+or later.  The goal: no quick or no-policy answer held up by the slow
+hosts.  It ends with its own line, BENCH burst_mixed ....
+Before the bursts, per server, one cold domain alone (the median of
 three), against which the goal "1000 cold domains all answered within 3x
 one domain's time" is printed.  The goal "no answer lost" is met only if
 every lost answer is the fixture's doing: asked within the budget and its
@@ -138,6 +147,7 @@ SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 SINGLE_RUNS = 3
 WARM_DOMAINS = 20
 GOAL_FACTOR = 3.0
+MIXED_KINDS = ("slow", "quick", "none")
 BURST_TIMEOUT = 30.0
 # After a burst, how long to wait for the HTTPS fixture to finish (and
 # record) the policies of lost domains whose fetch had reached it.
@@ -151,13 +161,18 @@ def policy(d):
             "max_age: 604800\r\n" % (d, d))
 
 
-def world(domains, delay_ms):
+def world(domains, delay_ms, slow=(), slow_ms=0):
+    """The fixtures' world: every domain publishes an enforce policy, sent
+    delay_ms after its request, or slow_ms for the domains in slow.
+    Domains not given are NXDOMAIN (no TXT record: no policy)."""
     names, hosts = {}, {}
+    slow = set(slow)
     for d in domains:
         names["_mta-sts." + d] = {"TXT": [["v=STSv1; id=burst1;"]]}
         names["mta-sts." + d] = {"A": ["127.0.0.1"]}
         names[d] = {"MX": [[10, "mx1." + d]]}
-        hosts["mta-sts." + d] = {"cert": "good", "body": policy(d), "delay_ms": delay_ms}
+        hosts["mta-sts." + d] = {"cert": "good", "body": policy(d),
+                                 "delay_ms": slow_ms if d in slow else delay_ms}
     return {"names": names, "default": "NXDOMAIN"}, {"hosts": hosts, "default_cert": "good"}
 
 
@@ -280,6 +295,7 @@ class Bench:
             "needed), where the system CA bundle can be replaced for this run only")
         self.servers = {}
         self.sets = {}
+        self.mixed = {}     # (server, round): {"slow"|"quick"|"none": [domains]}
         self.budget_s, self.budget_from = daemon_budget()
 
     def domain_sets(self):
@@ -294,13 +310,21 @@ class Bench:
                 for r in range(self.args.rounds):
                     self.sets[(s, n, r)] = ["d%d.n%dr%d.%s.burst.test" % (i, n, r, s)
                                             for i in range(n)]
+            if self.args.mixed:
+                for r in range(self.args.rounds):
+                    self.mixed[(s, r)] = {
+                        kind: ["%s%d.mixr%d.%s.burst.test" % (kind, i, r, s) for i in range(k)]
+                        for kind, k in zip(MIXED_KINDS, self.args.mixed)}
         return names
 
     def start(self):
         names = self.domain_sets()
-        every = sorted({d for ds in self.sets.values() for d in ds})
+        every = {d for ds in self.sets.values() for d in ds}
+        slow = [d for m in self.mixed.values() for d in m["slow"]]
+        every.update(slow, (d for m in self.mixed.values() for d in m["quick"]))
+        every = sorted(every)   # the "none" domains of the mixed bursts stay NXDOMAIN
         self.fx = harness.Fixtures(os.path.join(self.work, "fixtures"))
-        zone, hosts = world(every, self.args.delay_ms)
+        zone, hosts = world(every, self.args.delay_ms, slow, self.args.slow_ms)
         t = time.monotonic()
         how = prepare_certs(self.fx, sorted(hosts["hosts"]))
         note("certificates for %d policy hosts: %s (%.1f s)" % (len(every), how,
@@ -417,6 +441,31 @@ class Bench:
                 "asklate": why["asklate"], "nolookup": why["nolookup"],
                 "txt": txt, "get": get, "sent_s": sent_s, "cpu": cpu, "fx_cpu": fx_cpu,
                 "floor": floor}
+
+    def run_mixed(self, name, r):
+        """The mixed burst: slow policy hosts, quick ones and domains with
+        no TXT record, asked at once (interleaved).  Slow ones may be lost
+        (their host answers after the budget); the others must not be held
+        up by them."""
+        port, _ = self.servers[name]
+        m = self.mixed[(name, r)]
+        order = [d for group in zip(*(m[k] for k in MIXED_KINDS)) for d in group]
+        order += [d for k in MIXED_KINDS for d in m[k][len(order) // len(MIXED_KINDS):]]
+        replies, times, _, _ = burst(port, order)
+        out = {}
+        for k in MIXED_KINDS:
+            want = "NOTFOUND" if k == "none" else "OK "
+            ds = m[k]
+            t = sorted(times[d] for d in ds if d in times)
+            out[k] = {"n": len(ds),
+                      "right": sum(1 for d in ds if (replies.get(d) or "").startswith(want)),
+                      "median": med(t), "max": t[-1] if t else None,
+                      # answered at the budget or later: held up, whatever the answer
+                      "held": sum(1 for d in ds if times.get(d, BURST_TIMEOUT)
+                                  >= self.budget_s - 0.05)}
+        # the slow fetches go on after the budget: let them end first
+        time.sleep(self.args.slow_ms / 1000.0 + 1.0)
+        return out
 
     def stop(self):
         for x in (self.peer, self.sysd, self.daemon):
@@ -536,6 +585,50 @@ def report(args, names, single, runs, load_start, budget):
     note("\n".join(lines))
 
 
+def report_mixed(args, names, mixed, budget_s):
+    """The mixed burst's table, goal and BENCH line."""
+    W = 138
+    lines = ["", "mixed burst: %d domains whose policy host answers after %d ms (slow), %d whose "
+             "policy comes after %d ms (quick), %d with no TXT record (none), asked at once, "
+             "interleaved; right: a policy (slow, quick) or NOTFOUND (none); held: answered "
+             "%.1f s (the budget) or more after the first request" % (
+                 args.mixed[0], args.slow_ms, args.mixed[1], args.delay_ms, args.mixed[2],
+                 budget_s),
+             "  %-10s %-5s %-26s %-26s %-26s" % ("server", "round", "slow: right held",
+                                                  "quick: right held slowest",
+                                                  "none: right held median")]
+    kv, goals = [], []
+    for s in names:
+        for r in range(args.rounds):
+            x = mixed[(s, r)]
+            lines.append("  %-10s %-5d %-26s %-26s %-26s" % (
+                s, r + 1, "%d/%d %d" % (x["slow"]["right"], x["slow"]["n"], x["slow"]["held"]),
+                "%d/%d %d %s s" % (x["quick"]["right"], x["quick"]["n"], x["quick"]["held"],
+                                   fr(x["quick"]["max"], "%.3f")),
+                "%d/%d %d %s s" % (x["none"]["right"], x["none"]["n"], x["none"]["held"],
+                                   fr(x["none"]["median"], "%.3f"))))
+        rs = [mixed[(s, r)] for r in range(args.rounds)]
+        held = sum(x[k]["held"] for x in rs for k in ("quick", "none"))
+        wrong = sum(x[k]["n"] - x[k]["right"] for x in rs for k in ("quick", "none"))
+        kv += ["mixed_%s_quick_wrong=%d" % (s, sum(x["quick"]["n"] - x["quick"]["right"]
+                                                 for x in rs)),
+               "mixed_%s_quick_max=%s" % (s, fr(med([x["quick"]["max"] for x in rs]), "%.3f")),
+               "mixed_%s_none_wrong=%d" % (s, sum(x["none"]["n"] - x["none"]["right"]
+                                                for x in rs)),
+               "mixed_%s_none_median=%s" % (s, fr(med([x["none"]["median"] for x in rs]),
+                                                 "%.3f")),
+               "mixed_%s_held=%d" % (s, held)]
+        if s in DAEMONS:
+            goals.append("mixed: %s quick and no-policy answers held up to the budget %d, "
+                         "wrong %d (goal: none held up by slow policy hosts: %s)" % (
+                             s, held, wrong, "met" if held == 0 and wrong == 0 else "MISSED"))
+    lines.append("goal: " + ";\n      ".join(goals))
+    lines.append("=" * W)
+    lines.append("BENCH burst_mixed %s rounds=%d slow_ms=%d mixed=%s" % (
+        " ".join(kv), args.rounds, args.slow_ms, ",".join(str(k) for k in args.mixed)))
+    note("\n".join(lines))
+
+
 def run(args, bench, load_start):
     failed = False
     try:
@@ -572,7 +665,17 @@ def run(args, bench, load_start):
                             x["txt"][0], x["txt"][1], x["get"][0],
                             x["get"][1], x["sent_s"]))
                     time.sleep(1.0)     # let the previous burst's stragglers settle
+        mixed = {}
+        for r, order in enumerate(rotation(names, args.rounds) if args.mixed else []):
+            for s in order:
+                x = mixed[(s, r)] = bench.run_mixed(s, r)
+                note("round %d %-10s mixed burst: %s" % (r + 1, s, "; ".join(
+                    "%s %d/%d right, median %s s, slowest %s s, %d at the budget or later"
+                    % (k, x[k]["right"], x[k]["n"], fr(x[k]["median"], "%.3f"),
+                       fr(x[k]["max"], "%.3f"), x[k]["held"]) for k in MIXED_KINDS)))
         report(args, names, single, runs, load_start, (bench.budget_s, bench.budget_from))
+        if mixed:
+            report_mixed(args, names, mixed, bench.budget_s)
     except (RuntimeError, OSError, AssertionError, harness.FixtureError) as e:
         note("!!! burst bench could not run: %s" % e)
         failed = True
@@ -590,6 +693,11 @@ def main():
     ap.add_argument("--max-discoveries", type=int, default=0,
                     help="the daemon's MaxDiscoveries (default: as shipped)")
     ap.add_argument("--no-peer", action="store_true", help="leave the peer out")
+    ap.add_argument("--mixed", default="200,100,700",
+                    help="the mixed burst: SLOW,QUICK,NONE domains (slow policy hosts, quick "
+                         "ones, no TXT record); 0 leaves it out")
+    ap.add_argument("--slow-ms", type=int, default=8000,
+                    help="delay of the slow policy hosts of the mixed burst")
     args = ap.parse_args()
     try:
         args.sizes = [int(x) for x in args.sizes.split(",") if x]
@@ -597,6 +705,12 @@ def main():
         ap.error("--sizes: a comma list of numbers")
     if not args.sizes or min(args.sizes) < 1 or args.rounds < 1:
         ap.error("--sizes and --rounds must be positive")
+    try:
+        args.mixed = [int(x) for x in args.mixed.split(",")] if args.mixed != "0" else []
+    except ValueError:
+        ap.error("--mixed: SLOW,QUICK,NONE or 0")
+    if args.mixed and (len(args.mixed) != 3 or min(args.mixed) < 0 or sum(args.mixed) == 0):
+        ap.error("--mixed: three counts SLOW,QUICK,NONE, or 0")
 
     why = MilterDaemon.available()
     if why:
