@@ -429,23 +429,67 @@ static void reload(const char *path, const char *sock, const char *user, const c
     /* Only the milter's own settings (envelope budget, fail action, header
      * names, SplitMixed, EarlyTempfail, LocalDomains), the CAs of CAFile and the socketmap's
      * profiles, timeouts and per-peer limit change on reload; the rest was
-     * used to build sockets, the engine, the connection table and the logs. */
-    if (CHANGED(socket) || CHANGED(socketmap_socket) || CHANGED(metrics_socket) ||
-        CHANGED(user_id) ||
-        CHANGED(cache_store) || CHANGED(dns_servers) ||
-        CHANGED(decision_log) || CHANGED(pid_file) || CHANGED(syslog_facility) ||
-        CHANGED(socket_group) || NCHANGED(socket_mode) ||
-        NCHANGED(dns_timeout_ms) || NCHANGED(dns_tries) || NCHANGED(https_timeout_ms) ||
-        NCHANGED(https_connect_timeout_ms) || NCHANGED(policy_port) ||
-        NCHANGED(allow_internal_addresses) || NCHANGED(cache_size) ||
-        NCHANGED(cache_store_max_entries) ||
-        NCHANGED(negative_ttl) || NCHANGED(recheck_interval) || NCHANGED(retry_interval) ||
-        NCHANGED(refresh_idle) || NCHANGED(max_discoveries) || NCHANGED(discovery_queue) ||
-        NCHANGED(socketmap_max_connections))
-        sts_log(STS_LOG_WARNING, "-", "reload",
-                "changes to sockets, SocketMode, SocketGroup, UserID, DecisionLog, PidFile, "
-                "SyslogFacility, DNS, HTTPS, "
-                "cache settings or SocketmapMaxConnections take effect at the next restart");
+     * used to build sockets, the engine, the prober, the connection table
+     * and the logs: each such key that changed is named. */
+    {
+        const struct {
+            bool changed;
+            const char *key;
+        } fixed[] = {
+            { CHANGED(socket), "Socket" },
+            { CHANGED(socketmap_socket), "SocketmapSocket" },
+            { CHANGED(metrics_socket), "MetricsSocket" },
+            { CHANGED(socket_group), "SocketGroup" },
+            { NCHANGED(socket_mode), "SocketMode" },
+            { CHANGED(user_id), "UserID" },
+            { CHANGED(pid_file), "PidFile" },
+            { CHANGED(decision_log), "DecisionLog" },
+            { CHANGED(syslog_facility), "SyslogFacility" },
+            { CHANGED(cache_store), "CacheStore" },
+            { NCHANGED(cache_size), "CacheSize" },
+            { NCHANGED(cache_store_max_entries), "CacheStoreMaxEntries" },
+            { CHANGED(dns_servers), "DNSServers" },
+            { NCHANGED(dns_timeout_ms), "DNSTimeout" },
+            { NCHANGED(dns_tries), "DNSTries" },
+            { NCHANGED(https_timeout_ms), "HTTPSTimeout" },
+            { NCHANGED(https_connect_timeout_ms), "HTTPSConnectTimeout" },
+            { NCHANGED(policy_port), "PolicyPort" },
+            { NCHANGED(allow_internal_addresses), "AllowInternalAddresses" },
+            { NCHANGED(negative_ttl), "NegativeCacheTime" },
+            { NCHANGED(recheck_interval), "RecheckInterval" },
+            { NCHANGED(retry_interval), "RetryInterval" },
+            { NCHANGED(refresh_idle), "RefreshIdle" },
+            { NCHANGED(max_discoveries), "MaxDiscoveries" },
+            { NCHANGED(discovery_queue), "DiscoveryQueue" },
+            { NCHANGED(socketmap_max_connections), "SocketmapMaxConnections" },
+            { NCHANGED(probe_testing_mx), "ProbeTestingMX" },
+            { NCHANGED(probe_enforce_mx), "ProbeEnforceMX" },
+            { NCHANGED(probe_interval), "ProbeInterval" },
+            { NCHANGED(probe_concurrency), "ProbeConcurrency" },
+            { NCHANGED(probe_queue), "ProbeQueue" },
+            { NCHANGED(probe_timeout_ms), "ProbeTimeout" },
+            { CHANGED(probe_helo_name), "ProbeHeloName" },
+            { NCHANGED(probe_port), "ProbePort" },
+        };
+        char keys[768];
+        size_t len = 0;
+
+        keys[0] = '\0';
+        for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+            int k;
+
+            if (!fixed[i].changed || len >= sizeof(keys) - 1)
+                continue;
+            k = snprintf(keys + len, sizeof(keys) - len, "%s%s", len > 0 ? "," : "",
+                         fixed[i].key);
+            len = k < 0 ? len : len + (size_t)k < sizeof(keys) ? len + (size_t)k
+                                                                 : sizeof(keys) - 1;
+        }
+        if (len > 0)
+            sts_log(STS_LOG_WARNING, "-", "reload",
+                    "config=%s restart_needed=%s changes to these keys take effect at the "
+                    "next restart", path, keys);
+    }
 #undef NCHANGED
 #undef CHANGED
     mt_runtime_release(cur);

@@ -290,9 +290,18 @@ def reload_reason(report, fx, work):
                              line), line
             assert "kept the running configuration" in line, line
             assert Client(dmn.smap_port).ask("postfix", "enforce.test").startswith("OK")
+            # A good file whose changes partly need a restart: each such key named.
+            dmn.reload("ProbeInterval 1h\nNegativeCacheTime 10m\nLookupFailAction tempfail\n")
+            line = wait_log(dmn, r"reload .*restart_needed=\S+.*$").group(0)
+            assert re.search(r"restart_needed=(\S+,)?ProbeInterval(,\S+)? ", line), line
+            assert re.search(r"restart_needed=(\S+,)?NegativeCacheTime(,\S+)? ", line), line
+            assert "LookupFailAction" not in line, line   # a milter key: applied at once
+            wait_log(dmn, r"reload config=\S+ reloaded")
+            assert Client(dmn.smap_port).ask("postfix", "enforce.test").startswith("OK")
         finally:
             dmn.stop()
-    report.run("a failed reload logs its file:line reason and keeps running", case)
+    report.run("a failed reload logs its file:line reason and keeps running; a good one "
+               "names each key whose change needs a restart (restart_needed=)", case)
 
 
 # ------------------------------------------------------------------ purge
