@@ -14,10 +14,15 @@
  * The trust store (CAFile, or the system store libcurl was built with) is
  * parsed once into one X509_STORE that every transfer's SSL_CTX shares
  * (CURLOPT_SSL_CTX_FUNCTION), not once per transfer: the system bundle
- * takes tens of milliseconds of the loop thread to parse with OpenSSL 3,
- * per policy fetch.  sts_fetch_set_ca() parses it again (SIGHUP).  When it
+ * takes tens of milliseconds to parse with OpenSSL 3, per transfer.  One
+ * `trust` (file and store) belongs to each sts_fetch, parsed when it is
+ * made and again by sts_fetch_set_ca() (SIGHUP); one more, process-wide,
+ * serves the report uploads (sts_fetch_post), parsed at the first upload
+ * and again only when an upload names another file.  A transfer takes a
+ * reference to the store when it starts, so it is verified with the trust
+ * it started with whatever replaces the store meanwhile.  When the store
  * cannot be parsed, transfers name the file to libcurl as before, so the
- * failure is reported per fetch as a local error; verification is never
+ * failure is reported per transfer as a local error; verification is never
  * switched off.
  */
 #include "buildconf.h"
@@ -57,10 +62,20 @@ typedef struct conn_guard {
     const sts_ipblock *block;
 } conn_guard;
 
+/* A trust store and the file it came from (NULL: the system store); the
+ * threads starting transfers read them, a reload replaces them, both under
+ * mu.  store NULL: not parsed, transfers name ca_file to libcurl instead. */
+typedef struct trust {
+    pthread_mutex_t mu;
+    char *ca_file;
+    X509_STORE *store;
+} trust;
+
 typedef struct transfer {
     struct transfer *prev, *next;
     sts_fetch *f;
     CURL *easy;
+    X509_STORE *store; /* the transfer's reference to its trust's store, or NULL */
     struct curl_slist *resolve;
     struct curl_slist *headers;
     sts_buf body;
@@ -76,13 +91,7 @@ typedef struct transfer {
 
 struct sts_fetch {
     CURLM *multi;
-    /* The trust store and the file it came from (NULL: the system store);
-     * the loop thread reads them, sts_fetch_set_ca() replaces them, both
-     * under ca_mu.  store NULL: not loaded, transfers name ca_file to
-     * libcurl instead. */
-    pthread_mutex_t ca_mu;
-    char *ca_file;
-    X509_STORE *store;
+    trust trust; /* the loop thread reads it, sts_fetch_set_ca() replaces it */
     unsigned connect_timeout_ms;
     unsigned timeout_ms;
     unsigned port;
@@ -94,6 +103,11 @@ struct sts_fetch {
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_FAILED_INIT;
+
+/* The trust of report uploads, process-wide; post_mu makes "parse it if
+ * the file differs, then take a reference" one step per upload. */
+static pthread_mutex_t post_mu = PTHREAD_MUTEX_INITIALIZER;
+static trust post_trust = { PTHREAD_MUTEX_INITIALIZER, NULL, NULL };
 
 static void global_init(void)
 {
@@ -142,6 +156,51 @@ static X509_STORE *ca_store_load(const char *ca_file, sts_why *why)
     return st;
 }
 
+static bool same_file(const char *a, const char *b)
+{
+    return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+/* Parse ca_file (NULL: the system store) and make it t's trust, the store
+ * before freed once no transfer holds it.  If it cannot be parsed:
+ * keep_old, t stays as it was; else t names ca_file with no store, for
+ * libcurl to read (and fail on) per transfer.  The parse is outside the
+ * lock: transfers starting meanwhile use the store before.  STS_OK;
+ * STS_TEMPFAIL (not parsed) or STS_NOMEM, with a reason. */
+static sts_status trust_load(trust *t, const char *ca_file, bool keep_old, sts_why *why)
+{
+    char *copy = NULL;
+    X509_STORE *st, *old;
+    char *old_file;
+
+    if (ca_file != NULL && (copy = strdup(ca_file)) == NULL) {
+        sts_why_set(why, "out of memory");
+        return STS_NOMEM;
+    }
+    st = ca_store_load(ca_file, why);
+    if (st == NULL && keep_old) {
+        free(copy);
+        return STS_TEMPFAIL;
+    }
+    pthread_mutex_lock(&t->mu);
+    old = t->store;
+    old_file = t->ca_file;
+    t->store = st;
+    t->ca_file = copy;
+    pthread_mutex_unlock(&t->mu);
+    /* Transfers hold references of their own. */
+    X509_STORE_free(old);
+    free(old_file);
+    return st != NULL ? STS_OK : STS_TEMPFAIL;
+}
+
+static void trust_free(trust *t)
+{
+    X509_STORE_free(t->store);
+    free(t->ca_file);
+    pthread_mutex_destroy(&t->mu);
+}
+
 sts_status sts_fetch_new(const sts_fetch_opts *opts, sts_fetch **out, sts_why *why)
 {
     sts_fetch *f;
@@ -155,26 +214,23 @@ sts_status sts_fetch_new(const sts_fetch_opts *opts, sts_fetch **out, sts_why *w
     f = calloc(1, sizeof(*f));
     if (f == NULL)
         goto nomem;
-    if (opts != NULL && opts->ca_file != NULL && (f->ca_file = strdup(opts->ca_file)) == NULL)
+    pthread_mutex_init(&f->trust.mu, NULL);
+    /* Not parsed: transfers report it (see the top). */
+    if (trust_load(&f->trust, opts != NULL ? opts->ca_file : NULL, false, NULL) == STS_NOMEM)
         goto nomem;
     f->connect_timeout_ms = opts != NULL && opts->connect_timeout_ms ? opts->connect_timeout_ms : 10000;
     f->timeout_ms = opts != NULL && opts->timeout_ms ? opts->timeout_ms : 60000;
     f->port = opts != NULL && opts->port ? opts->port : 443;
     f->max_body = opts != NULL && opts->max_body ? opts->max_body : 65536;
     f->allow_internal = opts != NULL && opts->allow_internal;
-    pthread_mutex_init(&f->ca_mu, NULL);
-    f->store = ca_store_load(f->ca_file, NULL);
     f->multi = curl_multi_init();
-    if (f->multi == NULL) {
-        X509_STORE_free(f->store);
-        pthread_mutex_destroy(&f->ca_mu);
+    if (f->multi == NULL)
         goto nomem;
-    }
     *out = f;
     return STS_OK;
 nomem:
     if (f != NULL)
-        free(f->ca_file);
+        trust_free(&f->trust);
     free(f);
     sts_why_set(why, "out of memory");
     return STS_NOMEM;
@@ -194,6 +250,7 @@ static void transfer_free(transfer *t)
         (void)curl_multi_remove_handle(f->multi, t->easy);
         curl_easy_cleanup(t->easy);
     }
+    X509_STORE_free(t->store);
     curl_slist_free_all(t->resolve);
     curl_slist_free_all(t->headers);
     sts_buf_free(&t->body);
@@ -213,37 +270,13 @@ void sts_fetch_free(sts_fetch *f)
         transfer_free(t);
     }
     curl_multi_cleanup(f->multi);
-    X509_STORE_free(f->store);
-    pthread_mutex_destroy(&f->ca_mu);
-    free(f->ca_file);
+    trust_free(&f->trust);
     free(f);
 }
 
 sts_status sts_fetch_set_ca(sts_fetch *f, const char *ca_file, sts_why *why)
 {
-    char *copy = NULL;
-    X509_STORE *st, *old;
-    char *old_file;
-
-    if (ca_file != NULL && (copy = strdup(ca_file)) == NULL) {
-        sts_why_set(why, "out of memory");
-        return STS_NOMEM;
-    }
-    st = ca_store_load(ca_file, why);
-    if (st == NULL) {
-        free(copy);
-        return STS_TEMPFAIL;
-    }
-    pthread_mutex_lock(&f->ca_mu);
-    old = f->store;
-    old_file = f->ca_file;
-    f->store = st;
-    f->ca_file = copy;
-    pthread_mutex_unlock(&f->ca_mu);
-    /* Transfers in their handshake hold references of their own. */
-    X509_STORE_free(old);
-    free(old_file);
-    return STS_OK;
+    return trust_load(&f->trust, ca_file, true, why);
 }
 
 size_t sts_fetch_pending(const sts_fetch *f)
@@ -377,11 +410,10 @@ done:
  * resolve, never a proxy from http(s)_proxy, no redirects (RFC 8461 3.3;
  * for an upload a redirect is no acceptance either), no cookies,
  * HTTP/1.1, errors into errbuf (CURL_ERROR_SIZE bytes), every socket
- * opened through the guard g. */
-static sts_status setopt_https(CURL *easy, const char *url, const char *ca_file,
-                               struct curl_slist *resolve, struct curl_slist *headers,
-                               unsigned connect_timeout_ms, unsigned timeout_ms, char *errbuf,
-                               conn_guard *g, sts_why *why)
+ * opened through the guard g.  The CAs: setopt_trust(). */
+static sts_status setopt_https(CURL *easy, const char *url, struct curl_slist *resolve,
+                               struct curl_slist *headers, unsigned connect_timeout_ms,
+                               unsigned timeout_ms, char *errbuf, conn_guard *g, sts_why *why)
 {
     sts_status st = STS_OK;
 
@@ -391,10 +423,6 @@ static sts_status setopt_https(CURL *easy, const char *url, const char *ca_file,
     SETOPT(easy, CURLOPT_SSL_VERIFYPEER, 1L);
     SETOPT(easy, CURLOPT_SSL_VERIFYHOST, 2L);
     SETOPT(easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    if (ca_file != NULL) {
-        SETOPT(easy, CURLOPT_CAINFO, ca_file);
-        SETOPT(easy, CURLOPT_CAPATH, (char *)NULL);
-    }
     SETOPT(easy, CURLOPT_RESOLVE, resolve);
     SETOPT(easy, CURLOPT_NOPROXY, "*");
     SETOPT(easy, CURLOPT_PROXY, "");
@@ -412,43 +440,48 @@ done:
     return st;
 }
 
-/* CURLOPT_SSL_CTX_FUNCTION: the new connection's SSL_CTX gets the shared
- * store (one more reference), in place of the empty one libcurl made.
- * Verification stays on (CURLOPT_SSL_VERIFYPEER/HOST); without a store it
- * would fail, never pass. */
+/* CURLOPT_SSL_CTX_FUNCTION: the new connection's SSL_CTX gets the
+ * transfer's store (one more reference), in place of the empty one
+ * libcurl made.  Verification stays on (CURLOPT_SSL_VERIFYPEER/HOST);
+ * without a store it would fail, never pass. */
 static CURLcode on_ssl_ctx(CURL *easy, void *ssl_ctx, void *userp)
 {
-    sts_fetch *f = userp;
-    CURLcode rc = CURLE_SSL_CACERT_BADFILE;
+    X509_STORE *store = userp;
 
     (void)easy;
-    pthread_mutex_lock(&f->ca_mu);
-    if (f->store != NULL && X509_STORE_up_ref(f->store) == 1) {
-        SSL_CTX_set_cert_store(ssl_ctx, f->store); /* frees the one it had */
-        rc = CURLE_OK;
-    }
-    pthread_mutex_unlock(&f->ca_mu);
-    return rc;
+    if (store == NULL || X509_STORE_up_ref(store) != 1)
+        return CURLE_SSL_CACERT_BADFILE;
+    SSL_CTX_set_cert_store(ssl_ctx, store); /* frees the one it had */
+    return CURLE_OK;
 }
 
-/* Where a transfer's trust comes from: the shared store, or (when it could
- * not be read) the file named to libcurl, read by it per transfer. */
-static sts_status setopt_trust(sts_fetch *f, CURL *easy, sts_why *why)
+/* Where a transfer's trust comes from: t's store, of which *ref gets a
+ * reference for the transfer (the caller frees it after the transfer);
+ * or, when t has none (not parsed), t's file named to libcurl, read by it
+ * per transfer (*ref NULL).  An explicit file is the whole trust, no
+ * system directory besides. */
+static sts_status setopt_trust(trust *t, CURL *easy, X509_STORE **ref, sts_why *why)
 {
     sts_status st = STS_OK;
-    bool shared;
+    CURLcode rc = CURLE_OK;
+    bool named = false;
 
-    pthread_mutex_lock(&f->ca_mu);
-    shared = f->store != NULL;
-    if (!shared && f->ca_file != NULL &&
-        curl_easy_setopt(easy, CURLOPT_CAINFO, f->ca_file) != CURLE_OK) {
-        pthread_mutex_unlock(&f->ca_mu);
+    *ref = NULL;
+    pthread_mutex_lock(&t->mu);
+    if (t->store != NULL && X509_STORE_up_ref(t->store) == 1)
+        *ref = t->store;
+    else if ((named = t->ca_file != NULL))
+        rc = curl_easy_setopt(easy, CURLOPT_CAINFO, t->ca_file); /* libcurl copies it */
+    pthread_mutex_unlock(&t->mu);
+    if (rc != CURLE_OK) {
         sts_why_set(why, "libcurl refused option CURLOPT_CAINFO");
         return STS_TEMPFAIL;
     }
-    pthread_mutex_unlock(&f->ca_mu);
-    if (!shared)
+    if (*ref == NULL) {
+        if (named)
+            SETOPT(easy, CURLOPT_CAPATH, (char *)NULL);
         goto done;
+    }
     /* No file for libcurl to read: the store comes from on_ssl_ctx.
      * libcurl's own store cache stays off: it runs after on_ssl_ctx and
      * would put back the first store it saw, through reloads. */
@@ -456,7 +489,7 @@ static sts_status setopt_trust(sts_fetch *f, CURL *easy, sts_why *why)
     SETOPT(easy, CURLOPT_CAPATH, (char *)NULL);
     SETOPT(easy, CURLOPT_CA_CACHE_TIMEOUT, 0L);
     SETOPT(easy, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
-    SETOPT(easy, CURLOPT_SSL_CTX_DATA, f);
+    SETOPT(easy, CURLOPT_SSL_CTX_DATA, *ref);
 done:
     return st;
 }
@@ -511,10 +544,9 @@ sts_status sts_fetch_start(sts_fetch *f, const char *domain, const char *const *
         goto nomem;
     t->headers = sl;
 
-    if ((st = setopt_https(t->easy, url, NULL, t->resolve, t->headers,
-                           f->connect_timeout_ms, f->timeout_ms, t->errbuf, &t->guard,
-                           why)) != STS_OK ||
-        (st = setopt_trust(f, t->easy, why)) != STS_OK)
+    if ((st = setopt_https(t->easy, url, t->resolve, t->headers, f->connect_timeout_ms,
+                           f->timeout_ms, t->errbuf, &t->guard, why)) != STS_OK ||
+        (st = setopt_trust(&f->trust, t->easy, &t->store, why)) != STS_OK)
         goto done;
     SETOPT(t->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->max_body);
     SETOPT(t->easy, CURLOPT_WRITEFUNCTION, on_body);
@@ -544,6 +576,7 @@ done:
     if (t != NULL) {
         if (t->easy != NULL)
             curl_easy_cleanup(t->easy);
+        X509_STORE_free(t->store);
         curl_slist_free_all(t->resolve);
         curl_slist_free_all(t->headers);
         sts_buf_free(&t->body);
@@ -697,12 +730,37 @@ static size_t on_post_reply(char *data, size_t size, size_t nmemb, void *userp)
     return *total > 1024 * 1024 ? 0 : n; /* a reply is a status, not a download */
 }
 
+/* setopt_trust() with the uploads' trust, first made ca_file's if it is
+ * another file's or has no store: the first upload parses it, or the
+ * first naming another file.  Not parsed: libcurl is named the file and
+ * fails on it, for this upload; the next one tries again. */
+static sts_status setopt_post_trust(CURL *easy, const char *ca_file, X509_STORE **ref,
+                                    sts_why *why)
+{
+    sts_status st;
+    bool fresh;
+
+    pthread_mutex_lock(&post_mu);
+    pthread_mutex_lock(&post_trust.mu);
+    fresh = post_trust.store != NULL && same_file(post_trust.ca_file, ca_file);
+    pthread_mutex_unlock(&post_trust.mu);
+    if (!fresh && trust_load(&post_trust, ca_file, false, NULL) == STS_NOMEM) {
+        sts_why_set(why, "out of memory");
+        st = STS_NOMEM;
+    } else {
+        st = setopt_trust(&post_trust, easy, ref, why);
+    }
+    pthread_mutex_unlock(&post_mu);
+    return st;
+}
+
 sts_status sts_fetch_post(const sts_fetch_post_req *req, long *http_status, sts_why *why)
 {
     char errbuf[CURL_ERROR_SIZE], refused[STS_WHY_MAX];
     conn_guard guard = { .allow_internal = req->allow_internal };
     struct curl_slist *resolve = NULL, *headers = NULL, *sl;
     CURL *easy = NULL;
+    X509_STORE *store = NULL;
     sts_status st = STS_NOMEM;
     size_t reply_len = 0;
     long status = 0;
@@ -736,10 +794,12 @@ sts_status sts_fetch_post(const sts_fetch_post_req *req, long *http_status, sts_
     if ((easy = curl_easy_init()) == NULL)
         goto nomem;
     errbuf[0] = '\0';
-    if ((st = setopt_https(easy, req->url, req->ca_file, resolve, headers,
+    if ((st = setopt_https(easy, req->url, resolve, headers,
                            req->connect_timeout_ms != 0 ? req->connect_timeout_ms : 10000,
                            req->timeout_ms != 0 ? req->timeout_ms : 60000, errbuf, &guard,
                            why)) != STS_OK)
+        goto done;
+    if ((st = setopt_post_trust(easy, req->ca_file, &store, why)) != STS_OK)
         goto done;
     SETOPT(easy, CURLOPT_POST, 1L);
     SETOPT(easy, CURLOPT_POSTFIELDS, req->body);
@@ -772,6 +832,7 @@ nomem:
 done:
     if (easy != NULL)
         curl_easy_cleanup(easy);
+    X509_STORE_free(store);
     curl_slist_free_all(resolve);
     curl_slist_free_all(headers);
     return st;

@@ -117,7 +117,12 @@ typedef struct sts_fetch_post_req {
  * *http_status set (0 without a response) and a reason; STS_PERMFAIL for a
  * request that cannot be made to this host: no address, or only
  * special-purpose ones that are not allowed (no connection was made);
- * STS_NOMEM. */
+ * STS_NOMEM.  Any thread.  The CAs of ca_file are parsed once, by the
+ * first upload, into a store that later uploads with the same ca_file
+ * share (the file is not read again: changes in it are not seen); an
+ * upload naming another file parses that one, and its store replaces the
+ * one before (uploads under way keep theirs).  A file that cannot be parsed fails that upload (TLS, temporary) and is
+ * tried again by the next one. */
 sts_status sts_fetch_post(const sts_fetch_post_req *req, long *http_status,
                           sts_why *why) STS_MUST_CHECK;
 

@@ -18,6 +18,7 @@ import glob
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,12 +38,13 @@ T0 = 1714640000                    # 2024-05-02 08:53:20 UTC, the injected "now"
 BEGIN, END = 1714521600, 1714607999  # 2024-05-01, the report's day
 
 SINK = """#!/bin/sh
-# ReportSendmail stand-in: one file per message, arguments logged; exits
-# with the status in $dir/rc (default 0).
+# ReportSendmail stand-in: one file per message, arguments logged; runs
+# $dir/hook if there is one; exits with the status in $dir/rc (default 0).
 dir=%(dir)s
 n=$(date +%%s%%N)-$$
 cat > "$dir/mail-$n.eml"
 echo "$*" >> "$dir/args"
+[ -f "$dir/hook" ] && sh "$dir/hook"
 [ -f "$dir/rc" ] && exit "$(cat "$dir/rc")"
 exit 0
 """
@@ -113,12 +115,13 @@ class Case:
     with AllowInternalAddresses off (the default), and so refuses the
     endpoints here, all on loopback."""
 
-    def __init__(self, w, name, retry=86400, allow_internal=True):
+    def __init__(self, w, name, retry=86400, allow_internal=True, spool=None, ca_file=None):
         self.w = w
         self.allow_internal = allow_internal
+        self.ca_file = ca_file or w.fx.ca_file
         self.domain = name + ".test"
         self.rid = "2024-05-01_%s_%s" % (self.domain, SUBMITTER)
-        self.spool = os.path.join(w.work, "spool-" + name)
+        self.spool = os.path.join(w.work, "spool-" + (spool or name))
         self.retry = retry
         self.json = report_json(self.domain, self.rid)
         self.jfile = os.path.join(w.work, name + ".json")
@@ -133,7 +136,7 @@ class Case:
         return [DRIVER, "--spool", self.spool, "--sendmail", "/bin/sh %s -i -t" % w.sink,
                 "--from", FROM, "--submitter", SUBMITTER,
                 "--dns", "127.0.0.1:%d" % w.dns_port, "--dns-timeout", "500",
-                "--dns-tries", "2", "--ca-file", w.fx.ca_file, "--https-timeout", "5000",
+                "--dns-tries", "2", "--ca-file", self.ca_file, "--https-timeout", "5000",
                 "--retry-time", str(self.retry)] + \
             (["--allow-internal", "yes"] if self.allow_internal else []) + list(args)
 
@@ -147,6 +150,15 @@ class Case:
 
     def run(self, now):
         return self.drive("run", str(now))
+
+    def runs(self, now, *then):
+        """One process running the spool at now, then again for each
+        (ca_file, time) pair with that CA file: the counters of each run."""
+        args = [str(now)] + [str(a) for pair in then for a in pair]
+        p = subprocess.run(self.argv("run", *args), capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, "rsend_driver run %s: exit %d: %s" % (
+            args, p.returncode, p.stderr)
+        return [json.loads(line) for line in p.stdout.splitlines()], p.stderr
 
     def spooled(self):
         return sorted(glob.glob(os.path.join(self.spool, "r-*.json")))
@@ -221,9 +233,13 @@ def main():
             # Host names first (certificates are made at start-up).
             for h in ("rpt.https-ok.test", "rpt.https-retry.test", "rpt.https-gone.test",
                       "rpt.both.test", "rpt.crash.test", "rpt.webpki.test",
-                      "rpt.concurrent.test", "rpt.internal.test", "rpt.internal-mixed.test"):
+                      "rpt.concurrent.test", "rpt.internal.test", "rpt.internal-mixed.test",
+                      "rpt.ca-first.test", "rpt.ca-second.test", "rpt.ca-good.test",
+                      "rpt.ca-other.test"):
                 w.endpoint(h)
             w.hosts["rpt.webpki.test"]["cert"] = "untrusted"
+            w.hosts["rpt.ca-other.test"]["cert"] = "untrusted"
+            w.hosts["rpt.ca-good.test"]["status"] = 500
             w.start()
             run_tests(report, w)
         finally:
@@ -234,8 +250,8 @@ def main():
 def run_tests(report, w):
     cases = {}
 
-    def case(name, retry=86400, allow_internal=True):
-        cases[name] = Case(w, name, retry, allow_internal)
+    def case(name, retry=86400, allow_internal=True, **kw):
+        cases[name] = Case(w, name, retry, allow_internal, **kw)
         return cases[name]
 
     # Zone and endpoints of every scenario, pushed once.
@@ -275,6 +291,15 @@ def run_tests(report, w):
     c.txt("v=TLSRPTv1; rua=%s" % w.url("rpt.internal.test"))
     c = case("internal-mixed", allow_internal=False)
     c.txt("v=TLSRPTv1; rua=mailto:tlsrpt@internal-mixed.test,%s" % w.url("rpt.internal-mixed.test"))
+    ca_copy = os.path.join(w.work, "ca-once.pem")
+    shutil.copyfile(w.fx.ca_file, ca_copy)
+    c = case("ca-once", ca_file=ca_copy)
+    c.txt("v=TLSRPTv1; rua=%s,mailto:tlsrpt@ca-once.test,%s"
+          % (w.url("rpt.ca-first.test"), w.url("rpt.ca-second.test")))
+    c = case("ca-good", spool="ca-switch")
+    c.txt("v=TLSRPTv1; rua=%s" % w.url("rpt.ca-good.test"))
+    c = case("ca-other", spool="ca-switch")
+    c.txt("v=TLSRPTv1; rua=%s" % w.url("rpt.ca-other.test"))
     w.push()
 
     def mailto():
@@ -495,6 +520,52 @@ def run_tests(report, w):
         eq("spool", c.spooled(), [])
     report.run("refused https rua is not retried while the report waits for another rua",
                internal_mixed)
+
+    def ca_once():
+        # One report, three ruas in record order: a POST, a mail whose
+        # ReportSendmail garbles the CA file, a POST.  The CAs are parsed
+        # once per process (src/sts/fetch.c), so the second POST is
+        # verified with those read for the first, not with the garbage.
+        c = cases["ca-once"]
+        c.enqueue()
+        hook = os.path.join(w.mail, "hook")
+        with open(hook, "w") as f:
+            f.write("printf 'no certificates here\\n' > %s\n" % c.ca_file)
+        try:
+            out, err = c.run(T0)
+        finally:
+            os.unlink(hook)
+        with open(c.ca_file) as f:
+            eq("CA file after the mail", f.read(), "no certificates here\n")
+        eq("run (%s)" % err.strip()[-300:], out, stats(delivered=3))
+        eq("POSTs before the mail", len(w.posts("rpt.ca-first.test")), 1)
+        eq("POSTs after the mail", len(w.posts("rpt.ca-second.test")), 1)
+        check_post(w.posts("rpt.ca-second.test")[0], c)
+        eq("spool", c.spooled(), [])
+    report.run("CA file garbled between two uploads of one run: the second is verified "
+               "with the CAs parsed for the first", ca_once)
+
+    def ca_switch():
+        # One process, two runs of one spool: the first with the test CA
+        # (it parses that store), the second with a file holding only the
+        # other CA: that file is parsed, and it alone is trusted.
+        good, other = cases["ca-good"], cases["ca-other"]
+        good.enqueue()
+        other.enqueue()
+        other_ca = os.path.join(w.fx.certdir, "untrusted-ca.pem")
+        assert os.path.exists(other_ca), "the fixture made no untrusted-ca.pem"
+        outs, err = good.runs(T0, (other_ca, T0 + 300))
+        eq("runs (%s)" % err.strip()[-600:], outs,
+           [stats(deferred=2), stats(delivered=1, deferred=1)])
+        eq("POSTs to the other CA's host (refused, then trusted)",
+           len(w.posts("rpt.ca-other.test")), 1)
+        check_post(w.posts("rpt.ca-other.test")[0], other)
+        eq("POSTs to the test CA's host (answered 500, then refused)",
+           len(w.posts("rpt.ca-good.test")), 1)
+        assert "certificate" in err.lower(), err
+        eq("left in the spool (the test CA's report)", len(good.spooled()), 1)
+    report.run("another CA file in the same process: parsed, its CAs alone trusted",
+               ca_switch)
 
     def mime_driver():
         c = cases["mailto"]

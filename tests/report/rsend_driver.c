@@ -4,7 +4,7 @@
  * backoff and ReportRetryTime can be tested without waiting.
  *
  *   rsend_driver [OPTIONS] enqueue DOMAIN REPORT-ID BEGIN END JSON-FILE
- *   rsend_driver [OPTIONS] run NOW
+ *   rsend_driver [OPTIONS] run NOW [CA-FILE NOW]...
  *   rsend_driver [OPTIONS] mail TO DOMAIN REPORT-ID BEGIN END JSON-FILE
  *
  * OPTIONS: --spool DIR --sendmail CMD --from ADDR --submitter DOMAIN
@@ -12,8 +12,11 @@
  *          --dns-timeout MS --dns-tries N --sendmail-timeout MS
  *          --allow-internal yes|no (AllowInternalAddresses, default no)
  * enqueue and run print the counters as one JSON object; mail prints the
- * report message (sts_rmail_build) for MIME checks.  Exit 0, 1 when the
- * API returned an error (printed), 64 for usage.
+ * report message (sts_rmail_build) for MIME checks.  run with more
+ * arguments runs the spool again in the same process for each pair, with
+ * --ca-file replaced by CA-FILE, one JSON line per run: what a process
+ * keeps between uploads (the parsed trust store) is seen by later runs.
+ * Exit 0, 1 when the API returned an error (printed), 64 for usage.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,13 +135,20 @@ int main(int argc, char **argv)
         }
         return 0;
     }
-    if (strcmp(argv[i], "run") == 0 && argc - i == 2) {
-        sts_status st = sts_rsend_run(&o, num(argv[i + 1]), &stats, &why);
+    if (strcmp(argv[i], "run") == 0 && argc - i >= 2 && (argc - i) % 2 == 0) {
+        for (int j = i + 1; j < argc; j += 2) {
+            sts_status st;
 
-        print_stats(&stats);
-        if (st != STS_OK) {
-            fprintf(stderr, "rsend_driver: run: %s: %s\n", sts_status_name(st), why.text);
-            return 1;
+            if (j > i + 1)
+                o.ca_file = argv[j - 1];
+            memset(&stats, 0, sizeof(stats));
+            st = sts_rsend_run(&o, num(argv[j]), &stats, &why);
+            print_stats(&stats);
+            fflush(stdout);
+            if (st != STS_OK) {
+                fprintf(stderr, "rsend_driver: run: %s: %s\n", sts_status_name(st), why.text);
+                return 1;
+            }
         }
         return 0;
     }
