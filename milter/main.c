@@ -441,6 +441,7 @@ static void reload(const char *path, const char *sock, const char *user, const c
         NCHANGED(cache_store_max_entries) ||
         NCHANGED(negative_ttl) || NCHANGED(recheck_interval) || NCHANGED(retry_interval) ||
         NCHANGED(refresh_idle) || NCHANGED(max_discoveries) || NCHANGED(discovery_queue) ||
+        NCHANGED(max_policy_fetches) ||
         NCHANGED(socketmap_max_connections))
         sts_log(STS_LOG_WARNING, "-", "reload",
                 "changes to sockets, SocketMode, SocketGroup, UserID, DecisionLog, PidFile, "
