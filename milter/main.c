@@ -461,6 +461,7 @@ static void reload(const char *path, const char *sock, const char *user, const c
             { NCHANGED(refresh_idle), "RefreshIdle" },
             { NCHANGED(max_discoveries), "MaxDiscoveries" },
             { NCHANGED(discovery_queue), "DiscoveryQueue" },
+            { NCHANGED(max_policy_fetches), "MaxPolicyFetches" },
             { NCHANGED(socketmap_max_connections), "SocketmapMaxConnections" },
             { NCHANGED(probe_testing_mx), "ProbeTestingMX" },
             { NCHANGED(probe_enforce_mx), "ProbeEnforceMX" },

@@ -56,6 +56,7 @@ typedef struct sts_config {
     unsigned refresh_idle;    /* RefreshIdle (s) */
     /* engine bounds */
     unsigned max_discoveries; /* MaxDiscoveries */
+    unsigned max_policy_fetches; /* MaxPolicyFetches */
     unsigned discovery_queue; /* DiscoveryQueue */
     /* milter */
     unsigned envelope_timeout_ms; /* EnvelopeTimeout (ms) */

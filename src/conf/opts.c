@@ -16,6 +16,7 @@ void sts_opts_discover(const sts_config *cfg, sts_discover_opts *out)
     out->fetch.timeout_ms = cfg->https_timeout_ms;
     out->fetch.port = cfg->policy_port;
     out->fetch.allow_internal = cfg->allow_internal_addresses;
+    out->max_fetches = cfg->max_policy_fetches;
 }
 
 void sts_opts_engine(const sts_config *cfg, sts_engine_opts *out)

@@ -51,7 +51,7 @@ static uint64_t stat_sum(sts_engine *e, int which)
 static void opts_defaults(sts_engine_opts *o)
 {
     if (o->max_inflight == 0)
-        o->max_inflight = 128;
+        o->max_inflight = 1024;
     if (o->queue_limit == 0)
         o->queue_limit = 10000;
     if (o->negative_ttl == 0)
@@ -652,6 +652,7 @@ static void *loop_main(void *arg)
         int wait, svc;
 
         pthread_mutex_lock(&e->mu);
+        sts_discover_fetches(e->disc, &e->nfetching, &e->nparked);
         if (e->stopping) {
             pthread_mutex_unlock(&e->mu);
             break;
@@ -758,6 +759,8 @@ void sts_engine_stop(sts_engine *e)
         flight_complete(e, f);
     }
     e->qtail = NULL;
+    e->nfetching = 0;
+    e->nparked = 0;
     e->running = false;
     pthread_mutex_unlock(&e->mu);
     /* Every flight is complete, so every waiter is answered: call back
@@ -799,6 +802,8 @@ void sts_engine_get_stats(sts_engine *e, sts_engine_stats *st)
     pthread_mutex_lock(&e->mu);
     st->inflight = e->ninflight;
     st->queued = e->nqueued;
+    st->fetching = e->nfetching;
+    st->parked = e->nparked;
     st->waiting = e->nwaiters;
     pthread_mutex_unlock(&e->mu);
 }

@@ -31,7 +31,8 @@ typedef struct sts_engine sts_engine;
 
 typedef struct sts_engine_opts {
     sts_discover_opts discover; /* resolver and fetcher; read once by sts_engine_new */
-    unsigned max_inflight;     /* discoveries running at once; 0 = 128 */
+    unsigned max_inflight;     /* discoveries running at once (any stage, parked
+                                  fetches included); 0 = 1024 */
     unsigned queue_limit;      /* discoveries waiting to start; 0 = 10000 */
     unsigned negative_ttl;     /* s to remember "no MTA-STS"; 0 = 3600 */
     unsigned retry_interval;   /* s between failed attempts per domain+id (3.3); 0 = 300 */
@@ -178,6 +179,8 @@ typedef struct sts_engine_stats {
     uint64_t lookups, hits, misses, joined, pending, overloaded;
     uint64_t discoveries, txt_rechecks, refreshes, store_errors;
     size_t entries, inflight, queued;
+    size_t fetching, parked;   /* of inflight: in the fetch stage, waiting for it
+                                  (MaxPolicyFetches); as of the loop's last turn */
     size_t waiting;            /* asynchronous lookups not yet called back */
 } sts_engine_stats;
 

@@ -72,6 +72,7 @@ struct sts_engine {
     flight *flights[ENGINE_FLIGHT_BUCKETS];
     flight *qhead, *qtail;
     size_t nqueued, ninflight;
+    size_t nfetching, nparked; /* copied from the discoverer by the loop */
     bool running, started;
     atomic_bool stopping; /* written under mu; read by on_done without it */
     pthread_t thread;

@@ -58,6 +58,12 @@ sts_status sts_engine_metrics_render(sts_engine *e, sts_buf *out)
         { "mtasts_cache_entries", "Domains in the memory cache.", STS_METRIC_GAUGE },
         { "mtasts_discoveries_running", "Discoveries running now.", STS_METRIC_GAUGE },
         { "mtasts_discoveries_queued", "Discoveries waiting to start.", STS_METRIC_GAUGE },
+        { "mtasts_policy_fetches_running",
+          "Discoveries fetching their policy now (MaxPolicyFetches at most).",
+          STS_METRIC_GAUGE },
+        { "mtasts_policy_fetches_parked",
+          "Discoveries whose TXT record was found, waiting for a policy fetch slot.",
+          STS_METRIC_GAUGE },
         { "mtasts_lookups_waiting", "Asynchronous lookups waiting for a discovery.",
           STS_METRIC_GAUGE },
     };
@@ -79,7 +85,9 @@ sts_status sts_engine_metrics_render(sts_engine *e, sts_buf *out)
     val[10] = s.entries;
     val[11] = s.inflight;
     val[12] = s.queued;
-    val[13] = s.waiting;
+    val[13] = s.fetching;
+    val[14] = s.parked;
+    val[15] = s.waiting;
     st = sts_metrics_render(fams, sizeof(fams) / sizeof(fams[0]), out);
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]) && st == STS_OK; i++)
         st = sts_metrics_render_value(out, v[i].name, v[i].help, v[i].type, val[i]);

@@ -6,6 +6,11 @@
  * Each step's failure is mapped to an outcome (outcome.h) with the RFC 8460
  * 4.3 result type, keeping "the server said no" (none) apart from "no
  * answer now" (temperror).
+ * Steps 2-3 (the fetch stage, slow when a policy host is) run for at most
+ * opts.max_fetches discoveries at once; the others wait parked, in order,
+ * so a burst of domains with slow policy hosts cannot hold every
+ * discovery slot of the caller while the TXT lookups of other domains
+ * (most answer "no record" in milliseconds) could finish.
  * Beside the policy: the domain's MX hosts (RFC 8461 4.1), and when DANE
  * lookups are on, the TLSA records of those hosts (RFC 7672 2.2: only a
  * validated MX RRset leads to TLSA lookups; RFC 8461 2: DANE first).
@@ -29,6 +34,15 @@ struct sts_discover {
     size_t pending;
     bool closing;
     atomic_bool dane; /* look up TLSA records of the MX hosts */
+    /* The fetch stage (policy host address + HTTPS): jobs in it, the
+     * limit (0: none), the jobs waiting for it (FIFO), and whether
+     * fetch_slot_release() is starting parked ones (it may be re-entered
+     * through callbacks that run synchronously). */
+    size_t fetching;
+    unsigned max_fetches;
+    struct job *park_head, *park_tail;
+    size_t parked;
+    bool draining;
 };
 
 typedef struct job {
@@ -46,6 +60,8 @@ typedef struct job {
                          the TLSA queries */
     size_t dane_hosts;   /* MX hosts whose TLSA records were looked up */
     size_t dane_covered; /* ... with validated, usable TLSA records */
+    bool fetch_slot;     /* counted in d->fetching until the policy chain ends */
+    struct job *park_next;
 } job;
 
 sts_status sts_discover_new(const sts_discover_opts *opts, sts_discover **out, sts_why *why)
@@ -64,6 +80,7 @@ sts_status sts_discover_new(const sts_discover_opts *opts, sts_discover **out, s
     if (st != STS_OK)
         goto fail;
     fopts.max_body = STS_POLICY_MAX_BODY;
+    d->max_fetches = opts->max_fetches;
     st = sts_fetch_new(&fopts, &d->fetch, why);
     if (st != STS_OK)
         goto fail;
@@ -75,15 +92,39 @@ fail:
     return st;
 }
 
+static void job_finish(job *j, sts_result r, sts_report_type rt, const char *prefix,
+                       const char *why);
+
+static job *unpark(sts_discover *d)
+{
+    job *j = d->park_head;
+
+    if (j != NULL) {
+        d->park_head = j->park_next;
+        if (d->park_head == NULL)
+            d->park_tail = NULL;
+        j->park_next = NULL;
+        d->parked--;
+    }
+    return j;
+}
+
 void sts_discover_free(sts_discover *d)
 {
+    job *j;
+
     if (d == NULL)
         return;
     d->closing = true;
-    /* Fetches first: their callbacks end jobs without touching DNS; DNS
-     * callbacks of the remaining jobs see `closing` and end them too. */
+    /* Fetches first: their callbacks end jobs without touching DNS (and
+     * start no parked job, closing); then the parked jobs, whose MX
+     * queries may still run; DNS callbacks of the remaining jobs see
+     * `closing` and end them too. */
     sts_fetch_free(d->fetch);
     d->fetch = NULL;
+    while ((j = unpark(d)) != NULL)
+        job_finish(j, STS_RESULT_TEMPERROR, STS_RT_NONE, NULL,
+                   "discovery cancelled: shutting down");
     sts_dns_free(d->dns);
     free(d);
 }
@@ -91,6 +132,12 @@ void sts_discover_free(sts_discover *d)
 size_t sts_discover_pending(const sts_discover *d)
 {
     return d->pending;
+}
+
+void sts_discover_fetches(const sts_discover *d, size_t *running, size_t *parked)
+{
+    *running = d->fetching;
+    *parked = d->parked;
 }
 
 void sts_discover_set_dane(sts_discover *d, bool on)
@@ -139,9 +186,17 @@ static void job_part_done(job *j)
     free(j);
 }
 
-/* End the policy chain: error text is prefix + why (both may be NULL). */
+static void fetch_slot_release(sts_discover *d);
+
+/* End the policy chain: error text is prefix + why (both may be NULL).
+ * A job in the fetch stage leaves it here, however the fetch ended, and
+ * the next parked job enters it. */
 static void job_finish(job *j, sts_result r, sts_report_type rt, const char *prefix, const char *why)
 {
+    sts_discover *d = j->d;
+    bool slot = j->fetch_slot;
+
+    j->fetch_slot = false;
     j->o.result = r;
     j->o.report_type = rt;
     if (j->o.failure == NULL)
@@ -150,6 +205,8 @@ static void job_finish(job *j, sts_result r, sts_report_type rt, const char *pre
         (void)snprintf(j->o.error, sizeof(j->o.error), "%s%s", prefix != NULL ? prefix : "",
                        why != NULL ? why : "");
     job_part_done(j);
+    if (slot)
+        fetch_slot_release(d);
 }
 
 static void on_job_tlsa(void *arg, sts_status st, const sts_dns_tlsa *res, const char *why)
@@ -291,13 +348,52 @@ static void on_addrs(void *arg, sts_status st, const sts_dns_addrs *res, const c
                    NULL, fwhy.text);
 }
 
-/* Step 2: the policy host's addresses, then the fetch (on_addrs); the
- * domain's MX hosts at the same time. */
-static void fetch_policy(job *j)
+/* Enter the fetch stage: the policy host's addresses, then the fetch
+ * (on_addrs); job_finish leaves it. */
+static void fetch_begin(job *j)
 {
-    query_mx(j);
+    j->d->fetching++;
+    j->fetch_slot = true;
     (void)snprintf(j->name, sizeof(j->name), "mta-sts.%s", j->o.domain);
     sts_dns_addrs_query(j->d->dns, j->name, on_addrs, j);
+}
+
+/* A job left the fetch stage: start parked ones while there is room.  A
+ * start may end synchronously (and come back here): the outer call then
+ * goes on with the queue instead of recursing. */
+static void fetch_slot_release(sts_discover *d)
+{
+    d->fetching--;
+    if (d->draining)
+        return;
+    d->draining = true;
+    while (d->park_head != NULL && !d->closing &&
+           (d->max_fetches == 0 || d->fetching < d->max_fetches))
+        fetch_begin(unpark(d));
+    d->draining = false;
+}
+
+/* Step 2: the policy (fetch stage, or parked until it has room, in
+ * order); the domain's MX hosts at once, beside it. */
+static void fetch_policy(job *j)
+{
+    sts_discover *d = j->d;
+
+    if (d->closing) {
+        job_finish(j, STS_RESULT_TEMPERROR, STS_RT_NONE, NULL, "discovery cancelled: shutting down");
+        return;
+    }
+    query_mx(j);
+    if (d->max_fetches != 0 && (d->fetching >= d->max_fetches || d->park_head != NULL)) {
+        if (d->park_tail != NULL)
+            d->park_tail->park_next = j;
+        else
+            d->park_head = j;
+        d->park_tail = j;
+        d->parked++;
+        return;
+    }
+    fetch_begin(j);
 }
 
 static void on_txt(void *arg, sts_status st, const sts_dns_txt *res, const char *why)

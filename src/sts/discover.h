@@ -22,11 +22,17 @@ typedef struct sts_discover sts_discover;
 
 /* What a discovery needs to know: the resolver's and the fetcher's options
  * (conf/ fills them from DNSServers, DNSTimeout, DNSTries, CAFile,
- * HTTPSConnectTimeout, HTTPSTimeout, PolicyPort, AllowInternalAddresses).  fetch.max_body is set
- * here to the RFC's policy size limit whatever the caller gives. */
+ * HTTPSConnectTimeout, HTTPSTimeout, PolicyPort, AllowInternalAddresses,
+ * MaxPolicyFetches).  fetch.max_body is set here to the RFC's policy size
+ * limit whatever the caller gives. */
 typedef struct sts_discover_opts {
     sts_dns_opts dns;
     sts_fetch_opts fetch;
+    /* Discoveries in the fetch stage (address of mta-sts.<domain>, HTTPS
+     * GET) at once; 0 = no limit.  A discovery whose TXT record calls for
+     * a fetch beyond it is parked (its MX lookup goes on) and enters the
+     * stage, in order, when another leaves it, however that one ended. */
+    unsigned max_fetches;
 } sts_discover_opts;
 
 /* Build a discoverer; the strings of opts are copied by the resolver and
@@ -34,7 +40,7 @@ typedef struct sts_discover_opts {
 sts_status sts_discover_new(const sts_discover_opts *opts, sts_discover **out,
                             sts_why *why) STS_MUST_CHECK;
 
-/* Cancel what is in flight (callbacks run with temperror) and free. */
+/* Cancel what is in flight and parked (callbacks run with temperror) and free. */
 void sts_discover_free(sts_discover *d);
 
 /* The callback gets the outcome; it may take o->policy (set it to NULL),
@@ -80,6 +86,10 @@ sts_status sts_discover_run(sts_discover *d, int timeout_ms) STS_MUST_CHECK;
 
 /* Discoveries (and MX lookups) not yet completed. */
 size_t sts_discover_pending(const sts_discover *d);
+
+/* Discoveries in the fetch stage now, and parked waiting for it
+ * (max_fetches).  Loop thread only. */
+void sts_discover_fetches(const sts_discover *d, size_t *running, size_t *parked);
 
 /* Interrupt a sleeping sts_discover_run().  Any thread. */
 void sts_discover_wakeup(sts_discover *d);

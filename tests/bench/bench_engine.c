@@ -319,8 +319,9 @@ static sts_engine *make_engine(const sts_config *cfg, const args *a, size_t min_
     if (sts_engine_new(o, NULL, &e, &why) != STS_OK)
         die("sts_engine_new: %s", why.text);
     /* 0 means the engine's default (engine.h). */
-    printf("engine: max_inflight %u, queue_limit %u, max_entries %zu, store none\n",
-           o->max_inflight != 0 ? o->max_inflight : 128u,
+    printf("engine: max_inflight %u, max_fetches %u, queue_limit %u, max_entries %zu, "
+           "store none\n",
+           o->max_inflight != 0 ? o->max_inflight : 1024u, o->discover.max_fetches,
            o->queue_limit != 0 ? o->queue_limit : 10000u,
            o->max_entries != 0 ? o->max_entries : (size_t)100000);
     return e;
@@ -1048,7 +1049,7 @@ static int cmd_cold(const args *a)
     need_fixtures(a, "cold");
     make_config(&cfg, a);
     e = make_engine(&cfg, a, 0, &o);
-    inflight = o.max_inflight != 0 ? o.max_inflight : 128u;
+    inflight = o.max_inflight != 0 ? o.max_inflight : 1024u;
     start_engine(e);
     names = xcalloc(a->domains, NAME_LEN);
     for (unsigned i = 0; i < a->domains; i++)

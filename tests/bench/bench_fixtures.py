@@ -295,7 +295,7 @@ def summary(hits, rss, cold, coal, fixture_figs, args):
             row("not measured", str(r.status))
             continue
         n = r.get("domains")
-        waves = -(-int(n) // max(1, int(r.get("max_inflight", "128"))))
+        waves = -(-int(n) // max(1, int(r.get("max_inflight", "1024"))))
         row("%s cold domains at once" % n, fmt(r.num("total_ms"), "%.1f", " ms"),
             "(%s caller threads; one cold domain alone: %s ms)"
             % (r.get("callers"), r.get("single_ms")))

@@ -416,6 +416,8 @@ static json_t *stats_json(driver *d)
     json_object_set_new(o, "entries", json_integer((json_int_t)s.entries));
     json_object_set_new(o, "inflight", json_integer((json_int_t)s.inflight));
     json_object_set_new(o, "queued", json_integer((json_int_t)s.queued));
+    json_object_set_new(o, "fetching", json_integer((json_int_t)s.fetching));
+    json_object_set_new(o, "parked", json_integer((json_int_t)s.parked));
     json_object_set_new(o, "waiting", json_integer((json_int_t)s.waiting));
     return o;
 }

@@ -108,6 +108,7 @@ def main():
                 s = samples(page(port))
                 for k in ("mtasts_lookups_total", "mtasts_cache_entries",
                           "mtasts_discoveries_running", "mtasts_discoveries_queued",
+                          "mtasts_policy_fetches_running", "mtasts_policy_fetches_parked",
                           "mtasts_store_errors_total"):
                     assert k in s, "no %s on the page" % k
             report.run("GET /metrics: 200, exposition format, every series mtasts_*",

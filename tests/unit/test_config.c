@@ -140,6 +140,8 @@ static const value_case default_cases[] = {
     { "default_dns_servers_unset_means_system_resolver", "", "DNSServers", "(unset)" },
     { "default_dns_timeout_2s", "", "DNSTimeout", "2000ms" },
     { "default_dns_tries", "", "DNSTries", "2" },
+    { "default_max_discoveries", "", "MaxDiscoveries", "1024" },
+    { "default_max_policy_fetches", "", "MaxPolicyFetches", "128" },
     { "default_ca_file_unset_means_system_store", "", "CAFile", "(unset)" },
     { "default_https_connect_timeout", "", "HTTPSConnectTimeout", "10000ms" },
     { "default_https_timeout_one_minute", "", "HTTPSTimeout", "60000ms" },
@@ -260,6 +262,10 @@ static const value_case accept_cases[] = {
     { "refresh_idle_days", "RefreshIdle 7d", "RefreshIdle", "604800s" },
     { "refresh_idle_max_one_year", "RefreshIdle 31557600s", "RefreshIdle", "31557600s" },
     { "max_discoveries_min", "MaxDiscoveries 1", "MaxDiscoveries", "1" },
+    { "max_discoveries_max", "MaxDiscoveries 10000", "MaxDiscoveries", "10000" },
+    { "max_policy_fetches_min", "MaxPolicyFetches 1", "MaxPolicyFetches", "1" },
+    { "max_policy_fetches_max", "MaxPolicyFetches 10000", "MaxPolicyFetches", "10000" },
+    { "max_policy_fetches_any_case", "maxpolicyfetches 2", "MaxPolicyFetches", "2" },
     { "discovery_queue_max", "DiscoveryQueue 1000000", "DiscoveryQueue", "1000000" },
     /* CacheStore */
     { "cache_store_sqlite", "CacheStore sqlite:/tmp/c.db", "CacheStore", "sqlite:/tmp/c.db" },
@@ -442,6 +448,16 @@ static const error_case reject_cases[] = {
     { "negative_ttl_ms_not_allowed", "NegativeCacheTime 500ms", 0, "is not a duration in seconds" },
     { "refresh_idle_above_max", "RefreshIdle 366d", 0, "out of range 3600s..31557600s" },
     { "cache_size_below_min", "CacheSize 9", 0, "CacheSize: 9 is out of range 10..10000000" },
+    { "max_discoveries_below_min", "MaxDiscoveries 0", 0,
+      "MaxDiscoveries: 0 is out of range 1..10000" },
+    { "max_discoveries_above_max", "MaxDiscoveries 10001", 0,
+      "MaxDiscoveries: 10001 is out of range 1..10000" },
+    { "max_policy_fetches_below_min", "MaxPolicyFetches 0", 0,
+      "MaxPolicyFetches: 0 is out of range 1..10000" },
+    { "max_policy_fetches_above_max", "MaxPolicyFetches 10001", 0,
+      "MaxPolicyFetches: 10001 is out of range 1..10000" },
+    { "max_policy_fetches_not_a_number", "MaxPolicyFetches many", 0,
+      "is not a number" },
     { "cache_store_max_entries_below_min", "CacheStoreMaxEntries 99", 0,
       "CacheStoreMaxEntries: 99 is out of range 100..1000000000" },
     /* numbers */
@@ -649,6 +665,7 @@ static const char all_keys_text[] =
     "RetryInterval 600\n"
     "RefreshIdle 7d\n"
     "MaxDiscoveries 64\n"
+    "MaxPolicyFetches 16\n"
     "DiscoveryQueue 500\n"
     "EnvelopeTimeout 1500\n"
     "LookupFailAction TempFail\n"
@@ -764,7 +781,8 @@ static void test_print_format(void **state)
         "RecheckInterval 3600s\n"
         "RetryInterval 300s\n"
         "RefreshIdle 2592000s\n"
-        "MaxDiscoveries 128\n"
+        "MaxDiscoveries 1024\n"
+        "MaxPolicyFetches 128\n"
         "DiscoveryQueue 10000\n"
         "EnvelopeTimeout 2000ms\n"
         "LookupFailAction accept\n"
