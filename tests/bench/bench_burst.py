@@ -16,10 +16,10 @@ HTTPS one thread per connection).
 
     mtasts    milter/mtasts-milter, its socketmap face, with the settings
               an installation has by default (SQLite cache store in the work
-              dir, DNSTimeout, DNSTries, HTTPS timeouts and MaxDiscoveries
-              as shipped), plus what the fixtures need (DNSServers,
-              PolicyPort, CAFile, AllowInternalAddresses); --max-discoveries
-              overrides MaxDiscoveries
+              dir, DNSTimeout, DNSTries, HTTPS timeouts, MaxDiscoveries and
+              MaxPolicyFetches as shipped), plus what the fixtures need
+              (DNSServers, PolicyPort, CAFile, AllowInternalAddresses);
+              --max-discoveries and --max-policy-fetches override those two
     mtasts-sys  the same daemon with CAFile unset, as shipped: it trusts the
               system store (libcurl's CA bundle and CA directory).  Only in
               the private network namespace, whose mount namespace is private
@@ -339,6 +339,8 @@ class Bench:
                     "HTTPSConnectTimeout": None, "HTTPSTimeout": None}
         if self.args.max_discoveries:
             settings["MaxDiscoveries"] = str(self.args.max_discoveries)
+        if self.args.max_policy_fetches:
+            settings["MaxPolicyFetches"] = str(self.args.max_policy_fetches)
         # No SocketmapProfile: "postfix DOMAIN" asks the built-in profile,
         # whose budget attribute() measures lost answers against.
         assert "SocketmapProfile" not in settings
@@ -491,7 +493,8 @@ def report(args, names, single, runs, load_start, budget):
              "their request; %d round(s)" % (os.cpu_count() or 0, load_start, loadavg(),
                                              args.delay_ms, args.rounds),
              "mtasts: MaxDiscoveries %s, CAFile the test CA; mtasts-sys: %s; peer: %s" % (
-                 args.max_discoveries or "default",
+                 "%s, MaxPolicyFetches %s" % (args.max_discoveries or "default",
+                                              args.max_policy_fetches or "default"),
                  "CAFile unset (system bundle + test CA)" if "mtasts-sys" in names
                  else "not measured",
                  "%s %s" % (peerd.PEER_PACKAGE, peerd.peer_version() or "?")
@@ -692,6 +695,8 @@ def main():
                     help="server-side delay of every policy response")
     ap.add_argument("--max-discoveries", type=int, default=0,
                     help="the daemon's MaxDiscoveries (default: as shipped)")
+    ap.add_argument("--max-policy-fetches", type=int, default=0,
+                    help="the daemon's MaxPolicyFetches (default: as shipped)")
     ap.add_argument("--no-peer", action="store_true", help="leave the peer out")
     ap.add_argument("--mixed", default="200,100,700",
                     help="the mixed burst: SLOW,QUICK,NONE domains (slow policy hosts, quick "
