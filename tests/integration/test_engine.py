@@ -95,6 +95,20 @@ class Driver:
         return self.err
 
 
+def driver_case(conf, fn, *opts):
+    """A test case: fn(driver) on a fresh engine driver for conf; the
+    driver's stderr must show no error and no sanitizer report."""
+    def run():
+        drv = Driver(conf, *opts)
+        try:
+            fn(drv)
+        finally:
+            err = drv.close()
+            if "ERROR" in err or "runtime error" in err or "Sanitizer" in err:
+                raise AssertionError("driver stderr: %s" % err)
+    return run
+
+
 def want(ans, **kw):
     for k, v in kw.items():
         assert ans.get(k) == v, "%s: got %r, want %r (answer %s)" % (k, ans.get(k), v, ans)
@@ -148,15 +162,7 @@ def main():
 
 def run_tests(report, w, conf, work):
     def with_driver(fn, *opts):
-        def run():
-            drv = Driver(conf, *opts)
-            try:
-                fn(drv)
-            finally:
-                err = drv.close()
-                if "ERROR" in err or "runtime error" in err or "Sanitizer" in err:
-                    raise AssertionError("driver stderr: %s" % err)
-        return run
+        return driver_case(conf, fn, *opts)
 
     def usable_until_max_age(drv):
         d = "usable.test"

@@ -19,7 +19,7 @@ import tempfile
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from test_engine import DRIVER, Driver, World, want  # noqa: E402
+from test_engine import DRIVER, World, driver_case, want  # noqa: E402
 
 SLOW_MS = 5000   # each slow policy host waits this long before answering
 SLOTS = 2        # MaxPolicyFetches
@@ -35,15 +35,7 @@ def fetch_counts(w, doms):
 
 def run_tests(report, w, conf):
     def with_driver(fn, *opts):
-        def run():
-            drv = Driver(conf, *opts)
-            try:
-                fn(drv)
-            finally:
-                err = drv.close()
-                if "ERROR" in err or "runtime error" in err or "Sanitizer" in err:
-                    raise AssertionError("driver stderr: %s" % err)
-        return run
+        return driver_case(conf, fn, *opts)
 
     def no_txt_answered_beside_slow_fetches(drv):
         slow = slow_hosts("slow")
