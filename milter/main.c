@@ -462,6 +462,7 @@ static void reload(const char *path, const char *sock, const char *user, const c
             { NCHANGED(max_discoveries), "MaxDiscoveries" },
             { NCHANGED(discovery_queue), "DiscoveryQueue" },
             { NCHANGED(max_policy_fetches), "MaxPolicyFetches" },
+            { NCHANGED(policy_fetch_slot_ms), "PolicyFetchSlotTime" },
             { NCHANGED(socketmap_max_connections), "SocketmapMaxConnections" },
             { NCHANGED(probe_testing_mx), "ProbeTestingMX" },
             { NCHANGED(probe_enforce_mx), "ProbeEnforceMX" },

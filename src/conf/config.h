@@ -57,6 +57,7 @@ typedef struct sts_config {
     /* engine bounds */
     unsigned max_discoveries; /* MaxDiscoveries */
     unsigned max_policy_fetches; /* MaxPolicyFetches */
+    unsigned policy_fetch_slot_ms; /* PolicyFetchSlotTime (ms) */
     unsigned discovery_queue; /* DiscoveryQueue */
     /* milter */
     unsigned envelope_timeout_ms; /* EnvelopeTimeout (ms) */

@@ -137,6 +137,8 @@ const sts_config_key sts_config_keys[] = {
             "policy discoveries running at once (DNS stage, fetch stage or waiting for it)"),
     STS_KEY("MaxPolicyFetches", UINT, "128", 1, 10000, max_policy_fetches,
             "discoveries fetching a policy (policy host address and HTTPS) at once"),
+    STS_KEY("PolicyFetchSlotTime", DURATION_MS, "1000ms", 100, 600000, policy_fetch_slot_ms,
+            "a policy fetch running this long gives its MaxPolicyFetches slot to a waiting one"),
     STS_KEY("DiscoveryQueue", UINT, "10000", 1, 1000000, discovery_queue,
             "discoveries waiting to start; beyond it lookups of unknown domains answer temperror"),
     STS_KEY("EnvelopeTimeout", DURATION_MS, "2000ms", 0, 30000, envelope_timeout_ms,

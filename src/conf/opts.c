@@ -17,6 +17,7 @@ void sts_opts_discover(const sts_config *cfg, sts_discover_opts *out)
     out->fetch.port = cfg->policy_port;
     out->fetch.allow_internal = cfg->allow_internal_addresses;
     out->max_fetches = cfg->max_policy_fetches;
+    out->fetch_lend_ms = cfg->policy_fetch_slot_ms;
 }
 
 void sts_opts_engine(const sts_config *cfg, sts_engine_opts *out)

@@ -16,7 +16,7 @@
 #include "sts/discover.h"
 
 /* DNSServers, DNSTimeout, DNSTries, CAFile, HTTPSConnectTimeout,
- * HTTPSTimeout, PolicyPort, AllowInternalAddresses, MaxPolicyFetches.  The strings of *out point into cfg: use out
+ * HTTPSTimeout, PolicyPort, AllowInternalAddresses, MaxPolicyFetches, PolicyFetchSlotTime.  The strings of *out point into cfg: use out
  * while cfg lives (sts_discover_new copies what it keeps). */
 void sts_opts_discover(const sts_config *cfg, sts_discover_opts *out);
 

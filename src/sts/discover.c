@@ -10,7 +10,12 @@
  * opts.max_fetches discoveries at once; the others wait parked, in order,
  * so a burst of domains with slow policy hosts cannot hold every
  * discovery slot of the caller while the TXT lookups of other domains
- * (most answer "no record" in milliseconds) could finish.
+ * (most answer "no record" in milliseconds) could finish.  The limit
+ * bounds the TLS handshakes competing for the CPU in a burst; a fetch
+ * still running opts.fetch_lend_ms after it began waits on its host, so
+ * while others are parked it gives up its slot (it is "lent") and goes on
+ * outside the count: slow or silent policy hosts, however many, hold no
+ * quick domain's policy back for longer than that.
  * Beside the policy: the domain's MX hosts (RFC 8461 4.1), and when DANE
  * lookups are on, the TLSA records of those hosts (RFC 7672 2.2: only a
  * validated MX RRset leads to TLSA lookups; RFC 8461 2: DANE first).
@@ -18,9 +23,11 @@
 #include "sts/discover.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sts/fetch.h"
 #include "sts/policy.h"
@@ -43,6 +50,11 @@ struct sts_discover {
     struct job *park_head, *park_tail;
     size_t parked;
     bool draining;
+    /* The jobs counted in `fetching`, oldest first (they entered the stage
+     * in this order), and the fetches that lent their slot. */
+    struct job *slot_head, *slot_tail;
+    size_t lent;
+    unsigned lend_ms;
 };
 
 typedef struct job {
@@ -61,8 +73,19 @@ typedef struct job {
     size_t dane_hosts;   /* MX hosts whose TLSA records were looked up */
     size_t dane_covered; /* ... with validated, usable TLSA records */
     bool fetch_slot;     /* counted in d->fetching until the policy chain ends */
+    bool lent;           /* in the fetch stage, its slot given up (d->lent) */
+    int64_t fetch_since; /* ms (monotonic) it entered the fetch stage */
     struct job *park_next;
+    struct job *slot_prev, *slot_next; /* d->slot_head list while fetch_slot */
 } job;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 sts_status sts_discover_new(const sts_discover_opts *opts, sts_discover **out, sts_why *why)
 {
@@ -81,6 +104,7 @@ sts_status sts_discover_new(const sts_discover_opts *opts, sts_discover **out, s
         goto fail;
     fopts.max_body = STS_POLICY_MAX_BODY;
     d->max_fetches = opts->max_fetches;
+    d->lend_ms = opts->fetch_lend_ms != 0 ? opts->fetch_lend_ms : STS_DISCOVER_LEND_MS;
     st = sts_fetch_new(&fopts, &d->fetch, why);
     if (st != STS_OK)
         goto fail;
@@ -136,7 +160,7 @@ size_t sts_discover_pending(const sts_discover *d)
 
 void sts_discover_fetches(const sts_discover *d, size_t *running, size_t *parked)
 {
-    *running = d->fetching;
+    *running = d->fetching + d->lent;
     *parked = d->parked;
 }
 
@@ -188,15 +212,35 @@ static void job_part_done(job *j)
 
 static void fetch_slot_release(sts_discover *d);
 
+/* j no longer holds a fetch slot: off the list of those that do. */
+static void slot_unlink(sts_discover *d, job *j)
+{
+    if (j->slot_prev != NULL)
+        j->slot_prev->slot_next = j->slot_next;
+    else
+        d->slot_head = j->slot_next;
+    if (j->slot_next != NULL)
+        j->slot_next->slot_prev = j->slot_prev;
+    else
+        d->slot_tail = j->slot_prev;
+    j->slot_prev = j->slot_next = NULL;
+    j->fetch_slot = false;
+}
+
 /* End the policy chain: error text is prefix + why (both may be NULL).
  * A job in the fetch stage leaves it here, however the fetch ended, and
- * the next parked job enters it. */
+ * the next parked job enters it (a lent slot has been given on already). */
 static void job_finish(job *j, sts_result r, sts_report_type rt, const char *prefix, const char *why)
 {
     sts_discover *d = j->d;
     bool slot = j->fetch_slot;
 
-    j->fetch_slot = false;
+    if (slot)
+        slot_unlink(d, j);
+    if (j->lent) {
+        j->lent = false;
+        d->lent--;
+    }
     j->o.result = r;
     j->o.report_type = rt;
     if (j->o.failure == NULL)
@@ -352,8 +396,18 @@ static void on_addrs(void *arg, sts_status st, const sts_dns_addrs *res, const c
  * (on_addrs); job_finish leaves it. */
 static void fetch_begin(job *j)
 {
-    j->d->fetching++;
+    sts_discover *d = j->d;
+
+    d->fetching++;
     j->fetch_slot = true;
+    j->fetch_since = now_ms();
+    j->slot_prev = d->slot_tail;
+    j->slot_next = NULL;
+    if (d->slot_tail != NULL)
+        d->slot_tail->slot_next = j;
+    else
+        d->slot_head = j;
+    d->slot_tail = j;
     (void)snprintf(j->name, sizeof(j->name), "mta-sts.%s", j->o.domain);
     sts_dns_addrs_query(j->d->dns, j->name, on_addrs, j);
 }
@@ -517,11 +571,33 @@ void sts_discover_mx(sts_discover *d, const char *domain, sts_dns_mx_cb *cb, voi
     sts_dns_mx_query(d->dns, domain, on_mx, m);
 }
 
+/* While discoveries are parked, fetches older than lend_ms give up their
+ * slots (oldest first); returns ms until the next one would, or -1. */
+static int lend_slots(sts_discover *d)
+{
+    int64_t now = now_ms();
+
+    while (d->park_head != NULL && d->slot_head != NULL && !d->closing) {
+        job *j = d->slot_head;
+        int64_t due = j->fetch_since + d->lend_ms;
+
+        if (due > now)
+            return (int)(due - now);
+        slot_unlink(d, j);
+        j->lent = true;
+        d->lent++;
+        fetch_slot_release(d);
+    }
+    return -1;
+}
+
 sts_status sts_discover_run(sts_discover *d, int timeout_ms)
 {
     struct pollfd fds[DISCOVER_MAX_POLLFDS];
+    int lend = lend_slots(d);
     int n = sts_dns_pollfds(d->dns, fds, DISCOVER_MAX_POLLFDS);
-    int wait_ms = sts_dns_timeout_ms(d->dns, timeout_ms);
+    int wait_ms = sts_dns_timeout_ms(
+        d->dns, lend >= 0 && (timeout_ms < 0 || lend < timeout_ms) ? lend : timeout_ms);
     sts_status st;
 
     /* One wait covers both libraries: curl polls its own sockets plus the

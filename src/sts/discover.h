@@ -33,7 +33,14 @@ typedef struct sts_discover_opts {
      * a fetch beyond it is parked (its MX lookup goes on) and enters the
      * stage, in order, when another leaves it, however that one ended. */
     unsigned max_fetches;
+    /* A fetch still running this long after it entered the stage no longer
+     * holds its slot while discoveries are parked: it waits on a slow or
+     * silent host, not on our CPU, and goes on beside the next one (whose
+     * TLS handshake the limit is for).  0 = STS_DISCOVER_LEND_MS. */
+    unsigned fetch_lend_ms;
 } sts_discover_opts;
+
+#define STS_DISCOVER_LEND_MS 1000u
 
 /* Build a discoverer; the strings of opts are copied by the resolver and
  * the fetcher, opts may go after this returns. */
@@ -87,8 +94,8 @@ sts_status sts_discover_run(sts_discover *d, int timeout_ms) STS_MUST_CHECK;
 /* Discoveries (and MX lookups) not yet completed. */
 size_t sts_discover_pending(const sts_discover *d);
 
-/* Discoveries in the fetch stage now, and parked waiting for it
- * (max_fetches).  Loop thread only. */
+/* Discoveries in the fetch stage now (those that lent their slot
+ * included), and parked waiting for it (max_fetches).  Loop thread only. */
 void sts_discover_fetches(const sts_discover *d, size_t *running, size_t *parked);
 
 /* Interrupt a sleeping sts_discover_run().  Any thread. */

@@ -7,6 +7,9 @@ seconds to answer, two fetch and two wait parked in the discovery module;
 lookups of domains without a TXT record are meanwhile answered at once,
 and the parked discoveries learn their policies when slots free.  Stopping
 the engine with parked discoveries answers every waiting lookup once.
+With PolicyFetchSlotTime short, the slow fetches give their slots up and
+a domain with a quick policy host, asked behind them, learns its policy
+within its budget.
 
 Real DNS and HTTPS fixtures on loopback; the engine is driven by
 tests/engine/engine_driver (see test_engine.py).
@@ -33,7 +36,7 @@ def fetch_counts(w, doms):
     return {d: w.fetches(d) for d in doms}
 
 
-def run_tests(report, w, conf):
+def run_tests(report, w, conf, lend_conf):
     def with_driver(fn, *opts):
         return driver_case(conf, fn, *opts)
 
@@ -85,6 +88,27 @@ def run_tests(report, w, conf):
     report.run("stopping with parked discoveries calls every lookup back once",
                with_driver(stop_with_parked))
 
+    def slow_fetches_lend_their_slots(drv):
+        # PolicyFetchSlotTime 300ms: the four slow fetches give up their
+        # slots while others wait, so a domain with a quick policy host
+        # asked behind them learns its policy within its budget, not after
+        # the slow hosts' 5 s.
+        slow = slow_hosts("lend")
+        want(drv.cmd("asyncs lend %d 30000" % len(slow)), parked=len(slow), failed=0)
+        st = drv.cmd("wait-stat parked %d" % SLOTS)
+        assert st["reached"], "never %d parked: %s" % (SLOTS, st)
+        a = drv.lookup("quick.test", 3000)
+        want(a, result="policy", mode="enforce", pending=False, from_cache=False)
+        # the slow ones still run (beside it), each fetched once, and end well
+        st = drv.cmd("stats")
+        assert st["parked"] == 0 and st["fetching"] == len(slow), st
+        got = drv.cmd("async-wait")
+        want(got, called=len(slow), policy=len(slow), twice=0)
+        assert fetch_counts(w, slow + ["quick.test"]) == {d: 1 for d in slow + ["quick.test"]}, \
+            fetch_counts(w, slow + ["quick.test"])
+    report.run("PolicyFetchSlotTime: slow fetches give their slots to a quick one waiting "
+               "behind them", driver_case(lend_conf, slow_fetches_lend_their_slots))
+
 
 def main():
     if not os.access(DRIVER, os.X_OK):
@@ -95,16 +119,23 @@ def main():
         fx = harness.Fixtures(work)
         try:
             w = World(fx)
-            for d in slow_hosts("slow") + slow_hosts("stop"):
+            for d in slow_hosts("slow") + slow_hosts("stop") + slow_hosts("lend"):
                 w.add(d, delay_ms=SLOW_MS)
+            w.add("quick.test")
             w.start()   # plain*.test: no TXT record (NXDOMAIN)
-            conf = os.path.join(work, "fetch-stage.conf")
-            with open(conf, "w") as f:
-                f.write("DNSServers 127.0.0.1:%d\nDNSTimeout 1000ms\nDNSTries 2\nCAFile %s\n"
-                        "PolicyPort %d\nHTTPSTimeout 30s\nAllowInternalAddresses yes\n"
-                        "MaxPolicyFetches %d\n"
-                        % (w.dns_port, fx.ca_file, w.https_port, SLOTS))
-            run_tests(report, w, conf)
+            confs = []
+            # The first cases see parked discoveries stay parked: no slot
+            # is lent within their run.  The last lends after 300 ms.
+            for name, slot in (("fetch-stage.conf", "60s"), ("lend.conf", "300ms")):
+                conf = os.path.join(work, name)
+                with open(conf, "w") as f:
+                    f.write("DNSServers 127.0.0.1:%d\nDNSTimeout 1000ms\nDNSTries 2\n"
+                            "CAFile %s\nPolicyPort %d\nHTTPSTimeout 30s\n"
+                            "AllowInternalAddresses yes\nMaxPolicyFetches %d\n"
+                            "PolicyFetchSlotTime %s\n"
+                            % (w.dns_port, fx.ca_file, w.https_port, SLOTS, slot))
+                confs.append(conf)
+            run_tests(report, w, *confs)
         finally:
             fx.stop()
     return report.finish()

@@ -142,6 +142,7 @@ static const value_case default_cases[] = {
     { "default_dns_tries", "", "DNSTries", "2" },
     { "default_max_discoveries", "", "MaxDiscoveries", "1024" },
     { "default_max_policy_fetches", "", "MaxPolicyFetches", "128" },
+    { "default_policy_fetch_slot_time", "", "PolicyFetchSlotTime", "1000ms" },
     { "default_ca_file_unset_means_system_store", "", "CAFile", "(unset)" },
     { "default_https_connect_timeout", "", "HTTPSConnectTimeout", "10000ms" },
     { "default_https_timeout_one_minute", "", "HTTPSTimeout", "60000ms" },
@@ -266,6 +267,9 @@ static const value_case accept_cases[] = {
     { "max_policy_fetches_min", "MaxPolicyFetches 1", "MaxPolicyFetches", "1" },
     { "max_policy_fetches_max", "MaxPolicyFetches 10000", "MaxPolicyFetches", "10000" },
     { "max_policy_fetches_any_case", "maxpolicyfetches 2", "MaxPolicyFetches", "2" },
+    { "policy_fetch_slot_time_min", "PolicyFetchSlotTime 100ms", "PolicyFetchSlotTime", "100ms" },
+    { "policy_fetch_slot_time_seconds", "PolicyFetchSlotTime 2s", "PolicyFetchSlotTime",
+      "2000ms" },
     { "discovery_queue_max", "DiscoveryQueue 1000000", "DiscoveryQueue", "1000000" },
     /* CacheStore */
     { "cache_store_sqlite", "CacheStore sqlite:/tmp/c.db", "CacheStore", "sqlite:/tmp/c.db" },
@@ -452,6 +456,10 @@ static const error_case reject_cases[] = {
       "MaxDiscoveries: 0 is out of range 1..10000" },
     { "max_discoveries_above_max", "MaxDiscoveries 10001", 0,
       "MaxDiscoveries: 10001 is out of range 1..10000" },
+    { "policy_fetch_slot_time_below_min", "PolicyFetchSlotTime 99ms", 0,
+      "PolicyFetchSlotTime: 99ms is out of range 100ms..600000ms" },
+    { "policy_fetch_slot_time_above_max", "PolicyFetchSlotTime 601s", 0,
+      "601s is out of range" },
     { "max_policy_fetches_below_min", "MaxPolicyFetches 0", 0,
       "MaxPolicyFetches: 0 is out of range 1..10000" },
     { "max_policy_fetches_above_max", "MaxPolicyFetches 10001", 0,
@@ -783,6 +791,7 @@ static void test_print_format(void **state)
         "RefreshIdle 2592000s\n"
         "MaxDiscoveries 1024\n"
         "MaxPolicyFetches 128\n"
+        "PolicyFetchSlotTime 1000ms\n"
         "DiscoveryQueue 10000\n"
         "EnvelopeTimeout 2000ms\n"
         "LookupFailAction accept\n"

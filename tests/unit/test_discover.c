@@ -3,8 +3,10 @@
  * (src/sts/discover.h, max_fetches): at most that many discoveries
  * fetch at once, the others wait parked and enter in the order they came
  * whenever a fetch ends, a discovery that ends before the fetch stage
- * never parks, and freeing the discoverer with parked discoveries ends
- * each with its callback, once.
+ * never parks, freeing the discoverer with parked discoveries ends
+ * each with its callback, once, and a fetch running longer than
+ * fetch_lend_ms lends its slot to the next parked discovery (the running
+ * count then exceeds the limit, the lent ones going on beside).
  *
  * The "DNS server" is a UDP socket on loopback that never answers: every
  * query times out after DNSTimeout (100 ms, one try).  A refresh goes on
@@ -44,6 +46,8 @@ typedef struct tcase {
     unsigned want_max_running; /* the most in the fetch stage at once */
     const char *want_failure;  /* outcome.failure of every job */
     bool want_in_order;        /* callbacks in the order the jobs started */
+    unsigned dns_timeout_ms;   /* 0: 100 */
+    unsigned lend_ms;          /* opts.fetch_lend_ms (0: the default, 1 s) */
 } tcase;
 
 static const tcase cases[] = {
@@ -59,6 +63,13 @@ static const tcase cases[] = {
       false },
     { "free_with_one_running_and_four_parked", 5, 1, STS_DISCOVER_REFRESH, 4, 4, 1, "local",
       false },
+    /* Each fetch stage lasts 600 ms (the address lookup times out); after
+     * 50 ms the oldest lends its slot, so all three end up running. */
+    { "slow_fetches_lend_their_slots_in_order", 3, 1, STS_DISCOVER_REFRESH, 0, 2, 3,
+      "dns-policy-host", true, 600, 50 },
+    /* The same with the default (1 s): nobody waits that long, no lending. */
+    { "fetches_quicker_than_the_lend_time_keep_their_slots", 3, 1, STS_DISCOVER_REFRESH, 0, 2, 1,
+      "dns-policy-host", true, 300, 0 },
 };
 
 typedef struct rec {
@@ -141,9 +152,10 @@ static void run_case(void **state)
     memset(&r, 0, sizeof(r));
     memset(&opts, 0, sizeof(opts));
     opts.dns.servers = servers;
-    opts.dns.timeout_ms = 100;
+    opts.dns.timeout_ms = tc->dns_timeout_ms != 0 ? tc->dns_timeout_ms : 100;
     opts.dns.tries = 1;
     opts.max_fetches = tc->max_fetches;
+    opts.fetch_lend_ms = tc->lend_ms;
     assert_int_equal(sts_discover_new(&opts, &r.d, &why), STS_OK);
     cb_run = &r;
     for (unsigned i = 0; i < tc->jobs; i++) {
