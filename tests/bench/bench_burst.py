@@ -74,8 +74,8 @@ order over --rounds rounds, each run with a fresh set of domains:
 After them, per server and round, the mixed burst (--mixed SLOW,QUICK,NONE,
 default 200,100,700; 0 leaves it out): domains whose policy host answers
 after --slow-ms (default 8000, past the budget), domains whose policy comes
-after --delay-ms, and domains with no TXT record, asked at once and
-interleaved: what a newsletter to new domains looks like when some policy
+after --delay-ms, and domains with no TXT record, asked at once (the slow
+ones sent first, the others interleaved): what a newsletter to new domains looks like when some policy
 hosts are slow or dead.  Per kind: right answers (a policy; NOTFOUND for
 no TXT record), median and slowest time, and "held", answered at the budget
 or later.  The goal: no quick or no-policy answer held up by the slow
@@ -451,8 +451,11 @@ class Bench:
         up by them."""
         port, _ = self.servers[name]
         m = self.mixed[(name, r)]
-        order = [d for group in zip(*(m[k] for k in MIXED_KINDS)) for d in group]
-        order += [d for k in MIXED_KINDS for d in m[k][len(order) // len(MIXED_KINDS):]]
+        # The slow ones first (the worst order: they reach the fetch stage
+        # first), then the others interleaved.
+        rest = [d for pair in zip(m["quick"], m["none"]) for d in pair]
+        n = min(len(m["quick"]), len(m["none"]))
+        order = m["slow"] + rest + m["quick"][n:] + m["none"][n:]
         replies, times, _, _ = burst(port, order)
         out = {}
         for k in MIXED_KINDS:
@@ -593,7 +596,7 @@ def report_mixed(args, names, mixed, budget_s):
     W = 138
     lines = ["", "mixed burst: %d domains whose policy host answers after %d ms (slow), %d whose "
              "policy comes after %d ms (quick), %d with no TXT record (none), asked at once, "
-             "interleaved; right: a policy (slow, quick) or NOTFOUND (none); held: answered "
+             "the slow ones first; right: a policy (slow, quick) or NOTFOUND (none); held: answered "
              "%.1f s (the budget) or more after the first request" % (
                  args.mixed[0], args.slow_ms, args.mixed[1], args.delay_ms, args.mixed[2],
                  budget_s),
