@@ -74,6 +74,7 @@ typedef struct job {
     size_t dane_covered; /* ... with validated, usable TLSA records */
     bool fetch_slot;     /* counted in d->fetching until the policy chain ends */
     bool lent;           /* in the fetch stage, its slot given up (d->lent) */
+    sts_fetch_xfer *xfer; /* its transfer while one runs (NULL: address lookup) */
     int64_t fetch_since; /* ms (monotonic) it entered the fetch stage */
     struct job *park_next;
     struct job *slot_prev, *slot_next; /* d->slot_head list while fetch_slot */
@@ -323,6 +324,7 @@ static void on_fetch(void *arg, const sts_fetch_result *res)
     sts_why why;
     sts_status st;
 
+    j->xfer = NULL; /* freed once this returns */
     switch (res->err) {
     case STS_FETCH_OK:
         break;
@@ -386,7 +388,8 @@ static void on_addrs(void *arg, sts_status st, const sts_dns_addrs *res, const c
         return;
     }
     fwhy.text[0] = '\0';
-    st = sts_fetch_start(j->d->fetch, j->o.domain, res->addr, res->n, on_fetch, j, &fwhy);
+    st = sts_fetch_start(j->d->fetch, j->o.domain, res->addr, res->n, on_fetch, j, &j->xfer,
+                         &fwhy);
     if (st != STS_OK)
         job_finish(j, STS_RESULT_TEMPERROR, st == STS_NOMEM ? STS_RT_NONE : STS_RT_FETCH_ERROR,
                    NULL, fwhy.text);
@@ -571,24 +574,53 @@ void sts_discover_mx(sts_discover *d, const char *domain, sts_dns_mx_cb *cb, voi
     sts_dns_mx_query(d->dns, domain, on_mx, m);
 }
 
-/* While discoveries are parked, fetches older than lend_ms give up their
- * slots (oldest first); returns ms until the next one would, or -1. */
+/* How long j must have been in the fetch stage before it lends its slot:
+ * lend_ms while it waits on its host or the resolver (address lookup, TCP
+ * connection, response after the handshake), three times that in its TLS
+ * handshake, which is the CPU work the limit is for (on a busy CPU a
+ * handshake is slow because the others are; a host that stalls its
+ * handshake still gives its slot up, later). */
+static int64_t lend_after(const sts_discover *d, const job *j)
+{
+    if (j->xfer != NULL && sts_fetch_xfer_phase(j->xfer) == STS_FETCH_HANDSHAKE)
+        return 3 * (int64_t)d->lend_ms;
+    return d->lend_ms;
+}
+
+/* While discoveries are parked, fetches that have waited long enough give
+ * up their slots, oldest first; returns ms until the next check, or -1. */
 static int lend_slots(sts_discover *d)
 {
-    int64_t now = now_ms();
+    int64_t now = now_ms(), next = -1;
+    job *j = d->slot_head;
 
-    while (d->park_head != NULL && d->slot_head != NULL && !d->closing) {
-        job *j = d->slot_head;
-        int64_t due = j->fetch_since + d->lend_ms;
+    while (j != NULL && d->park_head != NULL && !d->closing) {
+        job *after = j->slot_next;
+        int64_t age = now - j->fetch_since;
 
-        if (due > now)
-            return (int)(due - now);
-        slot_unlink(d, j);
-        j->lent = true;
-        d->lent++;
-        fetch_slot_release(d);
+        if (age < d->lend_ms) {
+            /* the rest are younger still */
+            next = next < 0 || d->lend_ms - age < next ? d->lend_ms - age : next;
+            break;
+        }
+        if (age >= lend_after(d, j)) {
+            slot_unlink(d, j);
+            j->lent = true;
+            d->lent++;
+            fetch_slot_release(d); /* may start (and end) parked jobs */
+            /* the list may have changed: a started job goes at its end,
+             * young; a job that ended left it */
+            after = d->slot_head;
+        } else {
+            int64_t wait = lend_after(d, j) - age;
+
+            next = next < 0 || wait < next ? wait : next;
+            if (next > d->lend_ms / 4)
+                next = d->lend_ms / 4; /* its phase may change before */
+        }
+        j = after;
     }
-    return -1;
+    return next < 0 ? -1 : (int)next;
 }
 
 sts_status sts_discover_run(sts_discover *d, int timeout_ms)

@@ -71,8 +71,8 @@ typedef struct trust {
     X509_STORE *store;
 } trust;
 
-typedef struct transfer {
-    struct transfer *prev, *next;
+typedef struct sts_fetch_xfer {
+    struct sts_fetch_xfer *prev, *next;
     sts_fetch *f;
     CURL *easy;
     X509_STORE *store; /* the transfer's reference to its trust's store, or NULL */
@@ -282,6 +282,17 @@ sts_status sts_fetch_set_ca(sts_fetch *f, const char *ca_file, sts_why *why)
 size_t sts_fetch_pending(const sts_fetch *f)
 {
     return f->pending;
+}
+
+sts_fetch_phase sts_fetch_xfer_phase(const sts_fetch_xfer *x)
+{
+    curl_off_t conn = 0, app = 0;
+
+    if (curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &conn) != CURLE_OK || conn == 0)
+        return STS_FETCH_CONNECTING;
+    if (curl_easy_getinfo(x->easy, CURLINFO_APPCONNECT_TIME_T, &app) != CURLE_OK || app == 0)
+        return STS_FETCH_HANDSHAKE;
+    return STS_FETCH_AWAITING;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
@@ -495,7 +506,8 @@ done:
 }
 
 sts_status sts_fetch_start(sts_fetch *f, const char *domain, const char *const *addrs,
-                           size_t naddrs, sts_fetch_cb *cb, void *arg, sts_why *why)
+                           size_t naddrs, sts_fetch_cb *cb, void *arg, sts_fetch_xfer **xfer,
+                           sts_why *why)
 {
     char url[STS_DOMAIN_MAX + 64];
     transfer *t = NULL;
@@ -566,6 +578,8 @@ sts_status sts_fetch_start(sts_fetch *f, const char *domain, const char *const *
         f->head->prev = t;
     f->head = t;
     f->pending++;
+    if (xfer != NULL)
+        *xfer = t;
     t = NULL;
     st = STS_OK;
     goto done;

@@ -61,6 +61,18 @@ typedef struct sts_fetch_result {
 
 typedef void sts_fetch_cb(void *arg, const sts_fetch_result *res);
 
+/* One policy transfer, from sts_fetch_start until its callback returns. */
+typedef struct sts_fetch_xfer sts_fetch_xfer;
+
+/* Where a transfer is: getting a TCP connection (waiting on the host), in
+ * its TLS handshake (CPU work of ours), or handshake done (waiting on the
+ * host for the response). */
+typedef enum {
+    STS_FETCH_CONNECTING,
+    STS_FETCH_HANDSHAKE,
+    STS_FETCH_AWAITING,
+} sts_fetch_phase;
+
 sts_status sts_fetch_new(const sts_fetch_opts *opts, sts_fetch **out, sts_why *why) STS_MUST_CHECK;
 
 /* Read the trust store again, from ca_file (NULL: the system store), for
@@ -76,9 +88,14 @@ void sts_fetch_free(sts_fetch *f);
  * the given addresses (textual IPv4/IPv6, at least one).  The callback
  * runs exactly once, from sts_fetch_wait/sts_fetch_free, never from here.
  * Returns STS_OK, STS_NOMEM, STS_PERMFAIL (no address, name too long) or
- * STS_TEMPFAIL (libcurl refused the transfer). */
+ * STS_TEMPFAIL (libcurl refused the transfer).  On STS_OK, *xfer (if xfer
+ * is not NULL) is the transfer, valid until its callback returns. */
 sts_status sts_fetch_start(sts_fetch *f, const char *domain, const char *const *addrs,
-                           size_t naddrs, sts_fetch_cb *cb, void *arg, sts_why *why) STS_MUST_CHECK;
+                           size_t naddrs, sts_fetch_cb *cb, void *arg, sts_fetch_xfer **xfer,
+                           sts_why *why) STS_MUST_CHECK;
+
+/* The phase of a running transfer.  Loop thread only. */
+sts_fetch_phase sts_fetch_xfer_phase(const sts_fetch_xfer *x);
 
 /* Wait up to timeout_ms for activity on curl's sockets or on the extra
  * file descriptors (their revents are filled in), or for a wakeup; then

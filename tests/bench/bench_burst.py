@@ -341,6 +341,8 @@ class Bench:
             settings["MaxDiscoveries"] = str(self.args.max_discoveries)
         if self.args.max_policy_fetches:
             settings["MaxPolicyFetches"] = str(self.args.max_policy_fetches)
+        for kv in self.args.setting:
+            settings[kv.split("=", 1)[0]] = kv.split("=", 1)[1]
         # No SocketmapProfile: "postfix DOMAIN" asks the built-in profile,
         # whose budget attribute() measures lost answers against.
         assert "SocketmapProfile" not in settings
@@ -496,8 +498,9 @@ def report(args, names, single, runs, load_start, budget):
              "their request; %d round(s)" % (os.cpu_count() or 0, load_start, loadavg(),
                                              args.delay_ms, args.rounds),
              "mtasts: MaxDiscoveries %s, CAFile the test CA; mtasts-sys: %s; peer: %s" % (
-                 "%s, MaxPolicyFetches %s" % (args.max_discoveries or "default",
-                                              args.max_policy_fetches or "default"),
+                 "%s, MaxPolicyFetches %s%s" % (args.max_discoveries or "default",
+                                                args.max_policy_fetches or "default",
+                                                "".join(", " + kv for kv in args.setting)),
                  "CAFile unset (system bundle + test CA)" if "mtasts-sys" in names
                  else "not measured",
                  "%s %s" % (peerd.PEER_PACKAGE, peerd.peer_version() or "?")
@@ -700,6 +703,8 @@ def main():
                     help="the daemon's MaxDiscoveries (default: as shipped)")
     ap.add_argument("--max-policy-fetches", type=int, default=0,
                     help="the daemon's MaxPolicyFetches (default: as shipped)")
+    ap.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                    help="one more daemon setting (repeatable), e.g. PolicyFetchSlotTime=2s")
     ap.add_argument("--no-peer", action="store_true", help="leave the peer out")
     ap.add_argument("--mixed", default="200,100,700",
                     help="the mixed burst: SLOW,QUICK,NONE domains (slow policy hosts, quick "
@@ -717,6 +722,8 @@ def main():
         args.mixed = [int(x) for x in args.mixed.split(",")] if args.mixed != "0" else []
     except ValueError:
         ap.error("--mixed: SLOW,QUICK,NONE or 0")
+    if any("=" not in kv for kv in args.setting):
+        ap.error("--setting: KEY=VALUE")
     if args.mixed and (len(args.mixed) != 3 or min(args.mixed) < 0 or sum(args.mixed) == 0):
         ap.error("--mixed: three counts SLOW,QUICK,NONE, or 0")
 

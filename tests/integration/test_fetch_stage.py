@@ -100,8 +100,8 @@ def run_tests(report, w, conf, lend_conf):
         a = drv.lookup("quick.test", 3000)
         want(a, result="policy", mode="enforce", pending=False, from_cache=False)
         # the slow ones still run (beside it), each fetched once, and end well
-        st = drv.cmd("stats")
-        assert st["parked"] == 0 and st["fetching"] == len(slow), st
+        st = drv.cmd("wait-stat fetching %d" % len(slow))
+        assert st["reached"] and st["parked"] == 0, st
         got = drv.cmd("async-wait")
         want(got, called=len(slow), policy=len(slow), twice=0)
         assert fetch_counts(w, slow + ["quick.test"]) == {d: 1 for d in slow + ["quick.test"]}, \
