@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/sockspec.h"
@@ -166,14 +167,6 @@ struct mt_metrics {
     bool started;
     mconn c[MT_METRICS_MAX_CONNS];
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 sts_status mt_metrics_open(const char *spec, mt_metrics **out, sts_why *why)
 {
@@ -361,7 +354,7 @@ static void accept_one(mt_metrics *m)
         i = old;
     }
     m->c[i].fd = fd;
-    m->c[i].deadline_ms = now_ms() + MT_METRICS_TIMEOUT_MS;
+    m->c[i].deadline_ms = sts_mono_ms() + MT_METRICS_TIMEOUT_MS;
 }
 
 static void *serve(void *arg)
@@ -371,7 +364,7 @@ static void *serve(void *arg)
     int map[MT_METRICS_MAX_CONNS + 2];
 
     for (;;) {
-        int64_t now = now_ms(), wait = MT_METRICS_TIMEOUT_MS;
+        int64_t now = sts_mono_ms(), wait = MT_METRICS_TIMEOUT_MS;
         nfds_t n = 0;
 
         pfd[n].fd = m->stopfd[0], pfd[n].events = POLLIN, map[n++] = -1;

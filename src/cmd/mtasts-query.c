@@ -24,6 +24,7 @@
 #include "sts/policy.h"
 #include "engine/store.h"
 #include "base/account.h"
+#include "base/clock.h"
 
 #include <jansson.h>
 
@@ -111,14 +112,6 @@ static void print_text(const query_state *q, const sts_mx_check *chk, size_t nch
         printf("error:       %s\n", o->error);
     if (rt != NULL)
         printf("report type: %s\n", rt);
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ------------------------------------------------------------------ cache */
@@ -525,10 +518,10 @@ int main(int argc, char **argv)
     }
     /* Every step has its own timeout; this outer bound only guards against
      * a bug turning into a hang.  c-ares doubles the wait on each try. */
-    deadline = now_ms() + 4LL * cfg.dns_timeout_ms * (1LL << (cfg.dns_tries > 6 ? 6 : cfg.dns_tries)) +
+    deadline = sts_mono_ms() + 4LL * cfg.dns_timeout_ms * (1LL << (cfg.dns_tries > 6 ? 6 : cfg.dns_tries)) +
                cfg.https_connect_timeout_ms + cfg.https_timeout_ms + 5000;
     while (!q.done || q.mx_pending) {
-        long long left = deadline - now_ms();
+        long long left = deadline - sts_mono_ms();
 
         if (left <= 0) {
             if (!q.done) {

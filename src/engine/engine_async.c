@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "sts/discover.h"
@@ -32,7 +32,7 @@ typedef struct waiter {
     struct waiter *rnext;         /* the ready list (answered) */
     flight *f;                    /* pending: the flight (one reference) */
     size_t heap_i;                /* pending: index in e->heap */
-    int64_t deadline;             /* CLOCK_MONOTONIC ms */
+    int64_t deadline;             /* sts_mono_ms() */
     int timeout_ms;
     bool have_cached;             /* ce: the NEED_MX fallback (see lookup_state) */
     sts_cache_entry ce;
@@ -40,14 +40,6 @@ typedef struct waiter {
     void *arg;
     sts_answer a;                 /* answered: what cb gets */
 } waiter;
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000L;
-}
 
 static void heap_set(sts_engine *e, size_t i, waiter *w)
 {
@@ -148,7 +140,7 @@ void sts_engine_async_flight_done_locked(sts_engine *e, flight *f)
  * next deadline (at most a loop tick).  Under e->mu. */
 static int waiters_expire_locked(sts_engine *e)
 {
-    int64_t now = mono_ms(), left;
+    int64_t now = sts_mono_ms(), left;
 
     while (e->nheap > 0 && e->heap[0]->deadline <= now)
         waiter_ready_locked(e, e->heap[0]);
@@ -249,7 +241,7 @@ sts_status sts_engine_lookup_async(sts_engine *e, const char *domain, int timeou
     w->have_cached = ls.have_cached;
     w->ce = ls.ce;
     w->timeout_ms = timeout_ms;
-    w->deadline = mono_ms() + timeout_ms;
+    w->deadline = sts_mono_ms() + timeout_ms;
     w->cb = cb;
     w->arg = arg;
     w->fprev = ls.f->waiters_tail;

@@ -43,6 +43,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "base/clock.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "engine/store_impl.h"
@@ -77,14 +78,6 @@ typedef struct redis_store {
     int64_t retry_at_ms;     /* monotonic: no connection attempt before this */
     char error[160];         /* why the last attempt failed, for messages */
 } redis_store;
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* "N s" or "N ms" for a log line. */
 static const char *show_wait(char *dst, size_t dstsz, unsigned ms)
@@ -299,14 +292,14 @@ static void lost(redis_store *r, bool quiet)
         sts_log(STS_LOG_DEBUG, "-", "store", "redis still unreachable server=%s error=\"%s\"",
                 r->name, r->error);
     }
-    r->retry_at_ms = mono_ms() + r->backoff_ms;
+    r->retry_at_ms = sts_mono_ms() + r->backoff_ms;
     r->backoff_ms = r->backoff_ms >= REDIS_BACKOFF_MAX_MS / 2 ? REDIS_BACKOFF_MAX_MS
                                                              : r->backoff_ms * 2;
 }
 
 static void unreachable(const redis_store *r, sts_why *why)
 {
-    int64_t left = r->retry_at_ms - mono_ms();
+    int64_t left = r->retry_at_ms - sts_mono_ms();
 
     sts_why_set(why, "redis %s unreachable (%s), next attempt in %lld ms", r->name, r->error,
                 (long long)(left > 0 ? left : 0));
@@ -319,7 +312,7 @@ static sts_status ready(redis_store *r, sts_why *why)
 
     if (r->c != NULL)
         return STS_OK;
-    if (r->down && mono_ms() < r->retry_at_ms) {
+    if (r->down && sts_mono_ms() < r->retry_at_ms) {
         unreachable(r, why);
         return STS_TEMPFAIL;
     }

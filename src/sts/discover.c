@@ -27,8 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "sts/fetch.h"
 #include "sts/policy.h"
 #include "sts/txt.h"
@@ -79,14 +79,6 @@ typedef struct job {
     struct job *park_next;
     struct job *slot_prev, *slot_next; /* d->slot_head list while fetch_slot */
 } job;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 sts_status sts_discover_new(const sts_discover_opts *opts, sts_discover **out, sts_why *why)
 {
@@ -403,7 +395,7 @@ static void fetch_begin(job *j)
 
     d->fetching++;
     j->fetch_slot = true;
-    j->fetch_since = now_ms();
+    j->fetch_since = sts_mono_ms();
     j->slot_prev = d->slot_tail;
     j->slot_next = NULL;
     if (d->slot_tail != NULL)
@@ -591,7 +583,7 @@ static int64_t lend_after(const sts_discover *d, const job *j)
  * up their slots, oldest first; returns ms until the next check, or -1. */
 static int lend_slots(sts_discover *d)
 {
-    int64_t now = now_ms(), next = -1;
+    int64_t now = sts_mono_ms(), next = -1;
     job *j = d->slot_head;
 
     while (j != NULL && d->park_head != NULL && !d->closing) {

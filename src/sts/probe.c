@@ -26,13 +26,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "base/clock.h"
 #include "base/buf.h"
 #include "sts/domain.h"
 #include "sts/smtpreply.h"
@@ -102,14 +102,6 @@ sts_probe_result sts_probe_cert_verdict(bool chain_errors, bool expired, bool na
 
 /* ------------------------------------------------------------ waiting */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 typedef struct conn {
     int fd;
     SSL *ssl;
@@ -124,14 +116,14 @@ typedef struct conn {
 /* Wait for events on c->fd until the next deadline; false on timeout. */
 static bool wait_fd(conn *c, short events)
 {
-    int64_t dl = now_ms() + c->io_ms;
+    int64_t dl = sts_mono_ms() + c->io_ms;
 
     if (dl > c->end)
         dl = c->end;
     for (;;) {
         struct pollfd pfd[2] = { { .fd = c->fd, .events = events, .revents = 0 },
                                  { .fd = c->cancel_fd, .events = POLLIN, .revents = 0 } };
-        int64_t left = dl - now_ms();
+        int64_t left = dl - sts_mono_ms();
         int n;
 
         if (left <= 0) {
@@ -579,7 +571,7 @@ sts_status sts_probe_run(const sts_probe_opts *opts, const char *mx, const char 
     c->fd = -1;
     c->cancel_fd = o->cancel_fd != NULL ? *o->cancel_fd : -1;
     c->io_ms = o->io_timeout_ms != 0 ? o->io_timeout_ms : 30000;
-    c->end = now_ms() + (o->total_timeout_ms != 0 ? o->total_timeout_ms : 60000);
+    c->end = sts_mono_ms() + (o->total_timeout_ms != 0 ? o->total_timeout_ms : 60000);
     sts_sigpipe_block(&g);
     for (size_t i = 0; i < naddrs; i++) {
         uint8_t a[16];
@@ -587,7 +579,7 @@ sts_status sts_probe_run(const sts_probe_opts *opts, const char *mx, const char 
         sts_smtp_reply r;
         char text[STS_SMTP_TEXT_MAX + 8];
 
-        if (now_ms() >= c->end || cancelled(c)) {
+        if (sts_mono_ms() >= c->end || cancelled(c)) {
             (void)snprintf(out->detail, sizeof(out->detail), "probe time used up");
             break;
         }

@@ -31,6 +31,7 @@
 
 #include "sts/domain.h"
 #include "tlsrpt/rspool.h"
+#include "base/clock.h"
 
 #define RMAIL_HDR_MAX 900  /* a header value; RFC 5322 lines stop at 998 */
 #define RMAIL_B64_IN 57    /* 57 bytes -> one 76-character base64 line */
@@ -210,14 +211,6 @@ done:
 
 /* ------------------------------------------------------------- submission */
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void close_fd(int *fd)
 {
     if (*fd >= 0) {
@@ -249,7 +242,7 @@ sts_status sts_rmail_submit(const char *cmd, const char *msg, size_t len, unsign
     size_t kept_len = 0, off = 0;
     int status = 0;
     bool exited = false, timed_out = false, short_write = false;
-    int64_t deadline = mono_ms() + (timeout_ms != 0 ? timeout_ms : 120000);
+    int64_t deadline = sts_mono_ms() + (timeout_ms != 0 ? timeout_ms : 120000);
     sts_status st = STS_TEMPFAIL;
     pid_t pid;
 
@@ -300,7 +293,7 @@ sts_status sts_rmail_submit(const char *cmd, const char *msg, size_t len, unsign
             exited = true;
             break;
         }
-        left = deadline - mono_ms();
+        left = deadline - sts_mono_ms();
         if (left <= 0) {
             timed_out = true;
             break;

@@ -34,6 +34,7 @@
 #include <jansson.h>
 #include <zlib.h>
 
+#include "base/clock.h"
 #include "base/buf.h"
 #include "sts/dns.h"
 #include "sts/domain.h"
@@ -50,14 +51,6 @@
 #define RSEND_BACKOFF_MAX (4 * 3600)
 #define RSEND_LOCK_WAIT_MS (10 * 60 * 1000)
 #define RSEND_DNS_WAIT_MS 120000
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ------------------------------------------------------------ report ids */
 
@@ -172,14 +165,14 @@ sts_status sts_rsend_gzip(const void *data, size_t len, unsigned char **out, siz
  * taken here, around each of them, not by rspool.c's single steps. */
 static sts_status spool_lock(int dirfd, const char *dir, sts_why *why)
 {
-    int64_t deadline = mono_ms() + RSEND_LOCK_WAIT_MS;
+    int64_t deadline = sts_mono_ms() + RSEND_LOCK_WAIT_MS;
 
     while (flock(dirfd, LOCK_EX | LOCK_NB) != 0) {
         if (errno != EWOULDBLOCK && errno != EINTR) {
             sts_why_set(why, "cannot lock spool %s: %s", dir, strerror(errno));
             return STS_TEMPFAIL;
         }
-        if (mono_ms() > deadline) {
+        if (sts_mono_ms() > deadline) {
             sts_why_set(why, "spool %s is still locked by another run", dir);
             return STS_TEMPFAIL;
         }
@@ -310,9 +303,9 @@ static sts_status get_dns(run_ctx *x, sts_why *why)
  * is freed, which completes the query with STS_TEMPFAIL. */
 static void dns_wait(run_ctx *x, const bool *done)
 {
-    int64_t deadline = mono_ms() + RSEND_DNS_WAIT_MS;
+    int64_t deadline = sts_mono_ms() + RSEND_DNS_WAIT_MS;
 
-    while (!*done && mono_ms() < deadline) {
+    while (!*done && sts_mono_ms() < deadline) {
         struct pollfd fds[STS_DNS_MAX_POLLFDS];
         int n = sts_dns_pollfds(x->dns, fds, STS_DNS_MAX_POLLFDS);
         int t = sts_dns_timeout_ms(x->dns, 1000);

@@ -25,13 +25,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "unit_run.h"
 
+#include "base/clock.h"
 #include "sts/discover.h"
 
 #define MAX_JOBS 8
@@ -130,14 +130,6 @@ static int black_hole(char *servers, size_t len)
     return fd;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void run_case(void **state)
 {
     const tcase *tc = *state;
@@ -145,7 +137,7 @@ static void run_case(void **state)
     sts_why why = { "" };
     char servers[64];
     int fd = black_hole(servers, sizeof(servers));
-    int64_t deadline = now_ms() + 10000;
+    int64_t deadline = sts_mono_ms() + 10000;
     run r;
     bool freed = false;
 
@@ -165,7 +157,7 @@ static void run_case(void **state)
         assert_int_equal(sts_discover_start_mode(r.d, domain, tc->mode, "id1", on_done, &r.recs[i]),
                          STS_OK);
     }
-    while (r.done < tc->jobs && now_ms() < deadline) {
+    while (r.done < tc->jobs && sts_mono_ms() < deadline) {
         size_t running, parked;
 
         assert_int_equal(sts_discover_run(r.d, 50), STS_OK);
